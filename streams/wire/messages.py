@@ -1,0 +1,273 @@
+"""Control-plane and metrics messages: small, JSON, versioned.
+
+Every message is a JSON object with ``"kind"`` (which message) and ``"v"`` (its schema version).
+A consumer accepts the versions it knows and rejects others with a :class:`DecodeError` naming
+the reason; fields it does not know are ignored, so adding an optional field is not a new version.
+Times are epoch milliseconds (``*_ms``) or seconds (``*_s``); sizes are bytes.
+
+These travel at human rates (commands, heartbeats) or once per run, plan, label and second
+(metrics), so readability wins over compactness here; raw samples use the columnar frame of
+:mod:`streams.wire.results`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Final, Literal, TypeVar
+
+import msgspec
+
+from streams.wire.errors import DecodeError
+
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^/\s]+$")]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+Seconds = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    pass
+
+
+# --- engine status -----------------------------------------------------------------------------
+
+
+class EngineState(StrEnum):
+    IDLE = "idle"  # deployed, waiting for a start command
+    PREPARING = "preparing"  # downloading files, splitting data, rewriting the plan
+    RUNNING = "running"
+    STOPPING = "stopping"
+    FINISHED = "finished"  # the engine exited on its own or after a stop, results flushed
+    FAILED = "failed"
+
+
+class EngineStatus(_Message, tag="engine_status", frozen=True, kw_only=True):
+    """A heartbeat or state change of one engine, sent by its sidecar."""
+
+    v: Literal[1] = 1
+    engine_id: Id
+    collection_id: Id
+    plan_id: Id
+    engine_index: NonNegative
+    state: EngineState
+    ts_ms: NonNegative
+    run_id: Id | None = None
+    command_id: Id | None = None
+    """The command this status answers, if any."""
+    threads: NonNegative = 0
+    cpu_cores: float | None = None
+    """CPU used by the engine process since the last heartbeat, in cores (1.0 = one core)."""
+    memory_bytes: NonNegative | None = None
+    samples_published: NonNegative = 0
+    malformed_lines: NonNegative = 0
+    exit_code: int | None = None
+    detail: str = ""
+
+
+# --- run events ----------------------------------------------------------------------------------
+
+
+class PlanSpec(msgspec.Struct, frozen=True, kw_only=True):
+    plan_id: Id
+    engines: Annotated[int, msgspec.Meta(ge=1)]
+    threads_per_engine: Annotated[int, msgspec.Meta(ge=1)]
+    ramp_up_s: Seconds = 0
+    duration_s: Annotated[int, msgspec.Meta(ge=1)]
+
+
+class RunStarted(_Message, tag="run_started", frozen=True, kw_only=True):
+    """The control plane started a run; the run's owner in the stream begins to track it."""
+
+    v: Literal[1] = 1
+    run_id: Id
+    collection_id: Id
+    project_id: Id
+    started_ms: NonNegative
+    plans: list[PlanSpec]
+    thresholds: list[str] = []
+    """Pass/fail criteria, in the criteria syntax of docs/criteria.md."""
+
+
+class RunStopRequested(_Message, tag="run_stop_requested", frozen=True, kw_only=True):
+    v: Literal[1] = 1
+    run_id: Id
+    requested_ms: NonNegative
+    reason: str
+
+
+class RunOutcome(StrEnum):
+    FINISHED = "finished"
+    ABORTED = "aborted"
+    FAILED = "failed"
+
+
+class RunEnded(_Message, tag="run_ended", frozen=True, kw_only=True):
+    v: Literal[1] = 1
+    run_id: Id
+    ended_ms: NonNegative
+    outcome: RunOutcome
+    reason: str
+
+
+RunEvent = RunStarted | RunStopRequested | RunEnded
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+class PlanFile(msgspec.Struct, frozen=True, kw_only=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^/\\\x00]+$")]
+    url: str
+    size_bytes: NonNegative
+    sha256: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+
+
+class StartEngines(_Message, tag="start", frozen=True, kw_only=True):
+    """Start the engines of one plan; each sidecar of the plan picks its share by its index.
+
+    ``command_id`` makes the command idempotent: a sidecar acts on an id once.
+    """
+
+    v: Literal[1] = 1
+    command_id: Id
+    collection_id: Id
+    run_id: Id
+    plan_id: Id
+    engine_count: Annotated[int, msgspec.Meta(ge=1)]
+    threads_per_engine: Annotated[int, msgspec.Meta(ge=1)]
+    ramp_up_s: Seconds = 0
+    duration_s: Annotated[int, msgspec.Meta(ge=1)]
+    files: list[PlanFile] = []
+    file_token: str = ""
+    """Per-run bearer token that the file URLs accept."""
+    split_csv: bool = False
+    issued_ms: NonNegative
+
+
+class StopEngines(_Message, tag="stop", frozen=True, kw_only=True):
+    v: Literal[1] = 1
+    command_id: Id
+    collection_id: Id
+    run_id: Id
+    plan_id: Id | None = None
+    """``None`` stops every plan of the run."""
+    reason: str
+    issued_ms: NonNegative
+
+
+class PurgeEngines(_Message, tag="purge", frozen=True, kw_only=True):
+    """Remove the collection's engines (executed by the control plane's scheduler)."""
+
+    v: Literal[1] = 1
+    command_id: Id
+    collection_id: Id
+    reason: str
+    issued_ms: NonNegative
+
+
+Command = StartEngines | StopEngines | PurgeEngines
+
+
+# --- per-second metrics --------------------------------------------------------------------------
+
+
+class Histogram(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """A sparse mergeable histogram: ``counts[i]`` values fell in bucket ``buckets[i]``.
+
+    ``scheme`` names the bucket layout (see :data:`HISTOGRAM_SCHEMES`); two histograms merge by
+    adding counts of equal buckets, only when their schemes are equal.
+    """
+
+    scheme: str
+    buckets: list[int]
+    counts: list[NonNegative]
+
+
+#: Bucket layouts. ``log2pct``: bucket 0 holds 0, bucket ``b`` ≥ 1 holds values ``v`` with
+#: ``floor(log(v) / log(1.02)) + 1 == b``; its representative value ``1.02 ** (b - 0.5)`` is within
+#: 1 % of every value in it.
+HISTOGRAM_SCHEMES: Final = frozenset({"log2pct"})
+
+
+class SecondMetrics(_Message, tag="second_metrics", frozen=True, kw_only=True):
+    """Final aggregates of one second of sample time, for a label, a plan or a whole run.
+
+    ``plan_id`` and ``label`` are ``None`` on the rows that total over plans or labels.
+    Emitted once per window by the run's owner after the grace period.
+    """
+
+    v: Literal[1] = 1
+    run_id: Id
+    plan_id: Id | None
+    label: str | None
+    second_s: NonNegative
+    count: NonNegative
+    failures: NonNegative
+    codes: dict[str, NonNegative]
+    """Samples per response code."""
+    bytes_recv: NonNegative
+    bytes_sent: NonNegative
+    elapsed_min_ms: NonNegative
+    elapsed_max_ms: NonNegative
+    elapsed_sum_ms: NonNegative
+    threads_max: NonNegative
+    elapsed: Histogram
+    latency: Histogram
+    connect: Histogram
+
+
+# --- encoding ------------------------------------------------------------------------------------
+
+M = TypeVar("M", bound=msgspec.Struct)
+
+_encoder = msgspec.json.Encoder()
+_decoders: dict[object, msgspec.json.Decoder[object]] = {}
+
+
+def encode_message(message: msgspec.Struct) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_message(data: bytes, kind: type[M]) -> M:
+    """Decode one message of class ``kind``.
+
+    Raises :class:`DecodeError` naming what is wrong, e.g. an unknown kind, a missing field or an
+    unsupported version.
+    """
+    message: M = _decode(data, kind)
+    return message
+
+
+def decode_run_event(data: bytes) -> RunEvent:
+    event: RunEvent = _decode(data, RunEvent)
+    return event
+
+
+def decode_command(data: bytes) -> Command:
+    command: Command = _decode(data, Command)
+    return command
+
+
+def _decode(data: bytes, kind: Any) -> Any:
+    decoder = _decoders.get(kind)
+    if decoder is None:
+        decoder = _decoders[kind] = msgspec.json.Decoder(kind)
+    try:
+        message = decoder.decode(data)
+    except msgspec.DecodeError as exc:  # ValidationError is a subclass
+        raise DecodeError(_kind_name(kind), str(exc)) from exc
+    if isinstance(message, SecondMetrics):
+        _check_histograms(message)
+    return message
+
+
+def _check_histograms(m: SecondMetrics) -> None:
+    for name in ("elapsed", "latency", "connect"):
+        h: Histogram = getattr(m, name)
+        if h.scheme not in HISTOGRAM_SCHEMES:
+            raise DecodeError("second_metrics", f"{name}: unknown histogram scheme {h.scheme!r}")
+        if len(h.buckets) != len(h.counts):
+            raise DecodeError("second_metrics", f"{name}: buckets and counts differ in length")
+
+
+def _kind_name(kind: object) -> str:
+    return getattr(kind, "__name__", None) or str(kind)
