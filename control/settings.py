@@ -1,0 +1,52 @@
+"""Settings of the control API: environment variables ``SHIBUYA_API_*``.
+
+Nested groups use ``__``: ``SHIBUYA_API_DATABASE__URL=postgresql+psycopg://…``. Built in
+:mod:`control.main` and passed down; nothing reads the environment at import.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseModel):
+    bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated")
+    topic_prefix: str = Field("shibuya", description="prefix of every topic name")
+
+
+class DatabaseSettings(BaseModel):
+    url: str = Field("", description="SQLAlchemy URL; empty means SQLite under data_dir")
+
+
+class ClickHouseSettings(BaseModel):
+    dsn: str = Field("", description="clickhouse-connect DSN; empty means chdb under data_dir")
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SHIBUYA_API_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8080, description="port to listen on")
+    data_dir: Path = Field(
+        Path(".shibuya"), description="SQLite metadata, plan files, embedded ClickHouse"
+    )
+    kafka: KafkaSettings = KafkaSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{(self.data_dir / 'shibuya.db').resolve()}"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        return self.clickhouse.dsn or f"chdb:///{(self.data_dir / 'clickhouse').resolve()}"

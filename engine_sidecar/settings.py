@@ -1,0 +1,49 @@
+"""Settings of an engine sidecar: environment variables ``SHIBUYA_SIDECAR_*``.
+
+Nested groups use ``__``: ``SHIBUYA_SIDECAR_BATCH__MAX_SAMPLES=5000``. Built in
+:mod:`engine_sidecar.main` and passed down; nothing reads the environment at import.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseModel):
+    bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated")
+    topic_prefix: str = Field("shibuya", description="prefix of every topic name")
+    compression: str = Field("lz4", description="producer compression: none, gzip, lz4 or zstd")
+
+
+class BatchSettings(BaseModel):
+    max_samples: int = Field(2000, ge=1, description="samples per result batch at most")
+    max_interval_ms: int = Field(
+        500, ge=10, le=500, description="a batch is flushed at least this often"
+    )
+
+
+class EngineIdentity(BaseModel):
+    collection_id: str = Field("local", description="collection the engine belongs to")
+    plan_id: str = Field("plan", description="plan the engine runs")
+    engine_index: int = Field(0, ge=0, description="index of the engine within its plan")
+
+
+class SidecarSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SHIBUYA_SIDECAR_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    work_dir: Path = Field(Path(".shibuya/engine"), description="plan files, results, checkpoints")
+    health_port: int = Field(8089, description="port of /healthz and /metrics")
+    heartbeat_interval_s: float = Field(5.0, gt=0, description="seconds between heartbeats")
+    engine: EngineIdentity = EngineIdentity()
+    kafka: KafkaSettings = KafkaSettings()
+    batch: BatchSettings = BatchSettings()
+
+    @property
+    def engine_id(self) -> str:
+        e = self.engine
+        return f"{e.collection_id}-{e.plan_id}-{e.engine_index}"

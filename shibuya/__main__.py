@@ -1,0 +1,3 @@
+from shibuya.cli import main
+
+main()

@@ -1,0 +1,204 @@
+"""The ``shibuya`` command, grouped by component.
+
+Each deployable reads its settings from environment variables with its own prefix
+(``SHIBUYA_SIDECAR_``, ``SHIBUYA_WORKER_``, ``SHIBUYA_API_``); ``shibuya <component> config``
+prints what it would run with. Components are imported inside their commands, so ``shibuya dev``
+does not pay for Faust or FastAPI.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from pydantic_settings import BaseSettings
+
+if TYPE_CHECKING:
+    from shibuya.dev.kafka import KafkaBroker
+
+app = typer.Typer(
+    help="Shibuya distributed mode: JMeter engines publish results to Kafka, stream workers "
+    "aggregate them, a stateless API controls runs.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+sidecar = typer.Typer(
+    help="Engine sidecar: runs beside one load-generating engine, starts and stops it on "
+    "commands from Kafka, and publishes its results to Kafka in batches. "
+    "Settings: SHIBUYA_SIDECAR_* variables.",
+    no_args_is_help=True,
+)
+worker = typer.Typer(
+    help="Stream worker (Faust): aggregates raw results per partition, tracks runs, "
+    "triggers termination. Run one per machine or pod; partitions spread over all of them. "
+    "Settings: SHIBUYA_WORKER_* variables.",
+    no_args_is_help=True,
+)
+api = typer.Typer(
+    help="Control API (FastAPI): projects, plans, collections, runs, engines. Stateless: run "
+    "as many replicas as you like. Settings: SHIBUYA_API_* variables.",
+    no_args_is_help=True,
+)
+dev = typer.Typer(
+    help="Development services on this machine: a real Kafka broker without Docker, "
+    "and the end-to-end demo.",
+    no_args_is_help=True,
+)
+kafka = typer.Typer(
+    help="A single-node Apache Kafka broker (KRaft) on 127.0.0.1, fetched from Maven Central "
+    "into ~/.cache/shibuya (or $SHIBUYA_CACHE_DIR) on first use.",
+    no_args_is_help=True,
+)
+app.add_typer(sidecar, name="sidecar")
+app.add_typer(worker, name="worker")
+app.add_typer(api, name="api")
+app.add_typer(dev, name="dev")
+dev.add_typer(kafka, name="kafka")
+
+
+def _print_settings(settings: BaseSettings) -> None:
+    typer.echo(json.dumps(settings.model_dump(mode="json"), indent=2))
+
+
+@sidecar.command("config")
+def sidecar_config() -> None:
+    """Print the sidecar's effective settings as JSON."""
+    from engine_sidecar.settings import SidecarSettings
+
+    _print_settings(SidecarSettings())
+
+
+@worker.command("run")
+def worker_run() -> None:
+    """Run a stream worker until SIGTERM or Ctrl-C.
+
+    It joins the consumer group SHIBUYA_WORKER_APP_ID, creates the pipeline's topics if they are
+    missing, and serves Prometheus metrics on SHIBUYA_WORKER_METRICS_PORT.
+    """
+    from streams.main import run
+    from streams.settings import WorkerSettings
+
+    run(WorkerSettings())
+
+
+@worker.command("config")
+def worker_config() -> None:
+    """Print the worker's effective settings as JSON."""
+    from streams.settings import WorkerSettings
+
+    _print_settings(WorkerSettings())
+
+
+@api.command("serve")
+def api_serve() -> None:
+    """Serve the control API on SHIBUYA_API_HOST:SHIBUYA_API_PORT until SIGTERM or Ctrl-C."""
+    from control.main import serve
+    from control.settings import ApiSettings
+
+    serve(ApiSettings())
+
+
+@api.command("config")
+def api_config() -> None:
+    """Print the API's effective settings as JSON."""
+    from control.settings import ApiSettings
+
+    _print_settings(ApiSettings())
+
+
+DataDir = Annotated[Path, typer.Option(help="broker state: config, KRaft log, PID file, kafka.log")]
+Port = Annotated[int, typer.Option(help="client port on 127.0.0.1")]
+ControllerPort = Annotated[int, typer.Option(help="KRaft controller port on 127.0.0.1")]
+
+
+def _broker(data_dir: Path, port: int, controller_port: int) -> KafkaBroker:
+    from shibuya.dev.kafka import KafkaBroker
+
+    return KafkaBroker(data_dir.resolve(), port=port, controller_port=controller_port)
+
+
+@kafka.command("install")
+def kafka_install() -> None:
+    """Fetch the broker's jars with Maven into the cache (nothing to do when cached)."""
+    from shibuya.dev.kafka import KAFKA_VERSION, install
+
+    typer.echo(f"Kafka {KAFKA_VERSION}: {install(quiet=False)}")
+
+
+@kafka.command("start")
+def kafka_start(
+    data_dir: DataDir = Path(".shibuya/kafka"),
+    port: Port = 9092,
+    controller_port: ControllerPort = 9093,
+) -> None:
+    """Start the broker in the background (installing it first) and wait until it serves."""
+    from shibuya.dev.procs import ServiceError
+
+    broker = _broker(data_dir, port, controller_port)
+    try:
+        seconds = broker.start()
+    except ServiceError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"Kafka {broker.version} serving on {broker.bootstrap} (pid {broker.pid()}, "
+        f"ready in {seconds:.1f}s; log {broker.log_path})"
+    )
+
+
+@kafka.command("stop")
+def kafka_stop(
+    data_dir: DataDir = Path(".shibuya/kafka"),
+    port: Port = 9092,
+    controller_port: ControllerPort = 9093,
+) -> None:
+    """Stop the broker started from DATA_DIR (SIGTERM by PID, SIGKILL after 30 s)."""
+    broker = _broker(data_dir, port, controller_port)
+    typer.echo("stopped" if broker.stop() else "not running")
+
+
+@kafka.command("status")
+def kafka_status(
+    data_dir: DataDir = Path(".shibuya/kafka"),
+    port: Port = 9092,
+    controller_port: ControllerPort = 9093,
+) -> None:
+    """Tell whether the broker of DATA_DIR runs and serves; exit code 1 when it does not."""
+    broker = _broker(data_dir, port, controller_port)
+    if broker.running():
+        typer.echo(f"running: pid {broker.pid()}, {broker.bootstrap}")
+        return
+    typer.echo("not running")
+    raise typer.Exit(1)
+
+
+@dev.command("demo")
+def dev_demo(
+    engines: Annotated[int, typer.Option(min=1, max=64, help="simulated engines")] = 4,
+    seconds: Annotated[int, typer.Option(min=1, max=600, help="simulated test length")] = 20,
+    rate: Annotated[int, typer.Option(min=1, max=200_000, help="samples/s per engine")] = 2000,
+    bootstrap: Annotated[
+        str, typer.Option(help="Kafka to use; when nothing answers there, a broker is started")
+    ] = "127.0.0.1:9092",
+) -> None:
+    """The main job: start Kafka and a stream worker, push result batches through, report.
+
+    Simulated engines publish batches as sidecars do (including one redelivered batch and one
+    malformed message); the worker counts them exactly. Live progress while it runs, a final
+    report at the end; everything started here is stopped here.
+    """
+    from shibuya.dev.demo import Demo
+
+    ok = Demo(engines=engines, seconds=seconds, rate=rate, bootstrap=bootstrap).run()
+    raise typer.Exit(0 if ok else 1)
+
+
+def main() -> None:
+    app(prog_name="shibuya")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""The main job: Kafka, a stream worker, simulated engines, live progress and a final report.
+
+The engines are simulated here (real JMeter engines and their sidecars arrive with the sidecar
+and scheduler work); everything else is the real pipeline: a real broker, a real Faust worker in
+its own process, the real wire format. The worker's ``engine-progress`` table is read from its
+changelog topic, as any operator view may, so the report shows what the worker counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from shibuya.dev import kafka_io
+from shibuya.dev.kafka import KafkaBroker
+from shibuya.dev.procs import ServiceError, free_port, port_open
+from shibuya.dev.worker_proc import WorkerProcess
+from streams.tables import ENGINE_PROGRESS, changelog_topic
+from streams.wire import BatchBuilder, ResultBatch, Topic, encode_batch, result_key, topic_name
+
+APP_ID = "shibuya-streams"
+LABELS = ("GET /", 'POST /login, "json"')
+
+
+@dataclass
+class EngineTally:
+    batches: int = 0
+    samples: int = 0
+    counted: int = 0
+
+
+@dataclass
+class Demo:
+    engines: int = 4
+    seconds: int = 20
+    rate: int = 2000
+    bootstrap: str = "127.0.0.1:9092"
+    data_dir: Path = Path(".shibuya")
+    console: Console = field(default_factory=Console)
+    run_id: str = field(default_factory=lambda: f"demo-{uuid.uuid4().hex[:8]}")
+    tallies: dict[str, EngineTally] = field(default_factory=dict)
+
+    def run(self) -> bool:
+        t0 = time.monotonic()
+        with contextlib.ExitStack() as stack:
+            try:
+                self._kafka(stack)
+                worker = self._worker(stack)
+                asyncio.run(self._drive(worker))
+            except (ServiceError, TimeoutError) as exc:
+                self.console.print(f"[red]demo failed:[/red] {exc or 'timed out'}")
+                return False
+            worker_counts = worker.metrics()
+        return self._report(worker_counts, time.monotonic() - t0)
+
+    # --- services ---------------------------------------------------------------------------
+
+    def _kafka(self, stack: contextlib.ExitStack) -> None:
+        host, _, port = self.bootstrap.rpartition(":")
+        if port_open(host, int(port)):
+            self.console.print(f"Kafka: using the broker at {self.bootstrap}")
+            return
+        broker = KafkaBroker(
+            (self.data_dir / "kafka").resolve(), port=int(port), controller_port=free_port()
+        )
+        self.console.print(f"Kafka: starting a broker on {self.bootstrap} …")
+        seconds = broker.start()
+        stack.callback(self._stop, "Kafka", broker.stop)
+        self.console.print(f"Kafka: ready in {seconds:.1f}s (pid {broker.pid()})")
+
+    def _worker(self, stack: contextlib.ExitStack) -> WorkerProcess:
+        worker = WorkerProcess.start(
+            bootstrap=self.bootstrap,
+            app_id=APP_ID,
+            data_dir=self.data_dir,
+            log=(self.data_dir / "logs" / "worker.log").resolve(),
+        )
+        stack.callback(self._stop, "worker", worker.stop)
+        self.console.print(f"Stream worker: started (pid {worker.pid}, log {worker.log})")
+        return worker
+
+    def _stop(self, name: str, stop: object) -> None:
+        assert callable(stop)
+        stop()
+        self.console.print(f"{name}: stopped")
+
+    # --- the load ---------------------------------------------------------------------------
+
+    async def _drive(self, worker: WorkerProcess) -> None:
+        results = topic_name(Topic.RESULTS)
+        changelog = changelog_topic(APP_ID, ENGINE_PROGRESS)
+        waiting = asyncio.create_task(
+            kafka_io.wait_for_topics(self.bootstrap, [results, changelog], timeout_s=60)
+        )
+        while not waiting.done():
+            if worker.exited():
+                waiting.cancel()
+                raise ServiceError(f"the worker exited:\n{worker.log_tail()}")
+            await asyncio.sleep(0.1)
+        if waiting.exception():
+            raise ServiceError(f"the worker did not create {results} in 60s:\n{worker.log_tail()}")
+        self.tallies = {f"{self.run_id}-engine-{i}": EngineTally() for i in range(self.engines)}
+        self.console.print(
+            f"Run {self.run_id}: {self.engines} engines × {self.rate} samples/s for "
+            f"{self.seconds}s, batches of ≤500 ms"
+        )
+        watcher = asyncio.create_task(self._watch())
+        try:
+            with Live(self._table(), console=self.console, refresh_per_second=4) as live:
+                refresher = asyncio.create_task(self._refresh(live))
+                await self._produce(results)
+                async with asyncio.timeout(60):
+                    while not self._exact():
+                        await asyncio.sleep(0.1)
+                refresher.cancel()
+                live.update(self._table())
+            self.console.print()
+        finally:
+            watcher.cancel()
+
+    async def _produce(self, results: str) -> None:
+        rng = random.Random(7)
+        seqs = dict.fromkeys(self.tallies, 0)
+        per_tick = max(1, self.rate // 2)  # one batch per engine every 500 ms
+        last: tuple[bytes, bytes] | None = None
+        async with kafka_io.producer(self.bootstrap) as producer:
+            start = time.monotonic()
+            for tick in range(self.seconds * 2):
+                now_ms = int(time.time() * 1000)
+                for engine, tally in self.tallies.items():
+                    batch = _simulated_batch(
+                        rng, per_tick, now_ms, self.run_id, engine, seqs[engine]
+                    )
+                    seqs[engine] += 1
+                    key, value = result_key(self.run_id, engine), encode_batch(batch)
+                    await producer.send(results, value, key=key)
+                    tally.batches += 1
+                    tally.samples += len(batch)
+                    last = (key, value)
+                await producer.flush()
+                await asyncio.sleep(max(0.0, start + (tick + 1) * 0.5 - time.monotonic()))
+            # What a restarted sidecar may do: send its last batch again. And a corrupt message.
+            assert last is not None
+            await producer.send_and_wait(results, last[1], key=last[0])
+            await producer.send_and_wait(results, b"\x00not a result batch", key=last[0])
+
+    async def _watch(self) -> None:
+        topic = changelog_topic(APP_ID, ENGINE_PROGRESS)
+        async with kafka_io.read_from_start(self.bootstrap, topic) as records:
+            async for record in records:
+                if record.key is None or record.value is None:
+                    continue
+                run_id, _, engine = json.loads(record.key).partition("/")
+                if run_id == self.run_id and engine in self.tallies:
+                    self.tallies[engine].counted = json.loads(record.value)["samples"]
+
+    async def _refresh(self, live: Live) -> None:
+        while True:
+            live.update(self._table())
+            await asyncio.sleep(0.25)
+
+    def _exact(self) -> bool:
+        return all(t.counted == t.samples for t in self.tallies.values())
+
+    def _table(self) -> Table:
+        table = Table(title=f"run {self.run_id}")
+        for col in ("engine", "batches sent", "samples sent", "samples counted by the worker"):
+            table.add_column(col, justify="left" if col == "engine" else "right")
+        for engine, t in self.tallies.items():
+            table.add_row(engine, f"{t.batches:,}", f"{t.samples:,}", f"{t.counted:,}")
+        sent = sum(t.samples for t in self.tallies.values())
+        counted = sum(t.counted for t in self.tallies.values())
+        table.add_row(
+            "total",
+            f"{sum(t.batches for t in self.tallies.values()):,}",
+            f"{sent:,}",
+            f"{counted:,}",
+            style="bold",
+        )
+        return table
+
+    def _report(self, worker_counts: dict[str, float], seconds: float) -> bool:
+        exact = self._exact() and bool(self.tallies)
+        duplicates = worker_counts.get('shibuya_ingest_batches_total{outcome="duplicate"}', 0)
+        malformed = worker_counts.get('shibuya_ingest_batches_total{outcome="malformed"}', 0)
+        total = sum(t.samples for t in self.tallies.values())
+        self.console.print(
+            f"\nReport: {total:,} samples sent, "
+            f"{sum(t.counted for t in self.tallies.values()):,} counted — "
+            + ("[green]exact[/green]" if exact else "[red]NOT exact[/red]")
+            + f"; redelivered batches dropped: {duplicates:.0f}; "
+            f"malformed messages skipped and reported: {malformed:.0f}; {seconds:.1f}s in all"
+        )
+        return exact and duplicates >= 1 and malformed >= 1
+
+
+def _simulated_batch(
+    rng: random.Random, n: int, now_ms: int, run_id: str, engine: str, seq: int
+) -> ResultBatch:
+    b = BatchBuilder()
+    for i in range(n):
+        label = LABELS[i % 2]
+        failed = rng.random() < 0.01
+        elapsed = int(rng.lognormvariate(3.5 if i % 2 else 4.5, 0.6))
+        b.add(
+            ts_ms=now_ms - 500 + i * 500 // n,
+            elapsed_ms=elapsed,
+            latency_ms=elapsed * 2 // 3,
+            connect_ms=rng.randint(0, 3),
+            label=label,
+            code="500" if failed else "200",
+            success=not failed,
+            bytes_recv=rng.randint(500, 5000),
+            bytes_sent=180,
+            grp_threads=50,
+            all_threads=100,
+            message="Internal Server Error" if failed else "",
+        )
+    return b.build(run_id=run_id, plan_id="demo-plan", engine_id=engine, seq=seq)

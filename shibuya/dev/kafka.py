@@ -1,0 +1,263 @@
+"""A real single-node Apache Kafka broker (KRaft) for development and tests, without Docker.
+
+Maven fetches ``org.apache.kafka:kafka_2.13`` with its runtime dependencies and a Log4j 2 backend
+from Maven Central into a cache folder keyed by version; the broker then runs as a plain JVM
+process on loopback, its PID recorded in its data directory. docs/dev-services.md tells the recipe
+and the measured start-up times.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shibuya.dev.procs import (
+    PidFile,
+    ServiceError,
+    alive,
+    port_open,
+    spawn,
+    tail,
+    terminate,
+    wait_for,
+)
+
+KAFKA_VERSION = "4.1.2"
+LOG4J_VERSION = "2.25.3"
+DEPENDENCY_PLUGIN_VERSION = "3.8.1"  # Maven 3.8's default (2.8) predates what we need
+READY_LINE = "Kafka Server started"
+
+
+def cache_root() -> Path:
+    """``$SHIBUYA_CACHE_DIR`` or ``~/.cache/shibuya``: downloads reused across clones."""
+    return Path(os.environ.get("SHIBUYA_CACHE_DIR") or Path.home() / ".cache" / "shibuya")
+
+
+def _pom(kafka_version: str) -> str:
+    deps = [
+        ("org.apache.kafka", "kafka_2.13", kafka_version),
+        ("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),
+        # Kafka 4.x still logs through slf4j-api 1.7, hence the 1.x binding.
+        ("org.apache.logging.log4j", "log4j-slf4j-impl", LOG4J_VERSION),
+    ]
+    dep_xml = "".join(
+        f"<dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
+        f"<version>{v}</version></dependency>"
+        for g, a, v in deps
+    )
+    return f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.shibuya</groupId><artifactId>kafka-runtime</artifactId><version>0</version>
+  <packaging>pom</packaging>
+  <dependencies>{dep_xml}</dependencies>
+  <build><plugins><plugin>
+    <groupId>org.apache.maven.plugins</groupId><artifactId>maven-dependency-plugin</artifactId>
+    <version>{DEPENDENCY_PLUGIN_VERSION}</version>
+  </plugin></plugins></build>
+</project>
+"""
+
+
+def install(version: str = KAFKA_VERSION, *, quiet: bool = True) -> Path:
+    """The folder of the broker's jars, fetched with Maven unless already cached."""
+    libs = cache_root() / f"kafka-{version}-log4j-{LOG4J_VERSION}" / "libs"
+    if (libs / ".complete").exists():
+        return libs
+    if shutil.which("mvn") is None or shutil.which("java") is None:
+        raise ServiceError("installing Kafka needs `mvn` and `java` (17+) on PATH")
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=libs.parent) as tmp:
+        pom = Path(tmp) / "pom.xml"
+        pom.write_text(_pom(version))
+        staged = Path(tmp) / "libs"
+        argv = [
+            "mvn",
+            "-B",
+            *(["-q"] if quiet else []),
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={staged}",
+        ]
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise ServiceError(
+                f"Maven could not fetch Kafka {version}:\n{result.stdout[-3000:]}{result.stderr}"
+            )
+        (staged / ".complete").write_text(f"kafka {version}\n")
+        shutil.rmtree(libs, ignore_errors=True)
+        staged.rename(libs)
+    return libs
+
+
+def _cluster_id() -> str:
+    """A random cluster id as Kafka writes them: 16 bytes, URL-safe base64, unpadded."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+@dataclass
+class KafkaBroker:
+    """One combined broker+controller on 127.0.0.1, its state under ``data_dir``."""
+
+    data_dir: Path
+    port: int = 9092
+    controller_port: int = 9093
+    version: str = KAFKA_VERSION
+    heap: str = "512m"
+    extra_config: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "kafka.log"
+
+    @property
+    def _pidfile(self) -> PidFile:
+        return PidFile(self.data_dir / "kafka.pid", marker=str(self.data_dir / "server.properties"))
+
+    def pid(self) -> int | None:
+        return self._pidfile.read()
+
+    def running(self) -> bool:
+        return self.pid() is not None and port_open("127.0.0.1", self.port)
+
+    def start(self, timeout_s: float = 90) -> float:
+        """Start the broker unless it runs; wait until it serves. Returns the seconds taken."""
+        t0 = time.monotonic()
+        if self.pid() is not None:
+            self._wait_ready(t0, timeout_s, self.pid() or 0)
+            return time.monotonic() - t0
+        if port_open("127.0.0.1", self.port):
+            raise ServiceError(f"port {self.port} is taken by another process")
+        libs = install(self.version)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        props = self._write_config()
+        classpath = f"{libs}/*"
+        log_dir = self.data_dir / "log"
+        if not (log_dir / "meta.properties").exists():
+            fmt = subprocess.run(
+                [
+                    "java",
+                    "-cp",
+                    classpath,
+                    f"-Dlog4j2.configurationFile={self._log4j_path}",
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    _cluster_id(),
+                    "-c",
+                    str(props),
+                    "--ignore-formatted",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if fmt.returncode != 0:
+                raise ServiceError(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
+        if self.log_path.exists():  # the ready line must come from this start
+            self.log_path.replace(self.log_path.with_suffix(".log.1"))
+        pid = spawn(
+            [
+                "java",
+                "-Xms256m",
+                f"-Xmx{self.heap}",
+                "-XX:+UseG1GC",
+                "-XX:MaxGCPauseMillis=20",
+                "-XX:InitiatingHeapOccupancyPercent=35",
+                "-XX:+ExplicitGCInvokesConcurrent",
+                "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={self._log4j_path}",
+                f"-Dkafka.logs.dir={self.data_dir}",
+                "-cp",
+                classpath,
+                "kafka.Kafka",
+                str(props),
+            ],
+            log=self.log_path,
+            cwd=self.data_dir,
+        )
+        self._pidfile.write(pid)
+        self._wait_ready(t0, timeout_s, pid)
+        return time.monotonic() - t0
+
+    def stop(self, timeout_s: float = 30) -> bool:
+        """Stop the broker we started (by PID). False if it was not running."""
+        pid = self.pid()
+        if pid is None:
+            self._pidfile.clear()
+            return False
+        terminate(pid, timeout_s)
+        self._pidfile.clear()
+        return True
+
+    def _wait_ready(self, t0: float, timeout_s: float, pid: int) -> None:
+        def ready() -> bool:
+            if not alive(pid):
+                raise ServiceError(f"Kafka exited during start-up:\n{tail(self.log_path)}")
+            return port_open("127.0.0.1", self.port) and READY_LINE in self._log_text()
+
+        if not wait_for(ready, timeout_s - (time.monotonic() - t0), interval_s=0.2):
+            raise ServiceError(f"Kafka not ready after {timeout_s}s:\n{tail(self.log_path)}")
+
+    def _log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    @property
+    def _log4j_path(self) -> Path:
+        return self.data_dir / "log4j2.properties"
+
+    def _write_config(self) -> Path:
+        config = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.data_dir / "log"),
+            "num.partitions": "1",
+            # Topics are declared by their owners with explicit partition counts.
+            "auto.create.topics.enable": "false",
+            "offsets.topic.replication.factor": "1",
+            # 50 partitions (the default) make the first group join slow on two cores.
+            "offsets.topic.num.partitions": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            **self.extra_config,
+        }
+        props = self.data_dir / "server.properties"
+        props.write_text("".join(f"{k}={v}\n" for k, v in config.items()))
+        self._log4j_path.write_text(
+            "appender.console.type = Console\n"
+            "appender.console.name = STDOUT\n"
+            "appender.console.layout.type = PatternLayout\n"
+            "appender.console.layout.pattern = %d %p %c - %m%n\n"
+            "rootLogger.level = WARN\n"
+            "rootLogger.appenderRef.stdout.ref = STDOUT\n"
+            # The one INFO line we wait for ("Kafka Server started").
+            "logger.raft.name = kafka.server.KafkaRaftServer\n"
+            "logger.raft.level = INFO\n"
+        )
+        return props

@@ -1,0 +1,121 @@
+"""Background processes that outlive the command that started them, tracked by PID file.
+
+We only ever signal a PID we recorded, and only while its command line still shows the marker we
+started it with, so a recycled PID is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ServiceError(RuntimeError):
+    """A development service could not be installed, started or stopped."""
+
+
+@dataclass(frozen=True)
+class PidFile:
+    path: Path
+    marker: str
+    """A string that the process's command line contains, e.g. its config file path."""
+
+    def read(self) -> int | None:
+        """The recorded PID if that process is alive and still ours, else ``None``."""
+        try:
+            pid = int(self.path.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            return None
+        return pid if self.marker in cmdline else None
+
+    def write(self, pid: int) -> None:
+        self.path.write_text(f"{pid}\n")
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def spawn(argv: Sequence[str], *, log: Path, cwd: Path, env: dict[str, str] | None = None) -> int:
+    """Start ``argv`` in its own session (it survives our exit), output appended to ``log``."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
+    return proc.pid
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours still "exists"; reap it if it is ours.
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done == 0
+
+
+def terminate(pid: int, timeout_s: float) -> bool:
+    """SIGTERM, wait up to ``timeout_s``, then SIGKILL. True if it stopped gracefully."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    if wait_for(lambda: not alive(pid), timeout_s):
+        return True
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return True
+    wait_for(lambda: not alive(pid), 10)
+    return False
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, interval_s: float = 0.1) -> bool:
+    """Poll ``condition`` until it holds or the deadline passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval_s)
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

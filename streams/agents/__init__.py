@@ -1,0 +1,1 @@
+"""Faust agents: thin glue between topics, tables and the pure logic beside them."""

@@ -1,0 +1,24 @@
+"""Entry point of a stream worker: settings → app → Faust worker, until SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+
+from faust.worker import Worker as FaustWorker
+from prometheus_client import start_http_server
+
+from streams.app import create_app
+from streams.settings import WorkerSettings
+
+
+def run(settings: WorkerSettings) -> None:
+    worker = create_app(settings)
+    logging.getLogger("streams").setLevel(settings.log_level.upper())
+    if settings.metrics_port is not None:
+        start_http_server(settings.metrics_port, settings.metrics_host, registry=worker.registry)
+    FaustWorker(
+        worker.app,
+        loglevel=settings.log_level,
+        logfile=None,
+        quiet=True,
+    ).execute_from_commandline()

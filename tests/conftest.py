@@ -1,0 +1,48 @@
+"""Session services for the integration tiers, and per-test isolation.
+
+The Kafka broker is real: ``SHIBUYA_TEST_KAFKA`` names one to reuse (``.ci/run`` starts one);
+otherwise the session starts its own on free loopback ports and stops it at the end.
+Every test gets its own topic prefix and consumer group, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shibuya.dev.kafka import KafkaBroker
+from shibuya.dev.procs import free_port, port_open
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("SHIBUYA_TEST_KAFKA")
+    if given:
+        host, _, port = given.rpartition(":")
+        if not port_open(host, int(port)):
+            pytest.fail(f"SHIBUYA_TEST_KAFKA={given} does not answer")
+        yield given
+        return
+    broker = KafkaBroker(
+        tmp_path_factory.mktemp("kafka"), port=free_port(), controller_port=free_port()
+    )
+    broker.start()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A fresh name for this test's topics, groups and app ids."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
