@@ -186,7 +186,6 @@ class KafkaBroker:
                 str(props),
             ],
             log=self.log_path,
-            cwd=self.data_dir,
         )
         self._pidfile.write(pid)
         self._wait_ready(t0, timeout_s, pid)

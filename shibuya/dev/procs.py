@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,19 +41,27 @@ class PidFile:
         self.path.unlink(missing_ok=True)
 
 
-def spawn(argv: Sequence[str], *, log: Path, cwd: Path, env: dict[str, str] | None = None) -> int:
-    """Start ``argv`` in its own session (it survives our exit), output appended to ``log``."""
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=env,
+def spawn(argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None) -> int:
+    """Start ``argv`` in its own session (it survives our exit), output appended to ``log``.
+
+    ``posix_spawn`` rather than ``Popen``: the caller keeps a PID, not an object that would
+    complain when it is collected while the service runs on.
+    """
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        return os.posix_spawnp(
+            argv[0],
+            list(argv),
+            dict(env if env is not None else os.environ),
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, fd, 1),
+                (os.POSIX_SPAWN_DUP2, fd, 2),
+            ],
+            setsid=True,
         )
-    return proc.pid
+    finally:
+        os.close(fd)
 
 
 def alive(pid: int) -> bool:
