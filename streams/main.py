@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from faust.worker import Worker as FaustWorker
 from prometheus_client import start_http_server
 
 from streams.app import create_app
+from streams.kafka_admin import ensure_topics
 from streams.settings import WorkerSettings
+from streams.topics import owned_specs
 
 
 def run(settings: WorkerSettings) -> None:
+    asyncio.run(ensure_topics(settings.kafka.bootstrap, owned_specs(settings)))
     worker = create_app(settings)
     logging.getLogger("streams").setLevel(settings.log_level.upper())
     if settings.metrics_port is not None:

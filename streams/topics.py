@@ -6,8 +6,17 @@ from dataclasses import dataclass
 
 import faust
 
+from streams.kafka_admin import TopicSpec
 from streams.settings import WorkerSettings
 from streams.wire import Topic, topic_name
+
+#: The topics this worker owns: it creates them before it subscribes.
+OWNED = (Topic.RESULTS,)
+
+
+def owned_specs(settings: WorkerSettings) -> list[TopicSpec]:
+    k = settings.kafka
+    return [TopicSpec(topic_name(t, k.topic_prefix), k.partitions, k.replication) for t in OWNED]
 
 
 @dataclass(frozen=True)
@@ -16,10 +25,7 @@ class Topics:
 
 
 def declare(app: faust.App, settings: WorkerSettings) -> Topics:
-    """Declare the topics; Faust creates missing ones at start-up with these partition counts.
-
-    Topics of other owners are not created here (engine status and commands: the control plane).
-    """
+    """Declare the topics on the app (they exist already: :func:`owned_specs`)."""
     k = settings.kafka
     return Topics(
         results=app.topic(
@@ -30,6 +36,5 @@ def declare(app: faust.App, settings: WorkerSettings) -> Topics:
             value_serializer="raw",
             partitions=k.partitions,
             replicas=k.replication,
-            internal=True,  # the stream owns the pipeline's topics: Faust creates them
         ),
     )

@@ -1,0 +1,55 @@
+"""The worker's Kafka admin adapter (aiokafka): the topics it owns exist before it subscribes.
+
+Faust creates the topics it declares while it subscribes; on a fresh cluster its first
+assignment can then miss a topic that did not exist yet ("Ignoring missing topic"), and the
+worker idles until the next metadata refresh minutes later. Creating them first closes that race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+
+class TopicSetupError(RuntimeError):
+    """The topics could not be created or did not appear in time (retriable: Kafka may be down)."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication: int
+
+
+async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float = 60) -> None:
+    """Create missing topics and wait until the broker lists all of them."""
+    specs = list(specs)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await admin.start()
+            existing = set(await admin.list_topics())
+            for spec in specs:
+                if spec.name in existing:
+                    continue
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(
+                        [NewTopic(spec.name, spec.partitions, spec.replication)]
+                    )
+                log.info("created topic %s with %d partitions", spec.name, spec.partitions)
+            wanted = {s.name for s in specs}
+            while not wanted <= set(await admin.list_topics()):
+                await asyncio.sleep(0.1)
+    except (TimeoutError, KafkaError) as exc:
+        raise TopicSetupError(f"cannot set up topics on {bootstrap}: {exc!r}") from exc
+    finally:
+        await admin.close()
