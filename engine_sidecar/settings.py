@@ -37,7 +37,8 @@ class SidecarSettings(BaseSettings):
     )
 
     work_dir: Path = Field(Path(".shibuya/engine"), description="plan files, results, checkpoints")
-    health_port: int = Field(8089, description="port of /healthz and /metrics")
+    health_host: str = Field("127.0.0.1", description="address of /healthz and /metrics")
+    health_port: int = Field(8089, description="port of /healthz and /metrics (0: any free one)")
     heartbeat_interval_s: float = Field(5.0, gt=0, description="seconds between heartbeats")
     engine: EngineIdentity = EngineIdentity()
     kafka: KafkaSettings = KafkaSettings()

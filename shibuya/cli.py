@@ -71,6 +71,36 @@ def sidecar_config() -> None:
     _print_settings(SidecarSettings())
 
 
+@sidecar.command("tail")
+def sidecar_tail(
+    file: Annotated[Path, typer.Argument(help="the JTL results file to follow")],
+    run_id: Annotated[str, typer.Option(help="run the samples belong to")],
+    engine_id: Annotated[
+        str | None, typer.Option(help="engine id; default: from SHIBUYA_SIDECAR_ENGINE__*")
+    ] = None,
+    plan_id: Annotated[
+        str | None, typer.Option(help="plan id; default: SHIBUYA_SIDECAR_ENGINE__PLAN_ID")
+    ] = None,
+) -> None:
+    """Tail-only mode: publish FILE's samples for an engine this sidecar did not start.
+
+    Follows the file as it grows (also through truncation and rotation) and publishes its samples
+    to Kafka in batches; resumes from its checkpoint after a restart. On SIGTERM or Ctrl-C it
+    publishes what is left in the file, then exits.
+    """
+    from engine_sidecar.main import tail
+    from engine_sidecar.publisher import Identity
+    from engine_sidecar.settings import SidecarSettings
+
+    settings = SidecarSettings()
+    identity = Identity(
+        run_id=run_id,
+        plan_id=plan_id or settings.engine.plan_id,
+        engine_id=engine_id or settings.engine_id,
+    )
+    tail(settings, file.resolve(), identity)
+
+
 @worker.command("run")
 def worker_run() -> None:
     """Run a stream worker until SIGTERM or Ctrl-C.

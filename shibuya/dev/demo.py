@@ -23,7 +23,7 @@ from rich.table import Table
 
 from shibuya.dev import kafka_io
 from shibuya.dev.kafka import KafkaBroker
-from shibuya.dev.procs import ServiceError, free_port, port_open
+from shibuya.dev.procs import ServiceError, free_port, port_open, wait_for
 from shibuya.dev.worker_proc import WorkerProcess
 from streams.tables import ENGINE_PROGRESS, changelog_topic
 from streams.wire import BatchBuilder, ResultBatch, Topic, encode_batch, result_key, topic_name
@@ -60,7 +60,7 @@ class Demo:
             except (ServiceError, TimeoutError) as exc:
                 self.console.print(f"[red]demo failed:[/red] {exc or 'timed out'}")
                 return False
-            worker_counts = worker.metrics()
+            worker_counts = _settled_counts(worker)
         return self._report(worker_counts, time.monotonic() - t0)
 
     # --- services ---------------------------------------------------------------------------
@@ -191,8 +191,8 @@ class Demo:
 
     def _report(self, worker_counts: dict[str, float], seconds: float) -> bool:
         exact = self._exact() and bool(self.tallies)
-        duplicates = worker_counts.get('shibuya_ingest_batches_total{outcome="duplicate"}', 0)
-        malformed = worker_counts.get('shibuya_ingest_batches_total{outcome="malformed"}', 0)
+        duplicates = worker_counts.get(DUPLICATES, 0)
+        malformed = worker_counts.get(MALFORMED, 0)
         total = sum(t.samples for t in self.tallies.values())
         self.console.print(
             f"\nReport: {total:,} samples sent, "
@@ -227,3 +227,23 @@ def _simulated_batch(
             message="Internal Server Error" if failed else "",
         )
     return b.build(run_id=run_id, plan_id="demo-plan", engine_id=engine, seq=seq)
+
+
+DUPLICATES = 'shibuya_ingest_batches_total{outcome="duplicate"}'
+MALFORMED = 'shibuya_ingest_batches_total{outcome="malformed"}'
+
+
+def _settled_counts(worker: WorkerProcess) -> dict[str, float]:
+    """The worker's counters once it has handled the redelivered and the corrupt message.
+
+    Those two travel after the last counted batch; stopping the worker before it handled them
+    would leave them for its next start (and this report would miss them).
+    """
+    counts: dict[str, float] = {}
+
+    def settled() -> bool:
+        counts.update(worker.metrics())
+        return counts.get(DUPLICATES, 0) >= 1 and counts.get(MALFORMED, 0) >= 1
+
+    wait_for(settled, timeout_s=30)
+    return counts

@@ -9,15 +9,13 @@ and the measured start-up times.
 from __future__ import annotations
 
 import base64
-import os
-import shutil
 import subprocess
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shibuya.dev.maven import cache_root, fetch
 from shibuya.dev.procs import (
     PidFile,
     ServiceError,
@@ -31,71 +29,19 @@ from shibuya.dev.procs import (
 
 KAFKA_VERSION = "4.1.2"
 LOG4J_VERSION = "2.25.3"
-DEPENDENCY_PLUGIN_VERSION = "3.8.1"  # Maven 3.8's default (2.8) predates what we need
 READY_LINE = "Kafka Server started"
-
-
-def cache_root() -> Path:
-    """``$SHIBUYA_CACHE_DIR`` or ``~/.cache/shibuya``: downloads reused across clones."""
-    return Path(os.environ.get("SHIBUYA_CACHE_DIR") or Path.home() / ".cache" / "shibuya")
-
-
-def _pom(kafka_version: str) -> str:
-    deps = [
-        ("org.apache.kafka", "kafka_2.13", kafka_version),
-        ("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),
-        # Kafka 4.x still logs through slf4j-api 1.7, hence the 1.x binding.
-        ("org.apache.logging.log4j", "log4j-slf4j-impl", LOG4J_VERSION),
-    ]
-    dep_xml = "".join(
-        f"<dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
-        f"<version>{v}</version></dependency>"
-        for g, a, v in deps
-    )
-    return f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>local.shibuya</groupId><artifactId>kafka-runtime</artifactId><version>0</version>
-  <packaging>pom</packaging>
-  <dependencies>{dep_xml}</dependencies>
-  <build><plugins><plugin>
-    <groupId>org.apache.maven.plugins</groupId><artifactId>maven-dependency-plugin</artifactId>
-    <version>{DEPENDENCY_PLUGIN_VERSION}</version>
-  </plugin></plugins></build>
-</project>
-"""
 
 
 def install(version: str = KAFKA_VERSION, *, quiet: bool = True) -> Path:
     """The folder of the broker's jars, fetched with Maven unless already cached."""
-    libs = cache_root() / f"kafka-{version}-log4j-{LOG4J_VERSION}" / "libs"
-    if (libs / ".complete").exists():
-        return libs
-    if shutil.which("mvn") is None or shutil.which("java") is None:
-        raise ServiceError("installing Kafka needs `mvn` and `java` (17+) on PATH")
-    libs.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=libs.parent) as tmp:
-        pom = Path(tmp) / "pom.xml"
-        pom.write_text(_pom(version))
-        staged = Path(tmp) / "libs"
-        argv = [
-            "mvn",
-            "-B",
-            *(["-q"] if quiet else []),
-            "-f",
-            str(pom),
-            "dependency:copy-dependencies",
-            "-DincludeScope=runtime",
-            f"-DoutputDirectory={staged}",
-        ]
-        result = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise ServiceError(
-                f"Maven could not fetch Kafka {version}:\n{result.stdout[-3000:]}{result.stderr}"
-            )
-        (staged / ".complete").write_text(f"kafka {version}\n")
-        shutil.rmtree(libs, ignore_errors=True)
-        staged.rename(libs)
-    return libs
+    deps = [
+        ("org.apache.kafka", "kafka_2.13", version),
+        # kafka_2.13 brings log4j-core but no SLF4J binding; Kafka 4.1 logs through slf4j-api 1.7.
+        ("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),
+        ("org.apache.logging.log4j", "log4j-slf4j-impl", LOG4J_VERSION),
+    ]
+    dest = cache_root() / f"kafka-{version}-log4j-{LOG4J_VERSION}" / "libs"
+    return fetch(f"Kafka {version}", deps, dest, quiet=quiet)
 
 
 def _cluster_id() -> str:

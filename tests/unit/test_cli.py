@@ -23,6 +23,7 @@ def test_top_level_help_lists_every_component() -> None:
     ("args", "phrase"),
     [
         (["sidecar", "--help"], "publishes its results to Kafka"),
+        (["sidecar", "tail", "--help"], "Tail-only mode"),
         (["worker", "--help"], "aggregates raw results"),
         (["worker", "run", "--help"], "until SIGTERM"),
         (["api", "--help"], "Stateless"),

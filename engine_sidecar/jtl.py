@@ -1,0 +1,276 @@
+"""JMeter result files (JTL) in CSV form, parsed incrementally into result batches.
+
+Pure: bytes in, samples and errors out, no I/O. Understood:
+
+* JMeter CSV with a header row: any ``jmeter.save.saveservice.*`` column set, in any order, any
+  one-character delimiter; fields quoted with ``"`` may hold the delimiter, quotes (doubled) and
+  newlines;
+* Shibuya's engine format: 12 ``|``-separated columns, no header;
+* JMeter's default 17 columns when the file has no header.
+
+Records are cut at a newline outside quotes, on bytes, so every record has an exact byte offset
+and the file position after the last complete record can be checkpointed. A partial last record
+waits for more bytes. A record that is malformed (wrong field count, a number that is not one,
+undecodable bytes, longer than ``max_record_bytes``) is counted with its line number and reason,
+and parsing goes on with the next one.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Final
+
+from streams.wire import BatchBuilder
+
+#: JMeter's default CSV columns (CSVSaveService order, defaults on).
+JMETER_DEFAULT_COLUMNS: Final = (
+    "timeStamp",
+    "elapsed",
+    "label",
+    "responseCode",
+    "responseMessage",
+    "threadName",
+    "dataType",
+    "success",
+    "failureMessage",
+    "bytes",
+    "sentBytes",
+    "grpThreads",
+    "allThreads",
+    "URL",
+    "Latency",
+    "IdleTime",
+    "Connect",
+)
+#: Shibuya's engine configuration (``shibuya.properties``): ``|``, no header, these 12 columns.
+SHIBUYA_COLUMNS: Final = (
+    "timeStamp",
+    "elapsed",
+    "label",
+    "responseCode",
+    "responseMessage",
+    "threadName",
+    "success",
+    "bytes",
+    "grpThreads",
+    "allThreads",
+    "Latency",
+    "Connect",
+)
+REQUIRED: Final = ("timeStamp", "elapsed", "label", "success")
+_INT_COLUMNS: Final = (
+    "timeStamp",
+    "elapsed",
+    "Latency",
+    "Connect",
+    "bytes",
+    "sentBytes",
+    "grpThreads",
+    "allThreads",
+)
+ERROR_SAMPLES: Final = 20
+
+
+class FormatError(ValueError):
+    """The file's header names no usable JTL column set."""
+
+
+@dataclass(frozen=True)
+class JtlFormat:
+    delimiter: str
+    columns: tuple[str, ...]
+    has_header: bool
+
+    def __post_init__(self) -> None:
+        missing = [c for c in REQUIRED if c not in self.columns]
+        if missing:
+            raise FormatError(f"JTL columns {list(self.columns)} lack {missing}")
+
+
+def detect_format(first_record: bytes) -> JtlFormat:
+    """The format of a file from its first record (its header, if it has one)."""
+    text = first_record.decode("utf-8", errors="replace").rstrip("\r\n")
+    if text.startswith("timeStamp") and len(text) > len("timeStamp"):
+        delimiter = text[len("timeStamp")]
+        [columns] = csv.reader([text], delimiter=delimiter)
+        return JtlFormat(delimiter, tuple(c.strip() for c in columns), has_header=True)
+    if text.count("|") == len(SHIBUYA_COLUMNS) - 1 or (text.count("|") and "," not in text):
+        return JtlFormat("|", SHIBUYA_COLUMNS, has_header=False)
+    return JtlFormat(",", JMETER_DEFAULT_COLUMNS, has_header=False)
+
+
+@dataclass
+class ErrorReport:
+    """Malformed records: counted by reason, the first few kept with their line numbers."""
+
+    count: int = 0
+    by_reason: Counter[str] = field(default_factory=Counter)
+    samples: list[tuple[int, str]] = field(default_factory=list)
+
+    def add(self, line_no: int, reason: str) -> None:
+        self.count += 1
+        self.by_reason[reason.split(":")[0]] += 1
+        if len(self.samples) < ERROR_SAMPLES:
+            self.samples.append((line_no, reason))
+
+
+@dataclass
+class Progress:
+    """Where parsing stands in the file."""
+
+    offset: int = 0
+    """Byte offset just after the last complete record consumed."""
+    line_no: int = 1
+    """Line number (1-based) at which the next record starts."""
+
+
+class RecordSplitter:
+    """Cuts a byte stream into complete records: newline-terminated, quotes balanced.
+
+    A record longer than ``max_record_bytes`` is not kept in memory: its bytes are dropped up to
+    the next newline, and it comes out as ``None`` with the number of bytes it had.
+    """
+
+    def __init__(self, max_record_bytes: int) -> None:
+        self.max_record_bytes = max_record_bytes
+        self._pending = b""
+        self._skipped: int | None = None  # bytes dropped so far of an overlong record
+
+    def split(self, data: bytes) -> list[tuple[bytes | None, int, int]]:
+        """``(record or None, its length in bytes, its lines)`` of every record completed."""
+        out: list[tuple[bytes | None, int, int]] = []
+        buf = self._pending + data
+        start = scan = quotes = lines = 0
+        while (nl := buf.find(b"\n", scan)) >= 0:
+            lines += 1
+            if self._skipped is not None:
+                out.append((None, self._skipped + nl + 1 - start, lines))
+                self._skipped = None
+                start = scan = nl + 1
+                quotes = lines = 0
+                continue
+            quotes += buf.count(b'"', scan, nl)
+            scan = nl + 1
+            if quotes % 2 == 0:
+                out.append((buf[start:scan], scan - start, lines))
+                start, quotes, lines = scan, 0, 0
+        rest = buf[start:]
+        if self._skipped is not None:
+            self._skipped += len(rest)
+            self._pending = b""
+        elif len(rest) > self.max_record_bytes:
+            self._skipped = len(rest)
+            self._pending = b""
+        else:
+            self._pending = rest
+        return out
+
+
+class JtlParser:
+    """Feed it bytes as the file grows; it adds complete samples to a :class:`BatchBuilder`."""
+
+    def __init__(self, fmt: JtlFormat, *, max_record_bytes: int = 64 * 1024) -> None:
+        self.format = fmt
+        self.errors = ErrorReport()
+        self.progress = Progress()
+        self.samples_parsed = 0
+        self._splitter = RecordSplitter(max_record_bytes)
+        self._header_pending = fmt.has_header
+        cols = {name: i for i, name in enumerate(fmt.columns)}
+        self._n = len(fmt.columns)
+        self._ix = {
+            name: cols.get(name)
+            for name in (
+                *_INT_COLUMNS,
+                "label",
+                "responseCode",
+                "success",
+                "failureMessage",
+                "responseMessage",
+            )
+        }
+
+    def feed(self, data: bytes, out: BatchBuilder) -> int:
+        """Parse every complete record in ``data`` (after what came before); return samples added.
+
+        ``progress`` then points just after the last complete record.
+        """
+        added = 0
+        limit = self._splitter.max_record_bytes
+        for raw, size, lines in self._splitter.split(data):
+            line_no = self.progress.line_no
+            self.progress.offset += size
+            self.progress.line_no += lines
+            if raw is None:
+                self.errors.add(line_no, f"record longer than {limit} bytes: {size} bytes")
+            elif self._header_pending:
+                self._header_pending = False
+            elif raw.strip():
+                reason = self._parse_one(raw, out)
+                if reason is None:
+                    added += 1
+                else:
+                    self.errors.add(line_no, reason)
+        self.samples_parsed += added
+        return added
+
+    def skip_to(self, offset: int, line_no: int) -> None:
+        """Resume after a checkpoint: the header (if any) lies before ``offset``."""
+        self.progress = Progress(offset, line_no)
+        self._header_pending = self._header_pending and offset == 0
+
+    def _parse_one(self, raw: bytes, out: BatchBuilder) -> str | None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return f"not UTF-8: byte {exc.start}"
+        try:
+            [fields] = csv.reader([text.rstrip("\r\n")], delimiter=self.format.delimiter)
+        except (csv.Error, ValueError) as exc:
+            return f"bad CSV: {exc}"
+        if len(fields) < self._n:
+            return f"wrong field count: {len(fields)} fields, expected {self._n}"
+        ix = self._ix
+        try:
+            ts = int(fields[ix["timeStamp"]])  # type: ignore[index]
+            elapsed = int(fields[ix["elapsed"]])  # type: ignore[index]
+            latency = _int(fields, ix["Latency"])
+            connect = _int(fields, ix["Connect"])
+            bytes_recv = _int(fields, ix["bytes"])
+            bytes_sent = _int(fields, ix["sentBytes"])
+            grp = _int(fields, ix["grpThreads"])
+            all_threads = _int(fields, ix["allThreads"])
+        except ValueError as exc:
+            return f"not a number: {str(exc)[:80]}"
+        success_text = fields[ix["success"]]  # type: ignore[index]
+        if success_text not in ("true", "false"):
+            return f"success is neither true nor false: {success_text[:20]!r}"
+        success = success_text == "true"
+        code = fields[ix["responseCode"]] if ix["responseCode"] is not None else ""
+        message = ""
+        if not success:  # an assertion's message, else the response's ("Internal Server Error")
+            fm, rm = ix["failureMessage"], ix["responseMessage"]
+            message = (
+                (fields[fm] if fm is not None else "") or (fields[rm] if rm is not None else "")
+            )[:500]
+        out.add(
+            ts_ms=ts,
+            elapsed_ms=elapsed,
+            latency_ms=latency,
+            connect_ms=connect,
+            label=fields[ix["label"]],  # type: ignore[index]
+            code=code[:200],
+            success=success,
+            bytes_recv=bytes_recv,
+            bytes_sent=bytes_sent,
+            grp_threads=grp,
+            all_threads=all_threads,
+            message=message,
+        )
+        return None
+
+
+def _int(fields: list[str], index: int | None) -> int:
+    return int(fields[index]) if index is not None and fields[index] != "" else 0

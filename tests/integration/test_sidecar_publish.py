@@ -1,0 +1,145 @@
+"""The sidecar publishes every sample JMeter writes, exactly once after dedupe by (engine, seq).
+
+Real JMeter writes the JTL (two samplers whose labels hold a comma and quotes) against a local
+HTTP target; the sidecar tails it while it grows; the multiset of samples published to the real
+broker must equal the multiset in the file — also when the sidecar is SIGKILLed mid-run and
+restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from engine_sidecar.kafka import producer
+from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
+from shibuya.dev import kafka_io, target
+from shibuya.dev.procs import wait_for
+from streams.wire import Topic, topic_name
+from tests.integration.sidecar_support import consume_published, reference_samples, start_jmeter
+
+
+@pytest.fixture
+def http_target() -> Iterator[int]:
+    with target.serve(fail_every=25) as port:
+        yield port
+
+
+def test_every_sample_of_a_live_jmeter_run_is_published_once(
+    kafka_bootstrap: str, unique: str, tmp_path: Path, http_target: int
+) -> None:
+    topic = topic_name(Topic.RESULTS, unique)
+    jtl = tmp_path / "results.jtl"
+
+    async def scenario() -> int:
+        await kafka_io.create_topics(kafka_bootstrap, [topic], partitions=2)
+        stop = asyncio.Event()
+        async with producer(kafka_bootstrap, "lz4") as p:
+            publisher = ResultPublisher(
+                path=jtl,
+                checkpoint_path=tmp_path / "ckpt.json",
+                identity=Identity("run-1", "plan-1", "engine-0"),
+                producer=p,
+                topic=topic,
+                metrics=PublisherMetrics(CollectorRegistry()),
+                limits=Limits(max_samples=100),
+            )
+            task = asyncio.create_task(publisher.run(stop))
+            jmeter = start_jmeter(jtl, http_target, duration_s=4)
+            await asyncio.to_thread(jmeter.wait, 60)
+            stop.set()
+            await task
+            assert publisher.errors.count == 0
+            return publisher.samples_published
+
+    published_count = asyncio.run(scenario())
+    expected = reference_samples(jtl)
+    assert sum(expected.values()) > 100, "JMeter wrote too few samples to mean anything"
+    assert published_count == sum(expected.values())
+    got = asyncio.run(consume_published(kafka_bootstrap, topic, sum(expected.values())))
+    assert got.samples == expected
+    assert {label for (_, _, _, _, label, *_) in expected} == {
+        'GET /items, "all"',
+        'POST /login, "json"',
+    }
+    assert any(code == "500" for (_, _, _, _, _, code, *_) in expected)
+    seqs = sorted(seq for _, seq in got.batches)
+    assert seqs == list(range(len(seqs))), "batch sequence numbers are 0, 1, 2 … without gaps"
+
+
+def _sidecar(
+    bootstrap: str, prefix: str, work: Path, jtl: Path, log: Path
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": bootstrap,
+        "SHIBUYA_SIDECAR_KAFKA__TOPIC_PREFIX": prefix,
+        "SHIBUYA_SIDECAR_WORK_DIR": str(work),
+        "SHIBUYA_SIDECAR_HEALTH_PORT": "0",
+        "SHIBUYA_SIDECAR_BATCH__MAX_SAMPLES": "50",
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "shibuya",
+                "sidecar",
+                "tail",
+                str(jtl),
+                "--run-id",
+                "run-1",
+                "--engine-id",
+                "engine-7",
+                "--plan-id",
+                "plan-1",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _next_seq(checkpoint: Path) -> int:
+    try:
+        seq: int = json.loads(checkpoint.read_text())["next_seq"]
+    except (FileNotFoundError, ValueError):
+        return 0
+    return seq
+
+
+def test_a_sidecar_killed_mid_run_resumes_without_loss(
+    kafka_bootstrap: str, unique: str, tmp_path: Path, http_target: int
+) -> None:
+    topic = topic_name(Topic.RESULTS, unique)
+    asyncio.run(kafka_io.create_topics(kafka_bootstrap, [topic], partitions=2))
+    jtl, log, work = tmp_path / "results.jtl", tmp_path / "sidecar.log", tmp_path / "work"
+    checkpoint = work / "checkpoint-engine-7.json"
+
+    sidecar = _sidecar(kafka_bootstrap, unique, work, jtl, log)
+    jmeter = start_jmeter(jtl, http_target, duration_s=6)
+    try:
+        # Kill it once it has published something and JMeter is still writing.
+        assert wait_for(lambda: _next_seq(checkpoint) >= 3, timeout_s=30), log.read_text()
+        assert jmeter.poll() is None, "JMeter finished before the kill: the test proves nothing"
+        sidecar.send_signal(signal.SIGKILL)
+        sidecar.wait()
+        sidecar = _sidecar(kafka_bootstrap, unique, work, jtl, log)
+        assert jmeter.wait(timeout=60) == 0
+    finally:
+        sidecar.send_signal(signal.SIGTERM)  # drains the file, then exits
+        assert sidecar.wait(timeout=60) == 0, log.read_text()
+
+    expected = reference_samples(jtl)
+    got = asyncio.run(consume_published(kafka_bootstrap, topic, sum(expected.values())))
+    assert got.samples == expected
+    assert "stopped:" in log.read_text()
