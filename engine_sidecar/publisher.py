@@ -15,18 +15,26 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from engine_sidecar.checkpoint import Checkpoint, Pending
 from engine_sidecar.jtl import ErrorReport, FormatError, JtlParser, detect_format
-from engine_sidecar.kafka import Producer, PublishError
+from engine_sidecar.kafka import PublishError
 from engine_sidecar.tail import FileTail
 from streams.wire import BatchBuilder, encode_batch, result_key
 
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 256 * 1024
+
+
+class BatchSender(Protocol):
+    """Where batches go (the Kafka producer adapter; a fake in unit tests)."""
+
+    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+        """Return once the record is acknowledged; raise ``PublishError`` otherwise."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,7 @@ class ResultPublisher:
         path: Path,
         checkpoint_path: Path,
         identity: Identity,
-        producer: Producer,
+        producer: BatchSender,
         topic: str,
         metrics: PublisherMetrics,
         limits: Limits = Limits(),

@@ -1,0 +1,175 @@
+"""The publisher's bookkeeping with a fake sender: resume, re-send, rotation, truncation, retry."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from engine_sidecar.checkpoint import Checkpoint, Pending
+from engine_sidecar.kafka import PublishError
+from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
+from shibuya.dev.procs import wait_for
+from streams.wire import ResultBatch, decode_batch
+from tests.unit.sidecar.test_jtl import HEADER, row
+
+IDENT = Identity("run-1", "plan-1", "engine-0")
+
+
+class FakeSender:
+    def __init__(self, failures: int = 0) -> None:
+        self.sent: list[bytes] = []
+        self.attempts = 0
+        self.failures = failures
+
+    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+        self.attempts += 1
+        if self.failures:
+            self.failures -= 1
+            raise PublishError("broker away")
+        assert key == b"run-1/engine-0"
+        self.sent.append(value)
+
+    @property
+    def batches(self) -> list[ResultBatch]:
+        return [decode_batch(v) for v in self.sent]
+
+    def timestamps(self) -> list[int]:
+        return [t for b in self.batches for t in b.ts_ms.tolist()]
+
+
+def _publisher(tmp: Path, sender: FakeSender, **limits: int) -> ResultPublisher:
+    return ResultPublisher(
+        path=tmp / "r.jtl",
+        checkpoint_path=tmp / "ckpt.json",
+        identity=IDENT,
+        producer=sender,
+        topic="t",
+        metrics=PublisherMetrics(CollectorRegistry()),
+        limits=Limits(poll_interval_s=0.01, **limits),
+    )
+
+
+async def _running(publisher: ResultPublisher, during: Callable[[], Awaitable[None]]) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(publisher.run(stop))
+    await during()
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
+async def _until(cond: Callable[[], bool]) -> None:
+    assert await asyncio.to_thread(wait_for, cond, 10), "condition not reached"
+
+
+def rows(*ts: int) -> bytes:
+    return b"".join(row(ts=t) for t in ts)
+
+
+def test_a_pending_batch_is_resent_with_the_same_sequence_and_records(tmp_path: Path) -> None:
+    jtl = tmp_path / "r.jtl"
+    jtl.write_bytes(HEADER + rows(*range(1, 11)))
+    a = len(HEADER + rows(1, 2, 3))
+    b = len(HEADER + rows(1, 2, 3, 4, 5, 6, 7))
+    st = os.stat(jtl)
+    Checkpoint(
+        run_id="run-1",
+        engine_id="engine-0",
+        file_dev=st.st_dev,
+        file_ino=st.st_ino,
+        offset=a,
+        line_no=5,
+        next_seq=5,
+        pending=Pending(seq=5, start_offset=a, start_line=5, end_offset=b, end_line=9),
+    ).save(tmp_path / "ckpt.json")
+    sender = FakeSender()
+
+    async def nothing() -> None:
+        pass
+
+    asyncio.run(_running(_publisher(tmp_path, sender), nothing))
+    assert [(x.seq, x.ts_ms.tolist()) for x in sender.batches] == [
+        (5, [4, 5, 6, 7]),
+        (6, [8, 9, 10]),
+    ]
+    done = Checkpoint.load(tmp_path / "ckpt.json")
+    assert done is not None
+    assert (done.offset, done.line_no, done.next_seq, done.pending) == (
+        len(jtl.read_bytes()),
+        12,
+        7,
+        None,
+    )
+
+
+def test_resume_after_a_clean_stop_publishes_only_what_is_new(tmp_path: Path) -> None:
+    jtl = tmp_path / "r.jtl"
+    jtl.write_bytes(HEADER + rows(1, 2))
+    first = FakeSender()
+
+    async def nothing() -> None:
+        pass
+
+    asyncio.run(_running(_publisher(tmp_path, first), nothing))
+    with jtl.open("ab") as f:
+        f.write(rows(3, 4))
+    second = FakeSender()
+    asyncio.run(_running(_publisher(tmp_path, second), nothing))
+    assert first.timestamps() == [1, 2]
+    assert second.timestamps() == [3, 4]
+    assert [b.seq for b in first.batches + second.batches] == [0, 1]
+
+
+def test_rotation_and_truncation_lose_nothing(tmp_path: Path) -> None:
+    jtl = tmp_path / "r.jtl"
+    sender = FakeSender()
+
+    async def during() -> None:
+        jtl.write_bytes(HEADER + rows(1, 2))
+        await _until(lambda: sender.timestamps() == [1, 2])
+        with jtl.open("ab") as f:
+            f.write(rows(3))
+        jtl.rename(tmp_path / "r.jtl.1")  # rotated: the old file got one more row first
+        jtl.write_bytes(HEADER + rows(4, 5))
+        await _until(lambda: sender.timestamps() == [1, 2, 3, 4, 5])
+        jtl.write_bytes(HEADER + rows(6))  # truncated in place and rewritten
+        await _until(lambda: sender.timestamps()[-1:] == [6])
+
+    asyncio.run(_running(_publisher(tmp_path, sender), during))
+    assert sender.timestamps() == [1, 2, 3, 4, 5, 6]
+    assert [b.seq for b in sender.batches] == list(range(len(sender.batches)))
+
+
+def test_a_failed_send_is_retried_with_the_same_bytes(tmp_path: Path) -> None:
+    (tmp_path / "r.jtl").write_bytes(HEADER + rows(1, 2, 3))
+    sender = FakeSender(failures=2)
+    publisher = _publisher(tmp_path, sender)
+
+    async def nothing() -> None:
+        pass
+
+    asyncio.run(_running(publisher, nothing))
+    assert sender.attempts == 3
+    assert sender.timestamps() == [1, 2, 3]
+    assert publisher.metrics.retries._value.get() == 2
+
+
+def test_batches_are_cut_by_size_and_time_and_flushed_on_stop(tmp_path: Path) -> None:
+    jtl = tmp_path / "r.jtl"
+    sender = FakeSender()
+
+    async def during() -> None:
+        jtl.write_bytes(HEADER + rows(*range(12)))  # ≥ max_samples: sent at once
+        await _until(lambda: len(sender.sent) == 1)
+        with jtl.open("ab") as f:
+            f.write(rows(12, 13))  # below max_samples: sent when max_interval_ms passed
+        await _until(lambda: len(sender.sent) == 2)
+        with jtl.open("ab") as f:
+            f.write(rows(14) + row(ts=99)[:10])  # stop flushes it; a partial line is no sample
+
+    publisher = _publisher(tmp_path, sender, max_samples=10, max_interval_ms=200)
+    asyncio.run(_running(publisher, during))
+    assert [b.ts_ms.tolist() for b in sender.batches] == [list(range(12)), [12, 13], [14]]
