@@ -114,11 +114,13 @@ RunEvent = RunStarted | RunStopRequested | RunEnded
 # --- commands ------------------------------------------------------------------------------------
 
 
-class PlanFile(msgspec.Struct, frozen=True, kw_only=True):
+class PlanFile(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^/\\\x00]+$")]
     url: str
     size_bytes: NonNegative
     sha256: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+    csv_header: bool = False
+    """A ``.csv`` whose first row is a header: every engine's share of the data gets it."""
 
 
 class StartEngines(_Message, tag="start", frozen=True, kw_only=True):

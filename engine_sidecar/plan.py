@@ -1,0 +1,97 @@
+"""Preparing a plan for one engine: its share of the CSV data, and the JMX rewritten for the run.
+
+Pure functions on bytes.
+
+CSV split (Shibuya's rules, improved): the rows of a file go to ``engines`` contiguous shares;
+the first ``rows % engines`` shares get one row more, so no row is dropped; a header row, when
+the file has one, heads every share instead of going to the first engine only. Rows are CSV
+records: a quoted field may hold newlines. With fewer rows than engines some shares hold no row.
+
+JMX rewrite (Shibuya's rules): every ``ThreadGroup`` and ``SetupThreadGroup`` directly under the
+test plan gets the run's threads per engine, ramp-up, ``scheduler=true`` and the duration.
+"""
+
+from __future__ import annotations
+
+from xml.etree.ElementTree import Element, SubElement, tostring
+
+from defusedxml.ElementTree import fromstring
+
+from engine_sidecar.jtl import RecordSplitter
+
+
+class PlanError(ValueError):
+    """A plan file cannot be prepared (not XML, no test plan …); not retriable."""
+
+
+def csv_rows(data: bytes) -> list[bytes]:
+    """The records of a CSV file, each with its line ending (a last one without is kept)."""
+    splitter = RecordSplitter(max_record_bytes=len(data) + 1)
+    rows = [raw for raw, _, _ in splitter.split(data) if raw is not None]
+    consumed = sum(len(r) for r in rows)
+    if consumed < len(data):
+        rows.append(data[consumed:])
+    return rows
+
+
+def split_csv(data: bytes, *, engines: int, index: int, header: bool) -> bytes:
+    """Engine ``index``'s share of ``data`` among ``engines`` engines."""
+    if not 0 <= index < engines:
+        raise PlanError(f"engine index {index} is outside 0..{engines - 1}")
+    rows = csv_rows(data)
+    head: list[bytes] = []
+    if header and rows:
+        head, rows = rows[:1], rows[1:]
+        if not head[0].endswith(b"\n"):
+            head[0] += b"\n"
+    base, extra = divmod(len(rows), engines)
+    start = index * base + min(index, extra)
+    share = rows[start : start + base + (1 if index < extra else 0)]
+    if share and not share[-1].endswith(b"\n"):
+        share[-1] += b"\n"
+    return b"".join(head + share)
+
+
+_THREAD_GROUPS = ("ThreadGroup", "SetupThreadGroup")
+
+
+def rewrite_jmx(data: bytes, *, threads: int, ramp_up_s: int, duration_s: int) -> bytes:
+    """The JMX with every top-level thread group set to the run's load profile."""
+    try:
+        root = fromstring(data)
+    except Exception as exc:  # defusedxml raises several kinds; all mean "not a plan we take"
+        raise PlanError(f"the plan is not well-formed XML: {exc}") from exc
+    plan_tree = _test_plan_tree(root)
+    groups = [el for el in plan_tree if el.tag in _THREAD_GROUPS]
+    if not groups:
+        raise PlanError("the test plan has no ThreadGroup or SetupThreadGroup at its top level")
+    for group in groups:
+        _set(group, "stringProp", "ThreadGroup.num_threads", str(threads))
+        _set(group, "stringProp", "ThreadGroup.ramp_time", str(ramp_up_s))
+        _set(group, "boolProp", "ThreadGroup.scheduler", "true")
+        _set(group, "stringProp", "ThreadGroup.duration", str(duration_s))
+    body: bytes = tostring(root, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+
+
+def _test_plan_tree(root: Element) -> Element:
+    """The ``hashTree`` that holds the test plan's children."""
+    if root.tag != "jmeterTestPlan":
+        raise PlanError(f"the root element is <{root.tag}>, not <jmeterTestPlan>")
+    top = root.find("hashTree")
+    if top is None:
+        raise PlanError("the plan has no <hashTree>")
+    children = list(top)
+    for i, el in enumerate(children):
+        if el.tag == "TestPlan" and i + 1 < len(children) and children[i + 1].tag == "hashTree":
+            return children[i + 1]
+    raise PlanError("the plan has no <TestPlan> followed by its <hashTree>")
+
+
+def _set(group: Element, kind: str, name: str, value: str) -> None:
+    for prop in group:
+        if prop.get("name") == name:
+            prop.tag = kind
+            prop.text = value
+            return
+    SubElement(group, kind, name=name).text = value
