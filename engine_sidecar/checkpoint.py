@@ -1,9 +1,10 @@
 """The sidecar's write-ahead checkpoint: where in the results file, which batch comes next.
 
 Before a batch is sent, its sequence number and byte range are written down (``pending``); after
-the broker acknowledged it, the range becomes the committed offset. A sidecar restarted after a
-SIGKILL first re-sends a pending batch with the same sequence and the same records, so the
-consumer's dedupe by (engine, sequence) sees an exact repeat — never a batch that differs.
+the broker acknowledged it, the range becomes the committed offset — on disk with the next
+batch's pending entry, or at stop. A sidecar restarted after a SIGKILL first re-sends a pending
+batch with the same sequence and the same records, so the consumer's dedupe by (engine, sequence)
+sees an exact repeat — never a batch that differs.
 """
 
 from __future__ import annotations

@@ -18,9 +18,15 @@ and parsing goes on with the next one.
 from __future__ import annotations
 
 import csv
+import io
+import warnings
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
+
+import numpy as np
+import numpy.typing as npt
 
 from streams.wire import BatchBuilder
 
@@ -126,6 +132,18 @@ class Progress:
     """Line number (1-based) at which the next record starts."""
 
 
+@dataclass
+class Split:
+    """Records completed by one :meth:`RecordSplitter.split` call, as parallel lists."""
+
+    records: Sequence[bytes | None]
+    """Each record without its final newline; ``None`` for an overlong record (dropped)."""
+    sizes: list[int]
+    """Bytes each record took in the file, newline included."""
+    lines: list[int]
+    """Lines each record spans (more than one when a quoted field holds newlines)."""
+
+
 class RecordSplitter:
     """Cuts a byte stream into complete records: newline-terminated, quotes balanced.
 
@@ -138,15 +156,33 @@ class RecordSplitter:
         self._pending = b""
         self._skipped: int | None = None  # bytes dropped so far of an overlong record
 
-    def split(self, data: bytes) -> list[tuple[bytes | None, int, int]]:
-        """``(record or None, its length in bytes, its lines)`` of every record completed."""
-        out: list[tuple[bytes | None, int, int]] = []
+    def split(self, data: bytes) -> Split:
         buf = self._pending + data
+        last = buf.rfind(b"\n")
+        if self._skipped is None and last >= 0:
+            # Fast path: every line holds an even number of quotes and fits the limit, so every
+            # line is a record. Each step runs in C; most chunks of most files take this path.
+            lines = buf[:last].split(b"\n")
+            rest = buf[last + 1 :]
+            if (
+                (b'"' not in buf or _quotes_balanced_per_line(buf, last))
+                and max(map(len, lines)) < self.max_record_bytes
+                and len(rest) <= self.max_record_bytes
+            ):
+                self._pending = rest
+                return Split(lines, [len(line) + 1 for line in lines], [1] * len(lines))
+        return self._split_slowly(buf)
+
+    def _split_slowly(self, buf: bytes) -> Split:
+        records: list[bytes | None] = []
+        out = Split(records, [], [])
         start = scan = quotes = lines = 0
         while (nl := buf.find(b"\n", scan)) >= 0:
             lines += 1
             if self._skipped is not None:
-                out.append((None, self._skipped + nl + 1 - start, lines))
+                records.append(None)
+                out.sizes.append(self._skipped + nl + 1 - start)
+                out.lines.append(lines)
                 self._skipped = None
                 start = scan = nl + 1
                 quotes = lines = 0
@@ -154,7 +190,9 @@ class RecordSplitter:
             quotes += buf.count(b'"', scan, nl)
             scan = nl + 1
             if quotes % 2 == 0:
-                out.append((buf[start:scan], scan - start, lines))
+                records.append(buf[start:nl])
+                out.sizes.append(scan - start)
+                out.lines.append(lines)
                 start, quotes, lines = scan, 0, 0
         rest = buf[start:]
         if self._skipped is not None:
@@ -197,24 +235,95 @@ class JtlParser:
 
         ``progress`` then points just after the last complete record.
         """
+        split = self._splitter.split(data)
+        records = split.records
+        first_line = self.progress.line_no
+        self.progress.offset += sum(split.sizes)
+        self.progress.line_no += sum(split.lines)
+        skip = 0
+        if self._header_pending and records:
+            self._header_pending, skip = False, 1
+        body = records[skip:]
+        added = -1
+        if body and None not in body and b"" not in body:
+            added = self._parse_block(body, out)  # type: ignore[arg-type]
+        if added < 0:  # something in the block is odd: record by record, to say what
+            added = self._parse_each(split, skip, first_line, out)
+        self.samples_parsed += added
+        return added
+
+    def _parse_each(self, split: Split, skip: int, first_line: int, out: BatchBuilder) -> int:
         added = 0
+        line_no = first_line
         limit = self._splitter.max_record_bytes
-        for raw, size, lines in self._splitter.split(data):
-            line_no = self.progress.line_no
-            self.progress.offset += size
-            self.progress.line_no += lines
-            if raw is None:
+        for i, (raw, size, lines) in enumerate(
+            zip(split.records, split.sizes, split.lines, strict=True)
+        ):
+            if i < skip:
+                pass
+            elif raw is None:
                 self.errors.add(line_no, f"record longer than {limit} bytes: {size} bytes")
-            elif self._header_pending:
-                self._header_pending = False
             elif raw.strip():
                 reason = self._parse_one(raw, out)
                 if reason is None:
                     added += 1
                 else:
                     self.errors.add(line_no, reason)
-        self.samples_parsed += added
+            line_no += lines
         return added
+
+    def _parse_block(self, records: list[bytes], out: BatchBuilder) -> int:
+        """All records at once, column by column; -1 (nothing added) if any one is malformed."""
+        try:
+            text = b"\n".join(records).decode("utf-8")
+        except UnicodeDecodeError:
+            return -1
+        delimiter = self.format.delimiter
+        if '"' in text or "\r" in text:
+            rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        else:  # nothing quoted: a plain split is the same parse, three times faster
+            rows = [line.split(delimiter) for line in text.split("\n")]
+        n = self._n
+        if len(rows) != len(records) or set(map(len, rows)) != {n}:
+            return -1
+        cols = list(zip(*rows, strict=True))
+        ix = self._ix
+        ints = {}
+        for name in _INT_COLUMNS:
+            i = ix[name]
+            values = _ints(cols[i]) if i is not None else np.zeros(len(rows), np.int64)
+            if values is None:
+                return -1
+            ints[name] = values
+        success_col = cols[ix["success"]]  # type: ignore[index]
+        if not set(success_col) <= {"true", "false"}:
+            return -1
+        success = [v == "true" for v in success_col]
+        empty = ("",) * len(rows)
+        codes = cols[ix["responseCode"]] if ix["responseCode"] is not None else empty
+        fms = cols[ix["failureMessage"]] if ix["failureMessage"] is not None else empty
+        rms = cols[ix["responseMessage"]] if ix["responseMessage"] is not None else empty
+        if all(success):
+            messages: Sequence[str] = empty
+        else:
+            messages = [
+                "" if ok else (fm or rm)[:500] for ok, fm, rm in zip(success, fms, rms, strict=True)
+            ]
+        out.add_many(
+            ts_ms=ints["timeStamp"],
+            elapsed_ms=ints["elapsed"],
+            latency_ms=ints["Latency"],
+            connect_ms=ints["Connect"],
+            bytes_recv=ints["bytes"],
+            bytes_sent=ints["sentBytes"],
+            grp_threads=ints["grpThreads"],
+            all_threads=ints["allThreads"],
+            labels=cols[ix["label"]],  # type: ignore[index]
+            codes=[c[:200] for c in codes] if max(map(len, codes)) > 200 else codes,
+            success=success,
+            messages=messages,
+        )
+        return len(rows)
 
     def skip_to(self, offset: int, line_no: int) -> None:
         """Resume after a checkpoint: the header (if any) lies before ``offset``."""
@@ -270,6 +379,26 @@ class JtlParser:
             message=message,
         )
         return None
+
+
+def _quotes_balanced_per_line(buf: bytes, end: int) -> bool:
+    """Whether every line of ``buf[:end]`` holds an even number of ``"`` (vectorised)."""
+    b = np.frombuffer(buf, np.uint8, end)
+    newlines = np.flatnonzero(b == 10)  # '\n'
+    line_of_quote = np.searchsorted(newlines, np.flatnonzero(b == 34))  # '"'
+    return not (np.bincount(line_of_quote) & 1).any()
+
+
+def _ints(column: Sequence[str]) -> npt.NDArray[np.int64] | None:
+    """A column of decimal integers parsed in C; ``None`` if any value is not one."""
+    with warnings.catch_warnings():
+        # numpy warns (and stops) at the first value it cannot read; that is our "no".
+        warnings.simplefilter("error")
+        try:
+            values = np.fromstring(",".join(column), dtype=np.int64, sep=",")
+        except (ValueError, DeprecationWarning):
+            return None
+    return values if values.shape[0] == len(column) and "" not in column else None
 
 
 def _int(fields: list[str], index: int | None) -> int:

@@ -26,11 +26,13 @@ class PlanError(ValueError):
 
 def csv_rows(data: bytes) -> list[bytes]:
     """The records of a CSV file, each with its line ending (a last one without is kept)."""
-    splitter = RecordSplitter(max_record_bytes=len(data) + 1)
-    rows = [raw for raw, _, _ in splitter.split(data) if raw is not None]
-    consumed = sum(len(r) for r in rows)
-    if consumed < len(data):
-        rows.append(data[consumed:])
+    split = RecordSplitter(max_record_bytes=len(data) + 1).split(data)
+    rows, offset = [], 0
+    for size in split.sizes:
+        rows.append(data[offset : offset + size])
+        offset += size
+    if offset < len(data):
+        rows.append(data[offset:])
     return rows
 
 

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import struct
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
+from numpy.typing import ArrayLike
 
 from streams.wire.errors import DecodeError
 from streams.wire.topics import check_id
@@ -211,25 +213,30 @@ def decode_batch(data: bytes) -> ResultBatch:
 
 
 class BatchBuilder:
-    """Collects samples one at a time and cuts them into :class:`ResultBatch` es.
+    """Collects samples and cuts them into :class:`ResultBatch` es.
 
-    Pure bookkeeping for producers (the sidecar, tests, the demo): it interns strings and keeps
-    Python lists until :meth:`build`, where each column becomes one numpy array.
+    Pure bookkeeping for producers (the sidecar, tests, the demo): it interns strings, keeps
+    samples added one at a time in Python lists and samples added as columns in arrays, and
+    concatenates them, in order, in :meth:`build`.
     """
 
-    __slots__ = ("_cols", "_dicts")
+    __slots__ = ("_cols", "_dicts", "_n_parts", "_parts")
 
     def __init__(self) -> None:
-        self._cols: dict[str, list[int]] = {}
+        self._cols: dict[str, list[int]] = {}  # bools count as ints
+        self._parts: dict[str, list[npt.NDArray[np.generic]]] = {}
+        self._n_parts = 0
         self._dicts: tuple[dict[str, int], dict[str, int], dict[str, int]] = ({}, {}, {})
         self._reset()
 
     def _reset(self) -> None:
         self._cols = {name: [] for name, _ in COLUMNS}
+        self._parts = {name: [] for name, _ in COLUMNS}
+        self._n_parts = 0
         self._dicts = ({}, {}, {})
 
     def __len__(self) -> int:
-        return len(self._cols["elapsed_ms"])
+        return len(self._cols["elapsed_ms"]) + self._n_parts
 
     def add(
         self,
@@ -262,20 +269,79 @@ class BatchBuilder:
         c["code_idx"].append(_intern(codes, code))
         c["message_idx"].append(_intern(messages, message))
 
+    def add_many(
+        self,
+        *,
+        ts_ms: ArrayLike,
+        elapsed_ms: ArrayLike,
+        latency_ms: ArrayLike,
+        connect_ms: ArrayLike,
+        bytes_recv: ArrayLike,
+        bytes_sent: ArrayLike,
+        grp_threads: ArrayLike,
+        all_threads: ArrayLike,
+        labels: Sequence[str],
+        codes: Sequence[str],
+        success: Sequence[bool],
+        messages: Sequence[str],
+    ) -> None:
+        """Add samples given as columns of equal length: what a block parser produces."""
+        self._move_lists_to_parts()
+        p = self._parts
+        ldict, cdict, mdict = self._dicts
+        n = len(labels)
+        for name, values in (
+            ("ts_off_ms", ts_ms),
+            ("elapsed_ms", elapsed_ms),
+            ("latency_ms", latency_ms),
+            ("connect_ms", connect_ms),
+            ("bytes_recv", bytes_recv),
+            ("bytes_sent", bytes_sent),
+            ("grp_threads", grp_threads),
+            ("all_threads", all_threads),
+            ("success", success),
+        ):
+            arr = np.asarray(values, dtype=np.int64)
+            if arr.shape != (n,):
+                raise ValueError(f"{name} has shape {arr.shape}, expected ({n},)")
+            p[name].append(arr)
+        for name, table, values in (
+            ("label_idx", ldict, labels),
+            ("code_idx", cdict, codes),
+            ("message_idx", mdict, messages),
+        ):
+            # In order of first appearance: the same samples always give the same bytes.
+            for v in dict.fromkeys(values):
+                if v not in table:
+                    _intern(table, v)
+            p[name].append(np.fromiter(map(table.__getitem__, values), np.int64, n))
+        self._n_parts += n
+
+    def _move_lists_to_parts(self) -> None:
+        c = self._cols
+        if c["elapsed_ms"]:
+            self._n_parts += len(c["elapsed_ms"])
+            for name, values in c.items():
+                self._parts[name].append(np.asarray(values, dtype=np.int64))
+                c[name] = []
+
     def full(self) -> bool:
         """True when another distinct string might not fit the uint16 dictionaries."""
         return any(len(d) >= MAX_DISTINCT for d in self._dicts)
 
     def build(self, *, run_id: str, plan_id: str, engine_id: str, seq: int) -> ResultBatch:
         """Everything added so far as one batch; the builder starts empty again."""
-        c = self._cols
-        ts = np.asarray(c["ts_off_ms"], dtype=np.int64)
+        self._move_lists_to_parts()
+        parts = self._parts
+        whole = {
+            name: np.concatenate(parts[name]) if parts[name] else np.zeros(0, np.int64)
+            for name, _ in COLUMNS
+        }
+        ts = whole["ts_off_ms"]
         base = int(ts.min()) if ts.size else 0
         if ts.size and int(ts.max()) - base > MAX_SPAN_MS:
             raise ValueError("samples of one batch span more than 24 days")
-        arrays = {
-            name: np.asarray(c[name], dtype=dt) for name, dt in COLUMNS if name != "ts_off_ms"
-        }
+        arrays = {name: whole[name].astype(dt) for name, dt in COLUMNS if name != "ts_off_ms"}
         arrays["ts_off_ms"] = (ts - base).astype(np.int32)
         labels, codes, messages = (tuple(d) for d in self._dicts)
         self._reset()

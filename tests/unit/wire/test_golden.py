@@ -98,3 +98,32 @@ def test_empty_batch_round_trips() -> None:
 
     empty = BatchBuilder().build(run_id="r", plan_id="p", engine_id="e", seq=0)
     assert len(decode_batch(encode_batch(empty))) == 0
+
+
+def test_block_encoding_is_the_same_in_every_process() -> None:
+    """A re-sent batch must be byte-identical: string interning may not follow hash order."""
+    import subprocess
+    import sys
+
+    code = (
+        "from streams.wire import BatchBuilder, encode_batch\n"
+        "b = BatchBuilder()\n"
+        "labels = [f'label {i % 7}' for i in range(50)]\n"
+        "b.add_many(ts_ms=range(50), elapsed_ms=range(50), latency_ms=range(50),"
+        " connect_ms=range(50), bytes_recv=range(50), bytes_sent=range(50),"
+        " grp_threads=range(50), all_threads=range(50), labels=labels,"
+        " codes=[str(200 + i % 3) for i in range(50)], success=[True] * 50,"
+        " messages=[''] * 50)\n"
+        "print(encode_batch(b.build(run_id='r', plan_id='p', engine_id='e', seq=0)).hex())\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(outputs) == 1

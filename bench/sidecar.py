@@ -1,0 +1,190 @@
+"""Sidecar benchmark: parse + publish throughput, and CPU share while results stream in.
+
+    .venv/bin/python bench/sidecar.py --bootstrap 127.0.0.1:9092 [--samples 500000] [--rate 10000]
+
+1. Throughput on a large JTL file (JMeter's 17 default columns, quoted labels), in samples per
+   CPU-second of this process, against a plain ``csv.reader`` pass over the same file measured in
+   the same run: parse only (into columnar batches, encoded), then parse + publish to Kafka
+   (acknowledged, lz4).
+2. CPU share of a ``shibuya sidecar tail`` process while a writer appends ``--rate`` samples/s
+   to its file for ``--seconds`` (the writer stands in for JMeter, which needs a target far faster
+   than this machine's Python ones to reach 10 k samples/s), read from /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+from rich.console import Console
+from rich.table import Table
+
+from engine_sidecar.jtl import JMETER_DEFAULT_COLUMNS, JtlParser, detect_format
+from engine_sidecar.kafka import producer
+from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
+from shibuya.dev import kafka_io
+from streams.wire import BatchBuilder, encode_batch
+
+QUOTED = [f'"GET /api/item/{i}, ""v2"""' for i in range(20)]  # JMeter quotes these
+PLAIN = [f"GET /api/item/{i}" for i in range(20)]
+
+
+def jtl_lines(n: int, t0: int, labels: list[str] = QUOTED) -> list[str]:
+    lines = []
+    for i in range(n):
+        ok = i % 50 != 0
+        lines.append(
+            f"{t0 + i // 10},{20 + i % 300},{labels[i % 20]},{200 if ok else 500},"
+            f"{'OK' if ok else 'Internal Server Error'},users 1-{i % 50},text,"
+            f"{'true' if ok else 'false'},,{1000 + i % 700},180,50,100,"
+            f"http://127.0.0.1:8000/api/item/{i % 20},{10 + i % 200},0,{i % 5}\n"
+        )
+    return lines
+
+
+def write_jtl(path: Path, n: int, labels: list[str] = QUOTED) -> None:
+    with path.open("w") as f:
+        f.write(",".join(JMETER_DEFAULT_COLUMNS) + "\n")
+        f.writelines(jtl_lines(n, 1_764_288_000_000, labels))
+
+
+def cpu_of(fn: object) -> float:
+    assert callable(fn)
+    t = time.process_time()
+    fn()
+    return time.process_time() - t
+
+
+def plain_csv(path: Path) -> None:
+    with path.open(newline="") as f:
+        for _ in csv.reader(f):
+            pass
+
+
+def parse_only(path: Path) -> None:
+    data = path.read_bytes()
+    parser = JtlParser(detect_format(data[: data.index(b"\n") + 1]))
+    builder, seq = BatchBuilder(), 0
+    for i in range(0, len(data), 256 * 1024):
+        parser.feed(data[i : i + 256 * 1024], builder)
+        if len(builder) >= 2000:
+            encode_batch(builder.build(run_id="r", plan_id="p", engine_id="e", seq=seq))
+            seq += 1
+    encode_batch(builder.build(run_id="r", plan_id="p", engine_id="e", seq=seq))
+
+
+async def parse_publish(path: Path, bootstrap: str, work: Path) -> int:
+    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    await kafka_io.create_topics(bootstrap, [topic], partitions=4)
+    stop = asyncio.Event()
+    stop.set()  # publish what the file holds, then return
+    async with producer(bootstrap, "lz4") as p:
+        publisher = ResultPublisher(
+            path=path,
+            checkpoint_path=work / "ckpt.json",
+            identity=Identity("r", "p", "e"),
+            producer=p,
+            topic=topic,
+            metrics=PublisherMetrics(CollectorRegistry()),
+            limits=Limits(max_samples=2000),
+        )
+        await publisher.run(stop)
+        return publisher.samples_published
+
+
+def proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_share(
+    bootstrap: str, rate: int, seconds: int, work: Path, labels: list[str] = QUOTED
+) -> tuple[float, int]:
+    jtl = work / "live.jtl"
+    jtl.write_text(",".join(JMETER_DEFAULT_COLUMNS) + "\n")
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    asyncio.run(kafka_io.create_topics(bootstrap, [f"{prefix}.results.v1"], partitions=4))
+    env = {
+        **os.environ,
+        "SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": bootstrap,
+        "SHIBUYA_SIDECAR_KAFKA__TOPIC_PREFIX": prefix,
+        "SHIBUYA_SIDECAR_WORK_DIR": str(work),
+        "SHIBUYA_SIDECAR_HEALTH_PORT": "0",
+    }
+    sidecar = subprocess.Popen(
+        [sys.executable, "-m", "shibuya", "sidecar", "tail", str(jtl), "--run-id", "bench"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(3)  # let it start (imports, producer) before measuring steady state
+    lines = jtl_lines(rate // 10, int(time.time() * 1000), labels)
+    start_cpu, start = proc_cpu_s(sidecar.pid), time.monotonic()
+    with jtl.open("a") as f:
+        for tick in range(seconds * 10):
+            f.writelines(lines)
+            f.flush()
+            time.sleep(max(0.0, start + (tick + 1) / 10 - time.monotonic()))
+    used = proc_cpu_s(sidecar.pid) - start_cpu
+    elapsed = time.monotonic() - start
+    sidecar.terminate()
+    sidecar.wait(30)
+    return used / elapsed, rate * seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--samples", type=int, default=500_000)
+    ap.add_argument("--rate", type=int, default=10_000)
+    ap.add_argument("--seconds", type=int, default=20)
+    args = ap.parse_args()
+    console = Console(width=140)
+    for style, labels in (("quoted labels (worst case)", QUOTED), ("plain labels", PLAIN)):
+        with tempfile.TemporaryDirectory() as tmp:
+            run(console, args, Path(tmp), style, labels)
+
+
+def run(
+    console: Console, args: argparse.Namespace, work: Path, style: str, labels: list[str]
+) -> None:
+    path = work / "big.jtl"
+    write_jtl(path, args.samples, labels)
+    n = args.samples
+    base = n / cpu_of(lambda: plain_csv(path))
+    parse = n / cpu_of(lambda: parse_only(path))
+    t = time.process_time()
+    published = asyncio.run(parse_publish(path, args.bootstrap, work))
+    publish = published / (time.process_time() - t)
+    assert published == n, (published, n)
+    table = Table(
+        title=f"sidecar throughput, {style}: {n:,} samples, "
+        f"{path.stat().st_size / n:.0f} bytes/line; samples per CPU-second"
+    )
+    for col in ("case", "samples / CPU-s", "vs plain csv.reader"):
+        table.add_column(col, justify="left" if col == "case" else "right")
+    table.add_row("plain csv.reader pass (baseline)", f"{base:,.0f}", "1.00")
+    table.add_row("parse into columnar batches + encode", f"{parse:,.0f}", f"{parse / base:.2f}")
+    table.add_row(
+        "parse + publish to Kafka (acked, lz4)", f"{publish:,.0f}", f"{publish / base:.2f}"
+    )
+    console.print(table)
+    share, total = cpu_share(args.bootstrap, args.rate, args.seconds, work, labels)
+    console.print(
+        f"CPU share of `shibuya sidecar tail`, {style}, while {args.rate:,} samples/s "
+        f"are appended for {args.seconds}s ({total:,} samples): "
+        f"{share * 100:.1f}% of one core (goal ≤ 5%)\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
