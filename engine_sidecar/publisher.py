@@ -94,6 +94,8 @@ class ResultPublisher:
         self.limits = limits
         self.errors = ErrorReport()
         self.samples_published = 0
+        self.threads = 0
+        """Active threads of the engine in the last batch (JMeter's ``allThreads``)."""
         self._key = result_key(identity.run_id, identity.engine_id)
         self._ckpt: Checkpoint
         self._tail: FileTail
@@ -227,6 +229,7 @@ class ResultPublisher:
         self._ckpt.save(self.checkpoint_path)
         await self._send(encode_batch(batch))
         self._commit(pending, len(batch))
+        self.threads = int(batch.all_threads[-1])
 
     async def _send(self, value: bytes) -> None:
         delay = 0.2

@@ -81,12 +81,16 @@ def sidecar_tail(
     plan_id: Annotated[
         str | None, typer.Option(help="plan id; default: SHIBUYA_SIDECAR_ENGINE__PLAN_ID")
     ] = None,
+    engine_pid: Annotated[
+        int | None, typer.Option(help="PID of the engine, for CPU and memory in heartbeats")
+    ] = None,
 ) -> None:
     """Tail-only mode: publish FILE's samples for an engine this sidecar did not start.
 
     Follows the file as it grows (also through truncation and rotation) and publishes its samples
-    to Kafka in batches; resumes from its checkpoint after a restart. On SIGTERM or Ctrl-C it
-    publishes what is left in the file, then exits.
+    to Kafka in batches; resumes from its checkpoint after a restart. Sends heartbeats with the
+    engine's threads, CPU and memory (of ENGINE_PID, else of the container's cgroup). On SIGTERM
+    or Ctrl-C it publishes what is left in the file, sends a last heartbeat, then exits.
     """
     from engine_sidecar.main import tail
     from engine_sidecar.publisher import Identity
@@ -98,7 +102,7 @@ def sidecar_tail(
         plan_id=plan_id or settings.engine.plan_id,
         engine_id=engine_id or settings.engine_id,
     )
-    tail(settings, file.resolve(), identity)
+    tail(settings, file.resolve(), identity, engine_pid)
 
 
 @worker.command("run")

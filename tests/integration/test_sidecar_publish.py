@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from engine_sidecar.kafka import producer
 from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
 from shibuya.dev import kafka_io, target
 from shibuya.dev.procs import wait_for
-from streams.wire import Topic, topic_name
+from streams.wire import EngineState, EngineStatus, Topic, decode_message, topic_name
 from tests.integration.sidecar_support import consume_published, reference_samples, start_jmeter
 
 
@@ -77,7 +79,7 @@ def test_every_sample_of_a_live_jmeter_run_is_published_once(
 
 
 def _sidecar(
-    bootstrap: str, prefix: str, work: Path, jtl: Path, log: Path
+    bootstrap: str, prefix: str, work: Path, jtl: Path, log: Path, engine_pid: int
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -86,6 +88,8 @@ def _sidecar(
         "SHIBUYA_SIDECAR_WORK_DIR": str(work),
         "SHIBUYA_SIDECAR_HEALTH_PORT": "0",
         "SHIBUYA_SIDECAR_BATCH__MAX_SAMPLES": "50",
+        "SHIBUYA_SIDECAR_HEARTBEAT_INTERVAL_S": "0.5",
+        "SHIBUYA_SIDECAR_ENGINE__COLLECTION_ID": "coll-1",
     }
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -121,19 +125,21 @@ def test_a_sidecar_killed_mid_run_resumes_without_loss(
     kafka_bootstrap: str, unique: str, tmp_path: Path, http_target: int
 ) -> None:
     topic = topic_name(Topic.RESULTS, unique)
-    asyncio.run(kafka_io.create_topics(kafka_bootstrap, [topic], partitions=2))
+    status_topic = topic_name(Topic.ENGINE_STATUS, unique)
+    asyncio.run(kafka_io.create_topics(kafka_bootstrap, [topic, status_topic], partitions=2))
     jtl, log, work = tmp_path / "results.jtl", tmp_path / "sidecar.log", tmp_path / "work"
     checkpoint = work / "checkpoint-engine-7.json"
 
-    sidecar = _sidecar(kafka_bootstrap, unique, work, jtl, log)
     jmeter = start_jmeter(jtl, http_target, duration_s=6)
+    sidecar = _sidecar(kafka_bootstrap, unique, work, jtl, log, jmeter.pid)
     try:
         # Kill it once it has published something and JMeter is still writing.
         assert wait_for(lambda: _next_seq(checkpoint) >= 3, timeout_s=30), log.read_text()
         assert jmeter.poll() is None, "JMeter finished before the kill: the test proves nothing"
+        _check_health_endpoints(log)
         sidecar.send_signal(signal.SIGKILL)
         sidecar.wait()
-        sidecar = _sidecar(kafka_bootstrap, unique, work, jtl, log)
+        sidecar = _sidecar(kafka_bootstrap, unique, work, jtl, log, jmeter.pid)
         assert jmeter.wait(timeout=60) == 0
     finally:
         sidecar.send_signal(signal.SIGTERM)  # drains the file, then exits
@@ -143,3 +149,42 @@ def test_a_sidecar_killed_mid_run_resumes_without_loss(
     got = asyncio.run(consume_published(kafka_bootstrap, topic, sum(expected.values())))
     assert got.samples == expected
     assert "stopped:" in log.read_text()
+
+    statuses = asyncio.run(_statuses(kafka_bootstrap, status_topic))
+    assert {s.collection_id for s in statuses} == {"coll-1"}
+    running = [s for s in statuses if s.state is EngineState.RUNNING]
+    assert any(
+        s.cpu_cores is not None and s.cpu_cores > 0 and (s.memory_bytes or 0) > 2**20
+        for s in running
+    ), "no heartbeat carried JMeter's CPU and memory"
+    assert any(s.threads == 2 for s in running)  # the plan's two threads, from allThreads
+    last = statuses[-1]
+    assert last.state is EngineState.FINISHED
+    assert last.malformed_lines == 0
+    assert last.run_id == "run-1"
+
+
+def _check_health_endpoints(log: Path) -> None:
+    [port] = re.findall(r"health and metrics on port (\d+)", log.read_text())
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+        health = json.loads(resp.read())
+    assert health["status"] == "ok"
+    assert health["engine_id"] == "engine-7"
+    assert health["samples_published"] > 0
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        metrics = resp.read().decode()
+    assert "shibuya_sidecar_samples_published_total" in metrics
+    assert "shibuya_sidecar_malformed_lines_total 0.0" in metrics
+
+
+async def _statuses(bootstrap: str, topic: str) -> list[EngineStatus]:
+    """Every heartbeat until the last one (state finished) of the second sidecar."""
+    out: list[EngineStatus] = []
+    async with asyncio.timeout(30), kafka_io.read_from_start(bootstrap, topic) as records:
+        async for r in records:
+            assert r.key == b"coll-1"
+            assert r.value is not None
+            out.append(decode_message(r.value, EngineStatus))
+            if out[-1].state is EngineState.FINISHED:
+                return out
+    return out
