@@ -92,7 +92,7 @@ class Heartbeat:
                 )
             self.sent += 1
         except (PublishError, TimeoutError) as exc:
-            log.warning("heartbeat not sent: %s", exc)
+            log.warning("heartbeat not sent: %s", exc or "timed out")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send a heartbeat now and every ``interval_s`` until ``stop`` is set."""

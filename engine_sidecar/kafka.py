@@ -4,6 +4,10 @@ Errors::
 
     PublishError      a record was not acknowledged (broker down, timeout); retriable: send the
                       same record again, the consumer drops repeats by (engine, sequence)
+
+After a failed send the underlying aiokafka producer is closed and the next send starts a new
+one: aiokafka's producer spins on metadata refreshes while its broker is away (thousands of
+attempts a second, aio-libs/aiokafka#267), so we back off instead of keeping it alive.
 """
 
 from __future__ import annotations
@@ -26,55 +30,66 @@ class PublishError(RuntimeError):
 class Producer:
     """Idempotent, ``acks=all``: a record acknowledged is on every in-sync replica."""
 
-    def __init__(self, bootstrap: str, compression: str, timeout_s: float = 30) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            enable_idempotence=True,
-            acks="all",
-            compression_type=None if compression == "none" else compression,
-            linger_ms=5,
-            max_request_size=16 * 2**20,
-            request_timeout_ms=int(timeout_s * 1000),
-        )
+    def __init__(self, bootstrap: str, compression: str, timeout_s: float = 10) -> None:
+        self._bootstrap = bootstrap
+        self._compression = None if compression == "none" else compression
         self._timeout_s = timeout_s
-        self._started = False
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
 
     async def start(self) -> None:
-        try:
-            await self._producer.start()
-        except KafkaError as exc:
-            await self._producer.stop()
-            raise PublishError(f"cannot reach Kafka: {exc!r}") from exc
-        self._started = True
+        async with self._lock:
+            if self._producer is not None:
+                return
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self._bootstrap,
+                enable_idempotence=True,
+                acks="all",
+                compression_type=self._compression,
+                linger_ms=5,
+                max_request_size=16 * 2**20,
+                request_timeout_ms=int(self._timeout_s * 1000),
+                retry_backoff_ms=500,
+            )
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    await producer.start()
+            except (KafkaError, TimeoutError) as exc:
+                await producer.stop()
+                raise PublishError(f"cannot reach Kafka at {self._bootstrap}: {exc!r}") from exc
+            self._producer = producer
 
     async def send(self, topic: str, key: bytes, value: bytes) -> None:
         """Return once the broker acknowledged the record; raise :class:`PublishError` if not."""
+        await self.start()
+        producer = self._producer
+        assert producer is not None
         try:
             async with asyncio.timeout(self._timeout_s):
-                await self._producer.send_and_wait(topic, value, key=key)
+                await producer.send_and_wait(topic, value, key=key)
         except (KafkaError, TimeoutError) as exc:
+            await self._discard(producer)
             raise PublishError(f"not acknowledged: {exc!r}") from exc
 
+    async def _discard(self, producer: AIOKafkaProducer) -> None:
+        async with self._lock:
+            if self._producer is producer:
+                self._producer = None
+        with contextlib.suppress(KafkaError, TimeoutError):
+            async with asyncio.timeout(self._timeout_s):
+                await producer.stop()
+
     async def close(self) -> None:
-        if self._started:
-            self._started = False
-            await self._producer.stop()
+        if self._producer is not None:
+            await self._discard(self._producer)
 
 
 @contextlib.asynccontextmanager
 async def producer(bootstrap: str, compression: str) -> AsyncIterator[Producer]:
-    """A started producer; retries until Kafka answers (the sidecar may start before it)."""
+    """A producer, connected when Kafka answers (the first sends retry until it does)."""
     p = Producer(bootstrap, compression)
-    delay = 0.5
-    while True:
-        try:
-            await p.start()
-            break
-        except PublishError as exc:
-            log.warning("%s; retrying in %.1fs", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-            p = Producer(bootstrap, compression)
+    with contextlib.suppress(PublishError):
+        await p.start()
     try:
         yield p
     finally:

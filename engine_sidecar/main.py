@@ -25,6 +25,8 @@ def tail(
 ) -> None:
     """Tail-only mode: publish the results file of an engine this sidecar did not start."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # aiokafka logs every failed reconnect at ERROR; our own warnings say what is retried.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     asyncio.run(_tail(settings, path, identity, engine_pid))
 
 

@@ -25,7 +25,8 @@ from prometheus_client import CollectorRegistry
 from engine_sidecar.kafka import producer
 from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
 from shibuya.dev import kafka_io, target
-from shibuya.dev.procs import wait_for
+from shibuya.dev.kafka import KafkaBroker
+from shibuya.dev.procs import free_port, wait_for
 from streams.wire import EngineState, EngineStatus, Topic, decode_message, topic_name
 from tests.integration.sidecar_support import consume_published, reference_samples, start_jmeter
 
@@ -188,3 +189,46 @@ async def _statuses(bootstrap: str, topic: str) -> list[EngineStatus]:
             if out[-1].state is EngineState.FINISHED:
                 return out
     return out
+
+
+def _metric(log: Path, name: str) -> float:
+    [port] = re.findall(r"health and metrics on port (\d+)", log.read_text())[-1:]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def test_a_broker_restart_mid_run_loses_nothing(
+    unique: str, tmp_path: Path, http_target: int
+) -> None:
+    broker = KafkaBroker(tmp_path / "kafka", port=free_port(), controller_port=free_port())
+    broker.start()
+    try:
+        topic = topic_name(Topic.RESULTS, unique)
+        status_topic = topic_name(Topic.ENGINE_STATUS, unique)
+        asyncio.run(kafka_io.create_topics(broker.bootstrap, [topic, status_topic], partitions=2))
+        jtl, log, work = tmp_path / "results.jtl", tmp_path / "sidecar.log", tmp_path / "work"
+        jmeter = start_jmeter(jtl, http_target, duration_s=10)
+        sidecar = _sidecar(broker.bootstrap, unique, work, jtl, log, jmeter.pid)
+        try:
+            published = "shibuya_sidecar_samples_published_total"
+            assert wait_for(lambda: _next_seq(work / "checkpoint-engine-7.json") >= 2, 30)
+            broker.stop()
+            # JMeter goes on writing while the broker is away: those samples must get through.
+            size_at_stop = jtl.stat().st_size
+            assert wait_for(lambda: jtl.stat().st_size > size_at_stop + 20_000, 30)
+            before = _metric(log, published)
+            assert jmeter.poll() is None, "JMeter finished during the outage: restart it sooner"
+            broker.start()
+            assert wait_for(lambda: _metric(log, published) > before, 60), log.read_text()
+            assert jmeter.wait(timeout=60) == 0
+        finally:
+            sidecar.send_signal(signal.SIGTERM)
+            assert sidecar.wait(timeout=90) == 0, log.read_text()
+        expected = reference_samples(jtl)
+        got = asyncio.run(consume_published(broker.bootstrap, topic, sum(expected.values())))
+        assert got.samples == expected
+    finally:
+        broker.stop()
