@@ -35,6 +35,7 @@ class Snapshot:
 
     state: EngineState
     run_id: str | None = None
+    command_id: str | None = None
     threads: int = 0
     samples_published: int = 0
     malformed_lines: int = 0
@@ -73,6 +74,7 @@ class Heartbeat:
             state=s.state,
             ts_ms=int(time.time() * 1000),
             run_id=s.run_id,
+            command_id=s.command_id,
             threads=s.threads,
             cpu_cores=cores,
             memory_bytes=memory,

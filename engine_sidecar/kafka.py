@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
+
+from streams.wire import Command, DecodeError, decode_command
 
 log = logging.getLogger(__name__)
 
@@ -94,3 +96,55 @@ async def producer(bootstrap: str, compression: str) -> AsyncIterator[Producer]:
         yield p
     finally:
         await p.close()
+
+
+class CommandConsumer:
+    """Reads the commands topic in the engine's own consumer group and commits as it goes.
+
+    Every sidecar sees every command of its collection (each has its own group); what it acts
+    on is decided by the agent. Bytes that are not a command come out as ``DecodeError``.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, group_id: str) -> None:
+        self._consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+        )
+
+    async def __aenter__(self) -> CommandConsumer:
+        delay = 0.5
+        while True:
+            try:
+                await self._consumer.start()
+                return self
+            except KafkaError as exc:
+                log.warning(
+                    "cannot join the commands topic yet (%r); retrying in %.1fs", exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def commands(
+        self,
+    ) -> AsyncIterator[tuple[Command | DecodeError, Callable[[], Awaitable[None]]]]:
+        """Each command with a callback that commits it as handled."""
+        async for msg in self._consumer:
+            try:
+                item: Command | DecodeError = decode_command(msg.value or b"")
+            except DecodeError as exc:
+                item = exc
+            tp = TopicPartition(msg.topic, msg.partition)
+
+            async def commit(tp: TopicPartition = tp, offset: int = msg.offset + 1) -> None:
+                with contextlib.suppress(KafkaError):
+                    await self._consumer.commit({tp: offset})
+
+            yield item, commit

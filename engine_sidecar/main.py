@@ -10,9 +10,11 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from engine_sidecar import health
+from engine_sidecar.agent import Agent, AgentConfig
+from engine_sidecar.engine import JMeterConfig
 from engine_sidecar.heartbeat import EngineRef, Heartbeat, Snapshot
-from engine_sidecar.kafka import producer
-from engine_sidecar.procstats import meter_for
+from engine_sidecar.kafka import CommandConsumer, producer
+from engine_sidecar.procstats import CpuMeter, Usage, cgroup_usage, meter_for, process_usage
 from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
 from engine_sidecar.settings import SidecarSettings
 from streams.wire import EngineState, Topic, topic_name
@@ -97,3 +99,86 @@ async def _tail(
             publisher.errors.count,
             heartbeat.sent,
         )
+
+
+def run(settings: SidecarSettings) -> None:
+    """Agent mode: act on commands for this engine, run JMeter, publish its results."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    asyncio.run(_run(settings))
+
+
+async def _run(settings: SidecarSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    e, k, j = settings.engine, settings.kafka, settings.jmeter
+    registry = CollectorRegistry()
+    config = AgentConfig(
+        collection_id=e.collection_id,
+        plan_id=e.plan_id,
+        engine_index=e.engine_index,
+        engine_id=settings.engine_id,
+        work_dir=settings.work_dir,
+        results_topic=topic_name(Topic.RESULTS, k.topic_prefix),
+        jmeter=JMeterConfig(j.home, j.heap, j.stop_port, j.properties),
+        limits=Limits(settings.batch.max_samples, settings.batch.max_interval_ms),
+        max_command_age_s=settings.max_command_age_s,
+    )
+    commands_topic = topic_name(Topic.COMMANDS, k.topic_prefix)
+    async with (
+        producer(k.bootstrap, k.compression) as p,
+        CommandConsumer(k.bootstrap, commands_topic, f"sidecar.{settings.engine_id}") as commands,
+    ):
+
+        async def announce() -> None:
+            await heartbeat.send_now()
+
+        agent = Agent(config, p, registry, announce)
+        heartbeat = Heartbeat(
+            sender=p,
+            topic=topic_name(Topic.ENGINE_STATUS, k.topic_prefix),
+            engine=EngineRef(e.collection_id, e.plan_id, e.engine_index, settings.engine_id),
+            snapshot=agent.snapshot,
+            meter=CpuMeter(lambda: _engine_usage(agent.engine_pid)),
+            interval_s=settings.heartbeat_interval_s,
+        )
+
+        def health_status() -> dict[str, object]:
+            s = agent.snapshot()
+            return {
+                "status": "ok",
+                "engine_id": settings.engine_id,
+                "state": s.state.value,
+                "run_id": s.run_id,
+                "samples_published": s.samples_published,
+            }
+
+        async def consume() -> None:
+            async for item, commit in commands.commands():
+                await agent.handle(item)
+                await commit()
+
+        async with health.serve(
+            settings.health_host, settings.health_port, registry, health_status
+        ) as port:
+            log.info(
+                "engine %s waiting for commands on %s (health and metrics on port %d)",
+                settings.engine_id,
+                commands_topic,
+                port,
+            )
+            beats = asyncio.create_task(heartbeat.run(stop))
+            consuming = asyncio.create_task(consume())
+            await stop.wait()
+            consuming.cancel()
+            await agent.shutdown()
+            await beats
+            await heartbeat.send_now()
+        log.info("stopped; %d heartbeats sent", heartbeat.sent)
+
+
+def _engine_usage(pid: int | None) -> Usage | None:
+    return process_usage(pid) if pid is not None else cgroup_usage()

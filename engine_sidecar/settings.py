@@ -31,6 +31,19 @@ class EngineIdentity(BaseModel):
     engine_index: int = Field(0, ge=0, description="index of the engine within its plan")
 
 
+class JMeterSettings(BaseModel):
+    home: Path = Field(
+        Path.home() / ".cache" / "shibuya" / "jmeter-5.6.3",
+        description="JMETER_HOME (bin/ApacheJMeter-*.jar); `shibuya dev jmeter install` fills "
+        "the default",
+    )
+    heap: str = Field("512m", description="JVM heap of JMeter (-Xms and -Xmx)")
+    stop_port: int = Field(4445, description="JMeter's non-GUI stop-test port")
+    properties: dict[str, str] = Field(
+        default_factory=dict, description='extra -J properties, as JSON: {"target.port": "80"}'
+    )
+
+
 class SidecarSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SHIBUYA_SIDECAR_", env_nested_delimiter="__", extra="forbid"
@@ -40,7 +53,9 @@ class SidecarSettings(BaseSettings):
     health_host: str = Field("127.0.0.1", description="address of /healthz and /metrics")
     health_port: int = Field(8089, description="port of /healthz and /metrics (0: any free one)")
     heartbeat_interval_s: float = Field(5.0, gt=0, description="seconds between heartbeats")
+    max_command_age_s: float = Field(600, gt=0, description="older commands are ignored")
     engine: EngineIdentity = EngineIdentity()
+    jmeter: JMeterSettings = JMeterSettings()
     kafka: KafkaSettings = KafkaSettings()
     batch: BatchSettings = BatchSettings()
 

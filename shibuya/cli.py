@@ -71,6 +71,22 @@ def sidecar_config() -> None:
     _print_settings(SidecarSettings())
 
 
+@sidecar.command("run")
+def sidecar_run() -> None:
+    """Agent mode: wait for start and stop commands on Kafka and run JMeter for them.
+
+    On `start` for its plan it downloads the plan's files (with the run's token), takes its
+    share of the CSV data, rewrites the JMX's thread groups, runs JMeter non-GUI and publishes
+    every result; on `stop` it stops JMeter gracefully (its stop-test port), by force after 30 s.
+    Each command is acted on once. Heartbeats report state, threads, CPU and memory. SIGTERM stops
+    a running test gracefully, publishes what is left and exits.
+    """
+    from engine_sidecar.main import run
+    from engine_sidecar.settings import SidecarSettings
+
+    run(SidecarSettings())
+
+
 @sidecar.command("tail")
 def sidecar_tail(
     file: Annotated[Path, typer.Argument(help="the JTL results file to follow")],
@@ -207,6 +223,14 @@ def kafka_status(
         return
     typer.echo("not running")
     raise typer.Exit(1)
+
+
+@dev.command("jmeter")
+def dev_jmeter() -> None:
+    """Fetch Apache JMeter 5.6.3 (non-GUI) from Maven Central into the cache; print its home."""
+    from shibuya.dev.jmeter import install
+
+    typer.echo(install(quiet=False))
 
 
 @dev.command("demo")

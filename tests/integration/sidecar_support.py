@@ -69,15 +69,16 @@ def reference_samples(jtl: Path) -> Counter[Sample]:
 @dataclass
 class Published:
     samples: Counter[Sample] = field(default_factory=Counter)
-    batches: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    batches: dict[tuple[str, str, int], bytes] = field(default_factory=dict)
     repeats: int = 0
-    """Batches received again with the same (engine, seq); each must equal the first."""
+    """Batches received again with the same (run, engine, seq); each must equal the first."""
 
 
 async def consume_published(
     bootstrap: str, topic: str, expected: int, timeout_s: float = 60
 ) -> Published:
-    """Read the topic until ``expected`` distinct samples arrived, deduping by (engine, seq)."""
+    """Read the topic until ``expected`` distinct samples arrived, deduping by (run, engine, seq)
+    as the stream worker does."""
     out = Published()
     total = 0
     try:
@@ -88,7 +89,7 @@ async def consume_published(
             async for r in records:
                 assert r.value is not None
                 batch = decode_batch(r.value)
-                ident = (batch.engine_id, batch.seq)
+                ident = (batch.run_id, batch.engine_id, batch.seq)
                 if ident in out.batches:
                     assert out.batches[ident] == r.value, f"batch {ident} came back different"
                     out.repeats += 1

@@ -75,7 +75,7 @@ def test_every_sample_of_a_live_jmeter_run_is_published_once(
         'POST /login, "json"',
     }
     assert any(code == "500" for (_, _, _, _, _, code, *_) in expected)
-    seqs = sorted(seq for _, seq in got.batches)
+    seqs = sorted(seq for _, _, seq in got.batches)
     assert seqs == list(range(len(seqs))), "batch sequence numbers are 0, 1, 2 … without gaps"
 
 

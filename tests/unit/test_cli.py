@@ -24,6 +24,8 @@ def test_top_level_help_lists_every_component() -> None:
     [
         (["sidecar", "--help"], "publishes its results to Kafka"),
         (["sidecar", "tail", "--help"], "Tail-only mode"),
+        (["sidecar", "run", "--help"], "Agent mode"),
+        (["dev", "jmeter", "--help"], "Apache JMeter 5.6.3"),
         (["worker", "--help"], "aggregates raw results"),
         (["worker", "run", "--help"], "until SIGTERM"),
         (["api", "--help"], "Stateless"),

@@ -1,0 +1,257 @@
+"""The engine agent: acts on start and stop commands, runs JMeter, publishes its results.
+
+State of the engine: idle → preparing → running → (stopping →) finished | failed → idle again
+for the next run. Each command is acted on once: its id is remembered (on disk, so a restarted
+sidecar remembers too), and a repeated command has no second effect. Every change of state is
+announced at once as an engine status, besides the periodic heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from engine_sidecar.engine import JMeterConfig, JMeterProcess
+from engine_sidecar.files import DownloadError, download
+from engine_sidecar.heartbeat import Snapshot
+from engine_sidecar.plan import PlanError, rewrite_jmx, split_csv
+from engine_sidecar.publisher import (
+    BatchSender,
+    Identity,
+    Limits,
+    PublisherMetrics,
+    ResultPublisher,
+)
+from streams.wire import (
+    Command,
+    DecodeError,
+    EngineState,
+    PurgeEngines,
+    StartEngines,
+    StopEngines,
+)
+
+log = logging.getLogger(__name__)
+
+REMEMBERED_COMMANDS = 1000
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    collection_id: str
+    plan_id: str
+    engine_index: int
+    engine_id: str
+    work_dir: Path
+    results_topic: str
+    jmeter: JMeterConfig
+    limits: Limits = field(default_factory=Limits)
+    max_command_age_s: float = 600
+    """Commands issued longer ago than this (say, before a long outage) are ignored."""
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        sender: BatchSender,
+        registry: CollectorRegistry,
+        announce: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.config = config
+        self._sender = sender
+        self._metrics = PublisherMetrics(registry)
+        self._announce = announce
+        self._state = EngineState.IDLE
+        self._run_id: str | None = None
+        self._command_id: str | None = None
+        self._exit_code: int | None = None
+        self._detail = ""
+        self._jmeter: JMeterProcess | None = None
+        self._publisher: ResultPublisher | None = None
+        self._run_task: asyncio.Task[None] | None = None
+        self._seen_path = config.work_dir / "commands-seen.json"
+        self._seen: list[str] = self._load_seen()
+        self.rejected = 0
+
+    # --- what the heartbeat reports -------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        p = self._publisher
+        return Snapshot(
+            state=self._state,
+            run_id=self._run_id,
+            command_id=self._command_id,
+            threads=p.threads if p else 0,
+            samples_published=p.samples_published if p else 0,
+            malformed_lines=p.errors.count if p else 0,
+            exit_code=self._exit_code,
+            detail=self._detail,
+        )
+
+    @property
+    def engine_pid(self) -> int | None:
+        return self._jmeter.pid if self._jmeter else None
+
+    # --- commands -------------------------------------------------------------------------
+
+    async def handle(self, item: Command | DecodeError) -> None:
+        if isinstance(item, DecodeError):
+            self.rejected += 1
+            log.warning("skipped a message on the commands topic: %s", item)
+            return
+        c = self.config
+        if item.collection_id != c.collection_id:
+            return
+        if item.command_id in self._seen:
+            log.info("command %s was handled before; no second effect", item.command_id)
+            return
+        self._remember(item.command_id)
+        age_s = time.time() - item.issued_ms / 1000
+        if age_s > c.max_command_age_s:
+            log.warning("command %s is %.0fs old; ignored", item.command_id, age_s)
+            return
+        match item:
+            case StartEngines() if item.plan_id == c.plan_id:
+                await self._start(item)
+            case StopEngines() if item.run_id == self._run_id and item.plan_id in (None, c.plan_id):
+                await self._stop(item)
+            case PurgeEngines() | StartEngines() | StopEngines():
+                pass  # another plan's, another run's, or the scheduler's business
+
+    async def _start(self, cmd: StartEngines) -> None:
+        if self._run_task is not None and not self._run_task.done():
+            log.warning("start %s refused: busy with run %s", cmd.command_id, self._run_id)
+            return
+        if self.config.engine_index >= cmd.engine_count:
+            log.info(
+                "run %s needs %d engines; engine %d sits it out",
+                cmd.run_id,
+                cmd.engine_count,
+                self.config.engine_index,
+            )
+            return
+        self._run_id, self._command_id = cmd.run_id, cmd.command_id
+        self._exit_code, self._detail, self._publisher = None, "", None
+        self._run_task = asyncio.create_task(self._run(cmd), name=f"run {cmd.run_id}")
+
+    async def _stop(self, cmd: StopEngines) -> None:
+        self._command_id = cmd.command_id
+        if self._jmeter is not None and self._state is EngineState.RUNNING:
+            await self._set(EngineState.STOPPING, cmd.reason)
+            await self._jmeter.stop()
+
+    async def shutdown(self) -> None:
+        """SIGTERM: stop JMeter gracefully, let the results drain, report the end."""
+        if self._jmeter is not None and self._state is EngineState.RUNNING:
+            await self._set(EngineState.STOPPING, "sidecar shutting down")
+            await self._jmeter.stop()
+        if self._run_task is not None:
+            await self._run_task
+
+    # --- one run --------------------------------------------------------------------------
+
+    async def _run(self, cmd: StartEngines) -> None:
+        c = self.config
+        run_dir = c.work_dir / "runs" / cmd.run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        await self._set(EngineState.PREPARING, f"{len(cmd.files)} files")
+        try:
+            jmx = await asyncio.to_thread(self._prepare, cmd, run_dir)
+        except (DownloadError, PlanError, OSError) as exc:
+            log.error("run %s cannot start: %s", cmd.run_id, exc)
+            await self._set(EngineState.FAILED, str(exc))
+            return
+        jtl = run_dir / "results.jtl"
+        stop_publishing = asyncio.Event()
+        self._publisher = ResultPublisher(
+            path=jtl,
+            checkpoint_path=run_dir / "checkpoint.json",
+            identity=Identity(cmd.run_id, cmd.plan_id, c.engine_id),
+            producer=self._sender,
+            topic=c.results_topic,
+            metrics=self._metrics,
+            limits=c.limits,
+        )
+        publishing = asyncio.create_task(self._publisher.run(stop_publishing))
+        try:
+            self._jmeter = await JMeterProcess.start(
+                c.jmeter, jmx=jmx, jtl=jtl, log_file=run_dir / "jmeter.log"
+            )
+        except OSError as exc:
+            stop_publishing.set()
+            await publishing
+            await self._set(EngineState.FAILED, f"JMeter did not start: {exc}")
+            return
+        await self._set(EngineState.RUNNING, f"pid {self._jmeter.pid}")
+        self._exit_code = await self._jmeter.wait()
+        stop_publishing.set()
+        await publishing  # every line JMeter wrote is published before we say "finished"
+        self._jmeter = None
+        samples = f"{self._publisher.samples_published} samples"
+        if self._exit_code == 0:
+            await self._set(EngineState.FINISHED, samples)
+        elif self._state is EngineState.STOPPING:  # we stopped it, by force in the end
+            await self._set(
+                EngineState.FINISHED, f"{samples}; stopped, exit code {self._exit_code}"
+            )
+        else:
+            await self._set(EngineState.FAILED, f"{samples}; JMeter exited with {self._exit_code}")
+
+    def _prepare(self, cmd: StartEngines, run_dir: Path) -> Path:
+        """Download the plan's files, take this engine's share of the CSVs, rewrite the JMX."""
+        jmx: Path | None = None
+        for f in cmd.files:
+            path = download(f, run_dir, cmd.file_token)
+            if f.name.endswith(".csv") and cmd.split_csv:
+                path.write_bytes(
+                    split_csv(
+                        path.read_bytes(),
+                        engines=cmd.engine_count,
+                        index=self.config.engine_index,
+                        header=f.csv_header,
+                    )
+                )
+            elif f.name.endswith(".jmx"):
+                if jmx is not None:
+                    raise PlanError(f"the plan has two .jmx files: {jmx.name} and {f.name}")
+                jmx = path
+        if jmx is None:
+            raise PlanError("the plan has no .jmx file")
+        rewritten = run_dir / "plan.rewritten.jmx"
+        rewritten.write_bytes(
+            rewrite_jmx(
+                jmx.read_bytes(),
+                threads=cmd.threads_per_engine,
+                ramp_up_s=cmd.ramp_up_s,
+                duration_s=cmd.duration_s,
+            )
+        )
+        return rewritten
+
+    async def _set(self, state: EngineState, detail: str) -> None:
+        self._state, self._detail = state, detail
+        log.info("engine %s: %s (%s)", self.config.engine_id, state.value, detail)
+        await self._announce()
+
+    # --- commands already handled ---------------------------------------------------------
+
+    def _load_seen(self) -> list[str]:
+        try:
+            seen: list[str] = json.loads(self._seen_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return []
+        return seen
+
+    def _remember(self, command_id: str) -> None:
+        self._seen = [*self._seen, command_id][-REMEMBERED_COMMANDS:]
+        tmp = self._seen_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._seen))
+        tmp.replace(self._seen_path)
