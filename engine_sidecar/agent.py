@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from engine_sidecar.engine import JMeterConfig, JMeterProcess
 from engine_sidecar.files import DownloadError, download
 from engine_sidecar.heartbeat import Snapshot
+from engine_sidecar.kafka import PublishError
 from engine_sidecar.plan import PlanError, rewrite_jmx, split_csv
 from engine_sidecar.publisher import (
     BatchSender,
@@ -193,8 +194,12 @@ class Agent:
         await self._set(EngineState.RUNNING, f"pid {self._jmeter.pid}")
         self._exit_code = await self._jmeter.wait()
         stop_publishing.set()
-        await publishing  # every line JMeter wrote is published before we say "finished"
         self._jmeter = None
+        try:
+            await publishing  # every line JMeter wrote is published before we say "finished"
+        except PublishError as exc:
+            await self._set(EngineState.FAILED, str(exc))
+            return
         samples = f"{self._publisher.samples_published} samples"
         if self._exit_code == 0:
             await self._set(EngineState.FINISHED, samples)

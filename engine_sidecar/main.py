@@ -13,7 +13,7 @@ from engine_sidecar import health
 from engine_sidecar.agent import Agent, AgentConfig
 from engine_sidecar.engine import JMeterConfig
 from engine_sidecar.heartbeat import EngineRef, Heartbeat, Snapshot
-from engine_sidecar.kafka import CommandConsumer, producer
+from engine_sidecar.kafka import CommandConsumer, PublishError, producer
 from engine_sidecar.procstats import CpuMeter, Usage, cgroup_usage, meter_for, process_usage
 from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
 from engine_sidecar.settings import SidecarSettings
@@ -89,6 +89,9 @@ async def _tail(
             beats = asyncio.create_task(heartbeat.run(publisher_done))
             try:
                 await publisher.run(stop)
+            except PublishError as exc:
+                log.error("%s", exc)
+                raise SystemExit(1) from exc
             finally:
                 publisher_done.set()
                 await beats

@@ -50,6 +50,8 @@ class Limits:
     max_interval_ms: int = 500
     poll_interval_s: float = 0.2  # a batch still leaves within max_interval_ms
     max_record_bytes: int = 64 * 1024
+    stop_grace_s: float = 30
+    """After a stop, how long to keep retrying a batch Kafka does not take."""
 
 
 class PublisherMetrics:
@@ -102,11 +104,17 @@ class ResultPublisher:
         self._parser: JtlParser | None = None
         self._builder = BatchBuilder()
         self._generation = -1
+        self._stop = asyncio.Event()
+        self._give_up_at: float | None = None
 
     # --- the loop ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Publish until ``stop`` is set, then drain the file and flush; returns when done."""
+        """Publish until ``stop`` is set, then drain the file and flush; returns when done.
+
+        Raises :class:`PublishError` if, after the stop, Kafka stays away for ``stop_grace_s``.
+        """
+        self._stop = stop
         await self._recover()
         first_sample_at: float | None = None
         try:
@@ -232,6 +240,11 @@ class ResultPublisher:
         self.threads = int(batch.all_threads[-1])
 
     async def _send(self, value: bytes) -> None:
+        """Send until acknowledged; once stopping, give up after ``stop_grace_s``.
+
+        Giving up loses nothing: the batch stays pending in the checkpoint, and the next start
+        sends it first.
+        """
         delay = 0.2
         while True:
             try:
@@ -239,6 +252,14 @@ class ResultPublisher:
                 return
             except PublishError as exc:
                 self.metrics.retries.inc()
+                if self._stop.is_set():
+                    if self._give_up_at is None:
+                        self._give_up_at = time.monotonic() + self.limits.stop_grace_s
+                    if time.monotonic() >= self._give_up_at:
+                        raise PublishError(
+                            f"stopping, and Kafka did not take the batch for "
+                            f"{self.limits.stop_grace_s:g}s: {exc}; the checkpoint keeps it"
+                        ) from exc
                 log.warning("batch not acknowledged (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

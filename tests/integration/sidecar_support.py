@@ -118,3 +118,14 @@ async def consume_published(
     except TimeoutError:
         pass
     return out
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 90) -> int | None:
+    """SIGTERM and wait; SIGKILL if it does not end in time (then ``None``): never leave it."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None

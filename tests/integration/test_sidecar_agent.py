@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -35,7 +34,12 @@ from streams.wire import (
     encode_message,
     topic_name,
 )
-from tests.integration.sidecar_support import EXAMPLE_JMX, consume_published, reference_samples
+from tests.integration.sidecar_support import (
+    EXAMPLE_JMX,
+    consume_published,
+    reference_samples,
+    stop_process,
+)
 
 TOKEN = "run-token-123"
 
@@ -202,9 +206,7 @@ def test_start_and_stop_commands_run_jmeter_and_publish_everything(
                 _statuses_until(
                     kafka_bootstrap,
                     status,
-                    lambda ss: any(
-                        s.command_id == "cmd-2" and s.samples_published > 0 for s in ss
-                    ),
+                    lambda ss: any(s.command_id == "cmd-2" and s.samples_published > 0 for s in ss),
                 )
             )
             t0 = time.monotonic()
@@ -221,8 +223,7 @@ def test_start_and_stop_commands_run_jmeter_and_publish_everything(
             assert _transitions(statuses, "cmd-3") == ["stopping", "finished"]
             assert stopped_in < 60, "the stop command did not end the 120 s run early"
         finally:
-            sidecar.send_signal(signal.SIGTERM)
-            assert sidecar.wait(timeout=60) == 0, log.read_text()
+            assert stop_process(sidecar) == 0, log.read_text()
 
     assert refused == []
     # The plan was rewritten for the run, and every sample of both runs was published.
@@ -282,5 +283,4 @@ def test_a_file_that_does_not_match_its_checksum_fails_the_run(
         assert "announced" in statuses[-1].detail
         assert "SHA-256" in statuses[-1].detail
     finally:
-        sidecar.send_signal(signal.SIGTERM)
-        assert sidecar.wait(timeout=60) == 0
+        assert stop_process(sidecar) == 0

@@ -28,7 +28,12 @@ from shibuya.dev import kafka_io, target
 from shibuya.dev.kafka import KafkaBroker
 from shibuya.dev.procs import free_port, wait_for
 from streams.wire import EngineState, EngineStatus, Topic, decode_message, topic_name
-from tests.integration.sidecar_support import consume_published, reference_samples, start_jmeter
+from tests.integration.sidecar_support import (
+    consume_published,
+    reference_samples,
+    start_jmeter,
+    stop_process,
+)
 
 
 @pytest.fixture
@@ -143,8 +148,7 @@ def test_a_sidecar_killed_mid_run_resumes_without_loss(
         sidecar = _sidecar(kafka_bootstrap, unique, work, jtl, log, jmeter.pid)
         assert jmeter.wait(timeout=60) == 0
     finally:
-        sidecar.send_signal(signal.SIGTERM)  # drains the file, then exits
-        assert sidecar.wait(timeout=60) == 0, log.read_text()
+        assert stop_process(sidecar) == 0, log.read_text()
 
     expected = reference_samples(jtl)
     got = asyncio.run(consume_published(kafka_bootstrap, topic, sum(expected.values())))
@@ -225,8 +229,7 @@ def test_a_broker_restart_mid_run_loses_nothing(
             assert wait_for(lambda: _metric(log, published) > before, 60), log.read_text()
             assert jmeter.wait(timeout=60) == 0
         finally:
-            sidecar.send_signal(signal.SIGTERM)
-            assert sidecar.wait(timeout=90) == 0, log.read_text()
+            assert stop_process(sidecar) == 0, log.read_text()
         expected = reference_samples(jtl)
         got = asyncio.run(consume_published(broker.bootstrap, topic, sum(expected.values())))
         assert got.samples == expected

@@ -7,6 +7,7 @@ import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from engine_sidecar.checkpoint import Checkpoint, Pending
@@ -173,3 +174,25 @@ def test_batches_are_cut_by_size_and_time_and_flushed_on_stop(tmp_path: Path) ->
     publisher = _publisher(tmp_path, sender, max_samples=10, max_interval_ms=200)
     asyncio.run(_running(publisher, during))
     assert [b.ts_ms.tolist() for b in sender.batches] == [list(range(12)), [12, 13], [14]]
+
+
+def test_on_stop_an_absent_broker_is_waited_for_a_while_then_the_batch_kept(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "r.jtl").write_bytes(HEADER + rows(1, 2))
+    sender = FakeSender(failures=10**6)
+    publisher = _publisher(tmp_path, sender)
+    publisher.limits = Limits(poll_interval_s=0.01, stop_grace_s=0.5)
+    stop = asyncio.Event()
+    stop.set()
+    with pytest.raises(PublishError, match="did not take the batch for 0.5s"):
+        asyncio.run(publisher.run(stop))
+    kept = Checkpoint.load(tmp_path / "ckpt.json")
+    assert kept is not None
+    assert kept.pending is not None
+    assert (kept.pending.seq, kept.offset) == (0, 0)
+    # The next start sends it first, and nothing is lost.
+    later = FakeSender()
+    asyncio.run(_publisher(tmp_path, later).run(stop))
+    assert later.timestamps() == [1, 2]
+    assert [b.seq for b in later.batches] == [0]
