@@ -185,7 +185,7 @@ def test_on_stop_an_absent_broker_is_waited_for_a_while_then_the_batch_kept(
     publisher.limits = Limits(poll_interval_s=0.01, stop_grace_s=0.5)
     stop = asyncio.Event()
     stop.set()
-    with pytest.raises(PublishError, match="did not take the batch for 0.5s"):
+    with pytest.raises(PublishError, match=r"did not take the batch for 0\.5s"):
         asyncio.run(publisher.run(stop))
     kept = Checkpoint.load(tmp_path / "ckpt.json")
     assert kept is not None
