@@ -171,17 +171,7 @@ class Agent:
             await self._set(EngineState.FAILED, str(exc))
             return
         jtl = run_dir / "results.jtl"
-        stop_publishing = asyncio.Event()
-        self._publisher = ResultPublisher(
-            path=jtl,
-            checkpoint_path=run_dir / "checkpoint.json",
-            identity=Identity(cmd.run_id, cmd.plan_id, c.engine_id),
-            producer=self._sender,
-            topic=c.results_topic,
-            metrics=self._metrics,
-            limits=c.limits,
-        )
-        publishing = asyncio.create_task(self._publisher.run(stop_publishing))
+        publisher, stop_publishing, publishing = self._publish(run_dir, cmd.run_id, cmd.plan_id)
         try:
             self._jmeter = await JMeterProcess.start(
                 c.jmeter, jmx=jmx, jtl=jtl, log_file=run_dir / "jmeter.log"
@@ -191,7 +181,37 @@ class Agent:
             await publishing
             await self._set(EngineState.FAILED, f"JMeter did not start: {exc}")
             return
+        _RunRecord(cmd.run_id, cmd.plan_id, cmd.command_id, self._jmeter.pid).save(run_dir)
         await self._set(EngineState.RUNNING, f"pid {self._jmeter.pid}")
+        await self._follow(run_dir, publisher, stop_publishing, publishing, recovered=False)
+
+    def _publish(
+        self, run_dir: Path, run_id: str, plan_id: str
+    ) -> tuple[ResultPublisher, asyncio.Event, asyncio.Task[None]]:
+        c = self.config
+        self._publisher = ResultPublisher(
+            path=run_dir / "results.jtl",
+            checkpoint_path=run_dir / "checkpoint.json",
+            identity=Identity(run_id, plan_id, c.engine_id),
+            producer=self._sender,
+            topic=c.results_topic,
+            metrics=self._metrics,
+            limits=c.limits,
+        )
+        stop = asyncio.Event()
+        return self._publisher, stop, asyncio.create_task(self._publisher.run(stop))
+
+    async def _follow(
+        self,
+        run_dir: Path,
+        publisher: ResultPublisher,
+        stop_publishing: asyncio.Event,
+        publishing: asyncio.Task[None],
+        *,
+        recovered: bool,
+    ) -> None:
+        """Until JMeter exits; then publish what is left and say how the run ended."""
+        assert self._jmeter is not None
         self._exit_code = await self._jmeter.wait()
         stop_publishing.set()
         self._jmeter = None
@@ -200,15 +220,39 @@ class Agent:
         except PublishError as exc:
             await self._set(EngineState.FAILED, str(exc))
             return
-        samples = f"{self._publisher.samples_published} samples"
-        if self._exit_code == 0:
-            await self._set(EngineState.FINISHED, samples)
+        finally:
+            _RunRecord.end(run_dir)
+        detail = f"{publisher.samples_published} samples"
+        if recovered:
+            detail += "; followed again after a sidecar restart, exit code unknown"
+        if self._exit_code in (0, None):
+            await self._set(EngineState.FINISHED, detail)
         elif self._state is EngineState.STOPPING:  # we stopped it, by force in the end
-            await self._set(
-                EngineState.FINISHED, f"{samples}; stopped, exit code {self._exit_code}"
-            )
+            await self._set(EngineState.FINISHED, f"{detail}; stopped, exit {self._exit_code}")
         else:
-            await self._set(EngineState.FAILED, f"{samples}; JMeter exited with {self._exit_code}")
+            await self._set(EngineState.FAILED, f"{detail}; JMeter exited with {self._exit_code}")
+
+    async def recover(self) -> None:
+        """After a restart: follow a run whose JMeter still runs, or publish what it left."""
+        for record_path in sorted((self.config.work_dir / "runs").glob("*/run.json")):
+            record = _RunRecord.load(record_path)
+            if record is None or record.ended:
+                continue
+            run_dir = record_path.parent
+            jmeter = JMeterProcess.adopt(self.config.jmeter, record.jmeter_pid,
+                                         run_dir / "results.jtl")  # fmt: skip
+            log.warning("run %s was in progress when the sidecar stopped; JMeter %s",
+                        record.run_id, "still runs" if jmeter else "is gone")  # fmt: skip
+            self._run_id, self._command_id = record.run_id, record.command_id
+            publisher, stop, publishing = self._publish(run_dir, record.run_id, record.plan_id)
+            if jmeter is None:
+                stop.set()  # nothing more will be written: publish the rest and end
+            self._jmeter = jmeter or _gone(self.config)
+            await self._set(EngineState.RUNNING, f"pid {record.jmeter_pid}, recovered")
+            self._run_task = asyncio.create_task(
+                self._follow(run_dir, publisher, stop, publishing, recovered=True)
+            )
+            return  # one engine runs one run at a time
 
     def _prepare(self, cmd: StartEngines, run_dir: Path) -> Path:
         """Download the plan's files, take this engine's share of the CSVs, rewrite the JMX."""
@@ -260,3 +304,37 @@ class Agent:
         tmp = self._seen_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self._seen))
         tmp.replace(self._seen_path)
+
+
+@dataclass(frozen=True)
+class _RunRecord:
+    """``runs/<run>/run.json``: what a restarted sidecar needs to pick a run up again."""
+
+    run_id: str
+    plan_id: str
+    command_id: str
+    jmeter_pid: int
+    ended: bool = False
+
+    def save(self, run_dir: Path) -> None:
+        tmp = run_dir / "run.json.tmp"
+        tmp.write_text(json.dumps(self.__dict__))
+        tmp.replace(run_dir / "run.json")
+
+    @classmethod
+    def load(cls, path: Path) -> _RunRecord | None:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    @classmethod
+    def end(cls, run_dir: Path) -> None:
+        record = cls.load(run_dir / "run.json")
+        if record is not None:
+            cls(**{**record.__dict__, "ended": True}).save(run_dir)
+
+
+def _gone(config: AgentConfig) -> JMeterProcess:
+    """A JMeter that is no longer there: waiting for it returns at once."""
+    return JMeterProcess(config.jmeter, None, -1, "\0")

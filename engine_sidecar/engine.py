@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,13 +24,34 @@ class JMeterConfig:
 
 
 class JMeterProcess:
-    def __init__(self, proc: asyncio.subprocess.Process, config: JMeterConfig) -> None:
-        self._proc = proc
+    """A JMeter we started (a child), or one we adopted after a restart (by PID)."""
+
+    def __init__(
+        self, config: JMeterConfig, proc: asyncio.subprocess.Process | None, pid: int, marker: str
+    ) -> None:
         self._config = config
+        self._proc = proc
+        self.pid = pid
+        self._marker = marker  # in its command line: the results file, so a reused PID is not ours
+
+    @classmethod
+    def adopt(cls, config: JMeterConfig, pid: int, jtl: Path) -> JMeterProcess | None:
+        """The JMeter still writing ``jtl`` under ``pid``, if it is alive."""
+        jmeter = cls(config, None, pid, str(jtl))
+        return jmeter if jmeter.alive() else None
+
+    def alive(self) -> bool:
+        if self._proc is not None:
+            return self._proc.returncode is None
+        try:
+            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        return self._marker.encode() in cmdline
 
     @property
-    def pid(self) -> int:
-        return self._proc.pid
+    def returncode(self) -> int | None:
+        return self._proc.returncode if self._proc is not None else None
 
     @classmethod
     async def start(
@@ -63,33 +85,38 @@ class JMeterProcess:
                 stdin=asyncio.subprocess.DEVNULL,
             )
         log.info("JMeter started (pid %d): %s", proc.pid, jmx.name)
-        return cls(proc, config)
+        return cls(config, proc, proc.pid, str(jtl))
 
-    async def wait(self) -> int:
-        return await self._proc.wait()
+    async def wait(self) -> int | None:
+        """Its exit code; ``None`` for an adopted process (not our child: no code to read)."""
+        if self._proc is not None:
+            return await self._proc.wait()
+        while self.alive():
+            await asyncio.sleep(0.5)
+        return None
 
-    async def stop(self, grace_s: float = 30) -> int:
+    async def stop(self, grace_s: float = 30) -> int | None:
         """Ask JMeter to stop the test (samples in flight end), then SIGTERM, then SIGKILL.
 
         The request goes to JMeter's UDP stop-test port, which it opens only once the test runs:
         it is repeated every two seconds of the grace period, so an early stop is not lost.
         """
         deadline = asyncio.get_running_loop().time() + grace_s
-        while self._proc.returncode is None and asyncio.get_running_loop().time() < deadline:
+        while self.alive() and asyncio.get_running_loop().time() < deadline:
             await self._send_stop_test()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2):
-                    return await self._proc.wait()
+                    return await self.wait()
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            if self._proc.returncode is not None:
+            if not self.alive():
                 break
             log.warning("JMeter did not stop in %.0fs; sending %s", grace_s, sig.name)
             with contextlib.suppress(ProcessLookupError):
-                self._proc.send_signal(sig)
+                os.kill(self.pid, sig)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(grace_s):
-                    await self._proc.wait()
-        return await self._proc.wait()
+                    await self.wait()
+        return await self.wait()
 
     async def _send_stop_test(self) -> None:
         [launcher] = (self._config.home / "bin").glob("ApacheJMeter-*.jar")

@@ -173,6 +173,7 @@ async def _run(settings: SidecarSettings) -> None:
                 commands_topic,
                 port,
             )
+            await agent.recover()
             beats = asyncio.create_task(heartbeat.run(stop))
             consuming = asyncio.create_task(consume())
             await stop.wait()

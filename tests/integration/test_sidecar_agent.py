@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -284,3 +285,70 @@ def test_a_file_that_does_not_match_its_checksum_fails_the_run(
         assert "SHA-256" in statuses[-1].detail
     finally:
         assert stop_process(sidecar) == 0
+
+
+def test_a_sidecar_killed_during_a_run_picks_it_up_again(
+    kafka_bootstrap: str,
+    unique: str,
+    tmp_path: Path,
+    file_server: tuple[str, dict[str, bytes], list[str]],
+) -> None:
+    base, files, _ = file_server
+    commands, results, status = (
+        topic_name(t, unique) for t in (Topic.COMMANDS, Topic.RESULTS, Topic.ENGINE_STATUS)
+    )
+    asyncio.run(kafka_io.create_topics(kafka_bootstrap, [commands, results, status], 2))
+    plan = [_plan_file(base, files, "plan.jmx", EXAMPLE_JMX.read_bytes())]
+    work = tmp_path / "work"
+    with target.serve(fail_every=25) as target_port:
+        env = {
+            **os.environ,
+            "SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": kafka_bootstrap,
+            "SHIBUYA_SIDECAR_KAFKA__TOPIC_PREFIX": unique,
+            "SHIBUYA_SIDECAR_WORK_DIR": str(work),
+            "SHIBUYA_SIDECAR_HEALTH_PORT": "0",
+            "SHIBUYA_SIDECAR_HEARTBEAT_INTERVAL_S": "1",
+            "SHIBUYA_SIDECAR_ENGINE__COLLECTION_ID": "coll-1",
+            "SHIBUYA_SIDECAR_ENGINE__PLAN_ID": "plan-1",
+            "SHIBUYA_SIDECAR_JMETER__HOME": str(install()),
+            "SHIBUYA_SIDECAR_JMETER__HEAP": "256m",
+            "SHIBUYA_SIDECAR_JMETER__PROPERTIES": f'{{"target.port": "{target_port}"}}',
+        }
+        log = tmp_path / "sidecar.log"
+
+        def start_sidecar() -> subprocess.Popen[bytes]:
+            with log.open("ab") as out:
+                return subprocess.Popen(
+                    [sys.executable, "-m", "shibuya", "sidecar", "run"],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+
+        sidecar = start_sidecar()
+        try:
+            asyncio.run(_send(kafka_bootstrap, commands, _start("cmd-k", "run-k", plan, 8)))
+            asyncio.run(
+                _statuses_until(
+                    kafka_bootstrap,
+                    status,
+                    lambda ss: any(s.command_id == "cmd-k" and s.samples_published > 0 for s in ss),
+                )
+            )
+            sidecar.send_signal(signal.SIGKILL)  # JMeter, its child, goes on writing
+            sidecar.wait()
+            sidecar = start_sidecar()
+            statuses = asyncio.run(
+                _statuses_until(
+                    kafka_bootstrap,
+                    status,
+                    lambda ss: _transitions(ss, "cmd-k")[-1:] == ["finished"],
+                )
+            )
+            assert "after a sidecar restart" in statuses[-1].detail
+        finally:
+            assert stop_process(sidecar) == 0, log.read_text()
+
+    expected = reference_samples(work / "runs" / "run-k" / "results.jtl")
+    got = asyncio.run(consume_published(kafka_bootstrap, results, sum(expected.values())))
+    assert got.samples == expected
