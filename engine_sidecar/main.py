@@ -131,10 +131,7 @@ async def _run(settings: SidecarSettings) -> None:
         max_command_age_s=settings.max_command_age_s,
     )
     commands_topic = topic_name(Topic.COMMANDS, k.topic_prefix)
-    async with (
-        producer(k.bootstrap, k.compression) as p,
-        CommandConsumer(k.bootstrap, commands_topic, f"sidecar.{settings.engine_id}") as commands,
-    ):
+    async with producer(k.bootstrap, k.compression) as p:
 
         async def announce() -> None:
             await heartbeat.send_now()
@@ -160,9 +157,11 @@ async def _run(settings: SidecarSettings) -> None:
             }
 
         async def consume() -> None:
-            async for item, commit in commands.commands():
-                await agent.handle(item)
-                await commit()
+            group = f"sidecar.{settings.engine_id}"
+            async with CommandConsumer(k.bootstrap, commands_topic, group) as commands:
+                async for item, commit in commands.commands():
+                    await agent.handle(item)
+                    await commit()
 
         async with health.serve(
             settings.health_host, settings.health_port, registry, health_status
@@ -173,7 +172,7 @@ async def _run(settings: SidecarSettings) -> None:
                 commands_topic,
                 port,
             )
-            await agent.recover()
+            await agent.recover()  # before joining the group: a running JMeter waits for no one
             beats = asyncio.create_task(heartbeat.run(stop))
             consuming = asyncio.create_task(consume())
             await stop.wait()
