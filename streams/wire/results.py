@@ -280,16 +280,20 @@ class BatchBuilder:
         bytes_sent: ArrayLike,
         grp_threads: ArrayLike,
         all_threads: ArrayLike,
-        labels: Sequence[str],
-        codes: Sequence[str],
-        success: Sequence[bool],
-        messages: Sequence[str],
+        labels: Strings,
+        codes: Strings,
+        success: ArrayLike,
+        messages: Strings,
     ) -> None:
-        """Add samples given as columns of equal length: what a block parser produces."""
+        """Add samples given as columns of equal length: what a block parser produces.
+
+        String columns come as one string per sample, or encoded: ``(distinct values, each
+        sample's index into them)``.
+        """
         self._move_lists_to_parts()
         p = self._parts
         ldict, cdict, mdict = self._dicts
-        n = len(labels)
+        n = len(np.asarray(elapsed_ms))
         for name, values in (
             ("ts_off_ms", ts_ms),
             ("elapsed_ms", elapsed_ms),
@@ -305,16 +309,15 @@ class BatchBuilder:
             if arr.shape != (n,):
                 raise ValueError(f"{name} has shape {arr.shape}, expected ({n},)")
             p[name].append(arr)
-        for name, table, values in (
+        for name, table, strings in (
             ("label_idx", ldict, labels),
             ("code_idx", cdict, codes),
             ("message_idx", mdict, messages),
         ):
-            # In order of first appearance: the same samples always give the same bytes.
-            for v in dict.fromkeys(values):
-                if v not in table:
-                    _intern(table, v)
-            p[name].append(np.fromiter(map(table.__getitem__, values), np.int64, n))
+            indexes = _indexes(table, strings, n)
+            if indexes.shape != (n,):
+                raise ValueError(f"{name} has shape {indexes.shape}, expected ({n},)")
+            p[name].append(indexes)
         self._n_parts += n
 
     def _move_lists_to_parts(self) -> None:
@@ -356,6 +359,21 @@ class BatchBuilder:
             messages=messages,
             **arrays,
         )
+
+
+Strings = Sequence[str] | tuple[Sequence[str], ArrayLike]
+
+
+def _indexes(table: dict[str, int], strings: Strings, n: int) -> npt.NDArray[np.int64]:
+    """Dictionary indexes of ``strings``, interned in order of first appearance, so that the
+    same samples always give the same bytes (a re-sent batch must be identical)."""
+    if isinstance(strings, tuple):
+        distinct, rows = strings
+        mapping = np.fromiter((_intern(table, v) for v in distinct), np.int64, len(distinct))
+        return mapping[np.asarray(rows, dtype=np.int64)]
+    for v in dict.fromkeys(strings):
+        _intern(table, v)
+    return np.fromiter(map(table.__getitem__, strings), np.int64, n)
 
 
 def _intern(table: dict[str, int], value: str) -> int:
