@@ -25,7 +25,7 @@ from typing import Final
 
 import numpy as np
 
-from engine_sidecar.jtl_arrow import ArrowBlockParser
+from engine_sidecar.jtl_arrow import INT_COLUMNS, ArrowBlockParser
 from streams.wire import BatchBuilder
 
 #: JMeter's default CSV columns (CSVSaveService order, defaults on).
@@ -64,16 +64,6 @@ SHIBUYA_COLUMNS: Final = (
     "Connect",
 )
 REQUIRED: Final = ("timeStamp", "elapsed", "label", "success")
-_INT_COLUMNS: Final = (
-    "timeStamp",
-    "elapsed",
-    "Latency",
-    "Connect",
-    "bytes",
-    "sentBytes",
-    "grpThreads",
-    "allThreads",
-)
 ERROR_SAMPLES: Final = 20
 
 
@@ -220,7 +210,7 @@ class JtlParser:
         self._ix = {
             name: cols.get(name)
             for name in (
-                *_INT_COLUMNS,
+                *INT_COLUMNS,
                 "label",
                 "responseCode",
                 "success",

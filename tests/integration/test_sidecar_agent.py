@@ -77,6 +77,22 @@ def file_server() -> Iterator[tuple[str, dict[str, bytes], list[str]]]:
         server.server_close()
 
 
+def _agent_env(bootstrap: str, prefix: str, work: Path, target_port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": bootstrap,
+        "SHIBUYA_SIDECAR_KAFKA__TOPIC_PREFIX": prefix,
+        "SHIBUYA_SIDECAR_WORK_DIR": str(work),
+        "SHIBUYA_SIDECAR_HEALTH_PORT": "0",
+        "SHIBUYA_SIDECAR_HEARTBEAT_INTERVAL_S": "1",
+        "SHIBUYA_SIDECAR_ENGINE__COLLECTION_ID": "coll-1",
+        "SHIBUYA_SIDECAR_ENGINE__PLAN_ID": "plan-1",
+        "SHIBUYA_SIDECAR_JMETER__HOME": str(install()),
+        "SHIBUYA_SIDECAR_JMETER__HEAP": "256m",
+        "SHIBUYA_SIDECAR_JMETER__PROPERTIES": f'{{"target.port": "{target_port}"}}',
+    }
+
+
 def _plan_file(base: str, files: dict[str, bytes], name: str, data: bytes) -> PlanFile:
     files[name] = data
     return PlanFile(
@@ -158,19 +174,7 @@ def test_start_and_stop_commands_run_jmeter_and_publish_everything(
     ]
     work = tmp_path / "work"
     with target.serve(fail_every=25) as target_port:
-        env = {
-            **os.environ,
-            "SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": kafka_bootstrap,
-            "SHIBUYA_SIDECAR_KAFKA__TOPIC_PREFIX": unique,
-            "SHIBUYA_SIDECAR_WORK_DIR": str(work),
-            "SHIBUYA_SIDECAR_HEALTH_PORT": "0",
-            "SHIBUYA_SIDECAR_HEARTBEAT_INTERVAL_S": "1",
-            "SHIBUYA_SIDECAR_ENGINE__COLLECTION_ID": "coll-1",
-            "SHIBUYA_SIDECAR_ENGINE__PLAN_ID": "plan-1",
-            "SHIBUYA_SIDECAR_JMETER__HOME": str(install()),
-            "SHIBUYA_SIDECAR_JMETER__HEAP": "256m",
-            "SHIBUYA_SIDECAR_JMETER__PROPERTIES": f'{{"target.port": "{target_port}"}}',
-        }
+        env = _agent_env(kafka_bootstrap, unique, work, target_port)
         log = tmp_path / "sidecar.log"
         with log.open("wb") as out:
             sidecar = subprocess.Popen(
@@ -301,19 +305,7 @@ def test_a_sidecar_killed_during_a_run_picks_it_up_again(
     plan = [_plan_file(base, files, "plan.jmx", EXAMPLE_JMX.read_bytes())]
     work = tmp_path / "work"
     with target.serve(fail_every=25) as target_port:
-        env = {
-            **os.environ,
-            "SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": kafka_bootstrap,
-            "SHIBUYA_SIDECAR_KAFKA__TOPIC_PREFIX": unique,
-            "SHIBUYA_SIDECAR_WORK_DIR": str(work),
-            "SHIBUYA_SIDECAR_HEALTH_PORT": "0",
-            "SHIBUYA_SIDECAR_HEARTBEAT_INTERVAL_S": "1",
-            "SHIBUYA_SIDECAR_ENGINE__COLLECTION_ID": "coll-1",
-            "SHIBUYA_SIDECAR_ENGINE__PLAN_ID": "plan-1",
-            "SHIBUYA_SIDECAR_JMETER__HOME": str(install()),
-            "SHIBUYA_SIDECAR_JMETER__HEAP": "256m",
-            "SHIBUYA_SIDECAR_JMETER__PROPERTIES": f'{{"target.port": "{target_port}"}}',
-        }
+        env = _agent_env(kafka_bootstrap, unique, work, target_port)
         log = tmp_path / "sidecar.log"
 
         def start_sidecar() -> subprocess.Popen[bytes]:
