@@ -28,7 +28,20 @@ _POWERS: Final = np.power(GAMMA, np.arange(MAX_BUCKET + 1, dtype=np.float64))
 
 
 def buckets(values: npt.ArrayLike) -> IntArray:
-    """The bucket of each value."""
+    """The bucket of each value (integers below 65,536 by table look-up, the rest by logarithm)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu" and arr.size:
+        small = (arr >= 0) & (arr < _TABLE_SIZE)
+        if small.all():
+            looked_up: IntArray = _TABLE[arr]
+            return looked_up
+        out = np.where(small, _TABLE[np.where(small, arr, 0)], 0)
+        out[~small] = _computed(arr[~small])
+        return out
+    return _computed(arr)
+
+
+def _computed(values: npt.ArrayLike) -> IntArray:
     v = np.asarray(values, dtype=np.float64)
     out = np.zeros(v.shape, dtype=np.int64)
     positive = v > 0
@@ -39,6 +52,10 @@ def buckets(values: npt.ArrayLike) -> IntArray:
     b += v[positive] >= _POWERS[np.minimum(b, MAX_BUCKET)]
     out[positive] = np.clip(b, 1, MAX_BUCKET)  # (0, 1) joins bucket 1; the huge, the last
     return out
+
+
+_TABLE_SIZE: Final = 1 << 16
+_TABLE: Final = _computed(np.arange(_TABLE_SIZE))
 
 
 def representative(bucket: npt.ArrayLike) -> npt.NDArray[np.float64]:

@@ -1,0 +1,212 @@
+"""Per-second aggregation of raw result batches, in memory, vectorised: the pure core.
+
+Cells are keyed by (run, plan, label, second of sample time). Each holds the count, failures,
+samples per response code, bytes received and sent, elapsed min/max/sum, the most threads seen,
+and dense ``log2pct`` histograms of elapsed, latency and connect time. A batch is folded in with
+numpy (one pass per column over the batch, then one addition per cell it touches); cells merge by
+addition, so partials from any number of partitions and workers combine exactly.
+
+Labels per run are capped (``max_labels``): past the cap, samples count under ``OVERFLOW_LABEL``,
+so a run with runaway labels (ids in URLs) cannot exhaust a worker's memory.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from streams import histogram
+from streams.wire import Histogram, ResultBatch, SecondMetrics
+
+OVERFLOW_LABEL: Final = "(other labels)"
+N_BUCKETS: Final = histogram.MAX_BUCKET + 1
+
+CellKey = tuple[str, str, str, int]  # run, plan, label, second
+_ONE: Final = np.int64(1)
+_INT64_MAX: Final = np.iinfo(np.int64).max
+
+
+@dataclass
+class Cell:
+    count: int = 0
+    failures: int = 0
+    codes: Counter[str] = field(default_factory=Counter)
+    bytes_recv: int = 0
+    bytes_sent: int = 0
+    elapsed_min_ms: int = 2**63 - 1
+    elapsed_max_ms: int = 0
+    elapsed_sum_ms: int = 0
+    threads_max: int = 0
+    elapsed: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(N_BUCKETS, np.int64))
+    latency: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(N_BUCKETS, np.int64))
+    connect: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(N_BUCKETS, np.int64))
+
+    def merge(self, other: Cell) -> None:
+        self.count += other.count
+        self.failures += other.failures
+        self.codes.update(other.codes)
+        self.bytes_recv += other.bytes_recv
+        self.bytes_sent += other.bytes_sent
+        self.elapsed_min_ms = min(self.elapsed_min_ms, other.elapsed_min_ms)
+        self.elapsed_max_ms = max(self.elapsed_max_ms, other.elapsed_max_ms)
+        self.elapsed_sum_ms += other.elapsed_sum_ms
+        self.threads_max = max(self.threads_max, other.threads_max)
+        self.elapsed += other.elapsed
+        self.latency += other.latency
+        self.connect += other.connect
+
+    def to_metrics(self, key: CellKey) -> SecondMetrics:
+        run_id, plan_id, label, second = key
+        return SecondMetrics(
+            run_id=run_id,
+            plan_id=plan_id,
+            label=label,
+            second_s=second,
+            count=self.count,
+            failures=self.failures,
+            codes=dict(self.codes),
+            bytes_recv=self.bytes_recv,
+            bytes_sent=self.bytes_sent,
+            elapsed_min_ms=self.elapsed_min_ms if self.count else 0,
+            elapsed_max_ms=self.elapsed_max_ms,
+            elapsed_sum_ms=self.elapsed_sum_ms,
+            threads_max=self.threads_max,
+            elapsed=_sparse(self.elapsed),
+            latency=_sparse(self.latency),
+            connect=_sparse(self.connect),
+        )
+
+
+def _sparse(dense: npt.NDArray[np.int64]) -> Histogram:
+    idx = np.flatnonzero(dense)
+    return Histogram(scheme=histogram.SCHEME, buckets=idx.tolist(), counts=dense[idx].tolist())
+
+
+class Aggregator:
+    """Cells of the batches added since the last :meth:`drain`, held as columns.
+
+    Every cell has a row in a set of arrays (counts, sums, extremes, and a rows × buckets block
+    per histogram), so folding a batch in is a handful of vectorised operations whatever the
+    number of cells it touches; :class:`Cell` objects are made only when draining.
+    """
+
+    def __init__(self, max_labels: int = 1000) -> None:
+        self.max_labels = max_labels
+        self._labels: dict[tuple[str, str], set[str]] = {}  # (run, plan) → labels admitted
+        self.samples = 0
+        self._reset()
+
+    def _reset(self, capacity: int = 64) -> None:
+        self._rows: dict[CellKey, int] = {}
+        self._cap = capacity
+        self._ints = np.zeros((capacity, 5), np.int64)  # count, failures, recv, sent, elapsed sum
+        self._min = np.full(capacity, _INT64_MAX, np.int64)
+        self._max = np.zeros(capacity, np.int64)  # elapsed
+        self._threads = np.zeros(capacity, np.int64)
+        self._hist = np.zeros((capacity, 3, N_BUCKETS), np.int64)
+        self._code_ids: dict[str, int] = {}
+        self._code_counts = np.zeros((capacity, 8), np.int64)
+
+    def _grow(self, rows: int, codes: int) -> None:
+        if rows > self._cap:
+            cap = max(rows, 2 * self._cap)
+            extra = cap - self._cap
+            self._ints = np.concatenate([self._ints, np.zeros((extra, 5), np.int64)])
+            self._min = np.concatenate([self._min, np.full(extra, _INT64_MAX, np.int64)])
+            self._max = np.concatenate([self._max, np.zeros(extra, np.int64)])
+            self._threads = np.concatenate([self._threads, np.zeros(extra, np.int64)])
+            self._hist = np.concatenate([self._hist, np.zeros((extra, 3, N_BUCKETS), np.int64)])
+            self._code_counts = np.concatenate(
+                [self._code_counts, np.zeros((extra, self._code_counts.shape[1]), np.int64)]
+            )
+            self._cap = cap
+        if codes > self._code_counts.shape[1]:
+            wider = max(codes, 2 * self._code_counts.shape[1])
+            pad = np.zeros((self._cap, wider - self._code_counts.shape[1]), np.int64)
+            self._code_counts = np.concatenate([self._code_counts, pad], axis=1)
+
+    def add(self, batch: ResultBatch) -> None:
+        n = len(batch)
+        if n == 0:
+            return
+        self.samples += n
+        names = self._admitted_names(batch)
+        # Seconds relative to the batch's first sample (ts_base_ms is its earliest timestamp).
+        first = batch.ts_base_ms // 1000
+        seconds = (batch.ts_off_ms + (batch.ts_base_ms - first * 1000)) // 1000
+        span = int(seconds.max()) + 1
+        keys = batch.label_idx.astype(np.int64) * span + seconds
+        # Distinct (label, second) pairs and each sample's pair, by counting (the range is small).
+        present = np.bincount(keys, minlength=len(batch.labels) * span) > 0
+        uniq = np.flatnonzero(present)
+        local = np.cumsum(present) - 1
+        row_of_key = np.empty(uniq.size, np.int64)
+        for c, k in enumerate(uniq.tolist()):
+            label_i, second_off = divmod(k, span)
+            key = (batch.run_id, batch.plan_id, names[label_i], first + second_off)
+            row = self._rows.get(key)
+            if row is None:
+                row = self._rows[key] = len(self._rows)
+            row_of_key[c] = row
+        code_ids = np.fromiter(
+            (self._code_ids.setdefault(code, len(self._code_ids)) for code in batch.codes),
+            np.int64,
+            len(batch.codes),
+        )
+        self._grow(len(self._rows), len(self._code_ids))
+        row = row_of_key[local[keys]]  # each sample's row
+        elapsed = batch.elapsed_ms.astype(np.int64)
+        # Unbuffered adds (numpy's fast ufunc.at path: native int64 on both sides).
+        np.add.at(self._ints[:, 0], row, _ONE)
+        np.add.at(self._ints[:, 1], row, 1 - batch.success.astype(np.int64))
+        np.add.at(self._ints[:, 2], row, batch.bytes_recv)
+        np.add.at(self._ints[:, 3], row, batch.bytes_sent)
+        np.add.at(self._ints[:, 4], row, elapsed)
+        np.minimum.at(self._min, row, elapsed)
+        np.maximum.at(self._max, row, elapsed)
+        np.maximum.at(self._threads, row, batch.all_threads.astype(np.int64))
+        np.add.at(self._code_counts, (row, code_ids[batch.code_idx]), _ONE)
+        flat = self._hist.reshape(-1)
+        base = row * (3 * N_BUCKETS)
+        for h, column in enumerate((batch.elapsed_ms, batch.latency_ms, batch.connect_ms)):
+            np.add.at(flat, base + (h * N_BUCKETS) + histogram.buckets(column), _ONE)
+
+    def _admitted_names(self, batch: ResultBatch) -> list[str]:
+        """The name each of the batch's labels counts under: itself, or past the cap, overflow."""
+        admitted = self._labels.setdefault((batch.run_id, batch.plan_id), set())
+        names: list[str] = []
+        for label in batch.labels:
+            if label in admitted or len(admitted) < self.max_labels:
+                admitted.add(label)
+                names.append(label)
+            else:
+                names.append(OVERFLOW_LABEL)
+        return names
+
+    def drain(self) -> dict[CellKey, Cell]:
+        """The cells so far; the aggregator starts empty (label admission is kept)."""
+        out: dict[CellKey, Cell] = {}
+        code_names = list(self._code_ids)
+        for key, row in self._rows.items():
+            count, failures, recv, sent, total = (int(x) for x in self._ints[row])
+            codes = self._code_counts[row]
+            out[key] = Cell(
+                count=count,
+                failures=failures,
+                codes=Counter({code_names[i]: int(codes[i]) for i in np.flatnonzero(codes)}),
+                bytes_recv=recv,
+                bytes_sent=sent,
+                elapsed_min_ms=int(self._min[row]),
+                elapsed_max_ms=int(self._max[row]),
+                elapsed_sum_ms=total,
+                threads_max=int(self._threads[row]),
+                elapsed=self._hist[row, 0].copy(),
+                latency=self._hist[row, 1].copy(),
+                connect=self._hist[row, 2].copy(),
+            )
+        self._reset(self._cap)
+        return out

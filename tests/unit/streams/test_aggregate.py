@@ -1,0 +1,133 @@
+"""Per-second aggregation against a brute-force reference, merging, and the label cap."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+import numpy as np
+import pytest
+
+from streams import histogram
+from streams.aggregate import OVERFLOW_LABEL, Aggregator, Cell
+from streams.wire import BatchBuilder, ResultBatch
+
+T0 = 1_764_288_000_000
+
+
+def _batches(seed: int, n_batches: int = 12, per_batch: int = 700) -> list[ResultBatch]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for seq in range(n_batches):
+        b = BatchBuilder()
+        run = f"run-{seq % 2}"
+        for _ in range(per_batch):
+            failed = rng.random() < 0.05
+            elapsed = int(rng.lognormal(4, 1))
+            b.add(
+                ts_ms=T0 + int(rng.integers(0, 4_000)),
+                elapsed_ms=elapsed,
+                latency_ms=elapsed // 2,
+                connect_ms=int(rng.integers(0, 5)),
+                label=f'L{int(rng.integers(0, 6))}, "x"',
+                code="500" if failed else "200",
+                success=not failed,
+                bytes_recv=int(rng.integers(0, 10_000)),
+                bytes_sent=int(rng.integers(0, 500)),
+                all_threads=int(rng.integers(1, 50)),
+            )
+        out.append(b.build(run_id=run, plan_id="p", engine_id=f"e{seq % 3}", seq=seq))
+    return out
+
+
+def _reference(batches: list[ResultBatch]) -> dict[Any, dict[str, Any]]:
+    ref: dict[Any, dict[str, Any]] = defaultdict(lambda: defaultdict(list))
+    for batch in batches:
+        for i in range(len(batch)):
+            key = (
+                batch.run_id,
+                batch.plan_id,
+                batch.labels[batch.label_idx[i]],
+                int(batch.ts_ms[i]) // 1000,
+            )
+            r = ref[key]
+            r["elapsed"].append(int(batch.elapsed_ms[i]))
+            r["latency"].append(int(batch.latency_ms[i]))
+            r["connect"].append(int(batch.connect_ms[i]))
+            r["codes"].append(batch.codes[batch.code_idx[i]])
+            r["success"].append(int(batch.success[i]))
+            r["recv"].append(int(batch.bytes_recv[i]))
+            r["sent"].append(int(batch.bytes_sent[i]))
+            r["threads"].append(int(batch.all_threads[i]))
+    return ref
+
+
+def _dense(values: list[int]) -> np.ndarray:
+    return np.bincount(histogram.buckets(values), minlength=histogram.MAX_BUCKET + 1)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_cells_equal_a_brute_force_reference(seed: int) -> None:
+    batches = _batches(seed)
+    agg = Aggregator()
+    for b in batches:
+        agg.add(b)
+    cells = agg.drain()
+    ref = _reference(batches)
+    assert set(cells) == set(ref)
+    for key, cell in cells.items():
+        r = ref[key]
+        assert cell.count == len(r["elapsed"])
+        assert cell.failures == r["success"].count(0)
+        assert cell.codes == Counter(r["codes"])
+        assert (cell.bytes_recv, cell.bytes_sent) == (sum(r["recv"]), sum(r["sent"]))
+        assert (cell.elapsed_min_ms, cell.elapsed_max_ms, cell.elapsed_sum_ms) == (
+            min(r["elapsed"]),
+            max(r["elapsed"]),
+            sum(r["elapsed"]),
+        )
+        assert cell.threads_max == max(r["threads"])
+        assert (cell.elapsed == _dense(r["elapsed"])).all()
+        assert (cell.latency == _dense(r["latency"])).all()
+        assert (cell.connect == _dense(r["connect"])).all()
+    assert agg.drain() == {}
+    assert agg.samples == sum(len(b) for b in batches)
+
+
+def test_partials_from_two_aggregators_merge_to_the_whole() -> None:
+    batches = _batches(7)
+    whole, left, right = Aggregator(), Aggregator(), Aggregator()
+    for i, b in enumerate(batches):
+        whole.add(b)
+        (left if i % 2 else right).add(b)
+    merged: dict[Any, Cell] = left.drain()
+    for key, cell in right.drain().items():
+        if key in merged:
+            merged[key].merge(cell)
+        else:
+            merged[key] = cell
+    expected = whole.drain()
+    assert set(merged) == set(expected)
+    for key, cell in expected.items():
+        assert merged[key].to_metrics(key) == cell.to_metrics(key)
+
+
+def test_labels_past_the_cap_count_under_the_overflow_label() -> None:
+    b = BatchBuilder()
+    for i in range(10):
+        b.add(ts_ms=T0, elapsed_ms=10, label=f"/item/{i}", code="200", success=True)
+    agg = Aggregator(max_labels=3)
+    agg.add(b.build(run_id="r", plan_id="p", engine_id="e", seq=0))
+    cells = agg.drain()
+    by_label = {label: cell.count for (_, _, label, _), cell in cells.items()}
+    assert by_label == {"/item/0": 1, "/item/1": 1, "/item/2": 1, OVERFLOW_LABEL: 7}
+
+
+def test_metrics_message_carries_sparse_histograms() -> None:
+    agg = Aggregator()
+    agg.add(_batches(4, n_batches=1, per_batch=50)[0])
+    key, cell = next(iter(agg.drain().items()))
+    m = cell.to_metrics(key)
+    assert sum(m.elapsed.counts) == m.count == cell.count
+    assert m.elapsed.scheme == "log2pct"
+    assert m.elapsed.buckets == sorted(m.elapsed.buckets)
