@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from engine_sidecar.engine import JMeterConfig, JMeterProcess
 from engine_sidecar.files import DownloadError, download
@@ -80,7 +80,11 @@ class Agent:
         self._run_task: asyncio.Task[None] | None = None
         self._seen_path = config.work_dir / "commands-seen.json"
         self._seen: list[str] = self._load_seen()
-        self.rejected = 0
+        self._rejected = Counter(
+            "shibuya_sidecar_commands_rejected",
+            "messages on the commands topic that are not a valid command",
+            registry=registry,
+        )
 
     # --- what the heartbeat reports -------------------------------------------------------
 
@@ -105,7 +109,7 @@ class Agent:
 
     async def handle(self, item: Command | DecodeError) -> None:
         if isinstance(item, DecodeError):
-            self.rejected += 1
+            self._rejected.inc()
             log.warning("skipped a message on the commands topic: %s", item)
             return
         c = self.config

@@ -201,7 +201,6 @@ class JtlParser:
         self.format = fmt
         self.errors = ErrorReport()
         self.progress = Progress()
-        self.samples_parsed = 0
         self._splitter = RecordSplitter(max_record_bytes)
         self._header_pending = fmt.has_header
         cols = {name: i for i, name in enumerate(fmt.columns)}
@@ -238,7 +237,6 @@ class JtlParser:
             added = self._parse_block(body, out)  # type: ignore[arg-type]
         if added < 0:  # something in the block is odd: record by record, to say what
             added = self._parse_each(split, skip, first_line, out)
-        self.samples_parsed += added
         return added
 
     def _parse_each(self, split: Split, skip: int, first_line: int, out: BatchBuilder) -> int:

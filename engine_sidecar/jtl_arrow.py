@@ -45,7 +45,6 @@ class Block:
 class ArrowBlockParser:
     def __init__(self, delimiter: str, columns: tuple[str, ...]) -> None:
         present = set(columns)
-        self._columns = columns
         types: dict[str, pa.DataType] = {c: pa.int64() for c in INT_COLUMNS if c in present}
         types.update({c: pa.string() for c in STRING_COLUMNS if c in present})
         types["success"] = pa.bool_()

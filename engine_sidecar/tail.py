@@ -24,10 +24,6 @@ class FileTail:
         self._fd: int | None = None
         self._resume = (offset, ino)
 
-    @property
-    def opened(self) -> bool:
-        return self._fd is not None
-
     def read(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` new bytes; ``b""`` when there is nothing new (yet)."""
         if self._fd is None and not self._open():

@@ -328,10 +328,6 @@ class BatchBuilder:
                 self._parts[name].append(np.asarray(values, dtype=np.int64))
                 c[name] = []
 
-    def full(self) -> bool:
-        """True when another distinct string might not fit the uint16 dictionaries."""
-        return any(len(d) >= MAX_DISTINCT for d in self._dicts)
-
     def build(self, *, run_id: str, plan_id: str, engine_id: str, seq: int) -> ResultBatch:
         """Everything added so far as one batch; the builder starts empty again."""
         self._move_lists_to_parts()
