@@ -77,6 +77,15 @@ def file_server() -> Iterator[tuple[str, dict[str, bytes], list[str]]]:
         server.server_close()
 
 
+def _topics(bootstrap: str, prefix: str) -> tuple[str, str, str]:
+    """The commands, results and engine-status topics of this test, created."""
+    names = tuple(
+        topic_name(t, prefix) for t in (Topic.COMMANDS, Topic.RESULTS, Topic.ENGINE_STATUS)
+    )
+    asyncio.run(kafka_io.create_topics(bootstrap, names, 2))
+    return names[0], names[1], names[2]
+
+
 def _agent_env(bootstrap: str, prefix: str, work: Path, target_port: int) -> dict[str, str]:
     return {
         **os.environ,
@@ -164,10 +173,7 @@ def test_start_and_stop_commands_run_jmeter_and_publish_everything(
     file_server: tuple[str, dict[str, bytes], list[str]],
 ) -> None:
     base, files, refused = file_server
-    commands, results, status = (
-        topic_name(t, unique) for t in (Topic.COMMANDS, Topic.RESULTS, Topic.ENGINE_STATUS)
-    )
-    asyncio.run(kafka_io.create_topics(kafka_bootstrap, [commands, results, status], 2))
+    commands, results, status = _topics(kafka_bootstrap, unique)
     plan = [
         _plan_file(base, files, "plan.jmx", EXAMPLE_JMX.read_bytes()),
         _plan_file(base, files, "users.csv", b"id,name\n1,a\n2,b\n"),
@@ -257,9 +263,7 @@ def test_a_file_that_does_not_match_its_checksum_fails_the_run(
     file_server: tuple[str, dict[str, bytes], list[str]],
 ) -> None:
     base, files, _ = file_server
-    commands, status = topic_name(Topic.COMMANDS, unique), topic_name(Topic.ENGINE_STATUS, unique)
-    results = topic_name(Topic.RESULTS, unique)
-    asyncio.run(kafka_io.create_topics(kafka_bootstrap, [commands, status, results], 1))
+    commands, _, status = _topics(kafka_bootstrap, unique)
     good = _plan_file(base, files, "plan.jmx", EXAMPLE_JMX.read_bytes())
     files["plan.jmx"] = b"<tampered/>"
     env = {
@@ -298,10 +302,7 @@ def test_a_sidecar_killed_during_a_run_picks_it_up_again(
     file_server: tuple[str, dict[str, bytes], list[str]],
 ) -> None:
     base, files, _ = file_server
-    commands, results, status = (
-        topic_name(t, unique) for t in (Topic.COMMANDS, Topic.RESULTS, Topic.ENGINE_STATUS)
-    )
-    asyncio.run(kafka_io.create_topics(kafka_bootstrap, [commands, results, status], 2))
+    commands, results, status = _topics(kafka_bootstrap, unique)
     plan = [_plan_file(base, files, "plan.jmx", EXAMPLE_JMX.read_bytes())]
     work = tmp_path / "work"
     with target.serve(fail_every=25) as target_port:
