@@ -7,7 +7,8 @@ numpy (one pass per column over the batch, then one addition per cell it touches
 addition, so partials from any number of partitions and workers combine exactly.
 
 Labels per run are capped (``max_labels``): past the cap, samples count under ``OVERFLOW_LABEL``,
-so a run with runaway labels (ids in URLs) cannot exhaust a worker's memory.
+so a run with runaway labels (ids in URLs) cannot exhaust a worker's memory; response codes
+likewise (``max_codes``, ``OVERFLOW_CODE``: JMeter puts exception texts in that field).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from streams import histogram
 from streams.wire import Histogram, ResultBatch, SecondMetrics
 
 OVERFLOW_LABEL: Final = "(other labels)"
+OVERFLOW_CODE: Final = "(other codes)"
 N_BUCKETS: Final = histogram.MAX_BUCKET + 1
 
 CellKey = tuple[str, str, str, int]  # run, plan, label, second
@@ -94,8 +96,9 @@ class Aggregator:
     number of cells it touches; :class:`Cell` objects are made only when draining.
     """
 
-    def __init__(self, max_labels: int = 1000) -> None:
+    def __init__(self, max_labels: int = 1000, max_codes: int = 200) -> None:
         self.max_labels = max_labels
+        self.max_codes = max_codes
         self._labels: dict[tuple[str, str], set[str]] = {}  # (run, plan) → labels admitted
         self.samples = 0
         self._reset()
@@ -152,11 +155,7 @@ class Aggregator:
             if row is None:
                 row = self._rows[key] = len(self._rows)
             row_of_key[c] = row
-        code_ids = np.fromiter(
-            (self._code_ids.setdefault(code, len(self._code_ids)) for code in batch.codes),
-            np.int64,
-            len(batch.codes),
-        )
+        code_ids = np.fromiter(map(self._code_id, batch.codes), np.int64, len(batch.codes))
         self._grow(len(self._rows), len(self._code_ids))
         row = row_of_key[local[keys]]  # each sample's row
         elapsed = batch.elapsed_ms.astype(np.int64)
@@ -174,6 +173,15 @@ class Aggregator:
         base = row * (3 * N_BUCKETS)
         for h, column in enumerate((batch.elapsed_ms, batch.latency_ms, batch.connect_ms)):
             np.add.at(flat, base + (h * N_BUCKETS) + histogram.buckets(column), _ONE)
+
+    def _code_id(self, code: str) -> int:
+        """The column of a response code; past ``max_codes`` codes, the overflow code's."""
+        found = self._code_ids.get(code)
+        if found is not None:
+            return found
+        if len(self._code_ids) >= self.max_codes:
+            code = OVERFLOW_CODE
+        return self._code_ids.setdefault(code, len(self._code_ids))
 
     def _admitted_names(self, batch: ResultBatch) -> list[str]:
         """The name each of the batch's labels counts under: itself, or past the cap, overflow."""
@@ -208,5 +216,15 @@ class Aggregator:
                 latency=self._hist[row, 1].copy(),
                 connect=self._hist[row, 2].copy(),
             )
-        self._reset(self._cap)
+        self._clear(len(self._rows))
         return out
+
+    def _clear(self, used: int) -> None:
+        """Zero the rows in use, keeping the arrays: fresh zeros would page-fault on first use."""
+        self._rows = {}
+        self._ints[:used] = 0
+        self._min[:used] = _INT64_MAX
+        self._max[:used] = 0
+        self._threads[:used] = 0
+        self._hist[:used] = 0
+        self._code_counts[:used] = 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from streams import histogram
-from streams.aggregate import OVERFLOW_LABEL, Aggregator, Cell
+from streams.aggregate import OVERFLOW_CODE, OVERFLOW_LABEL, Aggregator, Cell
 from streams.wire import BatchBuilder, ResultBatch
 
 T0 = 1_764_288_000_000
@@ -131,3 +131,19 @@ def test_metrics_message_carries_sparse_histograms() -> None:
     assert sum(m.elapsed.counts) == m.count == cell.count
     assert m.elapsed.scheme == "log2pct"
     assert m.elapsed.buckets == sorted(m.elapsed.buckets)
+
+
+def test_codes_past_the_cap_count_under_the_overflow_code() -> None:
+    b = BatchBuilder()
+    for i in range(6):
+        b.add(
+            ts_ms=T0, elapsed_ms=10, label="l", code=f"Non HTTP response code: {i}", success=False
+        )
+    agg = Aggregator(max_codes=2)
+    agg.add(b.build(run_id="r", plan_id="p", engine_id="e", seq=0))
+    [cell] = agg.drain().values()
+    assert cell.codes == {
+        "Non HTTP response code: 0": 1,
+        "Non HTTP response code: 1": 1,
+        OVERFLOW_CODE: 4,
+    }
