@@ -14,6 +14,7 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,8 +90,7 @@ class Demo:
         self.console.print(f"Stream worker: started (pid {worker.pid}, log {worker.log})")
         return worker
 
-    def _stop(self, name: str, stop: object) -> None:
-        assert callable(stop)
+    def _stop(self, name: str, stop: Callable[[], object]) -> None:
         stop()
         self.console.print(f"{name}: stopped")
 
