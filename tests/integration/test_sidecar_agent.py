@@ -7,33 +7,26 @@ downloads the plan, rewrites it, runs JMeter, publishes every sample and reports
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
-
-from shibuya.dev import kafka_io, target
-from shibuya.dev.jmeter import install
+from shibuya.dev import target
 from streams.wire import (
-    Command,
-    EngineStatus,
-    PlanFile,
-    StartEngines,
     StopEngines,
-    Topic,
-    collection_key,
-    decode_message,
-    encode_message,
-    topic_name,
+)
+from tests.integration.agent_support import (
+    agent_env,
+    plan_file,
+    send_commands,
+    start_command,
+    statuses_until,
+    topics,
+    transitions,
 )
 from tests.integration.sidecar_support import (
     EXAMPLE_JMX,
@@ -41,129 +34,6 @@ from tests.integration.sidecar_support import (
     reference_samples,
     stop_process,
 )
-
-TOKEN = "run-token-123"
-
-
-@pytest.fixture
-def file_server() -> Iterator[tuple[str, dict[str, bytes], list[str]]]:
-    """Serves ``files[name]`` at ``<base>/<name>`` to requests bearing TOKEN; logs refusals."""
-    files: dict[str, bytes] = {}
-    refused: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            name = self.path.lstrip("/")
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                refused.append(name)
-                self.send_response(401)
-                self.end_headers()
-                return
-            body = files.get(name)
-            self.send_response(200 if body is not None else 404)
-            self.send_header("Content-Length", str(len(body or b"")))
-            self.end_headers()
-            self.wfile.write(body or b"")
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", files, refused
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _topics(bootstrap: str, prefix: str) -> tuple[str, str, str]:
-    """The commands, results and engine-status topics of this test, created."""
-    names = tuple(
-        topic_name(t, prefix) for t in (Topic.COMMANDS, Topic.RESULTS, Topic.ENGINE_STATUS)
-    )
-    asyncio.run(kafka_io.create_topics(bootstrap, names, 2))
-    return names[0], names[1], names[2]
-
-
-def _agent_env(bootstrap: str, prefix: str, work: Path, target_port: int) -> dict[str, str]:
-    return {
-        **os.environ,
-        "SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": bootstrap,
-        "SHIBUYA_SIDECAR_KAFKA__TOPIC_PREFIX": prefix,
-        "SHIBUYA_SIDECAR_WORK_DIR": str(work),
-        "SHIBUYA_SIDECAR_HEALTH_PORT": "0",
-        "SHIBUYA_SIDECAR_HEARTBEAT_INTERVAL_S": "1",
-        "SHIBUYA_SIDECAR_ENGINE__COLLECTION_ID": "coll-1",
-        "SHIBUYA_SIDECAR_ENGINE__PLAN_ID": "plan-1",
-        "SHIBUYA_SIDECAR_JMETER__HOME": str(install()),
-        "SHIBUYA_SIDECAR_JMETER__HEAP": "256m",
-        "SHIBUYA_SIDECAR_JMETER__PROPERTIES": f'{{"target.port": "{target_port}"}}',
-    }
-
-
-def _plan_file(base: str, files: dict[str, bytes], name: str, data: bytes) -> PlanFile:
-    files[name] = data
-    return PlanFile(
-        name=name,
-        url=f"{base}/{name}",
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-    )
-
-
-def _start(
-    command_id: str, run_id: str, plan_files: list[PlanFile], duration_s: int
-) -> StartEngines:
-    return StartEngines(
-        command_id=command_id,
-        collection_id="coll-1",
-        run_id=run_id,
-        plan_id="plan-1",
-        engine_count=1,
-        threads_per_engine=2,
-        ramp_up_s=0,
-        duration_s=duration_s,
-        files=plan_files,
-        file_token=TOKEN,
-        issued_ms=int(time.time() * 1000),
-    )
-
-
-async def _send(bootstrap: str, topic: str, *commands: Command) -> None:
-    async with kafka_io.producer(bootstrap) as p:
-        for c in commands:
-            await p.send_and_wait(topic, encode_message(c), key=collection_key(c.collection_id))
-
-
-async def _statuses_until(
-    bootstrap: str, topic: str, done: object, timeout_s: float = 90
-) -> list[EngineStatus]:
-    """Engine statuses from the start of the topic until ``done(statuses)`` holds."""
-    out: list[EngineStatus] = []
-    assert callable(done)
-    try:
-        async with (
-            asyncio.timeout(timeout_s),
-            kafka_io.read_from_start(bootstrap, topic) as records,
-        ):
-            async for r in records:
-                assert r.value is not None
-                out.append(decode_message(r.value, EngineStatus))
-                if done(out):
-                    return out
-    except TimeoutError:
-        pytest.fail(f"statuses so far: {[(s.state.value, s.command_id, s.detail) for s in out]}")
-    return out
-
-
-def _transitions(statuses: list[EngineStatus], command_id: str) -> list[str]:
-    """The states a command went through, heartbeats repeating a state folded."""
-    states: list[str] = []
-    for s in statuses:
-        if s.command_id == command_id and (not states or states[-1] != s.state.value):
-            states.append(s.state.value)
-    return states
 
 
 def test_start_and_stop_commands_run_jmeter_and_publish_everything(
@@ -173,14 +43,14 @@ def test_start_and_stop_commands_run_jmeter_and_publish_everything(
     file_server: tuple[str, dict[str, bytes], list[str]],
 ) -> None:
     base, files, refused = file_server
-    commands, results, status = _topics(kafka_bootstrap, unique)
+    commands, results, status = topics(kafka_bootstrap, unique)
     plan = [
-        _plan_file(base, files, "plan.jmx", EXAMPLE_JMX.read_bytes()),
-        _plan_file(base, files, "users.csv", b"id,name\n1,a\n2,b\n"),
+        plan_file(base, files, "plan.jmx", EXAMPLE_JMX.read_bytes()),
+        plan_file(base, files, "users.csv", b"id,name\n1,a\n2,b\n"),
     ]
     work = tmp_path / "work"
     with target.serve(fail_every=25) as target_port:
-        env = _agent_env(kafka_bootstrap, unique, work, target_port)
+        env = agent_env(kafka_bootstrap, unique, work, target_port)
         log = tmp_path / "sidecar.log"
         with log.open("wb") as out:
             sidecar = subprocess.Popen(
@@ -191,20 +61,20 @@ def test_start_and_stop_commands_run_jmeter_and_publish_everything(
             )
         try:
             # 1. A run that ends on its own after its duration.
-            first = _start("cmd-1", "run-1", plan, duration_s=3)
-            asyncio.run(_send(kafka_bootstrap, commands, first))
+            first = start_command("cmd-1", "run-1", plan, duration_s=3)
+            asyncio.run(send_commands(kafka_bootstrap, commands, first))
             statuses = asyncio.run(
-                _statuses_until(
+                statuses_until(
                     kafka_bootstrap,
                     status,
-                    lambda ss: _transitions(ss, "cmd-1")[-1:] == ["finished"],
+                    lambda ss: transitions(ss, "cmd-1")[-1:] == ["finished"],
                 )
             )
-            assert _transitions(statuses, "cmd-1") == ["preparing", "running", "finished"]
+            assert transitions(statuses, "cmd-1") == ["preparing", "running", "finished"]
             assert statuses[-1].exit_code == 0
 
             # 2. The same command again has no second effect; a stop ends a long run early.
-            long_run = _start("cmd-2", "run-2", plan, duration_s=120)
+            long_run = start_command("cmd-2", "run-2", plan, duration_s=120)
             stop = StopEngines(
                 command_id="cmd-3",
                 collection_id="coll-1",
@@ -212,26 +82,26 @@ def test_start_and_stop_commands_run_jmeter_and_publish_everything(
                 reason="stopped by a test",
                 issued_ms=int(time.time() * 1000),
             )
-            asyncio.run(_send(kafka_bootstrap, commands, first, long_run))
+            asyncio.run(send_commands(kafka_bootstrap, commands, first, long_run))
             asyncio.run(  # stop it mid-run: once samples of it are published
-                _statuses_until(
+                statuses_until(
                     kafka_bootstrap,
                     status,
                     lambda ss: any(s.command_id == "cmd-2" and s.samples_published > 0 for s in ss),
                 )
             )
             t0 = time.monotonic()
-            asyncio.run(_send(kafka_bootstrap, commands, stop))
+            asyncio.run(send_commands(kafka_bootstrap, commands, stop))
             statuses = asyncio.run(
-                _statuses_until(
+                statuses_until(
                     kafka_bootstrap,
                     status,
-                    lambda ss: _transitions(ss, "cmd-3")[-1:] in (["finished"], ["failed"]),
+                    lambda ss: transitions(ss, "cmd-3")[-1:] in (["finished"], ["failed"]),
                 )
             )
             stopped_in = time.monotonic() - t0
-            assert _transitions(statuses, "cmd-1") == ["preparing", "running", "finished"]
-            assert _transitions(statuses, "cmd-3") == ["stopping", "finished"]
+            assert transitions(statuses, "cmd-1") == ["preparing", "running", "finished"]
+            assert transitions(statuses, "cmd-3") == ["stopping", "finished"]
             assert stopped_in < 60, "the stop command did not end the 120 s run early"
         finally:
             assert stop_process(sidecar) == 0, log.read_text()
@@ -263,8 +133,8 @@ def test_a_file_that_does_not_match_its_checksum_fails_the_run(
     file_server: tuple[str, dict[str, bytes], list[str]],
 ) -> None:
     base, files, _ = file_server
-    commands, _, status = _topics(kafka_bootstrap, unique)
-    good = _plan_file(base, files, "plan.jmx", EXAMPLE_JMX.read_bytes())
+    commands, _, status = topics(kafka_bootstrap, unique)
+    good = plan_file(base, files, "plan.jmx", EXAMPLE_JMX.read_bytes())
     files["plan.jmx"] = b"<tampered/>"
     env = {
         **os.environ,
@@ -283,10 +153,12 @@ def test_a_file_that_does_not_match_its_checksum_fails_the_run(
     )
     try:
         cid = f"cmd-{uuid.uuid4().hex[:6]}"
-        asyncio.run(_send(kafka_bootstrap, commands, _start(cid, "run-x", [good], 5)))
+        asyncio.run(
+            send_commands(kafka_bootstrap, commands, start_command(cid, "run-x", [good], 5))
+        )
         statuses = asyncio.run(
-            _statuses_until(
-                kafka_bootstrap, status, lambda ss: _transitions(ss, cid)[-1:] == ["failed"]
+            statuses_until(
+                kafka_bootstrap, status, lambda ss: transitions(ss, cid)[-1:] == ["failed"]
             )
         )
         assert "announced" in statuses[-1].detail
@@ -302,11 +174,11 @@ def test_a_sidecar_killed_during_a_run_picks_it_up_again(
     file_server: tuple[str, dict[str, bytes], list[str]],
 ) -> None:
     base, files, _ = file_server
-    commands, results, status = _topics(kafka_bootstrap, unique)
-    plan = [_plan_file(base, files, "plan.jmx", EXAMPLE_JMX.read_bytes())]
+    commands, results, status = topics(kafka_bootstrap, unique)
+    plan = [plan_file(base, files, "plan.jmx", EXAMPLE_JMX.read_bytes())]
     work = tmp_path / "work"
     with target.serve(fail_every=25) as target_port:
-        env = _agent_env(kafka_bootstrap, unique, work, target_port)
+        env = agent_env(kafka_bootstrap, unique, work, target_port)
         log = tmp_path / "sidecar.log"
 
         def start_sidecar() -> subprocess.Popen[bytes]:
@@ -320,9 +192,11 @@ def test_a_sidecar_killed_during_a_run_picks_it_up_again(
 
         sidecar = start_sidecar()
         try:
-            asyncio.run(_send(kafka_bootstrap, commands, _start("cmd-k", "run-k", plan, 8)))
             asyncio.run(
-                _statuses_until(
+                send_commands(kafka_bootstrap, commands, start_command("cmd-k", "run-k", plan, 8))
+            )
+            asyncio.run(
+                statuses_until(
                     kafka_bootstrap,
                     status,
                     lambda ss: any(s.command_id == "cmd-k" and s.samples_published > 0 for s in ss),
@@ -332,10 +206,10 @@ def test_a_sidecar_killed_during_a_run_picks_it_up_again(
             sidecar.wait()
             sidecar = start_sidecar()
             statuses = asyncio.run(
-                _statuses_until(
+                statuses_until(
                     kafka_bootstrap,
                     status,
-                    lambda ss: _transitions(ss, "cmd-k")[-1:] == ["finished"],
+                    lambda ss: transitions(ss, "cmd-k")[-1:] == ["finished"],
                 )
             )
             assert "after a sidecar restart" in statuses[-1].detail
