@@ -27,7 +27,8 @@ QS = np.array([0.5, 0.9, 0.95, 0.99, 0.999])
 
 def exact(values: np.ndarray) -> np.ndarray:
     s = np.sort(values)
-    return s[np.ceil(QS * s.size).astype(int) - 1].astype(float)
+    picked: np.ndarray = s[np.ceil(QS * s.size).astype(int) - 1].astype(float)
+    return picked
 
 
 def run_ours(batches: list[np.ndarray]) -> np.ndarray:

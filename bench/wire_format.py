@@ -13,6 +13,7 @@ import argparse
 import io
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import cramjam
@@ -91,9 +92,9 @@ def rows_of(batch: ResultBatch) -> list[dict[str, Any]]:
 
 def columns_from_rows(rows: list[Any], as_tuples: bool) -> dict[str, np.ndarray[Any, Any]]:
     """What a row-format consumer must do before it can aggregate with numpy."""
+    get: dict[str, Any]
     if as_tuples:
-        cols = list(zip(*rows, strict=True))
-        get = dict(zip(FIELDS, cols, strict=True))
+        get = dict(zip(FIELDS, zip(*rows, strict=True), strict=True))
     else:
         get = {f: [r[f] for r in rows] for f in FIELDS}
     out = {f: np.asarray(get[f]) for f in FIELDS if f not in ("label", "code", "message")}
@@ -139,6 +140,11 @@ def codecs() -> dict[str, Codec]:
     }
 
 
+def _each(fn: Callable[[Any], object], items: list[Any]) -> None:
+    for item in items:
+        fn(item)
+
+
 def best_ns(fn: Callable[[], object], repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
@@ -173,13 +179,10 @@ def main() -> None:
     baseline = None
     for name, (enc, dec) in codecs().items():
         payloads = [enc(b) for b in batches]
-        enc_ns = best_ns(lambda enc=enc: [enc(b) for b in batches], args.repeat) / n
-        dec_ns = best_ns(lambda dec=dec, p=payloads: [dec(x) for x in p], args.repeat) / n
+        enc_ns = best_ns(partial(_each, enc, batches), args.repeat) / n
+        dec_ns = best_ns(partial(_each, dec, payloads), args.repeat) / n
         compressed = [bytes(cramjam.lz4.compress_block(p)) for p in payloads]
-        unz_ns = (
-            best_ns(lambda c=compressed: [cramjam.lz4.decompress_block(x) for x in c], args.repeat)
-            / n
-        )
+        unz_ns = best_ns(partial(_each, cramjam.lz4.decompress_block, compressed), args.repeat) / n
         baseline = baseline or dec_ns
         table.add_row(
             name,

@@ -50,7 +50,7 @@ def test_explicit_dsn_and_database_url_win(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_unknown_and_invalid_values_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError, match="partitions"):
-        WorkerSettings(kafka={"partitions": 0})  # type: ignore[arg-type]
+        WorkerSettings(kafka={"partitions": 0})
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         WorkerSettings(kafka_bootstrap="x")  # type: ignore[call-arg]
 

@@ -90,7 +90,7 @@ def test_round_trip_of_every_message_kind() -> None:
         *RunEvent.__args__,
         EngineStatus,
         SecondMetrics,
-    }  # type: ignore[attr-defined]
+    }
 
 
 def test_empty_batch_round_trips() -> None:
