@@ -30,8 +30,11 @@ class TopicSpec:
     replication: int
 
 
-async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float = 60) -> None:
-    """Create missing topics and wait until the broker lists all of them."""
+async def ensure_topics(
+    bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float = 60
+) -> dict[str, int]:
+    """Create missing topics, wait until the broker lists all of them, and return how many
+    partitions each one has — an existing topic keeps its own count, whatever was asked."""
     specs = list(specs)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     try:
@@ -49,6 +52,8 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: f
             wanted = {s.name for s in specs}
             while not wanted <= set(await admin.list_topics()):
                 await asyncio.sleep(0.1)
+            described = await admin.describe_topics(sorted(wanted))
+            return {d["topic"]: len(d["partitions"]) for d in described}
     except (TimeoutError, KafkaError) as exc:
         raise TopicSetupError(f"cannot set up topics on {bootstrap}: {exc!r}") from exc
     finally:

@@ -12,10 +12,27 @@ from streams.app import create_app
 from streams.kafka_admin import ensure_topics
 from streams.settings import WorkerSettings
 from streams.topics import owned_specs
+from streams.wire import Topic, topic_name
+
+log = logging.getLogger(__name__)
 
 
 def run(settings: WorkerSettings) -> None:
-    asyncio.run(ensure_topics(settings.kafka.bootstrap, owned_specs(settings)))
+    partitions = asyncio.run(ensure_topics(settings.kafka.bootstrap, owned_specs(settings)))
+    results = topic_name(Topic.RESULTS, settings.kafka.topic_prefix)
+    if partitions[results] != settings.kafka.partitions:
+        # Tables must have as many partitions as the topic they are keyed like, or Faust's
+        # agent crashes in a loop (PartitionsMismatch): follow the topic as it is.
+        log.warning(
+            "%s has %d partitions, not the %d configured; using %d",
+            results,
+            partitions[results],
+            settings.kafka.partitions,
+            partitions[results],
+        )
+        settings = settings.model_copy(
+            update={"kafka": settings.kafka.model_copy(update={"partitions": partitions[results]})}
+        )
     worker = create_app(settings)
     logging.getLogger("streams").setLevel(settings.log_level.upper())
     if settings.metrics_port is not None:

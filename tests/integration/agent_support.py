@@ -97,14 +97,14 @@ def plan_file(base: str, files: dict[str, bytes], name: str, data: bytes) -> Pla
 
 
 def start_command(
-    command_id: str, run_id: str, plan_files: list[PlanFile], duration_s: int
+    command_id: str, run_id: str, plan_files: list[PlanFile], duration_s: int, engines: int = 1
 ) -> StartEngines:
     return StartEngines(
         command_id=command_id,
         collection_id="coll-1",
         run_id=run_id,
         plan_id="plan-1",
-        engine_count=1,
+        engine_count=engines,
         threads_per_engine=2,
         ramp_up_s=0,
         duration_s=duration_s,
