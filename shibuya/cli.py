@@ -235,22 +235,31 @@ def dev_jmeter() -> None:
 
 @dev.command("demo")
 def dev_demo(
-    engines: Annotated[int, typer.Option(min=1, max=64, help="simulated engines")] = 4,
-    seconds: Annotated[int, typer.Option(min=1, max=600, help="simulated test length")] = 20,
-    rate: Annotated[int, typer.Option(min=1, max=200_000, help="samples/s per engine")] = 2000,
+    engines: Annotated[int, typer.Option(min=1, max=64, help="engines")] = 2,
+    seconds: Annotated[int, typer.Option(min=1, max=600, help="test length")] = 20,
+    rate: Annotated[
+        int, typer.Option(min=1, max=200_000, help="samples/s per simulated engine")
+    ] = 2000,
+    simulate: Annotated[
+        bool, typer.Option(help="simulated engines instead of JMeter (shows redelivery too)")
+    ] = False,
     bootstrap: Annotated[
         str, typer.Option(help="Kafka to use; when nothing answers there, a broker is started")
     ] = "127.0.0.1:9092",
 ) -> None:
-    """The main job: start Kafka and a stream worker, push result batches through, report.
+    """The main job: Kafka, a stream worker and engines; live progress, then a report.
 
-    Simulated engines publish batches as sidecars do (including one redelivered batch and one
-    malformed message); the worker counts them exactly. Live progress while it runs, a final
-    report at the end; everything started here is stopped here.
+    Real engines by default: one sidecar per engine, started by a start command over Kafka,
+    runs JMeter against a local HTTP target and publishes every sample; the worker counts them,
+    and the report compares its counts with the engines' JTL files. With --simulate, engines are
+    simulated publishers that also send a redelivered batch and a corrupt message. Everything
+    started here is stopped here.
     """
     from shibuya.dev.demo import Demo
 
-    ok = Demo(engines=engines, seconds=seconds, rate=rate, bootstrap=bootstrap).run()
+    ok = Demo(
+        engines=engines, seconds=seconds, rate=rate, simulate=simulate, bootstrap=bootstrap
+    ).run()
     raise typer.Exit(0 if ok else 1)
 
 

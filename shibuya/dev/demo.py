@@ -1,9 +1,11 @@
-"""The main job: Kafka, a stream worker, simulated engines, live progress and a final report.
+"""The main job: Kafka, a stream worker, engines, live progress and a final report.
 
-The engines are simulated here (real JMeter engines and their sidecars arrive with the sidecar
-and scheduler work); everything else is the real pipeline: a real broker, a real Faust worker in
-its own process, the real wire format. The worker's ``engine-progress`` table is read from its
-changelog topic, as any operator view may, so the report shows what the worker counted.
+By default the engines are real: one ``shibuya sidecar run`` per engine, started by a start
+command over Kafka, each running JMeter against a local HTTP target and publishing its results.
+With ``simulate`` they are simulated publishers (which also send a redelivered batch and a corrupt
+message, to show both are handled). Everything else is the real pipeline: a real broker, a real
+Faust worker in its own process. The worker's ``engine-progress`` table is read from its changelog
+topic, as any operator view may, so the report shows what the worker counted.
 """
 
 from __future__ import annotations
@@ -22,22 +24,40 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from shibuya.dev import kafka_io
+from engine_sidecar.jtl import JtlParser, detect_format
+from shibuya.dev import jmeter, kafka_io, target
+from shibuya.dev.engines import LocalEngines, new_token, plan_server, start_command
 from shibuya.dev.kafka import KafkaBroker
 from shibuya.dev.procs import ServiceError, free_port, port_open, wait_for
 from shibuya.dev.worker_proc import WorkerProcess
 from streams.tables import ENGINE_PROGRESS, changelog_topic
-from streams.wire import BatchBuilder, ResultBatch, Topic, encode_batch, result_key, topic_name
+from streams.wire import (
+    BatchBuilder,
+    EngineState,
+    EngineStatus,
+    ResultBatch,
+    Topic,
+    collection_key,
+    decode_message,
+    encode_batch,
+    encode_message,
+    result_key,
+    topic_name,
+)
 
 APP_ID = "shibuya-streams"
+THREADS = 2
+EXAMPLE_JMX = Path(__file__).resolve().parents[2] / "examples" / "two-samplers.jmx"
 LABELS = ("GET /", 'POST /login, "json"')
 
 
 @dataclass
 class EngineTally:
-    batches: int = 0
+    state: str = "starting"
     samples: int = 0
+    """Samples the engine produced: sent (simulated), or published and finally in its JTL."""
     counted: int = 0
+    done: bool = False
 
 
 @dataclass
@@ -45,6 +65,7 @@ class Demo:
     engines: int = 4
     seconds: int = 20
     rate: int = 2000
+    simulate: bool = False
     bootstrap: str = "127.0.0.1:9092"
     data_dir: Path = Path(".shibuya")
     console: Console = field(default_factory=Console)
@@ -61,7 +82,7 @@ class Demo:
             except (ServiceError, TimeoutError) as exc:
                 self.console.print(f"[red]demo failed:[/red] {exc or 'timed out'}")
                 return False
-            worker_counts = _settled_counts(worker)
+            worker_counts = _settled_counts(worker) if self.simulate else {}
         return self._report(worker_counts, time.monotonic() - t0)
 
     # --- services ---------------------------------------------------------------------------
@@ -109,16 +130,26 @@ class Demo:
             await asyncio.sleep(0.1)
         if waiting.exception():
             raise ServiceError(f"the worker did not create {results} in 60s:\n{worker.log_tail()}")
-        self.tallies = {f"{self.run_id}-engine-{i}": EngineTally() for i in range(self.engines)}
-        self.console.print(
-            f"Run {self.run_id}: {self.engines} engines × {self.rate} samples/s for "
-            f"{self.seconds}s, batches of ≤500 ms"
-        )
+        if self.simulate:
+            self.tallies = {f"{self.run_id}-engine-{i}": EngineTally() for i in range(self.engines)}
+            self.console.print(
+                f"Run {self.run_id}: {self.engines} simulated engines × {self.rate} samples/s "
+                f"for {self.seconds}s, batches of ≤500 ms"
+            )
+        else:
+            self.tallies = {f"demo-plan-{i}": EngineTally() for i in range(self.engines)}
+            self.console.print(
+                f"Run {self.run_id}: {self.engines} JMeter engines × {THREADS} threads for "
+                f"{self.seconds}s against a local HTTP target ({EXAMPLE_JMX.name})"
+            )
         watcher = asyncio.create_task(self._watch())
         try:
             with Live(self._table(), console=self.console, refresh_per_second=4) as live:
                 refresher = asyncio.create_task(self._refresh(live))
-                await self._produce(results)
+                if self.simulate:
+                    await self._produce(results)
+                else:
+                    await self._run_engines()
                 async with asyncio.timeout(60):
                     while not self._exact():
                         await asyncio.sleep(0.1)
@@ -144,7 +175,7 @@ class Demo:
                     seqs[engine] += 1
                     key, value = result_key(self.run_id, engine), encode_batch(batch)
                     await producer.send(results, value, key=key)
-                    tally.batches += 1
+                    tally.state = "simulated"
                     tally.samples += len(batch)
                     last = (key, value)
                 await producer.flush()
@@ -153,6 +184,64 @@ class Demo:
             assert last is not None
             await producer.send_and_wait(results, last[1], key=last[0])
             await producer.send_and_wait(results, b"\x00not a result batch", key=last[0])
+
+    async def _run_engines(self) -> None:
+        """Real engines: sidecars started here, one start command, until all have finished."""
+        commands, status = topic_name(Topic.COMMANDS), topic_name(Topic.ENGINE_STATUS)
+        # The control plane owns these topics; until it exists, the demo creates them.
+        await kafka_io.create_topics(self.bootstrap, [commands, status], partitions=4)
+        jmx, token = EXAMPLE_JMX.read_bytes(), new_token()
+        with target.serve() as target_port, plan_server({"plan.jmx": jmx}, token) as base_url:
+            engines = LocalEngines(
+                bootstrap=self.bootstrap,
+                work_dir=(self.data_dir / "engines").resolve(),
+                jmeter_home=jmeter.install(),
+                target_port=target_port,
+                collection_id="demo",
+                plan_id="plan",
+                count=self.engines,
+            )
+            engines.start()
+            try:
+                command = start_command(
+                    run_id=self.run_id,
+                    collection_id="demo",
+                    plan_id="plan",
+                    engines=self.engines,
+                    threads=THREADS,
+                    duration_s=self.seconds,
+                    jmx=jmx,
+                    base_url=base_url,
+                    token=token,
+                )
+                async with kafka_io.producer(self.bootstrap) as producer:
+                    await producer.send_and_wait(
+                        commands, encode_message(command), key=collection_key("demo")
+                    )
+                await self._follow_engines(status, command.command_id)
+            finally:
+                engines.stop()
+        for index in range(self.engines):
+            jtl = engines.folder(index) / "runs" / self.run_id / "results.jtl"
+            self.tallies[engines.engine_id(index)].samples = _samples_in(jtl)
+
+    async def _follow_engines(self, status_topic: str, command_id: str) -> None:
+        async with (
+            asyncio.timeout(self.seconds + 120),
+            kafka_io.read_from_start(self.bootstrap, status_topic) as records,
+        ):
+            async for record in records:
+                if record.value is None:
+                    continue
+                s = decode_message(record.value, EngineStatus)
+                tally = self.tallies.get(s.engine_id)
+                if tally is None or s.command_id != command_id:
+                    continue
+                tally.state = s.state.value
+                tally.samples = s.samples_published
+                tally.done = s.state in (EngineState.FINISHED, EngineState.FAILED)
+                if all(t.done for t in self.tallies.values()):
+                    return
 
     async def _watch(self) -> None:
         topic = changelog_topic(APP_ID, ENGINE_PROGRESS)
@@ -174,31 +263,34 @@ class Demo:
 
     def _table(self) -> Table:
         table = Table(title=f"run {self.run_id}")
-        for col in ("engine", "batches sent", "samples sent", "samples counted by the worker"):
-            table.add_column(col, justify="left" if col == "engine" else "right")
+        produced = "samples sent" if self.simulate else "samples published (at the end: in JTL)"
+        for col in ("engine", "state", produced, "samples counted by the worker"):
+            table.add_column(col, justify="left" if col in ("engine", "state") else "right")
         for engine, t in self.tallies.items():
-            table.add_row(engine, f"{t.batches:,}", f"{t.samples:,}", f"{t.counted:,}")
+            table.add_row(engine, t.state, f"{t.samples:,}", f"{t.counted:,}")
         sent = sum(t.samples for t in self.tallies.values())
         counted = sum(t.counted for t in self.tallies.values())
-        table.add_row(
-            "total",
-            f"{sum(t.batches for t in self.tallies.values()):,}",
-            f"{sent:,}",
-            f"{counted:,}",
-            style="bold",
-        )
+        table.add_row("total", "", f"{sent:,}", f"{counted:,}", style="bold")
         return table
 
     def _report(self, worker_counts: dict[str, float], seconds: float) -> bool:
         exact = self._exact() and bool(self.tallies)
+        total = sum(t.samples for t in self.tallies.values())
+        counted = sum(t.counted for t in self.tallies.values())
+        verdict = "[green]exact[/green]" if exact else "[red]NOT exact[/red]"
+        if not self.simulate:
+            failed = [e for e, t in self.tallies.items() if t.state != EngineState.FINISHED.value]
+            self.console.print(
+                f"\nReport: {total:,} samples in the engines' JTL files, {counted:,} counted by "
+                f"the worker — {verdict}; engines not finished: {len(failed)}; "
+                f"{seconds:.1f}s in all"
+            )
+            return exact and not failed and total > 0
         duplicates = worker_counts.get(DUPLICATES, 0)
         malformed = worker_counts.get(MALFORMED, 0)
-        total = sum(t.samples for t in self.tallies.values())
         self.console.print(
-            f"\nReport: {total:,} samples sent, "
-            f"{sum(t.counted for t in self.tallies.values()):,} counted — "
-            + ("[green]exact[/green]" if exact else "[red]NOT exact[/red]")
-            + f"; redelivered batches dropped: {duplicates:.0f}; "
+            f"\nReport: {total:,} samples sent, {counted:,} counted — {verdict}; "
+            f"redelivered batches dropped: {duplicates:.0f}; "
             f"malformed messages skipped and reported: {malformed:.0f}; {seconds:.1f}s in all"
         )
         return exact and duplicates >= 1 and malformed >= 1
@@ -247,3 +339,17 @@ def _settled_counts(worker: WorkerProcess) -> dict[str, float]:
 
     wait_for(settled, timeout_s=30)
     return counts
+
+
+def _samples_in(jtl: Path) -> int:
+    """Samples in a JTL file, by the sidecar's parser (what JMeter wrote, read independently)."""
+    try:
+        data = jtl.read_bytes()
+    except FileNotFoundError:
+        return 0
+    if b"\n" not in data:
+        return 0
+    parser = JtlParser(detect_format(data[: data.index(b"\n") + 1]))
+    builder = BatchBuilder()
+    parser.feed(data, builder)
+    return len(builder)

@@ -1,7 +1,8 @@
-"""README's main command, shortened: Kafka + worker + batches through + an exact report."""
+"""README's main command, shortened: Kafka + worker + engines + an exact report."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,36 +10,50 @@ from pathlib import Path
 import pytest
 
 
-@pytest.mark.integration
-def test_demo_pushes_batches_through_and_reports_exact_counts(
-    kafka_bootstrap: str, tmp_path: Path
-) -> None:
+def _demo(bootstrap: str, cwd: Path, *args: str) -> str:
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "shibuya",
-            "dev",
-            "demo",
-            "--engines",
-            "3",
-            "--seconds",
-            "3",
-            "--rate",
-            "1000",
-            "--bootstrap",
-            kafka_bootstrap,
-        ],
+        [sys.executable, "-m", "shibuya", "dev", "demo", "--bootstrap", bootstrap, *args],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
         check=False,
-        cwd=tmp_path,
+        cwd=cwd,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    out = " ".join(result.stdout.split())
+    return " ".join(result.stdout.split())
+
+
+@pytest.mark.integration
+def test_demo_with_simulated_engines_reports_exact_counts(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    out = _demo(
+        kafka_bootstrap,
+        tmp_path,
+        "--simulate",
+        "--engines",
+        "3",
+        "--seconds",
+        "3",
+        "--rate",
+        "1000",
+    )
     # 3 engines × 6 batches × 500 samples, each counted once.
     assert "Report: 9,000 samples sent, 9,000 counted — exact" in out
     assert "redelivered batches dropped: 1" in out
     assert "malformed messages skipped and reported: 1" in out
+    assert "worker: stopped" in out
+
+
+@pytest.mark.integration
+def test_demo_with_jmeter_engines_counts_every_sample_of_their_jtl_files(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    out = _demo(kafka_bootstrap, tmp_path, "--engines", "2", "--seconds", "3")
+    [(in_jtl, counted)] = re.findall(
+        r"Report: ([\d,]+) samples in the engines' JTL files, ([\d,]+) counted by the worker", out
+    )
+    assert in_jtl == counted
+    assert int(in_jtl.replace(",", "")) > 0
+    assert "— exact; engines not finished: 0" in out
     assert "worker: stopped" in out

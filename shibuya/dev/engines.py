@@ -1,0 +1,154 @@
+"""Real engines on this machine for the demo: sidecars in agent mode, JMeter, a plan server.
+
+Until the control API and its local scheduler exist, this is the smallest control plane that
+drives real engines: it serves the plan's files (with a per-run token, as the API will), starts one
+``shibuya sidecar run`` per engine and sends them one start command over Kafka.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from streams.wire import PlanFile, StartEngines
+
+
+@contextlib.contextmanager
+def plan_server(files: dict[str, bytes], token: str) -> Iterator[str]:
+    """Serve ``files`` at ``<base URL>/<name>`` to requests bearing ``token``; yields the base."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = files.get(self.path.lstrip("/"))
+            if self.headers.get("Authorization") != f"Bearer {token}":
+                self.send_response(401)
+                body = b""
+            else:
+                self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, name="plan-server", daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def start_command(
+    *,
+    run_id: str,
+    collection_id: str,
+    plan_id: str,
+    engines: int,
+    threads: int,
+    duration_s: int,
+    jmx: bytes,
+    base_url: str,
+    token: str,
+) -> StartEngines:
+    return StartEngines(
+        command_id=f"start-{run_id}",
+        collection_id=collection_id,
+        run_id=run_id,
+        plan_id=plan_id,
+        engine_count=engines,
+        threads_per_engine=threads,
+        duration_s=duration_s,
+        files=[
+            PlanFile(
+                name="plan.jmx",
+                url=f"{base_url}/plan.jmx",
+                size_bytes=len(jmx),
+                sha256=hashlib.sha256(jmx).hexdigest(),
+            )
+        ],
+        file_token=token,
+        issued_ms=int(time.time() * 1000),
+    )
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class LocalEngines:
+    """``count`` sidecars of one plan, engine indexes 0…count-1, each with its own work folder."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        work_dir: Path,
+        jmeter_home: Path,
+        target_port: int,
+        collection_id: str,
+        plan_id: str,
+        count: int,
+    ) -> None:
+        self.work_dir = work_dir
+        self.collection_id, self.plan_id, self.count = collection_id, plan_id, count
+        self._env = {
+            **os.environ,
+            "SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": bootstrap,
+            "SHIBUYA_SIDECAR_HEALTH_PORT": "0",
+            "SHIBUYA_SIDECAR_HEARTBEAT_INTERVAL_S": "1",
+            "SHIBUYA_SIDECAR_ENGINE__COLLECTION_ID": collection_id,
+            "SHIBUYA_SIDECAR_ENGINE__PLAN_ID": plan_id,
+            "SHIBUYA_SIDECAR_JMETER__HOME": str(jmeter_home),
+            "SHIBUYA_SIDECAR_JMETER__HEAP": "256m",
+            "SHIBUYA_SIDECAR_JMETER__PROPERTIES": f'{{"target.port": "{target_port}"}}',
+        }
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    def engine_id(self, index: int) -> str:
+        return f"{self.collection_id}-{self.plan_id}-{index}"
+
+    def folder(self, index: int) -> Path:
+        return self.work_dir / self.engine_id(index)
+
+    def start(self) -> None:
+        for index in range(self.count):
+            folder = self.folder(index)
+            folder.mkdir(parents=True, exist_ok=True)
+            env = {
+                **self._env,
+                "SHIBUYA_SIDECAR_WORK_DIR": str(folder),
+                "SHIBUYA_SIDECAR_ENGINE__ENGINE_INDEX": str(index),
+            }
+            with (folder / "sidecar.log").open("ab") as out:
+                self._procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "shibuya", "sidecar", "run"],
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                    )
+                )
+
+    def stop(self) -> None:
+        for proc in self._procs:
+            proc.terminate()
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._procs = []
