@@ -32,14 +32,16 @@ sidecar = typer.Typer(
     no_args_is_help=True,
 )
 worker = typer.Typer(
-    help="Stream worker (Faust): aggregates raw results per partition, tracks runs, "
-    "triggers termination. Run one per machine or pod; partitions spread over all of them. "
-    "Settings: SHIBUYA_WORKER_* variables.",
+    help="Stream worker (Faust): consumes raw result batches and counts every engine's samples "
+    "exactly, dropping redelivered batches, in a changelogged table (per-second aggregation "
+    "and run tracking come next). Run one per machine or pod; partitions spread over all of "
+    "them. Settings: SHIBUYA_WORKER_* variables.",
     no_args_is_help=True,
 )
 api = typer.Typer(
-    help="Control API (FastAPI): projects, plans, collections, runs, engines. Stateless: run "
-    "as many replicas as you like. Settings: SHIBUYA_API_* variables.",
+    help="Control API (FastAPI). Today it serves /healthz and /metrics; projects, plans, "
+    "collections, runs and engines come next. Stateless: run as many replicas as you like. "
+    "Settings: SHIBUYA_API_* variables.",
     no_args_is_help=True,
 )
 dev = typer.Typer(

@@ -26,7 +26,7 @@ def test_top_level_help_lists_every_component() -> None:
         (["sidecar", "tail", "--help"], "Tail-only mode"),
         (["sidecar", "run", "--help"], "Agent mode"),
         (["dev", "jmeter", "--help"], "Apache JMeter 5.6.3"),
-        (["worker", "--help"], "aggregates raw results"),
+        (["worker", "--help"], "counts every engine's samples exactly"),
         (["worker", "run", "--help"], "until SIGTERM"),
         (["api", "--help"], "Stateless"),
         (["api", "serve", "--help"], "SHIBUYA_API_HOST"),
