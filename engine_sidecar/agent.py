@@ -341,4 +341,4 @@ class _RunRecord:
 
 def _gone(config: AgentConfig) -> JMeterProcess:
     """A JMeter that is no longer there: waiting for it returns at once."""
-    return JMeterProcess(config.jmeter, None, -1, "\0")
+    return JMeterProcess(config.jmeter, None, -1, "\0", 0)

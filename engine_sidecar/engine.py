@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,8 @@ log = logging.getLogger(__name__)
 class JMeterConfig:
     home: Path
     heap: str = "512m"
-    stop_port: int = 4445
+    stop_port: int = 0
+    """JMeter's UDP stop-test port; 0 picks a free one per run (engines may share a host)."""
     properties: Mapping[str, str] | None = None
     """Extra ``-J`` properties (e.g. the target's host and port)."""
 
@@ -27,17 +30,28 @@ class JMeterProcess:
     """A JMeter we started (a child), or one we adopted after a restart (by PID)."""
 
     def __init__(
-        self, config: JMeterConfig, proc: asyncio.subprocess.Process | None, pid: int, marker: str
+        self,
+        config: JMeterConfig,
+        proc: asyncio.subprocess.Process | None,
+        pid: int,
+        marker: str,
+        stop_port: int,
     ) -> None:
         self._config = config
         self._proc = proc
         self.pid = pid
         self._marker = marker  # in its command line: the results file, so a reused PID is not ours
+        self.stop_port = stop_port
 
     @classmethod
     def adopt(cls, config: JMeterConfig, pid: int, jtl: Path) -> JMeterProcess | None:
         """The JMeter still writing ``jtl`` under ``pid``, if it is alive."""
-        jmeter = cls(config, None, pid, str(jtl))
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return None
+        port = re.search(r"-Jjmeterengine\.nongui\.port=(\d+)", cmdline)
+        jmeter = cls(config, None, pid, str(jtl), int(port.group(1)) if port else 0)
         return jmeter if jmeter.alive() else None
 
     def alive(self) -> bool:
@@ -59,6 +73,7 @@ class JMeterProcess:
     ) -> JMeterProcess:
         [launcher] = (config.home / "bin").glob("ApacheJMeter-*.jar")
         props = [f"-J{k}={v}" for k, v in (config.properties or {}).items()]
+        stop_port = config.stop_port or _free_udp_port()
         argv = [
             "java",
             f"-Xms{config.heap}",
@@ -72,8 +87,8 @@ class JMeterProcess:
             str(jtl),
             "-j",
             str(log_file),
-            f"-Jjmeterengine.nongui.port={config.stop_port}",
-            f"-Jjmeterengine.nongui.maxport={config.stop_port}",
+            f"-Jjmeterengine.nongui.port={stop_port}",
+            f"-Jjmeterengine.nongui.maxport={stop_port}",
             *props,
         ]
         with (log_file.with_suffix(".out")).open("ab") as out:
@@ -85,7 +100,7 @@ class JMeterProcess:
                 stdin=asyncio.subprocess.DEVNULL,
             )
         log.info("JMeter started (pid %d): %s", proc.pid, jmx.name)
-        return cls(config, proc, proc.pid, str(jtl))
+        return cls(config, proc, proc.pid, str(jtl), stop_port)
 
     async def wait(self) -> int | None:
         """Its exit code; ``None`` for an adopted process (not our child: no code to read)."""
@@ -126,8 +141,15 @@ class JMeterProcess:
             str(launcher),
             "org.apache.jmeter.util.ShutdownClient",
             "StopTestNow",
-            str(self._config.stop_port),
+            str(self.stop_port),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
         await client.wait()
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

@@ -38,7 +38,7 @@ class JMeterSettings(BaseModel):
         "the default",
     )
     heap: str = Field("512m", description="JVM heap of JMeter (-Xms and -Xmx)")
-    stop_port: int = Field(4445, description="JMeter's non-GUI stop-test port")
+    stop_port: int = Field(0, description="JMeter's UDP stop-test port; 0 picks a free one per run")
     properties: dict[str, str] = Field(
         default_factory=dict, description='extra -J properties, as JSON: {"target.port": "80"}'
     )
