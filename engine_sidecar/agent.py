@@ -226,7 +226,9 @@ class Agent:
             return
         finally:
             _RunRecord.end(run_dir)
-        detail = f"{publisher.samples_published} samples"
+        detail = "; ".join(
+            filter(None, [f"{publisher.samples_published} samples", publisher.errors.summary()])
+        )
         if recovered:
             detail += "; followed again after a sidecar restart, exit code unknown"
         if self._exit_code in (0, None):
@@ -243,10 +245,14 @@ class Agent:
             if record is None or record.ended:
                 continue
             run_dir = record_path.parent
-            jmeter = JMeterProcess.adopt(self.config.jmeter, record.jmeter_pid,
-                                         run_dir / "results.jtl")  # fmt: skip
-            log.warning("run %s was in progress when the sidecar stopped; JMeter %s",
-                        record.run_id, "still runs" if jmeter else "is gone")  # fmt: skip
+            jmeter = JMeterProcess.adopt(
+                self.config.jmeter, record.jmeter_pid, run_dir / "results.jtl"
+            )
+            log.warning(
+                "run %s was in progress when the sidecar stopped; JMeter %s",
+                record.run_id,
+                "still runs" if jmeter else "is gone",
+            )
             self._run_id, self._command_id = record.run_id, record.command_id
             publisher, stop, publishing = self._publish(run_dir, record.run_id, record.plan_id)
             if jmeter is None:

@@ -103,6 +103,15 @@ class ErrorReport:
     by_reason: Counter[str] = field(default_factory=Counter)
     samples: list[tuple[int, str]] = field(default_factory=list)
 
+    def summary(self) -> str:
+        """``""`` or e.g. ``"3 malformed lines (wrong field count: 2, not a number: 1); first:
+        line 17: wrong field count: 3 fields, expected 17"``."""
+        if not self.count:
+            return ""
+        kinds = ", ".join(f"{k}: {n}" for k, n in self.by_reason.most_common())
+        line_no, reason = self.samples[0]
+        return f"{self.count} malformed lines ({kinds}); first: line {line_no}: {reason}"
+
     def add(self, line_no: int, reason: str) -> None:
         self.count += 1
         self.by_reason[reason.split(":")[0]] += 1

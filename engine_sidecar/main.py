@@ -61,6 +61,10 @@ async def _tail(
                 "engine_id": identity.engine_id,
                 "samples_published": publisher.samples_published,
                 "malformed_lines": publisher.errors.count,
+                "malformed_first": [
+                    {"line": line_no, "reason": reason}
+                    for line_no, reason in publisher.errors.samples
+                ],
             }
 
         def snapshot() -> Snapshot:
@@ -70,6 +74,7 @@ async def _tail(
                 threads=publisher.threads,
                 samples_published=publisher.samples_published,
                 malformed_lines=publisher.errors.count,
+                detail=publisher.errors.summary(),
             )
 
         e = settings.engine

@@ -169,3 +169,11 @@ def test_many_errors_keep_a_bounded_sample() -> None:
     assert parser.errors.count == 1000
     assert len(parser.errors.samples) == 20
     assert parser.errors.by_reason == {"wrong field count": 1000}
+
+
+def test_the_error_report_summarises_kinds_and_the_first_line() -> None:
+    _, parser = parse(HEADER + row(ts=1) + b"bad\n" + row(success="yes") + b"worse\n")
+    assert parser.errors.summary() == (
+        "3 malformed lines (wrong field count: 2, success is neither true nor false: 1); "
+        "first: line 3: wrong field count: 1 fields, expected 17"
+    )
