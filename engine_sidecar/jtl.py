@@ -153,6 +153,18 @@ class RecordSplitter:
         self._pending = b""
         self._skipped: int | None = None  # bytes dropped so far of an overlong record
 
+    def keep_after(self, split: Split, n: int) -> Split:
+        """The first ``n`` records of ``split``; the rest go back in front of what is pending.
+
+        Only whole records go back; a record dropped as overlong stays taken (its bytes are gone).
+        """
+        cut = n
+        while cut < len(split.records) and split.records[cut] is None:
+            cut += 1
+        rest = split.records[cut:]
+        self._pending = b"".join(r + b"\n" for r in rest if r is not None) + self._pending
+        return Split(split.records[:cut], split.sizes[:cut], split.lines[:cut])
+
     def split(self, data: bytes) -> Split:
         buf = self._pending + data
         last = buf.rfind(b"\n")
@@ -227,12 +239,17 @@ class JtlParser:
             )
         }
 
-    def feed(self, data: bytes, out: BatchBuilder) -> int:
-        """Parse every complete record in ``data`` (after what came before); return samples added.
+    def feed(self, data: bytes, out: BatchBuilder, limit: int | None = None) -> int:
+        """Parse the complete records in ``data`` (after what came before); return samples added.
 
-        ``progress`` then points just after the last complete record.
+        With ``limit``, at most that many records (so samples) are taken; the rest wait for the
+        next call (``feed(b"", …)`` goes on with them). ``progress`` then points just after the
+        last record taken.
         """
         split = self._splitter.split(data)
+        header = 1 if self._header_pending and split.records else 0
+        if limit is not None and len(split.records) - header > limit:
+            split = self._splitter.keep_after(split, header + limit)
         records = split.records
         first_line = self.progress.line_no
         self.progress.offset += sum(split.sizes)

@@ -138,6 +138,7 @@ class ResultPublisher:
                 ):
                     await self._flush()
                     first_sample_at = None
+                    await self._drain_held_back(until_empty=stopping and not data)
                 if not data:
                     self._update_backlog()
                     if stopping:
@@ -148,10 +149,21 @@ class ResultPublisher:
             if self._ckpt.pending is None:
                 self._ckpt.save(self.checkpoint_path)
 
+    async def _drain_held_back(self, *, until_empty: bool) -> None:
+        """Parse the records the size limit held back; send full batches (all, when stopping)."""
+        if self._parser is None:
+            return
+        self._parse(b"")
+        while len(self._builder) >= self.limits.max_samples or (until_empty and len(self._builder)):
+            await self._flush()
+            self._parse(b"")
+
     def _parse(self, data: bytes) -> None:
+        """Parse ``data`` into the batch, up to ``max_samples``; the rest waits in the parser."""
         assert self._parser is not None
         before = self._parser.errors.count
-        self._parser.feed(data, self._builder)
+        room = max(0, self.limits.max_samples - len(self._builder))
+        self._parser.feed(data, self._builder, limit=room)
         new_errors = self._parser.errors.count - before
         if new_errors:
             self.metrics.malformed.inc(new_errors)

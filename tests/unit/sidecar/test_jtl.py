@@ -177,3 +177,19 @@ def test_the_error_report_summarises_kinds_and_the_first_line() -> None:
         "3 malformed lines (wrong field count: 2, success is neither true nor false: 1); "
         "first: line 3: wrong field count: 1 fields, expected 17"
     )
+
+
+def test_a_limit_holds_records_back_for_the_next_call() -> None:
+    data = HEADER + row(ts=1) + row(ts=2, label='"two\nlines"') + row(ts=3) + row(ts=4)
+    parser = JtlParser(detect_format(HEADER))
+    first, rest = BatchBuilder(), BatchBuilder()
+    assert parser.feed(data, first, limit=2) == 2
+    assert parser.progress.offset == len(HEADER + row(ts=1) + row(ts=2, label='"two\nlines"'))
+    assert parser.progress.line_no == 5
+    assert parser.feed(b"", rest) == 2
+    assert parser.progress.offset == len(data)
+    a = first.build(run_id="r", plan_id="p", engine_id="e", seq=0)
+    b = rest.build(run_id="r", plan_id="p", engine_id="e", seq=1)
+    assert a.ts_ms.tolist() == [1, 2]
+    assert labels(a) == ["l", "two\nlines"]
+    assert b.ts_ms.tolist() == [3, 4]

@@ -163,17 +163,22 @@ def test_batches_are_cut_by_size_and_time_and_flushed_on_stop(tmp_path: Path) ->
     sender = FakeSender()
 
     async def during() -> None:
-        jtl.write_bytes(HEADER + rows(*range(12)))  # ≥ max_samples: sent at once
-        await _until(lambda: len(sender.sent) == 1)
+        jtl.write_bytes(HEADER + rows(*range(25)))  # one read: cut into 10 + 10, then 5 by time
+        await _until(lambda: len(sender.sent) == 3)
         with jtl.open("ab") as f:
-            f.write(rows(12, 13))  # below max_samples: sent when max_interval_ms passed
-        await _until(lambda: len(sender.sent) == 2)
-        with jtl.open("ab") as f:
-            f.write(rows(14) + row(ts=99)[:10])  # stop flushes it; a partial line is no sample
+            f.write(rows(25) + row(ts=99)[:10])  # stop flushes it; a partial line is no sample
 
     publisher = _publisher(tmp_path, sender, max_samples=10, max_interval_ms=200)
     asyncio.run(_running(publisher, during))
-    assert [b.ts_ms.tolist() for b in sender.batches] == [list(range(12)), [12, 13], [14]]
+    assert [b.ts_ms.tolist() for b in sender.batches] == [
+        list(range(10)),
+        list(range(10, 20)),
+        list(range(20, 25)),
+        [25],
+    ]
+    done = Checkpoint.load(tmp_path / "ckpt.json")
+    assert done is not None
+    assert done.offset == len(HEADER + rows(*range(26)))  # the partial line is not consumed
 
 
 def test_on_stop_an_absent_broker_is_waited_for_a_while_then_the_batch_kept(
