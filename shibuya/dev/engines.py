@@ -23,13 +23,21 @@ from streams.wire import PlanFile, StartEngines
 
 
 @contextlib.contextmanager
-def plan_server(files: dict[str, bytes], token: str) -> Iterator[str]:
-    """Serve ``files`` at ``<base URL>/<name>`` to requests bearing ``token``; yields the base."""
+def plan_server(
+    files: dict[str, bytes], token: str, refused: list[str] | None = None
+) -> Iterator[str]:
+    """Serve ``files`` at ``<base URL>/<name>`` to requests bearing ``token``; yields the base.
+
+    Names asked for without the token are answered 401 and appended to ``refused``.
+    """
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = files.get(self.path.lstrip("/"))
+            name = self.path.lstrip("/")
+            body = files.get(name)
             if self.headers.get("Authorization") != f"Bearer {token}":
+                if refused is not None:
+                    refused.append(name)
                 self.send_response(401)
                 body = b""
             else:

@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from shibuya.dev import kafka_io
+from shibuya.dev.engines import plan_server
 from shibuya.dev.jmeter import install
 from streams.wire import (
     Command,
@@ -31,34 +30,11 @@ TOKEN = "run-token-123"
 
 
 def serve_files() -> Iterator[tuple[str, dict[str, bytes], list[str]]]:
-    """Serves ``files[name]`` at ``<base>/<name>`` to requests bearing TOKEN; logs refusals."""
+    """Plan files over HTTP: (base URL, files by name, names refused for a bad token)."""
     files: dict[str, bytes] = {}
     refused: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            name = self.path.lstrip("/")
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                refused.append(name)
-                self.send_response(401)
-                self.end_headers()
-                return
-            body = files.get(name)
-            self.send_response(200 if body is not None else 404)
-            self.send_header("Content-Length", str(len(body or b"")))
-            self.end_headers()
-            self.wfile.write(body or b"")
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", files, refused
-    finally:
-        server.shutdown()
-        server.server_close()
+    with plan_server(files, TOKEN, refused) as base:
+        yield base, files, refused
 
 
 def topics(bootstrap: str, prefix: str) -> tuple[str, str, str]:
