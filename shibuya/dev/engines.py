@@ -108,12 +108,14 @@ class LocalEngines:
         collection_id: str,
         plan_id: str,
         count: int,
+        topic_prefix: str = "shibuya",
     ) -> None:
         self.work_dir = work_dir
         self.collection_id, self.plan_id, self.count = collection_id, plan_id, count
         self._env = {
             **os.environ,
             "SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": bootstrap,
+            "SHIBUYA_SIDECAR_KAFKA__TOPIC_PREFIX": topic_prefix,
             "SHIBUYA_SIDECAR_HEALTH_PORT": "0",
             "SHIBUYA_SIDECAR_HEARTBEAT_INTERVAL_S": "1",
             "SHIBUYA_SIDECAR_ENGINE__COLLECTION_ID": collection_id,
@@ -150,13 +152,17 @@ class LocalEngines:
                     )
                 )
 
-    def stop(self) -> None:
+    def stop(self) -> list[int | None]:
+        """SIGTERM all, wait; SIGKILL what does not end in 60 s. Exit codes (``None``: killed)."""
         for proc in self._procs:
             proc.terminate()
+        codes: list[int | None] = []
         for proc in self._procs:
             try:
-                proc.wait(timeout=60)
+                codes.append(proc.wait(timeout=60))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+                codes.append(None)
         self._procs = []
+        return codes

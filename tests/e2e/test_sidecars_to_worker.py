@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from shibuya.dev import kafka_io, target
+from shibuya.dev.engines import LocalEngines
+from shibuya.dev.jmeter import install
 from shibuya.dev.worker_proc import WorkerProcess
 from streams.tables import ENGINE_PROGRESS, changelog_topic
 from streams.wire import EngineState, EngineStatus
 from tests.integration.agent_support import (
-    agent_env,
     plan_file,
     send_commands,
     serve_files,
@@ -30,7 +29,7 @@ from tests.integration.agent_support import (
     statuses_until,
     topics,
 )
-from tests.integration.sidecar_support import EXAMPLE_JMX, reference_samples, stop_process
+from tests.integration.sidecar_support import EXAMPLE_JMX, reference_samples
 
 ENGINES = 2
 
@@ -73,21 +72,20 @@ def test_every_sample_jmeter_writes_is_counted_by_the_worker(
         data_dir=tmp_path / "worker",
         log=tmp_path / "worker.log",
     )
-    sidecars: list[subprocess.Popen[bytes]] = []
+    engines: LocalEngines | None = None
     try:
         with target.serve(fail_every=20) as target_port:
-            for index in range(ENGINES):
-                env = agent_env(kafka_bootstrap, unique, tmp_path / f"engine{index}", target_port)
-                env["SHIBUYA_SIDECAR_ENGINE__ENGINE_INDEX"] = str(index)
-                with (tmp_path / f"sidecar{index}.log").open("wb") as out:
-                    sidecars.append(
-                        subprocess.Popen(
-                            [sys.executable, "-m", "shibuya", "sidecar", "run"],
-                            env=env,
-                            stdout=out,
-                            stderr=subprocess.STDOUT,
-                        )
-                    )
+            engines = LocalEngines(
+                bootstrap=kafka_bootstrap,
+                work_dir=tmp_path / "engines",
+                jmeter_home=install(),
+                target_port=target_port,
+                collection_id="coll-1",
+                plan_id="plan-1",
+                count=ENGINES,
+                topic_prefix=unique,
+            )
+            engines.start()
             plan = [plan_file(base, files, "plan.jmx", EXAMPLE_JMX.read_bytes())]
             command = start_command("cmd-e2e", "run-e2e", plan, duration_s=3, engines=ENGINES)
             asyncio.run(send_commands(kafka_bootstrap, commands, command))
@@ -102,13 +100,13 @@ def test_every_sample_jmeter_writes_is_counted_by_the_worker(
 
             asyncio.run(statuses_until(kafka_bootstrap, status, all_finished))
     finally:
-        for sidecar in sidecars:
-            assert stop_process(sidecar) == 0
+        if engines is not None:
+            assert engines.stop() == [0] * ENGINES
     try:
         expected = {
             f"run-e2e/coll-1-plan-1-{i}": sum(
                 reference_samples(
-                    tmp_path / f"engine{i}" / "runs" / "run-e2e" / "results.jtl"
+                    tmp_path / "engines" / f"coll-1-plan-1-{i}" / "runs" / "run-e2e" / "results.jtl"
                 ).values()
             )
             for i in range(ENGINES)
