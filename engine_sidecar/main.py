@@ -14,7 +14,7 @@ from engine_sidecar.agent import Agent, AgentConfig
 from engine_sidecar.engine import JMeterConfig
 from engine_sidecar.heartbeat import EngineRef, Heartbeat, Snapshot
 from engine_sidecar.kafka import CommandConsumer, PublishError, producer
-from engine_sidecar.procstats import CpuMeter, Usage, cgroup_usage, meter_for, process_usage
+from engine_sidecar.procstats import CpuMeter, engine_usage
 from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
 from engine_sidecar.settings import SidecarSettings
 from streams.wire import EngineState, Topic, topic_name
@@ -83,7 +83,7 @@ async def _tail(
             topic=topic_name(Topic.ENGINE_STATUS, settings.kafka.topic_prefix),
             engine=EngineRef(e.collection_id, identity.plan_id, e.engine_index, identity.engine_id),
             snapshot=snapshot,
-            meter=meter_for(engine_pid),
+            meter=CpuMeter(lambda: engine_usage(engine_pid)),
             interval_s=settings.heartbeat_interval_s,
         )
         publisher_done = asyncio.Event()
@@ -147,7 +147,7 @@ async def _run(settings: SidecarSettings) -> None:
             topic=topic_name(Topic.ENGINE_STATUS, k.topic_prefix),
             engine=EngineRef(e.collection_id, e.plan_id, e.engine_index, settings.engine_id),
             snapshot=agent.snapshot,
-            meter=CpuMeter(lambda: _engine_usage(agent.engine_pid)),
+            meter=CpuMeter(lambda: engine_usage(agent.engine_pid)),
             interval_s=settings.heartbeat_interval_s,
         )
 
@@ -186,7 +186,3 @@ async def _run(settings: SidecarSettings) -> None:
             await beats
             await heartbeat.send_now()
         log.info("stopped; %d heartbeats sent", heartbeat.sent)
-
-
-def _engine_usage(pid: int | None) -> Usage | None:
-    return process_usage(pid) if pid is not None else cgroup_usage()

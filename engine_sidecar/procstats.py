@@ -81,10 +81,6 @@ class CpuMeter:
         return cores, usage.memory_bytes
 
 
-def meter_for(pid: int | None) -> CpuMeter | None:
+def engine_usage(pid: int | None) -> Usage | None:
     """The engine process when known, else the container's cgroup, else nothing."""
-    if pid is not None:
-        return CpuMeter(lambda: process_usage(pid))
-    if cgroup_usage() is not None:
-        return CpuMeter(cgroup_usage)
-    return None
+    return process_usage(pid) if pid is not None else cgroup_usage()
