@@ -61,6 +61,26 @@ class Cell:
         self.latency += other.latency
         self.connect += other.connect
 
+    def add_metrics(self, m: SecondMetrics) -> None:
+        """Fold in a row of final or partial metrics (sparse histograms)."""
+        if not m.count:
+            return
+        self.count += m.count
+        self.failures += m.failures
+        self.codes.update(m.codes)
+        self.bytes_recv += m.bytes_recv
+        self.bytes_sent += m.bytes_sent
+        self.elapsed_min_ms = min(self.elapsed_min_ms, m.elapsed_min_ms)
+        self.elapsed_max_ms = max(self.elapsed_max_ms, m.elapsed_max_ms)
+        self.elapsed_sum_ms += m.elapsed_sum_ms
+        self.threads_max = max(self.threads_max, m.threads_max)
+        for dense, sparse in (
+            (self.elapsed, m.elapsed),
+            (self.latency, m.latency),
+            (self.connect, m.connect),
+        ):
+            dense[sparse.buckets] += sparse.counts
+
     def to_metrics(self, key: CellKey) -> SecondMetrics:
         run_id, plan_id, label, second = key
         return SecondMetrics(

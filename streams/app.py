@@ -4,26 +4,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import faust
-from prometheus_client import CollectorRegistry
+from faust.types import TP
+from prometheus_client import CollectorRegistry, Counter
 
-from streams import tables as tables_mod
 from streams import topics as topics_mod
-from streams.agents import ingest
+from streams.agents import aggregate, merge
+from streams.faust_app import App
+from streams.prom import RunSeries
 from streams.settings import WorkerSettings
 
 
 @dataclass(frozen=True)
 class Worker:
-    app: faust.App
+    app: App
     topics: topics_mod.Topics
-    tables: tables_mod.Tables
     registry: CollectorRegistry
+    aggregate: aggregate.Aggregate
+    merge: merge.Merge
+    series: RunSeries
 
 
 def create_app(settings: WorkerSettings) -> Worker:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = App(
         settings.app_id,
         broker=[f"kafka://{hp.strip()}" for hp in settings.kafka.bootstrap.split(",")],
         store="memory://",
@@ -43,6 +46,20 @@ def create_app(settings: WorkerSettings) -> Worker:
     )
     registry = CollectorRegistry()
     topics = topics_mod.declare(app, settings)
-    tables = tables_mod.declare(app, settings.kafka.partitions)
-    ingest.register(app, topics, tables, ingest.IngestMetrics(registry))
-    return Worker(app=app, topics=topics, tables=tables, registry=registry)
+    series = RunSeries(settings.prometheus_max_labels)
+    registry.register(series)
+    rebalances = Counter("shibuya_rebalances", "partition assignments received", registry=registry)
+
+    async def _count(assigned: set[TP]) -> None:
+        rebalances.inc()
+
+    app.when_assigned(_count)
+
+    return Worker(
+        app=app,
+        topics=topics,
+        registry=registry,
+        aggregate=aggregate.register(app, settings, topics, registry),
+        merge=merge.register(app, settings, topics, registry, series),
+        series=series,
+    )

@@ -17,11 +17,13 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from streams.wire import MAX_HISTOGRAM_BUCKET
+
 SCHEME: Final = "log2pct"
 GAMMA: Final = 1.02
 _LOG_GAMMA: Final = math.log(GAMMA)
 #: Values up to this bucket index can be represented (~1.7e10 ms: over half a year).
-MAX_BUCKET: Final = 1200
+MAX_BUCKET: Final = MAX_HISTOGRAM_BUCKET
 
 IntArray = npt.NDArray[np.int64]
 _POWERS: Final = np.power(GAMMA, np.arange(MAX_BUCKET + 1, dtype=np.float64))

@@ -28,6 +28,7 @@ class TopicSpec:
     name: str
     partitions: int
     replication: int
+    configs: dict[str, str] | None = None
 
 
 async def ensure_topics(
@@ -46,7 +47,14 @@ async def ensure_topics(
                     continue
                 with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(
-                        [NewTopic(spec.name, spec.partitions, spec.replication)]
+                        [
+                            NewTopic(
+                                spec.name,
+                                spec.partitions,
+                                spec.replication,
+                                topic_configs=spec.configs or {},
+                            )
+                        ]
                     )
                 log.info("created topic %s with %d partitions", spec.name, spec.partitions)
             wanted = {s.name for s in specs}

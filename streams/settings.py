@@ -19,14 +19,6 @@ class KafkaSettings(BaseModel):
     replication: int = Field(1, ge=1, description="replication factor of declared topics")
 
 
-class ClickHouseSettings(BaseModel):
-    dsn: str = Field(
-        "",
-        description="clickhouse-connect DSN; empty means the embedded engine under data_dir "
-        "(chdb:///<data_dir>/clickhouse), http://user:pass@host:8123/db for a server",
-    )
-
-
 class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SHIBUYA_WORKER_", env_nested_delimiter="__", extra="forbid"
@@ -35,18 +27,38 @@ class WorkerSettings(BaseSettings):
     app_id: str = Field(
         "shibuya-streams", description="Faust app id: consumer group and prefix of changelog topics"
     )
-    data_dir: Path = Field(
-        Path(".shibuya"), description="local state: Faust tables, embedded ClickHouse"
-    )
+    data_dir: Path = Field(Path(".shibuya"), description="local state (Faust's data directory)")
     web_port: int | None = Field(None, description="Faust's web server port; off when unset")
     metrics_port: int | None = Field(
         9464, description="port of the Prometheus /metrics endpoint; off when unset"
     )
     metrics_host: str = Field("127.0.0.1", description="address of the /metrics endpoint")
     log_level: str = Field("info", description="debug, info, warning or error")
+    flush_interval_s: float = Field(
+        1.0, gt=0, le=60, description="how often partials and final rows are flushed"
+    )
+    window_grace_s: int = Field(
+        3,
+        ge=0,
+        le=3600,
+        description="a second of sample time closes once a sample this much newer was seen (or "
+        "the run was idle this long); samples for closed seconds are kept as late rows",
+    )
+    max_labels_per_run: int = Field(
+        1000, ge=1, description="labels per run and partition; more count as '(other labels)'"
+    )
+    max_codes: int = Field(
+        200, ge=1, description="response codes per partition; more count as '(other codes)'"
+    )
+    prometheus_max_labels: int = Field(
+        200, ge=1, description="label series per run in Prometheus; more as '(other labels)'"
+    )
+    engine_ttl_s: int = Field(
+        3600, ge=60, description="forget an engine's batch sequence after this long without data"
+    )
+    run_ttl_s: int = Field(
+        86400,
+        ge=60,
+        description="forget a run's window cursor (and drop its series) after this long idle",
+    )
     kafka: KafkaSettings = KafkaSettings()
-    clickhouse: ClickHouseSettings = ClickHouseSettings()
-
-    @property
-    def clickhouse_dsn(self) -> str:
-        return self.clickhouse.dsn or f"chdb:///{(self.data_dir / 'clickhouse').resolve()}"

@@ -89,6 +89,7 @@ async def read_from_start(
         group_id=group_id,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        isolation_level="read_committed",  # the stream writes in transactions
     )
     await consumer.start()
     try:

@@ -188,6 +188,8 @@ class Histogram(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
 #: ``floor(log(v) / log(1.02)) + 1 == b``; its representative value ``1.02 ** (b - 0.5)`` is within
 #: 1 % of every value in it.
 HISTOGRAM_SCHEMES: Final = frozenset({"log2pct"})
+#: The highest ``log2pct`` bucket (1.02 ** 1200 ms: over half a year).
+MAX_HISTOGRAM_BUCKET: Final = 1200
 
 
 class SecondMetrics(_Message, tag="second_metrics", frozen=True, kw_only=True):
@@ -217,6 +219,24 @@ class SecondMetrics(_Message, tag="second_metrics", frozen=True, kw_only=True):
     connect: Histogram
 
 
+class LateMetrics(_Message, tag="late_metrics", frozen=True, kw_only=True):
+    """Samples that reached windows already closed, from one partial of the stream.
+
+    ``rows`` are per-second aggregates like :class:`SecondMetrics` (label rows and run-total
+    rows). ``source`` (``<partials topic>/<partition>@<offset>``) identifies the partial: a replay
+    emits the same rows under the same source, so a sink keyed by it stores them once.
+    """
+
+    v: Literal[1] = 1
+    run_id: Id
+    source: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
+    rows: list[SecondMetrics]
+
+
+MetricsMessage = SecondMetrics | LateMetrics
+"""What travels on ``metrics.v1``."""
+
+
 # --- encoding ------------------------------------------------------------------------------------
 
 M = TypeVar("M", bound=msgspec.Struct)
@@ -244,6 +264,11 @@ def decode_run_event(data: bytes) -> RunEvent:
     return event
 
 
+def decode_metrics(data: bytes) -> MetricsMessage:
+    message: MetricsMessage = _decode(data, MetricsMessage)
+    return message
+
+
 def decode_command(data: bytes) -> Command:
     command: Command = _decode(data, Command)
     return command
@@ -258,17 +283,23 @@ def _decode(data: bytes, kind: Any) -> Any:
     except msgspec.DecodeError as exc:  # ValidationError is a subclass
         raise DecodeError(_kind_name(kind), str(exc)) from exc
     if isinstance(message, SecondMetrics):
-        _check_histograms(message)
+        check_histograms(message)
+    elif isinstance(message, LateMetrics):
+        for row in message.rows:
+            check_histograms(row)
     return message
 
 
-def _check_histograms(m: SecondMetrics) -> None:
+def check_histograms(m: SecondMetrics, max_bucket: int = MAX_HISTOGRAM_BUCKET) -> None:
+    """Raise :class:`DecodeError` unless the row's histograms are well formed."""
     for name in ("elapsed", "latency", "connect"):
         h: Histogram = getattr(m, name)
         if h.scheme not in HISTOGRAM_SCHEMES:
             raise DecodeError("second_metrics", f"{name}: unknown histogram scheme {h.scheme!r}")
         if len(h.buckets) != len(h.counts):
             raise DecodeError("second_metrics", f"{name}: buckets and counts differ in length")
+        if h.buckets and (min(h.buckets) < 0 or max(h.buckets) > max_bucket):
+            raise DecodeError("second_metrics", f"{name}: bucket outside 0..{max_bucket}")
 
 
 def _kind_name(kind: object) -> str:

@@ -30,8 +30,12 @@ class Topic(StrEnum):
     """Run started / stop requested / ended. Key: :func:`run_key`."""
     COMMANDS = "commands.v1"
     """Start, stop and purge commands for engines and the scheduler. Key: :func:`collection_key`."""
+    PARTIALS = "partials.v1"
+    """Partial aggregates per run from each results partition, and window-close markers; internal
+    to the stream workers (:mod:`streams.merge`). Key: :func:`run_key`."""
     METRICS = "metrics.v1"
-    """Final per-second metrics per run, plan and label. Key: :func:`run_key`."""
+    """Final per-second metrics per run, plan and label, and late rows; written in Kafka
+    transactions (read them ``read_committed``). Key: :func:`run_key`."""
 
 
 def topic_name(topic: Topic, prefix: str = DEFAULT_PREFIX) -> str:

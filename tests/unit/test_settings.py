@@ -25,8 +25,7 @@ def test_defaults_run_everything_on_one_machine() -> None:
     worker, api, sidecar = WorkerSettings(), ApiSettings(), SidecarSettings()
     assert worker.kafka.bootstrap == api.kafka.bootstrap == sidecar.kafka.bootstrap
     assert worker.kafka.bootstrap == "127.0.0.1:9092"
-    assert worker.clickhouse_dsn == f"chdb:///{Path('.shibuya/clickhouse').resolve()}"
-    assert api.clickhouse_dsn == worker.clickhouse_dsn
+    assert api.clickhouse_dsn == f"chdb:///{Path('.shibuya/clickhouse').resolve()}"
     assert api.database_url == f"sqlite:///{Path('.shibuya/shibuya.db').resolve()}"
     assert api.files_dir == Path(".shibuya/files")
     assert sidecar.batch.max_interval_ms == 500
@@ -42,9 +41,9 @@ def test_each_deployable_reads_only_its_own_prefix(monkeypatch: pytest.MonkeyPat
 
 
 def test_explicit_dsn_and_database_url_win(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SHIBUYA_WORKER_CLICKHOUSE__DSN", "http://ch:8123/shibuya")
+    monkeypatch.setenv("SHIBUYA_API_CLICKHOUSE__DSN", "http://ch:8123/shibuya")
     monkeypatch.setenv("SHIBUYA_API_DATABASE__URL", "postgresql+psycopg://db/shibuya")
-    assert WorkerSettings().clickhouse_dsn == "http://ch:8123/shibuya"
+    assert ApiSettings().clickhouse_dsn == "http://ch:8123/shibuya"
     assert ApiSettings().database_url == "postgresql+psycopg://db/shibuya"
 
 

@@ -1,0 +1,267 @@
+"""Merge partials per run into final per-second rows on ``metrics.v1``, each emitted once.
+
+The partials topic is keyed by run, so the owner of a partials partition owns its runs. For each
+partition it holds :class:`~streams.merge.RunWindows` per run; a timer commits, per partition, one
+Kafka transaction with the rows of the windows that closed, the late rows, any window-close
+markers for idle runs, and the partition's state record (the runs' cursors). Events are acked once
+every window they touched is closed and committed. The pure rules live in :mod:`streams.merge`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import cast
+
+import msgspec
+from faust import Stream
+from faust.types import TP, EventT, StreamT
+from prometheus_client import CollectorRegistry, Counter
+
+from streams.faust_app import App
+from streams.ledger import FencedError, Ledger, Record
+from streams.merge import RunCursor, RunWindows, decode
+from streams.prom import RunSeries
+from streams.settings import WorkerSettings
+from streams.topics import Topics
+from streams.wire import DecodeError, SecondMetrics, encode_message, run_key
+
+log = logging.getLogger(__name__)
+
+
+class MergeState(msgspec.Struct, kw_only=True):
+    """The state record of one partials partition."""
+
+    v: int = 1
+    cursors: dict[str, RunCursor] = {}
+    seen_ms: dict[str, int] = {}
+    """When each run last had a partial (cursors of runs idle past the TTL are dropped)."""
+
+
+_state_decoder = msgspec.json.Decoder(MergeState)
+_state_encoder = msgspec.json.Encoder()
+
+
+class MergeMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.partials = Counter(
+            "shibuya_merge_partials", "partials by outcome", ["outcome"], registry=registry
+        )
+        self.rows = Counter(
+            "shibuya_merge_rows", "final per-second rows emitted", registry=registry
+        )
+        self.late = Counter(
+            "shibuya_late_samples",
+            "samples that reached a window after it closed (kept as late rows)",
+            registry=registry,
+        )
+        for outcome in ("applied", "malformed"):
+            self.partials.labels(outcome)
+
+
+@dataclass
+class Held:
+    event: EventT[bytes]
+    run_id: str
+    last_s: int
+    """The newest second the message touched (acked once the run is closed past it)."""
+
+
+@dataclass
+class MergeWork:
+    tp: TP
+    ledger: Ledger
+    state: MergeState
+    runs: dict[str, RunWindows] = field(default_factory=dict)
+    held: list[Held] = field(default_factory=list)
+    out: list[Record] = field(default_factory=list)
+    rows: list[SecondMetrics] = field(default_factory=list)
+    late: int = 0
+    seen_ms: dict[str, int] = field(default_factory=dict)
+    dirty: bool = False
+    """Partials applied since the last commit."""
+
+
+class Merge:
+    def __init__(
+        self,
+        app: App,
+        settings: WorkerSettings,
+        topics: Topics,
+        metrics: MergeMetrics,
+        series: RunSeries,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.topics = topics
+        self.metrics = metrics
+        self.series = series
+        self._work: dict[TP, MergeWork] = {}
+        self._opening: dict[TP, asyncio.Task[MergeWork]] = {}
+        self._stream: StreamT[bytes] | None = None
+        self._flush_lock = asyncio.Lock()
+        self._metrics_topic = topics.metrics.get_topic_name()
+        # A source (results partition) flushes every interval; silent for longer, it is idle.
+        self._idle_s = settings.window_grace_s + 2 * settings.flush_interval_s
+
+    def register(self) -> None:
+        self.app.agent(self.topics.partials, name="merge-partials")(self._agent)
+        self.app.every(self.settings.flush_interval_s, "merge-flush", self.flush)
+        self.app.when_revoked(self._on_revoked)
+        self.app.drain_hooks.append(self.flush)
+
+    async def _agent(self, stream: StreamT[bytes]) -> None:
+        self._stream = stream
+        async for event in cast("Stream[bytes]", stream).noack().events():
+            work = await self._owned(event.message.tp)
+            if not self._apply(work, event):
+                await stream.ack(event)  # malformed: nothing to wait for
+
+    async def _owned(self, tp: TP) -> MergeWork:
+        work = self._work.get(tp)
+        if work is not None:
+            return work
+        task = self._opening.get(tp)
+        if task is None:
+            task = self._opening[tp] = asyncio.ensure_future(self._open(tp))
+        try:
+            work = await task
+        finally:
+            self._opening.pop(tp, None)
+        self._work[tp] = work
+        return work
+
+    async def _open(self, tp: TP) -> MergeWork:
+        s = self.settings
+        ledger = Ledger(
+            s.kafka.bootstrap,
+            f"{s.app_id}-merge-{tp.partition}",
+            self.topics.merge_state,
+            tp.partition,
+        )
+        raw = await ledger.open()
+        state = _state_decoder.decode(raw) if raw else MergeState()
+        log.info("took over %s (%d runs with cursors)", tp, len(state.cursors))
+        return MergeWork(tp=tp, ledger=ledger, state=state)
+
+    def _apply(self, work: MergeWork, event: EventT[bytes]) -> bool:
+        """Apply one partials message; True if the event is held until its windows close."""
+        m = event.message
+        try:
+            message = decode(event.value)
+        except DecodeError as exc:
+            log.warning(
+                "skipped malformed partials message at %s[%d]@%d: %s",
+                m.topic,
+                m.partition,
+                m.offset,
+                exc.reason,
+            )
+            self.metrics.partials.labels("malformed").inc()
+            return False
+        self.metrics.partials.labels("applied").inc()
+        run_id = message.run_id
+        windows = work.runs.get(run_id)
+        if windows is None:
+            cursor = work.state.cursors.get(run_id)
+            windows = work.runs[run_id] = RunWindows(
+                run_id,
+                self.settings.window_grace_s,
+                self._idle_s,
+                msgspec.structs.replace(cursor) if cursor else None,
+            )
+        closed = windows.apply(message, m.offset, f"{m.topic}/{m.partition}", time.monotonic())
+        self._emit(work, run_id, closed.rows)
+        if closed.late is not None:
+            work.out.append(
+                Record(self._metrics_topic, run_key(run_id), encode_message(closed.late))
+            )
+            work.late += closed.late_samples
+        work.seen_ms[run_id] = int(time.time() * 1000)
+        work.dirty = True
+        # Held even when nothing stays open: its rows are only safe once the flush commits.
+        last_s = max((c.second_s for c in message.cells), default=-1)
+        work.held.append(Held(event, run_id, last_s))
+        return True
+
+    def _emit(self, work: MergeWork, run_id: str, rows: list[SecondMetrics]) -> None:
+        key = run_key(run_id)
+        work.out.extend(Record(self._metrics_topic, key, encode_message(row)) for row in rows)
+        work.rows.extend(rows)
+
+    async def flush(self) -> None:
+        async with self._flush_lock:
+            await asyncio.gather(*(self._flush(w) for w in list(self._work.values())))
+
+    async def _flush(self, work: MergeWork) -> None:
+        now = time.monotonic()
+        for run_id, windows in work.runs.items():
+            self._emit(work, run_id, windows.tick(now))  # runs whose sources went quiet
+        if not work.out and not work.dirty:
+            return
+        work.dirty = False
+        out, work.out = work.out, []
+        rows, work.rows = work.rows, []
+        late, work.late = work.late, 0
+        for run_id, windows in work.runs.items():
+            work.state.cursors[run_id] = msgspec.structs.replace(
+                windows.cursor, offset=windows.offset
+            )
+        work.state.seen_ms.update(work.seen_ms)
+        self._expire(work)
+        closed = {run_id: w.closed_s for run_id, w in work.runs.items()}
+        try:
+            await work.ledger.commit(out, _state_encoder.encode(work.state))
+        except FencedError:
+            log.warning("%s was taken over by another worker; dropping its windows", work.tp)
+            await self._drop(work.tp)
+            return
+        self.metrics.rows.inc(len(rows))
+        self.metrics.late.inc(late)
+        self.series.observe(rows)
+        done = [h for h in work.held if h.last_s <= closed.get(h.run_id, -1)]
+        work.held = [h for h in work.held if h.last_s > closed.get(h.run_id, -1)]
+        if self._stream is not None:
+            for h in done:
+                await self._stream.ack(h.event)
+
+    def _expire(self, work: MergeWork) -> None:
+        now_ms = int(time.time() * 1000)
+        ttl_ms = self.settings.run_ttl_s * 1000
+        for run_id, seen in list(work.state.seen_ms.items()):
+            windows = work.runs.get(run_id)
+            if now_ms - seen > ttl_ms and (windows is None or not windows.open_seconds):
+                work.state.cursors.pop(run_id, None)
+                work.state.seen_ms.pop(run_id, None)
+                work.runs.pop(run_id, None)
+                work.seen_ms.pop(run_id, None)
+                self.series.drop_run(run_id)
+
+    async def _on_revoked(self, revoked: set[TP]) -> None:
+        for tp in revoked:
+            work = self._work.get(tp)
+            if work is not None:
+                async with self._flush_lock:
+                    await self._flush(work)
+                await self._drop(tp)
+
+    async def _drop(self, tp: TP) -> None:
+        work = self._work.pop(tp, None)
+        if work is not None:
+            for run_id in work.runs:
+                self.series.drop_run(run_id)
+            await work.ledger.close()
+
+
+def register(
+    app: App,
+    settings: WorkerSettings,
+    topics: Topics,
+    registry: CollectorRegistry,
+    series: RunSeries,
+) -> Merge:
+    merge = Merge(app, settings, topics, MergeMetrics(registry), series)
+    merge.register()
+    return merge
