@@ -42,6 +42,7 @@ def create_app(settings: WorkerSettings) -> Worker:
         broker_heartbeat_interval=1,
         broker_rebalance_timeout=10,
         producer_linger=0.01,
+        broker_commit_interval=settings.commit_interval_s,
         table_cleanup_interval=30,
     )
     registry = CollectorRegistry()

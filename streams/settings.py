@@ -37,6 +37,12 @@ class WorkerSettings(BaseSettings):
     flush_interval_s: float = Field(
         1.0, gt=0, le=60, description="how often partials and final rows are flushed"
     )
+    commit_interval_s: float = Field(
+        2.8,
+        gt=0,
+        description="how often consumed offsets are committed (only saves re-reading after a "
+        "restart: the state records of streams/ledger.py are what make a restart exact)",
+    )
     window_grace_s: int = Field(
         3,
         ge=0,

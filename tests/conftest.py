@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from control.results.store import Store
 from shibuya.dev.kafka import KafkaBroker
 from shibuya.dev.procs import free_port, port_open
 
@@ -35,6 +36,17 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield broker.bootstrap
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """The real ClickHouse engine, embedded (chdb): one data path per process, so one per
+    session; tests keep apart by run id."""
+    store = Store.open(f"chdb:///{tmp_path_factory.mktemp('clickhouse')}")
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 @pytest.fixture

@@ -31,7 +31,9 @@ class WorkerProcess:
         log: Path,
         topic_prefix: str = "shibuya",
         partitions: int | None = None,
+        settings: dict[str, str] | None = None,
     ) -> WorkerProcess:
+        """``settings``: more ``SHIBUYA_WORKER_*`` variables, e.g. ``{"WINDOW_GRACE_S": "2"}``."""
         port = free_port()
         env = {
             **os.environ,
@@ -41,6 +43,7 @@ class WorkerProcess:
             "SHIBUYA_WORKER_DATA_DIR": str(data_dir.resolve()),
             "SHIBUYA_WORKER_METRICS_PORT": str(port),
         }
+        env.update({f"SHIBUYA_WORKER_{k}": v for k, v in (settings or {}).items()})
         if partitions is not None:
             env["SHIBUYA_WORKER_KAFKA__PARTITIONS"] = str(partitions)
         log.parent.mkdir(parents=True, exist_ok=True)

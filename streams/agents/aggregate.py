@@ -122,10 +122,10 @@ class Aggregate:
             work = await self._owned(event.message.tp)
             outcome = self._apply(work, event)
             self.metrics.batches.labels(outcome.value).inc()
-            if outcome is Outcome.APPLIED:
-                work.held.append(event)
-            else:
-                await stream.ack(event)
+            # Every event waits for the flush, whatever its outcome: Faust 0.15 commits the first
+            # run of consecutive acked offsets even when it starts past an unacked one
+            # (Consumer._new_offset), so acking out of order could commit unflushed input.
+            work.held.append(event)
 
     async def _owned(self, tp: TP) -> PartitionWork:
         work = self._work.get(tp)
@@ -196,6 +196,8 @@ class Aggregate:
 
     async def _flush(self, work: PartitionWork) -> None:
         if work.seen <= work.state.offset:
+            await self._ack(work.held)  # replayed input only: nothing to commit
+            work.held = []
             return
         # Swap out synchronously: the agent goes on adding to a fresh aggregator meanwhile.
         cells = work.aggregator.drain()
@@ -217,8 +219,11 @@ class Aggregate:
             return
         work.state.offset = upto
         self.metrics.flushes.inc()
+        await self._ack(held)
+
+    async def _ack(self, events: list[EventT[bytes]]) -> None:
         if self._stream is not None:
-            for event in held:
+            for event in events:
                 await self._stream.ack(event)
 
     def _expire_engines(self, state: PartitionState) -> None:

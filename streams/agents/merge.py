@@ -116,8 +116,7 @@ class Merge:
         self._stream = stream
         async for event in cast("Stream[bytes]", stream).noack().events():
             work = await self._owned(event.message.tp)
-            if not self._apply(work, event):
-                await stream.ack(event)  # malformed: nothing to wait for
+            self._apply(work, event)
 
     async def _owned(self, tp: TP) -> MergeWork:
         work = self._work.get(tp)
@@ -146,8 +145,8 @@ class Merge:
         log.info("took over %s (%d runs with cursors)", tp, len(state.cursors))
         return MergeWork(tp=tp, ledger=ledger, state=state)
 
-    def _apply(self, work: MergeWork, event: EventT[bytes]) -> bool:
-        """Apply one partials message; True if the event is held until its windows close."""
+    def _apply(self, work: MergeWork, event: EventT[bytes]) -> None:
+        """Apply one partials message; hold its event until its windows are committed."""
         m = event.message
         try:
             message = decode(event.value)
@@ -160,7 +159,8 @@ class Merge:
                 exc.reason,
             )
             self.metrics.partials.labels("malformed").inc()
-            return False
+            work.held.append(Held(event, "", -1))
+            return
         self.metrics.partials.labels("applied").inc()
         run_id = message.run_id
         windows = work.runs.get(run_id)
@@ -181,10 +181,8 @@ class Merge:
             work.late += closed.late_samples
         work.seen_ms[run_id] = int(time.time() * 1000)
         work.dirty = True
-        # Held even when nothing stays open: its rows are only safe once the flush commits.
         last_s = max((c.second_s for c in message.cells), default=-1)
         work.held.append(Held(event, run_id, last_s))
-        return True
 
     def _emit(self, work: MergeWork, run_id: str, rows: list[SecondMetrics]) -> None:
         key = run_key(run_id)
@@ -221,10 +219,16 @@ class Merge:
         self.metrics.rows.inc(len(rows))
         self.metrics.late.inc(late)
         self.series.observe(rows)
-        done = [h for h in work.held if h.last_s <= closed.get(h.run_id, -1)]
-        work.held = [h for h in work.held if h.last_s > closed.get(h.run_id, -1)]
+        # Ack in offset order, up to the first event with a window still open: Faust 0.15 can
+        # commit past an unacked offset when acks arrive out of order (Consumer._new_offset).
+        done = 0
+        while done < len(work.held) and work.held[done].last_s <= closed.get(
+            work.held[done].run_id, -1
+        ):
+            done += 1
+        acked, work.held = work.held[:done], work.held[done:]
         if self._stream is not None:
-            for h in done:
+            for h in acked:
                 await self._stream.ack(h.event)
 
     def _expire(self, work: MergeWork) -> None:

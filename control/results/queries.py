@@ -1,0 +1,216 @@
+"""The read path: per-second series and run summaries from ClickHouse, and a live follow.
+
+Everything is computed from ``metrics_second`` ``FINAL`` (duplicates removed), adding final and
+late rows of the same second. Percentiles come from histograms added across rows (``sumMap``) and
+read by nearest rank — never from averaged percentiles; each is within 1 % of the exact value
+(the ``log2pct`` scheme, docs/histograms.md). :func:`percentile_sql` is the same expression the
+dashboards use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+from control.results.store import Store
+
+QUANTILES: Final = (0.5, 0.9, 0.95, 0.99, 0.999)
+GAMMA: Final = 1.02
+
+
+def percentile_sql(hist: str, q: float) -> str:
+    """SQL for quantile ``q`` of a ``sumMap``-merged histogram expression ``hist``."""
+    rank = f"greatest(1, ceil({q!r} * arraySum(tupleElement({hist}, 2))))"
+    index = f"arrayFirstIndex(c -> c >= {rank}, arrayCumSum(tupleElement({hist}, 2)))"
+    bucket = f"arrayElement(tupleElement({hist}, 1), {index})"
+    return f"if({bucket} > 0, pow({GAMMA}, {bucket} - 0.5), 0)"
+
+
+def _percentiles(hist: str, prefix: str = "elapsed") -> str:
+    return ", ".join(f"{percentile_sql(hist, q)} AS {prefix}_p{_name(q)}" for q in QUANTILES)
+
+
+def _name(q: float) -> str:
+    return f"{q * 100:g}".replace(".", "_")
+
+
+@dataclass(frozen=True)
+class Second:
+    second: int
+    count: int
+    failures: int
+    bytes_recv: int
+    bytes_sent: int
+    elapsed_mean_ms: float
+    threads: int
+    percentiles: dict[float, float]
+    """Elapsed quantile → milliseconds."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    plan_id: str | None
+    label: str | None
+    count: int
+    failures: int
+    bytes_recv: int
+    bytes_sent: int
+    elapsed_min_ms: int
+    elapsed_max_ms: int
+    elapsed_mean_ms: float
+    first_second: int
+    last_second: int
+    percentiles: dict[float, float]
+    latency_percentiles: dict[float, float]
+    connect_percentiles: dict[float, float]
+    codes: dict[str, int]
+
+    @property
+    def error_rate(self) -> float:
+        return self.failures / self.count if self.count else 0.0
+
+    @property
+    def rps(self) -> float:
+        return self.count / (self.last_second - self.first_second + 1) if self.count else 0.0
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run_id: str
+    total: Summary | None
+    labels: list[Summary]
+    late_samples: int
+
+
+_SUMMARY_COLUMNS = f"""
+    sum(count) AS n, sum(failures), sum(bytes_recv), sum(bytes_sent),
+    min(elapsed_min_ms), max(elapsed_max_ms), sum(elapsed_sum_ms),
+    toUnixTimestamp(min(second)), toUnixTimestamp(max(second)),
+    {_percentiles("sumMap(elapsed_buckets, elapsed_counts)")},
+    {_percentiles("sumMap(latency_buckets, latency_counts)", "latency")},
+    {_percentiles("sumMap(connect_buckets, connect_counts)", "connect")},
+    sumMap(codes)
+"""
+
+
+class Results:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def series(
+        self,
+        run_id: str,
+        *,
+        plan_id: str | None = None,
+        label: str | None = None,
+        since_s: int | None = None,
+    ) -> list[Second]:
+        """Per-second rows of the run (or of one label), oldest first, from ``since_s`` on."""
+        where, params = _where(run_id, plan_id, label)
+        if since_s is not None:
+            where += " AND second >= toDateTime({since:UInt32}, 'UTC')"
+            params["since"] = since_s
+        rows = await self.store.query(
+            f"""
+            SELECT toUnixTimestamp(second) AS s, sum(count), sum(failures), sum(bytes_recv),
+                   sum(bytes_sent), sum(elapsed_sum_ms), max(threads_max),
+                   {_percentiles("sumMap(elapsed_buckets, elapsed_counts)")}
+            FROM metrics_second FINAL
+            WHERE {where}
+            GROUP BY s ORDER BY s
+            """,  # noqa: S608 (built from constants; values are bound parameters)
+            params,
+        )
+        return [
+            Second(
+                second=int(r[0]),
+                count=int(r[1]),
+                failures=int(r[2]),
+                bytes_recv=int(r[3]),
+                bytes_sent=int(r[4]),
+                elapsed_mean_ms=r[5] / r[1] if r[1] else 0.0,
+                threads=int(r[6]),
+                percentiles=dict(zip(QUANTILES, map(float, r[7:]), strict=True)),
+            )
+            for r in rows
+        ]
+
+    async def report(self, run_id: str) -> RunReport:
+        """The run's totals and one summary per label, with whole-run percentiles."""
+        params: dict[str, Any] = {"run": run_id}
+        total = await self.store.query(
+            f"""SELECT {_SUMMARY_COLUMNS} FROM metrics_second FINAL
+            WHERE run_id = {{run:String}} AND scope = 'run' HAVING n > 0""",  # noqa: S608
+            params,
+        )
+        labels = await self.store.query(
+            f"""SELECT plan_id, label, {_SUMMARY_COLUMNS} FROM metrics_second FINAL
+            WHERE run_id = {{run:String}} AND scope = 'label'
+            GROUP BY plan_id, label ORDER BY plan_id, label""",  # noqa: S608
+            params,
+        )
+        late = await self.store.query(
+            """SELECT sum(count) FROM metrics_second FINAL
+            WHERE run_id = {run:String} AND scope = 'run' AND source != ''""",
+            params,
+        )
+        return RunReport(
+            run_id=run_id,
+            total=_summary(None, None, total[0]) if total else None,
+            labels=[_summary(r[0], r[1], r[2:]) for r in labels],
+            late_samples=int(late[0][0]) if late else 0,
+        )
+
+    async def follow(
+        self, run_id: str, *, since_s: int = 0, poll_s: float = 0.5
+    ) -> AsyncIterator[Second]:
+        """Yield the run's per-second rows as they land, each second once, oldest first.
+
+        Late samples of a second already yielded are in :meth:`series` and :meth:`report`.
+        """
+        next_s = since_s
+        while True:
+            rows = await self.series(run_id, since_s=next_s)
+            for row in rows:
+                yield row
+            if rows:
+                next_s = rows[-1].second + 1
+            await asyncio.sleep(poll_s)
+
+
+def _where(run_id: str, plan_id: str | None, label: str | None) -> tuple[str, dict[str, Any]]:
+    params: dict[str, Any] = {"run": run_id}
+    if label is None and plan_id is None:
+        return "run_id = {run:String} AND scope = 'run'", params
+    where = "run_id = {run:String} AND scope = 'label'"
+    if plan_id is not None:
+        where += " AND plan_id = {plan:String}"
+        params["plan"] = plan_id
+    if label is not None:
+        where += " AND label = {label:String}"
+        params["label"] = label
+    return where, params
+
+
+def _summary(plan_id: str | None, label: str | None, r: tuple[Any, ...]) -> Summary:
+    n = len(QUANTILES)
+    count = int(r[0])
+    return Summary(
+        plan_id=plan_id,
+        label=label,
+        count=count,
+        failures=int(r[1]),
+        bytes_recv=int(r[2]),
+        bytes_sent=int(r[3]),
+        elapsed_min_ms=int(r[4]),
+        elapsed_max_ms=int(r[5]),
+        elapsed_mean_ms=r[6] / count if count else 0.0,
+        first_second=int(r[7]),
+        last_second=int(r[8]),
+        percentiles=dict(zip(QUANTILES, map(float, r[9 : 9 + n]), strict=True)),
+        latency_percentiles=dict(zip(QUANTILES, map(float, r[9 + n : 9 + 2 * n]), strict=True)),
+        connect_percentiles=dict(zip(QUANTILES, map(float, r[9 + 2 * n : 9 + 3 * n]), strict=True)),
+        codes={str(k): int(v) for k, v in r[9 + 3 * n].items()},
+    )

@@ -1,0 +1,125 @@
+"""The ClickHouse schema, versioned: migrations applied in order, each recorded once.
+
+``metrics_second`` holds the stream's final per-second rows (``scope='label'`` per plan and
+label, ``scope='run'`` over the whole run) and its late rows (``source`` = the partial they came
+from; ``''`` on final rows). It is a ReplacingMergeTree keyed by window and source, so a row
+delivered twice is stored once: read it with ``FINAL``. Histograms are stored as sorted
+``log2pct`` buckets and counts, so any percentile over any set of rows is recomputed by adding
+counts (``sumMap``) — see :mod:`control.results.queries`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+log = logging.getLogger(__name__)
+
+_HIST = """
+    {h}_buckets Array(UInt16),
+    {h}_counts Array(UInt64),"""
+
+MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
+    (
+        1,
+        "per-second metrics, engine status history, raw samples",
+        [
+            """
+            CREATE TABLE IF NOT EXISTS metrics_second (
+                run_id String,
+                scope Enum8('label' = 1, 'run' = 2),
+                plan_id String,
+                label String,
+                second DateTime('UTC'),
+                source String,
+                count UInt64,
+                failures UInt64,
+                codes Map(String, UInt64),
+                bytes_recv UInt64,
+                bytes_sent UInt64,
+                elapsed_min_ms UInt64,
+                elapsed_max_ms UInt64,
+                elapsed_sum_ms UInt64,
+                threads_max UInt32,"""
+            + "".join(_HIST.format(h=h) for h in ("elapsed", "latency", "connect"))
+            + """
+                inserted_at DateTime64(3) DEFAULT now64(3)
+            )
+            ENGINE = ReplacingMergeTree(inserted_at)
+            ORDER BY (run_id, scope, plan_id, label, second, source)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS engine_status (
+                collection_id String,
+                plan_id String,
+                engine_id String,
+                engine_index UInt32,
+                run_id String,
+                state LowCardinality(String),
+                ts DateTime64(3, 'UTC'),
+                threads UInt32,
+                cpu_cores Nullable(Float64),
+                memory_bytes Nullable(UInt64),
+                samples_published UInt64,
+                malformed_lines UInt64,
+                exit_code Nullable(Int32),
+                detail String
+            )
+            ENGINE = ReplacingMergeTree
+            ORDER BY (collection_id, engine_id, ts, state)
+            TTL toDateTime(ts) + INTERVAL 90 DAY
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS samples_raw (
+                run_id String,
+                plan_id String,
+                engine_id String,
+                seq UInt64,
+                i UInt32,
+                ts DateTime64(3, 'UTC'),
+                elapsed_ms UInt32,
+                latency_ms UInt32,
+                connect_ms UInt32,
+                label LowCardinality(String),
+                code LowCardinality(String),
+                success UInt8,
+                bytes_recv UInt64,
+                bytes_sent UInt64,
+                threads UInt32
+            )
+            ENGINE = ReplacingMergeTree
+            ORDER BY (run_id, engine_id, seq, i)
+            TTL toDateTime(ts) + INTERVAL 7 DAY
+            """,
+        ],
+    ),
+]
+
+LATEST: Final = MIGRATIONS[-1][0]
+
+
+def migrate(client: Any) -> list[int]:
+    """Apply the migrations the database lacks, in order; return the versions applied."""
+    client.command(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version UInt32, description String, applied_at DateTime64(3) DEFAULT now64(3)"
+        ") ENGINE = MergeTree ORDER BY version"
+    )
+    done = {row[0] for row in client.query("SELECT version FROM schema_migrations").result_rows}
+    applied = []
+    for version, description, statements in MIGRATIONS:
+        if version in done:
+            continue
+        for statement in statements:
+            client.command(statement)
+        client.insert(
+            "schema_migrations", [[version, description]], column_names=["version", "description"]
+        )
+        log.info("ClickHouse schema: applied migration %d (%s)", version, description)
+        applied.append(version)
+    return applied
+
+
+def version(client: Any) -> int:
+    rows = client.query("SELECT max(version) FROM schema_migrations").result_rows
+    return int(rows[0][0]) if rows else 0
