@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import logging
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import KafkaError
+from clickhouse_connect.driver.exceptions import OperationalError
 from prometheus_client import CollectorRegistry, Counter
 
 from control.results.store import Store
@@ -90,7 +91,7 @@ def _sorted(buckets: list[int], counts: list[int]) -> tuple[list[int], list[int]
 def status_row(s: EngineStatus) -> list[Any]:
     return [
         s.collection_id, s.plan_id, s.engine_id, s.engine_index, s.run_id or "", s.state.value,
-        s.ts_ms / 1000, s.threads, s.cpu_cores, s.memory_bytes, s.samples_published,
+        s.ts_ms, s.threads, s.cpu_cores, s.memory_bytes, s.samples_published,
         s.malformed_lines, s.exit_code, s.detail,
     ]  # fmt: skip
 
@@ -103,7 +104,7 @@ def raw_rows(b: ResultBatch) -> list[list[Any]]:
         [b.engine_id] * n,
         [b.seq] * n,
         list(range(n)),
-        (b.ts_ms / 1000).tolist(),
+        b.ts_ms.tolist(),  # DateTime64(3) takes milliseconds as integers
         b.elapsed_ms.tolist(),
         b.latency_ms.tolist(),
         b.connect_ms.tolist(),
@@ -121,6 +122,9 @@ class SinkMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.rows = Counter(
             "shibuya_sink_rows", "rows inserted into ClickHouse", ["table"], registry=registry
+        )
+        self.rejected = Counter(
+            "shibuya_sink_rejected_rows", "rows ClickHouse refused", ["table"], registry=registry
         )
         self.malformed = Counter(
             "shibuya_sink_malformed", "messages skipped as malformed", ["topic"], registry=registry
@@ -218,16 +222,32 @@ class Sink:
             ("engine_status", batch.status, STATUS_COLUMNS),
             ("samples_raw", batch.raw, RAW_COLUMNS),
         ):
-            if not rows:
-                continue
-            while True:
-                try:
-                    await self.store.insert(table, rows, columns)
-                    break
-                except Exception as exc:  # the server may be restarting: keep the rows, retry
-                    if self._stopping.is_set():
-                        raise
-                    log.warning("insert into %s failed, retrying: %r", table, exc)
-                    await asyncio.sleep(1)
-            self.metrics.rows.labels(table).inc(len(rows))
-            self.inserted += len(rows)
+            if rows:
+                await self._insert_rows(table, rows, columns)
+
+    async def _insert_rows(self, table: str, rows: list[list[Any]], columns: list[str]) -> None:
+        """Insert, retrying while ClickHouse is unreachable; a batch ClickHouse refuses is
+        retried row by row, so one bad row is rejected (counted, logged) and the rest kept."""
+        while True:
+            try:
+                await self.store.insert(table, rows, columns)
+                break
+            except TRANSIENT as exc:
+                if self._stopping.is_set():
+                    raise
+                log.warning("insert into %s failed, retrying: %r", table, exc)
+                await asyncio.sleep(1)
+            except Exception as exc:
+                if len(rows) == 1:
+                    log.error("ClickHouse refused a row for %s: %r: %r", table, exc, rows[0])
+                    self.metrics.rejected.labels(table).inc()
+                    return
+                for row in rows:
+                    await self._insert_rows(table, [row], columns)
+                return
+        self.metrics.rows.labels(table).inc(len(rows))
+        self.inserted += len(rows)
+
+
+#: Errors after which the same insert may succeed (the server restarting, a network blip).
+TRANSIENT: Final = (OperationalError, OSError)

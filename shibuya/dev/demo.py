@@ -4,15 +4,16 @@ By default the engines are real: one ``shibuya sidecar run`` per engine, started
 command over Kafka, each running JMeter against a local HTTP target and publishing its results.
 With ``simulate`` they are simulated publishers (which also send a redelivered batch and a corrupt
 message, to show both are handled). Everything else is the real pipeline: a real broker, a real
-Faust worker in its own process. The worker's ``engine-progress`` table is read from its changelog
-topic, as any operator view may, so the report shows what the worker counted.
+Faust worker in its own process, the ClickHouse sink (embedded engine) in this one. Live progress
+shows what the worker counted per engine (from its committed state records, as any operator view
+may read them); the final report is read from ClickHouse: per-label counts, errors and
+percentiles, checked against what the engines produced.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import time
 import uuid
@@ -24,13 +25,16 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from control.results.queries import Results, RunReport, Summary
+from control.results.store import Store
 from engine_sidecar.jtl import JtlParser, detect_format
 from shibuya.dev import jmeter, kafka_io, target
 from shibuya.dev.engines import LocalEngines, new_token, plan_server, start_command
 from shibuya.dev.kafka import KafkaBroker
 from shibuya.dev.procs import ServiceError, free_port, port_open, wait_for
+from shibuya.dev.progress import engine_counts
+from shibuya.dev.results import running_sink
 from shibuya.dev.worker_proc import WorkerProcess
-from streams.tables import ENGINE_PROGRESS, changelog_topic
 from streams.wire import (
     BatchBuilder,
     EngineState,
@@ -78,12 +82,14 @@ class Demo:
             try:
                 self._kafka(stack)
                 worker = self._worker(stack)
+                store = self._clickhouse(stack)
                 asyncio.run(self._drive(worker))
+                report = self._results(store)
             except (ServiceError, TimeoutError) as exc:
                 self.console.print(f"[red]demo failed:[/red] {exc or 'timed out'}")
                 return False
             worker_counts = _settled_counts(worker) if self.simulate else {}
-        return self._report(worker_counts, time.monotonic() - t0)
+        return self._report(report, worker_counts, time.monotonic() - t0)
 
     # --- services ---------------------------------------------------------------------------
 
@@ -111,6 +117,27 @@ class Demo:
         self.console.print(f"Stream worker: started (pid {worker.pid}, log {worker.log})")
         return worker
 
+    def _clickhouse(self, stack: contextlib.ExitStack) -> Store:
+        path = (self.data_dir / "clickhouse").resolve()
+        store = Store.open(f"chdb:///{path}")
+        stack.callback(self._stop, "ClickHouse", store.close)
+        stack.enter_context(running_sink(store, self.bootstrap, topic_prefix="shibuya"))
+        self.console.print(f"ClickHouse: embedded engine at {path}, sink running")
+        return store
+
+    def _results(self, store: Store) -> RunReport:
+        """The run's report once ClickHouse holds every sample the engines produced."""
+        expected = sum(t.samples for t in self.tallies.values())
+        results = Results(store)
+
+        def complete() -> bool:
+            report = asyncio.run(results.report(self.run_id))
+            return report.total is not None and report.total.count >= expected
+
+        self.console.print("Waiting for the last windows to close and reach ClickHouse …")
+        wait_for(complete, timeout_s=60, interval_s=0.5)
+        return asyncio.run(results.report(self.run_id))
+
     def _stop(self, name: str, stop: Callable[[], object]) -> None:
         stop()
         self.console.print(f"{name}: stopped")
@@ -119,9 +146,8 @@ class Demo:
 
     async def _drive(self, worker: WorkerProcess) -> None:
         results = topic_name(Topic.RESULTS)
-        changelog = changelog_topic(APP_ID, ENGINE_PROGRESS)
         waiting = asyncio.create_task(
-            kafka_io.wait_for_topics(self.bootstrap, [results, changelog], timeout_s=60)
+            kafka_io.wait_for_topics(self.bootstrap, [results], timeout_s=60)
         )
         while not waiting.done():
             if worker.exited():
@@ -244,14 +270,12 @@ class Demo:
                     return
 
     async def _watch(self) -> None:
-        topic = changelog_topic(APP_ID, ENGINE_PROGRESS)
-        async with kafka_io.read_from_start(self.bootstrap, topic) as records:
-            async for record in records:
-                if record.key is None or record.value is None:
-                    continue
-                run_id, _, engine = json.loads(record.key).partition("/")
-                if run_id == self.run_id and engine in self.tallies:
-                    self.tallies[engine].counted = json.loads(record.value)["samples"]
+        async with engine_counts(self.bootstrap, APP_ID) as updates:
+            async for counts in updates:
+                for key, samples in counts.items():
+                    run_id, _, engine = key.partition("/")
+                    if run_id == self.run_id and engine in self.tallies:
+                        self.tallies[engine].counted = samples
 
     async def _refresh(self, live: Live) -> None:
         while True:
@@ -273,27 +297,55 @@ class Demo:
         table.add_row("total", "", f"{sent:,}", f"{counted:,}", style="bold")
         return table
 
-    def _report(self, worker_counts: dict[str, float], seconds: float) -> bool:
-        exact = self._exact() and bool(self.tallies)
+    def _report(self, report: RunReport, worker_counts: dict[str, float], seconds: float) -> bool:
         total = sum(t.samples for t in self.tallies.values())
         counted = sum(t.counted for t in self.tallies.values())
+        stored = report.total.count if report.total else 0
+        exact = self._exact() and bool(self.tallies) and stored == total
         verdict = "[green]exact[/green]" if exact else "[red]NOT exact[/red]"
+        self.console.print(_report_table(report))
+        produced = "in the engines' JTL files" if not self.simulate else "sent"
+        self.console.print(
+            f"\nReport: {total:,} samples {produced}, {counted:,} counted by the worker, "
+            f"{stored:,} in ClickHouse — {verdict}; late samples: {report.late_samples:,}; "
+            f"{seconds:.1f}s in all"
+        )
         if not self.simulate:
             failed = [e for e, t in self.tallies.items() if t.state != EngineState.FINISHED.value]
-            self.console.print(
-                f"\nReport: {total:,} samples in the engines' JTL files, {counted:,} counted by "
-                f"the worker — {verdict}; engines not finished: {len(failed)}; "
-                f"{seconds:.1f}s in all"
-            )
+            self.console.print(f"Engines not finished: {len(failed)}")
             return exact and not failed and total > 0
         duplicates = worker_counts.get(DUPLICATES, 0)
         malformed = worker_counts.get(MALFORMED, 0)
         self.console.print(
-            f"\nReport: {total:,} samples sent, {counted:,} counted — {verdict}; "
-            f"redelivered batches dropped: {duplicates:.0f}; "
-            f"malformed messages skipped and reported: {malformed:.0f}; {seconds:.1f}s in all"
+            f"Redelivered batches dropped: {duplicates:.0f}; "
+            f"malformed messages skipped and reported: {malformed:.0f}"
         )
         return exact and duplicates >= 1 and malformed >= 1
+
+
+def _report_table(report: RunReport) -> Table:
+    table = Table(title=f"run {report.run_id}: results from ClickHouse")
+    table.add_column("label")
+    for col in ("samples", "errors", "req/s", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "max ms"):
+        table.add_column(col, justify="right")
+
+    def row(name: str, s: Summary, style: str = "") -> None:
+        p = s.percentiles
+        table.add_row(
+            name,
+            f"{s.count:,}",
+            f"{s.failures:,} ({s.error_rate:.1%})",
+            f"{s.rps:,.1f}",
+            *(f"{p[q]:,.0f}" for q in (0.5, 0.9, 0.95, 0.99)),
+            f"{s.elapsed_max_ms:,}",
+            style=style,
+        )
+
+    for s in report.labels:
+        row(s.label or "", s)
+    if report.total is not None:
+        row("all labels", report.total, "bold")
+    return table
 
 
 def _simulated_batch(

@@ -1,4 +1,4 @@
-"""README's main command, shortened: Kafka + worker + engines + an exact report."""
+"""README's main command, shortened: Kafka + worker + engines + an exact report from ClickHouse."""
 
 from __future__ import annotations
 
@@ -38,9 +38,13 @@ def test_demo_with_simulated_engines_reports_exact_counts(
         "--rate",
         "1000",
     )
-    # 3 engines × 6 batches × 500 samples, each counted once.
-    assert "Report: 9,000 samples sent, 9,000 counted — exact" in out
-    assert "redelivered batches dropped: 1" in out
+    # 3 engines × 6 batches × 500 samples, each counted once, all of them in ClickHouse.
+    assert (
+        "Report: 9,000 samples sent, 9,000 counted by the worker, 9,000 in ClickHouse — exact"
+        in out
+    )
+    assert "results from ClickHouse" in out  # the per-label table read back from it
+    assert "Redelivered batches dropped: 1" in out
     assert "malformed messages skipped and reported: 1" in out
     assert "worker: stopped" in out
 
@@ -50,10 +54,12 @@ def test_demo_with_jmeter_engines_counts_every_sample_of_their_jtl_files(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     out = _demo(kafka_bootstrap, tmp_path, "--engines", "2", "--seconds", "3")
-    [(in_jtl, counted)] = re.findall(
-        r"Report: ([\d,]+) samples in the engines' JTL files, ([\d,]+) counted by the worker", out
+    [(in_jtl, counted, stored)] = re.findall(
+        r"Report: ([\d,]+) samples in the engines' JTL files, ([\d,]+) counted by the worker, "
+        r"([\d,]+) in ClickHouse — exact",
+        out,
     )
-    assert in_jtl == counted
+    assert in_jtl == counted == stored
     assert int(in_jtl.replace(",", "")) > 0
-    assert "— exact; engines not finished: 0" in out
+    assert "Engines not finished: 0" in out
     assert "worker: stopped" in out

@@ -9,17 +9,17 @@ topic exists before the worker starts, with fewer partitions than the worker is 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from shibuya.dev import kafka_io, target
+from shibuya.dev import target
 from shibuya.dev.engines import LocalEngines
 from shibuya.dev.jmeter import install
+from shibuya.dev.progress import engine_counts
 from shibuya.dev.worker_proc import WorkerProcess
-from streams.tables import ENGINE_PROGRESS, changelog_topic
 from streams.wire import EngineState, EngineStatus
 from tests.integration.agent_support import (
     plan_file,
@@ -41,17 +41,12 @@ def file_server() -> Iterator[tuple[str, dict[str, bytes], list[str]]]:
 
 async def _counted(bootstrap: str, app_id: str, expected: dict[str, int]) -> dict[str, int]:
     counted: dict[str, int] = {}
-    topic = changelog_topic(app_id, ENGINE_PROGRESS)
-    try:
-        async with asyncio.timeout(60), kafka_io.read_from_start(bootstrap, topic) as records:
-            async for r in records:
-                assert r.key is not None
-                assert r.value is not None
-                counted[json.loads(r.key)] = json.loads(r.value)["samples"]
-                if counted == expected:
-                    break
-    except TimeoutError:
-        pass
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(60):
+            async with engine_counts(bootstrap, app_id) as updates:
+                async for counted in updates:
+                    if counted == expected:
+                        break
     return counted
 
 

@@ -17,6 +17,7 @@ from streams.wire import (
     EngineState,
     EngineStatus,
     Histogram,
+    LateMetrics,
     PlanFile,
     PlanSpec,
     PurgeEngines,
@@ -173,6 +174,30 @@ MESSAGES: dict[str, msgspec.Struct] = {
         elapsed=_hist([0, 242], [1, 1]),
         latency=_hist([0, 222], [1, 1]),
         connect=_hist([0, 56], [1, 1]),
+    ),
+    "late_metrics_v1.json": LateMetrics(
+        run_id="run-42",
+        source="shibuya.partials.v1/3@1207",
+        rows=[
+            SecondMetrics(
+                run_id="run-42",
+                plan_id=None,
+                label=None,
+                second_s=T0_MS // 1000 - 60,
+                count=1,
+                failures=1,
+                codes={"503": 1},
+                bytes_recv=0,
+                bytes_sent=210,
+                elapsed_min_ms=30_000,
+                elapsed_max_ms=30_000,
+                elapsed_sum_ms=30_000,
+                threads_max=10,
+                elapsed=_hist([521], [1]),
+                latency=_hist([0], [1]),
+                connect=_hist([0], [1]),
+            )
+        ],
     ),
 }
 

@@ -9,18 +9,20 @@ the unique samples by brute force, independently of the code under test.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from aiokafka.partitioner import murmur2
 
 from control.results.queries import QUANTILES
 from control.results.store import Store
 from shibuya.dev import kafka_io
 from shibuya.dev.procs import wait_for
-from streams.wire import BatchBuilder, encode_batch, result_key
+from streams.wire import BatchBuilder, encode_batch, result_key, run_key
 
 T0_S = 1_764_288_000
 
@@ -53,6 +55,20 @@ class Expected:
         return float(np.percentile(self.elapsed[label], q * 100, method="inverted_cdf"))
 
 
+@dataclass(frozen=True)
+class Sample:
+    ts_ms: int
+    elapsed_ms: int
+    latency_ms: int
+    connect_ms: int
+    label: str
+    code: str
+    success: bool
+    bytes_recv: int
+    bytes_sent: int
+    all_threads: int
+
+
 @dataclass
 class GeneratedRun:
     run_id: str
@@ -79,32 +95,28 @@ def generate(
         lagging = e == engines - 1
         for s in range(seconds):
             b = BatchBuilder()
-            rows = []
+            rows: list[Sample] = []
             for i in range(per_second):
-                ts = (start_s + s) * 1000 + (i * 1000) // per_second
                 ok = rng.random() > 0.04
                 rows.append(
-                    {
-                        "ts_ms": ts,
-                        "elapsed_ms": max(0, int(rng.lognormvariate(4.5, 0.8))),
-                        "latency_ms": rng.randint(0, 50),
-                        "connect_ms": rng.randint(0, 5),
-                        "label": f"GET /item/{rng.randrange(labels)}",
-                        "code": "200" if ok else rng.choice(["500", "503"]),
-                        "success": ok,
-                        "bytes_recv": rng.randint(100, 5000),
-                        "bytes_sent": rng.randint(50, 300),
-                        "all_threads": 10 + e,
-                    }
+                    Sample(
+                        ts_ms=(start_s + s) * 1000 + (i * 1000) // per_second,
+                        elapsed_ms=max(0, int(rng.lognormvariate(4.5, 0.8))),
+                        latency_ms=rng.randint(0, 50),
+                        connect_ms=rng.randint(0, 5),
+                        label=f"GET /item/{rng.randrange(labels)}",
+                        code="200" if ok else rng.choice(["500", "503"]),
+                        success=ok,
+                        bytes_recv=rng.randint(100, 5000),
+                        bytes_sent=rng.randint(50, 300),
+                        all_threads=10 + e,
+                    )
                 )
             if lagging:
                 rng.shuffle(rows)  # samples out of time order within the batch
             for r in rows:
-                b.add(**r)
-                expected.add(
-                    r["label"], r["ts_ms"], r["elapsed_ms"], r["success"], r["bytes_recv"],
-                    r["bytes_sent"],
-                )  # fmt: skip
+                b.add(**dataclasses.asdict(r))
+                expected.add(r.label, r.ts_ms, r.elapsed_ms, r.success, r.bytes_recv, r.bytes_sent)
             message = (
                 result_key(run_id, engine),
                 encode_batch(b.build(run_id=run_id, plan_id="plan-a", engine_id=engine, seq=s)),
@@ -133,6 +145,11 @@ def late_batch(run_id: str, second: int, n: int, expected: Expected) -> tuple[by
     return result_key(run_id, "late"), encode_batch(
         b.build(run_id=run_id, plan_id="plan-a", engine_id="late", seq=0)
     )
+
+
+def partition_of(run_id: str, partitions: int) -> int:
+    """The partition of a run's partials and rows (Kafka's default partitioner, murmur2)."""
+    return int(murmur2(run_key(run_id)) & 0x7FFFFFFF) % partitions
 
 
 def send(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:

@@ -1,14 +1,14 @@
-"""A real Faust worker (its own process) against the real broker: agent, table, restart.
+"""A real Faust worker (its own process) against the real broker: per-engine state, restart.
 
-The worker counts samples per (run, engine) in a changelogged table and drops redelivered
-batches by (engine, sequence). After a restart it restores the table from the changelog, so a
-batch redelivered across the restart is still dropped and counting goes on from where it was.
+The aggregate agent counts samples per (run, engine) and drops redelivered batches by (engine,
+sequence); both travel in the state record committed with each flush. After a restart the
+worker reads that record back, so a batch redelivered across the restart is still dropped and
+counting goes on from where it was.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +16,8 @@ import pytest
 
 from shibuya.dev import kafka_io
 from shibuya.dev.procs import wait_for
+from shibuya.dev.progress import engine_counts
 from shibuya.dev.worker_proc import WorkerProcess
-from streams.tables import ENGINE_PROGRESS, changelog_topic
 from streams.wire import BatchBuilder, Topic, encode_batch, result_key, topic_name
 
 PARTITIONS = 4
@@ -66,20 +66,16 @@ async def _send(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]])
 async def _progress_until(
     bootstrap: str, app_id: str, expected: dict[str, int], worker: WorkerProcess
 ) -> dict[str, int]:
-    """Read the table's changelog until every engine shows the expected count (or time out)."""
-    state: dict[str, int] = {}
-    topic = changelog_topic(app_id, ENGINE_PROGRESS)
-    await kafka_io.wait_for_topics(bootstrap, [topic], timeout_s=60)
+    """Follow the worker's committed state until every engine shows the expected count."""
+    counts: dict[str, int] = {}
     try:
-        async with asyncio.timeout(60), kafka_io.read_from_start(bootstrap, topic) as records:
-            async for r in records:
-                assert r.key is not None
-                assert r.value is not None
-                state[json.loads(r.key)] = json.loads(r.value)["samples"]
-                if state == expected:
-                    return state
+        async with asyncio.timeout(60):
+            async with engine_counts(bootstrap, app_id) as updates:
+                async for counts in updates:
+                    if counts == expected:
+                        return counts
     except TimeoutError:
-        pytest.fail(f"table reached {state}, expected {expected}\n{worker.log_tail()}")
+        pytest.fail(f"counted {counts}, expected {expected}\n{worker.log_tail()}")
     raise AssertionError("unreachable")
 
 

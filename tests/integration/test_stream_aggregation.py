@@ -3,7 +3,8 @@
 Real broker, real worker processes, the real ClickHouse engine (chdb) behind the sink. Counts,
 failures and bytes must match the inputs exactly per label and second; percentiles within 1 % of
 the exact nearest-rank value; redelivered and malformed messages count nothing; late samples are
-kept as late rows and reported; a SIGKILLed worker loses and repeats nothing.
+kept as late rows and reported; a SIGKILLed worker loses and repeats nothing; a real Prometheus
+scraping two workers sums their series to the input.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from control.results.queries import QUANTILES, Results
 from control.results.store import Store
 from shibuya.dev import kafka_io
 from shibuya.dev.procs import wait_for
+from shibuya.dev.prometheus import Prometheus
 from shibuya.dev.results import running_sink
 from shibuya.dev.worker_proc import WorkerProcess
 from streams.wire import Topic, topic_name
@@ -28,6 +30,7 @@ from tests.integration.stream_support import (
     generate,
     label_cells,
     late_batch,
+    partition_of,
     send,
     wait_for_total,
 )
@@ -158,3 +161,54 @@ def test_sigkilled_worker_loses_and_repeats_nothing(
         assert total == expected.total, _logs(workers)
         assert label_cells(clickhouse, run.run_id) == expected_cells(expected)
         assert restarted.stop(), "the restarted worker did not stop gracefully"
+
+
+def test_prometheus_sums_two_workers_to_the_input(
+    kafka_bootstrap: str,
+    unique: str,
+    tmp_path: Path,
+    workers: list[WorkerProcess],
+) -> None:
+    """Each run's series come from its owner only, so sum() over the workers is exact."""
+    results = topic_name(Topic.RESULTS, unique)
+    for _ in range(2):
+        _start(workers, kafka_bootstrap, unique, tmp_path)
+    asyncio.run(kafka_io.wait_for_topics(kafka_bootstrap, [results], timeout_s=60))
+    # One run on each partials partition, so that both workers own some.
+    run_ids: dict[int, str] = {}
+    for i in range(1000):
+        run_ids.setdefault(partition_of(f"run-{unique}-{i}", PARTITIONS), f"run-{unique}-{i}")
+    runs = [generate(run_id, engines=3, seconds=4, seed=p) for p, run_id in run_ids.items()]
+    assert len(runs) == PARTITIONS
+    prometheus = Prometheus.start(
+        tmp_path / "prometheus", [f"127.0.0.1:{w.metrics_port}" for w in workers]
+    )
+    try:
+        send(kafka_bootstrap, results, [m for run in runs for m in run.messages])
+        for run in runs:
+            selector = f'{{run="{run.run_id}"}}'
+            expected = float(run.expected.total)
+
+            def summed(metric: str, selector: str = selector) -> float | None:
+                return prometheus.scalar(f"sum({metric}{selector})")
+
+            def complete(expected: float = expected) -> bool:
+                return summed("shibuya_samples_total") == expected
+
+            assert wait_for(complete, 90), (
+                summed("shibuya_samples_total"),
+                expected,
+                _logs(workers),
+            )
+            assert summed("shibuya_response_time_seconds_count") == expected
+            failures = sum(c["failures"] for c in run.expected.cells.values())
+            assert summed("shibuya_failures_total") == failures
+            per_label = prometheus.query(f"shibuya_samples_total{selector}")
+            assert len(per_label) == 5  # one series per label, from exactly one worker
+        owners = {
+            r["metric"]["instance"]  # type: ignore[index]
+            for r in prometheus.query(f'shibuya_samples_total{{run=~"run-{unique}-.*"}}')
+        }
+        assert len(owners) == 2, "each worker exports the runs it owns"
+    finally:
+        prometheus.stop()

@@ -10,11 +10,12 @@ from streams.wire import (
     COLUMNS,
     Command,
     EngineStatus,
+    MetricsMessage,
     RunEvent,
-    SecondMetrics,
     decode_batch,
     decode_command,
     decode_message,
+    decode_metrics,
     decode_run_event,
     encode_batch,
     encode_message,
@@ -71,6 +72,8 @@ def test_message_golden_decodes_to_the_object(name: str, message: msgspec.Struct
         assert decode_command(data) == message
     if name.startswith("run_"):
         assert decode_run_event(data) == message
+    if name.endswith("metrics_v1.json"):
+        assert decode_metrics(data) == message
 
 
 def test_union_decoders_reject_other_kinds() -> None:
@@ -89,7 +92,7 @@ def test_round_trip_of_every_message_kind() -> None:
         *Command.__args__,
         *RunEvent.__args__,
         EngineStatus,
-        SecondMetrics,
+        *MetricsMessage.__args__,
     }
 
 

@@ -1,0 +1,99 @@
+"""The merge rules without Kafka: when windows close, what is late, what a replay skips."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.aggregate import Aggregator
+from streams.merge import Partial, RunCursor, RunWindows, decode, encode, partials_of
+from streams.wire import BatchBuilder, DecodeError, SecondMetrics
+
+T0 = 1_764_288_000
+GRACE = 2
+IDLE = 5.0
+
+
+def _partial(source: str, seconds: list[int], per_second: int = 3, label: str = "L") -> Partial:
+    b = BatchBuilder()
+    for s in seconds:
+        for i in range(per_second):
+            b.add(ts_ms=(T0 + s) * 1000 + i, elapsed_ms=10 * (i + 1), label=label, code="200",
+                  success=i != 0, bytes_recv=100)  # fmt: skip
+    agg = Aggregator()
+    agg.add(b.build(run_id="r", plan_id="p", engine_id="e", seq=0))
+    (partial,) = partials_of(agg.drain(), source, upto_offset=0)
+    return partial
+
+
+def _seconds(rows: list[SecondMetrics]) -> list[int]:
+    return sorted({r.second_s - T0 for r in rows})
+
+
+def test_a_window_waits_for_every_active_source() -> None:
+    w = RunWindows("r", GRACE, IDLE)
+    out = w.apply(_partial("A", [0, 1, 2, 3, 4, 5]), 0, "P/0", now=0.0)
+    assert out.rows == []  # open for less than the grace period
+    assert _seconds(w.tick(now=2.0)) == [0, 1, 2, 3]  # A is at 5: up to 5 - 2
+    w.apply(_partial("B", [4]), 1, "P/0", now=2.1)  # a second source, behind A
+    assert w.tick(now=4.5) == []  # window 4 waits for B to pass 6
+    assert w.apply(_partial("B", [6]), 2, "P/0", now=4.6).rows == []  # A is only at 5
+    assert _seconds(w.apply(_partial("A", [7]), 3, "P/0", now=4.7).rows) == [4]
+    # B goes quiet: after the idle time only A counts; with no active source, all close.
+    assert _seconds(w.tick(now=4.65 + IDLE)) == [5]
+    assert _seconds(w.tick(now=100.0)) == [6, 7]
+    assert w.open_seconds == []
+    assert w.closed_s == T0 + 7
+
+
+def test_rows_per_label_and_run_totals_add_up() -> None:
+    w = RunWindows("r", GRACE, IDLE)
+    w.apply(_partial("A", [0], label="GET"), 0, "P/0", now=0.0)
+    w.apply(_partial("B", [0], label="POST"), 1, "P/0", now=0.0)
+    rows = w.tick(now=100.0)
+    by_key = {(r.plan_id, r.label): r for r in rows}
+    assert set(by_key) == {("p", "GET"), ("p", "POST"), (None, None)}
+    total = by_key[(None, None)]
+    assert total.count == 6
+    assert total.failures == 2
+    assert total.bytes_recv == 600
+    assert total.elapsed_sum_ms == 2 * (10 + 20 + 30)
+    assert sum(total.elapsed.counts) == 6
+    assert (total.elapsed_min_ms, total.elapsed_max_ms) == (10, 30)
+
+
+def test_late_samples_become_late_rows_under_the_partials_id() -> None:
+    w = RunWindows("r", GRACE, IDLE)
+    w.apply(_partial("A", [0, 1]), 0, "P/0", now=0.0)
+    assert _seconds(w.tick(now=100.0)) == [0, 1]
+    out = w.apply(_partial("B", [0, 3]), 7, "P/0", now=101.0)
+    assert out.late is not None
+    assert out.late.source == "P/0@7"
+    assert out.late_samples == 3
+    assert {(r.label, r.second_s - T0, r.count) for r in out.late.rows} == {
+        ("L", 0, 3),
+        (None, 0, 3),
+    }
+    assert w.open_seconds == [T0 + 3]  # the rest is merged as usual
+    assert w.cursor.late_samples == 3
+
+
+def test_a_replay_skips_what_the_cursor_covers_and_rebuilds_the_rest() -> None:
+    cursor = RunCursor(closed_s=T0 + 1, offset=5, late_samples=0)
+    w = RunWindows("r", GRACE, IDLE, cursor)
+    replayed = w.apply(_partial("A", [1, 2]), 4, "P/0", now=0.0)  # below the cursor's offset
+    assert replayed.late is None
+    assert replayed.late_samples == 0
+    assert w.open_seconds == [T0 + 2]  # window 2 was open, not committed: rebuilt
+    fresh = w.apply(_partial("A", [1]), 5, "P/0", now=0.0)  # at the offset: genuinely late
+    assert fresh.late_samples == 3
+    assert w.offset == 6
+
+
+def test_partials_round_trip_and_bad_buckets_are_rejected() -> None:
+    partial = _partial("A", [0])
+    assert decode(encode(partial)) == partial
+    bad = encode(partial).replace(b'"log2pct",[', b'"log2pct",[99999,', 1)
+    with pytest.raises(DecodeError):
+        decode(bad)
+    with pytest.raises(DecodeError):
+        decode(b"{}")
