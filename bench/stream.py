@@ -273,7 +273,7 @@ def main() -> None:
     ap.add_argument("--live-rate", type=int, default=300_000)
     ap.add_argument("--live-seconds", type=int, default=10)
     args = ap.parse_args()
-    console = Console()
+    console = Console(width=170)
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     topic = topic_name(Topic.RESULTS, prefix)
     asyncio.run(kafka_io.create_topics(args.bootstrap, [topic], partitions=args.partitions))

@@ -2,9 +2,12 @@
 
 Cells are keyed by (run, plan, label, second of sample time). Each holds the count, failures,
 samples per response code, bytes received and sent, elapsed min/max/sum, the most threads seen,
-and dense ``log2pct`` histograms of elapsed, latency and connect time. A batch is folded in with
-numpy (one pass per column over the batch, then one addition per cell it touches); cells merge by
-addition, so partials from any number of partitions and workers combine exactly.
+and ``log2pct`` histograms of elapsed, latency and connect time. :class:`Aggregator` folds a batch
+in with numpy (one pass per column over the batch, then one addition per cell it touches; the
+histogram entries are collected as keys and counted once, at :meth:`Aggregator.drain`), and drains
+to :class:`~streams.wire.SecondMetrics` rows with sparse histograms. :class:`Cell` merges such
+rows by addition (dense histograms), so partials from any number of partitions and workers
+combine exactly.
 
 Labels per run are capped (``max_labels``): past the cap, samples count under ``OVERFLOW_LABEL``,
 so a run with runaway labels (ids in URLs) cannot exhaust a worker's memory; response codes
@@ -13,8 +16,10 @@ likewise (``max_codes``, ``OVERFLOW_CODE``: JMeter puts exception texts in that 
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Final
 
 import numpy as np
@@ -29,11 +34,18 @@ N_BUCKETS: Final = histogram.MAX_BUCKET + 1
 
 CellKey = tuple[str, str, str, int]  # run, plan, label, second
 _ONE: Final = np.int64(1)
+_ROW_SPAN: Final = 3 * N_BUCKETS  # histogram keys per row: elapsed, latency, connect
 _INT64_MAX: Final = np.iinfo(np.int64).max
 
 
 @dataclass
 class Cell:
+    """Rows of one cell added up: the merge of partials from many partitions or flushes.
+
+    Histograms are kept as the sparse parts added and summed once, in :meth:`to_metrics`: a
+    cell is closed once and added to many times.
+    """
+
     count: int = 0
     failures: int = 0
     codes: Counter[str] = field(default_factory=Counter)
@@ -43,23 +55,10 @@ class Cell:
     elapsed_max_ms: int = 0
     elapsed_sum_ms: int = 0
     threads_max: int = 0
-    elapsed: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(N_BUCKETS, np.int64))
-    latency: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(N_BUCKETS, np.int64))
-    connect: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(N_BUCKETS, np.int64))
-
-    def merge(self, other: Cell) -> None:
-        self.count += other.count
-        self.failures += other.failures
-        self.codes.update(other.codes)
-        self.bytes_recv += other.bytes_recv
-        self.bytes_sent += other.bytes_sent
-        self.elapsed_min_ms = min(self.elapsed_min_ms, other.elapsed_min_ms)
-        self.elapsed_max_ms = max(self.elapsed_max_ms, other.elapsed_max_ms)
-        self.elapsed_sum_ms += other.elapsed_sum_ms
-        self.threads_max = max(self.threads_max, other.threads_max)
-        self.elapsed += other.elapsed
-        self.latency += other.latency
-        self.connect += other.connect
+    parts: tuple[list[Histogram], list[Histogram], list[Histogram]] = field(
+        default_factory=lambda: ([], [], [])
+    )
+    """The elapsed, latency and connect histograms added."""
 
     def add_metrics(self, m: SecondMetrics) -> None:
         """Fold in a row of final or partial metrics (sparse histograms)."""
@@ -74,15 +73,13 @@ class Cell:
         self.elapsed_max_ms = max(self.elapsed_max_ms, m.elapsed_max_ms)
         self.elapsed_sum_ms += m.elapsed_sum_ms
         self.threads_max = max(self.threads_max, m.threads_max)
-        for dense, sparse in (
-            (self.elapsed, m.elapsed),
-            (self.latency, m.latency),
-            (self.connect, m.connect),
-        ):
-            dense[sparse.buckets] += sparse.counts
+        self.parts[0].append(m.elapsed)
+        self.parts[1].append(m.latency)
+        self.parts[2].append(m.connect)
 
     def to_metrics(self, key: CellKey) -> SecondMetrics:
         run_id, plan_id, label, second = key
+        elapsed, latency, connect = (_summed(p) for p in self.parts)
         return SecondMetrics(
             run_id=run_id,
             plan_id=plan_id,
@@ -97,13 +94,19 @@ class Cell:
             elapsed_max_ms=self.elapsed_max_ms,
             elapsed_sum_ms=self.elapsed_sum_ms,
             threads_max=self.threads_max,
-            elapsed=_sparse(self.elapsed),
-            latency=_sparse(self.latency),
-            connect=_sparse(self.connect),
+            elapsed=elapsed,
+            latency=latency,
+            connect=connect,
         )
 
 
-def _sparse(dense: npt.NDArray[np.int64]) -> Histogram:
+def _summed(parts: list[Histogram]) -> Histogram:
+    if len(parts) == 1:
+        return parts[0]
+    buckets = np.fromiter(chain.from_iterable(h.buckets for h in parts), np.int64)
+    counts = np.fromiter(chain.from_iterable(h.counts for h in parts), np.float64)
+    # Float weights hold counts exactly up to 2**53.
+    dense = np.bincount(buckets, weights=counts, minlength=N_BUCKETS).astype(np.int64)
     idx = np.flatnonzero(dense)
     return Histogram(scheme=histogram.SCHEME, buckets=idx.tolist(), counts=dense[idx].tolist())
 
@@ -130,7 +133,7 @@ class Aggregator:
         self._min = np.full(capacity, _INT64_MAX, np.int64)
         self._max = np.zeros(capacity, np.int64)  # elapsed
         self._threads = np.zeros(capacity, np.int64)
-        self._hist = np.zeros((capacity, 3, N_BUCKETS), np.int64)
+        self._hist_keys: list[npt.NDArray[np.int64]] = []
         self._code_ids: dict[str, int] = {}
         self._code_counts = np.zeros((capacity, 8), np.int64)
 
@@ -142,7 +145,6 @@ class Aggregator:
             self._min = np.concatenate([self._min, np.full(extra, _INT64_MAX, np.int64)])
             self._max = np.concatenate([self._max, np.zeros(extra, np.int64)])
             self._threads = np.concatenate([self._threads, np.zeros(extra, np.int64)])
-            self._hist = np.concatenate([self._hist, np.zeros((extra, 3, N_BUCKETS), np.int64)])
             self._code_counts = np.concatenate(
                 [self._code_counts, np.zeros((extra, self._code_counts.shape[1]), np.int64)]
             )
@@ -189,10 +191,18 @@ class Aggregator:
         np.maximum.at(self._max, row, elapsed)
         np.maximum.at(self._threads, row, batch.all_threads.astype(np.int64))
         np.add.at(self._code_counts, (row, code_ids[batch.code_idx]), _ONE)
-        flat = self._hist.reshape(-1)
-        base = row * (3 * N_BUCKETS)
-        for h, column in enumerate((batch.elapsed_ms, batch.latency_ms, batch.connect_ms)):
-            np.add.at(flat, base + (h * N_BUCKETS) + histogram.buckets(column), _ONE)
+        # Histogram entries as keys (row, histogram, bucket), counted at drain: dense per-row
+        # histograms cost 29 KB per cell, which a backlog (every batch a new second) pays per batch.
+        base = row * _ROW_SPAN
+        self._hist_keys.append(
+            np.concatenate(
+                [
+                    base + histogram.buckets(batch.elapsed_ms),
+                    base + (N_BUCKETS + histogram.buckets(batch.latency_ms)),
+                    base + (2 * N_BUCKETS + histogram.buckets(batch.connect_ms)),
+                ]
+            )
+        )
 
     def _code_id(self, code: str) -> int:
         """The column of a response code; past ``max_codes`` codes, the overflow code's."""
@@ -215,28 +225,60 @@ class Aggregator:
                 names.append(OVERFLOW_LABEL)
         return names
 
-    def drain(self) -> dict[CellKey, Cell]:
-        """The cells so far; the aggregator starts empty (label admission is kept)."""
-        out: dict[CellKey, Cell] = {}
+    def drain(self) -> dict[CellKey, SecondMetrics]:
+        """The cells so far, as metrics rows; the aggregator starts empty (label admission is
+        kept)."""
+        used = len(self._rows)
+        if not used:
+            return {}
+        keys, counts = np.unique(np.concatenate(self._hist_keys), return_counts=True)
+        rows = keys // _ROW_SPAN
+        bounds = np.searchsorted(rows, np.arange(used + 1)).tolist()
+        which, bucket = np.divmod(keys - rows * _ROW_SPAN, N_BUCKETS)
+        hist_of, bucket_l, count_l = which.tolist(), bucket.tolist(), counts.tolist()
+        ints = self._ints[:used].tolist()
+        mins, maxs = self._min[:used].tolist(), self._max[:used].tolist()
+        threads = self._threads[:used].tolist()
         code_names = list(self._code_ids)
+        code_rows, code_cols = np.nonzero(self._code_counts[:used])
+        code_vals = self._code_counts[code_rows, code_cols].tolist()
+        codes: list[dict[str, int]] = [{} for _ in range(used)]
+        for r, c, v in zip(code_rows.tolist(), code_cols.tolist(), code_vals, strict=True):
+            codes[r][code_names[c]] = v
+        out: dict[CellKey, SecondMetrics] = {}
         for key, row in self._rows.items():
-            count, failures, recv, sent, total = (int(x) for x in self._ints[row])
-            codes = self._code_counts[row]
-            out[key] = Cell(
+            count, failures, recv, sent, total = ints[row]
+            lo, hi = bounds[row], bounds[row + 1]
+            # keys are sorted: within a row, elapsed entries come first, then latency, connect.
+            split = [lo, *(lo + bisect.bisect_left(hist_of[lo:hi], h) for h in (1, 2)), hi]
+            hists = [
+                Histogram(
+                    scheme=histogram.SCHEME,
+                    buckets=bucket_l[split[h] : split[h + 1]],
+                    counts=count_l[split[h] : split[h + 1]],
+                )
+                for h in range(3)
+            ]
+            run_id, plan_id, label, second = key
+            out[key] = SecondMetrics(
+                run_id=run_id,
+                plan_id=plan_id,
+                label=label,
+                second_s=second,
                 count=count,
                 failures=failures,
-                codes=Counter({code_names[i]: int(codes[i]) for i in np.flatnonzero(codes)}),
+                codes=codes[row],
                 bytes_recv=recv,
                 bytes_sent=sent,
-                elapsed_min_ms=int(self._min[row]),
-                elapsed_max_ms=int(self._max[row]),
+                elapsed_min_ms=mins[row],
+                elapsed_max_ms=maxs[row],
                 elapsed_sum_ms=total,
-                threads_max=int(self._threads[row]),
-                elapsed=self._hist[row, 0].copy(),
-                latency=self._hist[row, 1].copy(),
-                connect=self._hist[row, 2].copy(),
+                threads_max=threads[row],
+                elapsed=hists[0],
+                latency=hists[1],
+                connect=hists[2],
             )
-        self._clear(len(self._rows))
+        self._clear(used)
         return out
 
     def _clear(self, used: int) -> None:
@@ -246,5 +288,5 @@ class Aggregator:
         self._min[:used] = _INT64_MAX
         self._max[:used] = 0
         self._threads[:used] = 0
-        self._hist[:used] = 0
+        self._hist_keys = []
         self._code_counts[:used] = 0

@@ -54,7 +54,9 @@ class Ledger:
             bootstrap_servers=bootstrap,
             transactional_id=transactional_id,
             transaction_timeout_ms=15_000,
-            compression_type="lz4",
+            # zstd at Kafka's default level 3: ~330 MB/s on JSON partials here, where aiokafka's
+            # lz4 (level 9) managed 57 MB/s and was a fifth of a busy worker's CPU.
+            compression_type="zstd",
             linger_ms=5,
             max_request_size=16 * 1024 * 1024,
         )

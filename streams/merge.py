@@ -70,12 +70,14 @@ def decode(data: bytes) -> Partial:
     return message
 
 
-def partials_of(cells: dict[CellKey, Cell], source: str, upto_offset: int) -> list[Partial]:
+def partials_of(
+    cells: dict[CellKey, SecondMetrics], source: str, upto_offset: int
+) -> list[Partial]:
     """One :class:`Partial` per run of the drained ``cells``."""
     by_run: dict[str, list[SecondMetrics]] = {}
     samples: dict[str, int] = {}
     for key, cell in cells.items():
-        by_run.setdefault(key[0], []).append(cell.to_metrics(key))
+        by_run.setdefault(key[0], []).append(cell)
         samples[key[0]] = samples.get(key[0], 0) + cell.count
     return [
         Partial(run_id=run, source=source, upto_offset=upto_offset, samples=samples[run], cells=c)
