@@ -35,6 +35,7 @@ N_BUCKETS: Final = histogram.MAX_BUCKET + 1
 CellKey = tuple[str, str, str, int]  # run, plan, label, second
 _ONE: Final = np.int64(1)
 _ROW_SPAN: Final = 3 * N_BUCKETS  # histogram keys per row: elapsed, latency, connect
+_DENSE_COUNT_LIMIT: Final = 1 << 22
 _INT64_MAX: Final = np.iinfo(np.int64).max
 
 
@@ -231,7 +232,13 @@ class Aggregator:
         used = len(self._rows)
         if not used:
             return {}
-        keys, counts = np.unique(np.concatenate(self._hist_keys), return_counts=True)
+        keys = np.concatenate(self._hist_keys)
+        if used * _ROW_SPAN <= _DENSE_COUNT_LIMIT:  # few cells (live traffic): count densely
+            dense = np.bincount(keys, minlength=used * _ROW_SPAN)
+            keys = np.flatnonzero(dense)
+            counts = dense[keys]
+        else:  # many cells (a backlog, every batch a new second): sort
+            keys, counts = np.unique(keys, return_counts=True)
         rows = keys // _ROW_SPAN
         bounds = np.searchsorted(rows, np.arange(used + 1)).tolist()
         which, bucket = np.divmod(keys - rows * _ROW_SPAN, N_BUCKETS)

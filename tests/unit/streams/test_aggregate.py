@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streams import histogram
+from streams import aggregate, histogram
 from streams.aggregate import OVERFLOW_CODE, OVERFLOW_LABEL, Aggregator, Cell
 from streams.wire import BatchBuilder, ResultBatch
 
@@ -72,8 +72,13 @@ def _dense(values: list[int]) -> np.ndarray:
     return np.bincount(histogram.buckets(values), minlength=histogram.MAX_BUCKET + 1)
 
 
+@pytest.mark.parametrize("dense_limit", [aggregate._DENSE_COUNT_LIMIT, 0])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_cells_equal_a_brute_force_reference(seed: int) -> None:
+def test_cells_equal_a_brute_force_reference(
+    seed: int, dense_limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both ways of counting histogram entries at drain: dense (few cells) and by sorting.
+    monkeypatch.setattr(aggregate, "_DENSE_COUNT_LIMIT", dense_limit)
     batches = _batches(seed)
     agg = Aggregator()
     for b in batches:
