@@ -78,10 +78,10 @@ def batch(
         bytes_sent=np.full(n, 180),
         grp_threads=np.full(n, 50),
         all_threads=np.full(n, 100),
-        labels=[f"GET /api/item/{i % labels}" for i in range(n)],
-        codes=["200" if x else "500" for x in ok],
-        success=ok.tolist(),
-        messages=[""] * n,
+        labels=([f"GET /api/item/{i}" for i in range(labels)], np.arange(n) % labels),
+        codes=(["500", "200"], ok.astype(np.int64)),
+        success=ok,
+        messages=([""], np.zeros(n, np.int64)),
     )
     return encode_batch(b.build(run_id=run, plan_id="plan", engine_id=engine, seq=seq))
 

@@ -15,7 +15,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class KafkaSettings(BaseModel):
     bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated")
     topic_prefix: str = Field("shibuya", description="prefix of every topic name")
-    compression: str = Field("lz4", description="producer compression: none, gzip, lz4 or zstd")
+    compression: str = Field(
+        "zstd",
+        description="producer compression: none, gzip, lz4 or zstd (aiokafka compresses lz4 at "
+        "level 9: ten times zstd's CPU for bigger batches)",
+    )
 
 
 class BatchSettings(BaseModel):

@@ -249,13 +249,15 @@ def dev_demo(
         str, typer.Option(help="Kafka to use; when nothing answers there, a broker is started")
     ] = "127.0.0.1:9092",
 ) -> None:
-    """The main job: Kafka, a stream worker and engines; live progress, then a report.
+    """The main job: Kafka, a stream worker, ClickHouse and engines; live progress, a report.
 
     Real engines by default: one sidecar per engine, started by a start command over Kafka,
-    runs JMeter against a local HTTP target and publishes every sample; the worker counts them,
-    and the report compares its counts with the engines' JTL files. With --simulate, engines are
-    simulated publishers that also send a redelivered batch and a corrupt message. Everything
-    started here is stopped here.
+    runs JMeter against a local HTTP target and publishes every sample; the worker aggregates
+    them, the ClickHouse sink (embedded engine under .shibuya/clickhouse) stores the rows, and the
+    report — per label: samples, errors, requests/s, percentiles — is read back from ClickHouse
+    and checked against the engines' JTL files. With --simulate, engines are simulated
+    publishers that also send a redelivered batch and a corrupt message. Everything started here
+    is stopped here.
     """
     from shibuya.dev.demo import Demo
 

@@ -57,12 +57,12 @@ async def wait_for_topics(bootstrap: str, names: Iterable[str], timeout_s: float
 
 @contextlib.asynccontextmanager
 async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    """An idempotent producer that waits for all in-sync replicas, lz4-compressed."""
+    """An idempotent producer that waits for all in-sync replicas, zstd-compressed."""
     p = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         enable_idempotence=True,
         acks="all",
-        compression_type="lz4",
+        compression_type="zstd",
         linger_ms=5,
     )
     try:
