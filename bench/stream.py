@@ -64,13 +64,21 @@ class Case:
 
 
 def batch(
-    run: str, engine: str, seq: int, n: int, labels: int, t0_ms: int, rng: np.random.Generator
+    run: str,
+    engine: str,
+    seq: int,
+    n: int,
+    labels: int,
+    t0_ms: int,
+    rng: np.random.Generator,
+    spread_ms: int = 1000,
 ) -> bytes:
+    """One engine's batch: ``n`` samples taken from ``t0_ms`` over ``spread_ms``."""
     elapsed = rng.lognormal(4, 0.8, n).astype(np.int64)
     b = BatchBuilder()
     ok = rng.random(n) > 0.02
     b.add_many(
-        ts_ms=t0_ms + np.sort(rng.integers(0, 1000, n)),
+        ts_ms=t0_ms + np.sort(rng.integers(0, spread_ms, n)),
         elapsed_ms=elapsed,
         latency_ms=elapsed // 2,
         connect_ms=rng.integers(0, 4, n),
@@ -240,10 +248,10 @@ async def live(bootstrap: str, topic: str, rate: int, seconds: int, engines: int
     async with kafka_io.producer(bootstrap) as p:
         start = time.monotonic()
         for i in range(int(seconds / tick)):
-            now_ms = int(time.time() * 1000) - 100
+            now_ms = int(time.time() * 1000)
             for e in range(engines):
-                value = batch("live", f"e{e}", i, per_batch, 20, now_ms, rng)
-                # Timestamps spread over the last 100 ms, not a whole second.
+                # Samples taken over the last tick, as a sidecar publishes them.
+                value = batch("live", f"e{e}", i, per_batch, 20, now_ms - 100, rng, spread_ms=100)
                 await p.send(topic, value, key=result_key("live", f"e{e}"))
                 sent += per_batch
             await asyncio.sleep(max(0.0, start + (i + 1) * tick - time.monotonic()))
@@ -270,6 +278,7 @@ def main() -> None:
     ap.add_argument("--labels", type=int, default=20)
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--grace", type=int, default=1, help="the worker's window grace, seconds")
+    ap.add_argument("--flush", type=float, default=0.5, help="the worker's flush interval, s")
     ap.add_argument("--live-rate", type=int, default=300_000)
     ap.add_argument("--live-seconds", type=int, default=10)
     args = ap.parse_args()
@@ -294,7 +303,11 @@ def main() -> None:
             partitions=args.partitions,
             data_dir=Path(tmp) / "worker",
             log=Path(tmp) / "worker.log",
-            settings={"WINDOW_GRACE_S": str(args.grace), "LOG_LEVEL": "warning"},
+            settings={
+                "WINDOW_GRACE_S": str(args.grace),
+                "FLUSH_INTERVAL_S": str(args.flush),
+                "LOG_LEVEL": "warning",
+            },
         )
         stack.callback(worker.stop)
         cases.extend(worker_backlog(worker, store, total))
@@ -316,7 +329,10 @@ def main() -> None:
                 f"freshness p50 {p50:.2f} s, p99 {p99:.2f} s over {rows} rows",
             )
         )
-    table = Table(title=f"stream benchmark ({os.cpu_count()} cores; broker on this machine)")
+    table = Table(
+        title=f"stream benchmark ({os.cpu_count()} cores; broker on this machine; worker: "
+        f"grace {args.grace} s, flush every {args.flush} s)"
+    )
     for col in (
         "case",
         "samples",

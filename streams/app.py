@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter
 from streams import topics as topics_mod
 from streams.agents import aggregate, merge
 from streams.faust_app import App
-from streams.prom import RunSeries
+from streams.prom import ConsumerLag, RunSeries
 from streams.settings import WorkerSettings
 
 
@@ -56,11 +56,24 @@ def create_app(settings: WorkerSettings) -> Worker:
 
     app.when_assigned(_count)
 
+    agg = aggregate.register(app, settings, topics, registry)
+    mrg = merge.register(app, settings, topics, registry, series)
+
+    def positions() -> list[tuple[str, int, int]]:
+        return [
+            (tp.topic, tp.partition, offset)
+            for agent in (agg, mrg)
+            for tp, offset in agent.positions().items()
+        ]
+
+    def highwater(topic: str, partition: int) -> int | None:
+        try:
+            end: int = app.consumer.highwater(TP(topic, partition))
+        except Exception:  # not assigned, or the consumer is not started yet
+            return None
+        return end
+
+    registry.register(ConsumerLag(positions, highwater))
     return Worker(
-        app=app,
-        topics=topics,
-        registry=registry,
-        aggregate=aggregate.register(app, settings, topics, registry),
-        merge=merge.register(app, settings, topics, registry, series),
-        series=series,
+        app=app, topics=topics, registry=registry, aggregate=agg, merge=mrg, series=series
     )

@@ -12,13 +12,18 @@ within 1 % of a bound may be counted on the other side of it; ``_count`` and ``_
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from streams import histogram
@@ -100,3 +105,31 @@ class RunSeries(Collector):
                 failures.add_metric(values, s.failures)
                 received.add_metric(values, s.bytes_recv)
         yield from (elapsed, samples, failures, received)
+
+
+class ConsumerLag(Collector):
+    """``shibuya_consumer_lag{topic,partition}``: messages not yet taken in, per partition an
+    agent has consumed from since it took the partition over.
+
+    ``positions`` gives each agent's next offset; ``highwater`` the partition's end as last
+    fetched by the consumer. On transactional topics (partials) the end counts the transaction
+    markers too, so a drained partition may show a lag of a few.
+    """
+
+    def __init__(
+        self,
+        positions: Callable[[], Iterable[tuple[str, int, int]]],
+        highwater: Callable[[str, int], int | None],
+    ) -> None:
+        self._positions = positions
+        self._highwater = highwater
+
+    def collect(self) -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            "shibuya_consumer_lag", "messages not yet consumed", labels=["topic", "partition"]
+        )
+        for topic, partition, position in self._positions():
+            end = self._highwater(topic, partition)
+            if end is not None and end >= 0:
+                lag.add_metric([topic, str(partition)], max(0, end - position))
+        yield lag

@@ -35,7 +35,7 @@ class WorkerSettings(BaseSettings):
     metrics_host: str = Field("127.0.0.1", description="address of the /metrics endpoint")
     log_level: str = Field("info", description="debug, info, warning or error")
     flush_interval_s: float = Field(
-        1.0, gt=0, le=60, description="how often partials and final rows are flushed"
+        0.5, gt=0, le=60, description="how often partials and final rows are flushed"
     )
     commit_interval_s: float = Field(
         2.8,

@@ -18,9 +18,14 @@ from control.results.store import Store
 
 @contextlib.contextmanager
 def running_sink(
-    store: Store, bootstrap: str, *, topic_prefix: str, group_id: str | None = None
+    store: Store,
+    bootstrap: str,
+    *,
+    topic_prefix: str,
+    group_id: str | None = None,
+    sink: Sink | None = None,
 ) -> Iterator[Sink]:
-    sink = Sink(
+    sink = sink or Sink(
         store,
         bootstrap,
         topic_prefix=topic_prefix,

@@ -11,22 +11,19 @@ counted, logged with its position and skipped.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import cast
 
-import faust
 import msgspec
-from faust import Stream
-from faust.types import TP, EventT, StreamT
+from faust.types import TP, EventT
 from prometheus_client import CollectorRegistry, Counter
 
+from streams.agents.owner import PartitionOwner
 from streams.aggregate import Aggregator
 from streams.faust_app import App
-from streams.ledger import FencedError, Ledger, Record
+from streams.ledger import Ledger, Record
 from streams.merge import encode, partials_of
 from streams.settings import WorkerSettings
 from streams.topics import Topics
@@ -94,66 +91,30 @@ class PartitionWork:
     """The last offset taken in (applied, duplicate or malformed)."""
 
 
-class Aggregate:
-    """The aggregate agent and its flush timer, over the partitions this worker owns."""
+class Aggregate(PartitionOwner[PartitionWork]):
+    """The aggregate agent and its flush timer, over the results partitions this worker owns."""
+
+    name = "aggregate"
 
     def __init__(
         self, app: App, settings: WorkerSettings, topics: Topics, metrics: AggregateMetrics
     ) -> None:
-        self.app = app
-        self.settings = settings
+        super().__init__(app, settings, topics.aggregate_state)
         self.topics = topics
         self.metrics = metrics
-        self._work: dict[TP, PartitionWork] = {}
-        self._opening: dict[TP, asyncio.Task[PartitionWork]] = {}
-        self._stream: StreamT[bytes] | None = None
-        self._flush_lock = asyncio.Lock()
 
-    def register(self) -> None:
-        app = self.app
-        app.agent(self.topics.results, name="aggregate-results")(self._agent)
-        app.every(self.settings.flush_interval_s, "aggregate-flush", self.flush)
-        app.when_revoked(self._on_revoked)
-        app.drain_hooks.append(self.flush)
+    def positions(self) -> dict[TP, int]:
+        """The next offset to take in, per owned partition (for the lag gauge)."""
+        return {tp: w.seen + 1 for tp, w in self._work.items()}
 
-    async def _agent(self, stream: StreamT[bytes]) -> None:
-        self._stream = stream
-        async for event in cast("Stream[bytes]", stream).noack().events():
-            work = await self._owned(event.message.tp)
-            outcome = self._apply(work, event)
-            self.metrics.batches.labels(outcome.value).inc()
-            # Every event waits for the flush, whatever its outcome: Faust 0.15 commits the first
-            # run of consecutive acked offsets even when it starts past an unacked one
-            # (Consumer._new_offset), so acking out of order could commit unflushed input.
-            work.held.append(event)
-
-    async def _owned(self, tp: TP) -> PartitionWork:
-        work = self._work.get(tp)
-        if work is not None:
-            return work
-        task = self._opening.get(tp)
-        if task is None:
-            task = self._opening[tp] = asyncio.ensure_future(self._open(tp))
-        try:
-            work = await task
-        finally:
-            self._opening.pop(tp, None)
-        self._work[tp] = work
-        return work
-
-    async def _open(self, tp: TP) -> PartitionWork:
-        s = self.settings
-        ledger = Ledger(
-            s.kafka.bootstrap,
-            f"{s.app_id}-aggregate-{tp.partition}",
-            self.topics.aggregate_state,
-            tp.partition,
-        )
+    async def open(self, tp: TP) -> PartitionWork:
+        ledger = self.ledger(tp)
         raw = await ledger.open()
         state = _state_decoder.decode(raw) if raw else PartitionState()
         log.info(
             "took over %s at offset %d (%d engines known)", tp, state.offset, len(state.engines)
         )
+        s = self.settings
         return PartitionWork(
             tp=tp,
             ledger=ledger,
@@ -161,6 +122,11 @@ class Aggregate:
             state=state,
             seen=state.offset,
         )
+
+    def apply(self, work: PartitionWork, event: EventT[bytes]) -> None:
+        outcome = self._apply(work, event)
+        self.metrics.batches.labels(outcome.value).inc()
+        work.held.append(event)  # every event waits for the flush, whatever its outcome
 
     def _apply(self, work: PartitionWork, event: EventT[bytes]) -> Outcome:
         m = event.message
@@ -189,15 +155,11 @@ class Aggregate:
         self.metrics.samples.inc(len(batch))
         return Outcome.APPLIED
 
-    async def flush(self) -> None:
-        """Commit every owned partition's partials; then ack the events they cover."""
-        async with self._flush_lock:
-            await asyncio.gather(*(self._flush(w) for w in list(self._work.values())))
-
-    async def _flush(self, work: PartitionWork) -> None:
+    async def flush_one(self, work: PartitionWork) -> None:
+        """Commit the partition's partials and state; then ack the events they cover."""
         if work.seen <= work.state.offset:
-            await self._ack(work.held)  # replayed input only: nothing to commit
-            work.held = []
+            held, work.held = work.held, []
+            await self.ack(held)  # replayed input only: nothing to commit
             return
         # Swap out synchronously: the agent goes on adding to a fresh aggregator meanwhile.
         cells = work.aggregator.drain()
@@ -210,48 +172,23 @@ class Aggregate:
             Record(self.topics.partials.get_topic_name(), run_key(p.run_id), encode(p))
             for p in partials_of(cells, source, upto)
         ]
-        try:
-            await work.ledger.commit(records, _state_encoder.encode(state))
-        except FencedError:
-            log.warning("%s was taken over by another worker; dropping its aggregates", work.tp)
-            self.metrics.fenced.inc()
-            await self._drop(work.tp)
-            return
+        await work.ledger.commit(records, _state_encoder.encode(state))
         work.state.offset = upto
         self.metrics.flushes.inc()
-        await self._ack(held)
+        await self.ack(held)
 
-    async def _ack(self, events: list[EventT[bytes]]) -> None:
-        if self._stream is not None:
-            for event in events:
-                await self._stream.ack(event)
+    def fenced(self, work: PartitionWork) -> None:
+        self.metrics.fenced.inc()
 
     def _expire_engines(self, state: PartitionState) -> None:
         cutoff = int(time.time() * 1000) - self.settings.engine_ttl_s * 1000
         for key in [k for k, m in state.engines.items() if m.seen_ms < cutoff]:
             del state.engines[key]
 
-    async def _on_revoked(self, revoked: set[TP]) -> None:
-        for tp in revoked:
-            work = self._work.get(tp)
-            if work is not None:
-                # Hand over with as little to redo as possible; a failure only means more replay.
-                async with self._flush_lock:
-                    await self._flush(work)
-                await self._drop(tp)
-
-    async def _drop(self, tp: TP) -> None:
-        work = self._work.pop(tp, None)
-        if work is not None:
-            await work.ledger.close()
-
 
 def register(
     app: App, settings: WorkerSettings, topics: Topics, registry: CollectorRegistry
 ) -> Aggregate:
     agg = Aggregate(app, settings, topics, AggregateMetrics(registry))
-    agg.register()
+    agg.register(topics.results)
     return agg
-
-
-__all__ = ["Aggregate", "Outcome", "PartitionState", "faust", "register"]

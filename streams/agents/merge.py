@@ -9,19 +9,17 @@ every window they touched is closed and committed. The pure rules live in :mod:`
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import cast
 
 import msgspec
-from faust import Stream
-from faust.types import TP, EventT, StreamT
+from faust.types import TP, EventT
 from prometheus_client import CollectorRegistry, Counter
 
+from streams.agents.owner import PartitionOwner
 from streams.faust_app import App
-from streams.ledger import FencedError, Ledger, Record
+from streams.ledger import Ledger, Record
 from streams.merge import RunCursor, RunWindows, decode
 from streams.prom import RunSeries
 from streams.settings import WorkerSettings
@@ -82,9 +80,14 @@ class MergeWork:
     seen_ms: dict[str, int] = field(default_factory=dict)
     dirty: bool = False
     """Partials applied since the last commit."""
+    next_offset: int = 0
 
 
-class Merge:
+class Merge(PartitionOwner[MergeWork]):
+    """The merge agent and its flush timer, over the partials partitions this worker owns."""
+
+    name = "merge"
+
     def __init__(
         self,
         app: App,
@@ -93,61 +96,28 @@ class Merge:
         metrics: MergeMetrics,
         series: RunSeries,
     ) -> None:
-        self.app = app
-        self.settings = settings
-        self.topics = topics
+        super().__init__(app, settings, topics.merge_state)
         self.metrics = metrics
         self.series = series
-        self._work: dict[TP, MergeWork] = {}
-        self._opening: dict[TP, asyncio.Task[MergeWork]] = {}
-        self._stream: StreamT[bytes] | None = None
-        self._flush_lock = asyncio.Lock()
         self._metrics_topic = topics.metrics.get_topic_name()
         # A source (results partition) flushes every interval; silent for longer, it is idle.
         self._idle_s = settings.window_grace_s + 2 * settings.flush_interval_s
 
-    def register(self) -> None:
-        self.app.agent(self.topics.partials, name="merge-partials")(self._agent)
-        self.app.every(self.settings.flush_interval_s, "merge-flush", self.flush)
-        self.app.when_revoked(self._on_revoked)
-        self.app.drain_hooks.append(self.flush)
+    def positions(self) -> dict[TP, int]:
+        """The next offset to take in, per owned partition (for the lag gauge)."""
+        return {tp: w.next_offset for tp, w in self._work.items()}
 
-    async def _agent(self, stream: StreamT[bytes]) -> None:
-        self._stream = stream
-        async for event in cast("Stream[bytes]", stream).noack().events():
-            work = await self._owned(event.message.tp)
-            self._apply(work, event)
-
-    async def _owned(self, tp: TP) -> MergeWork:
-        work = self._work.get(tp)
-        if work is not None:
-            return work
-        task = self._opening.get(tp)
-        if task is None:
-            task = self._opening[tp] = asyncio.ensure_future(self._open(tp))
-        try:
-            work = await task
-        finally:
-            self._opening.pop(tp, None)
-        self._work[tp] = work
-        return work
-
-    async def _open(self, tp: TP) -> MergeWork:
-        s = self.settings
-        ledger = Ledger(
-            s.kafka.bootstrap,
-            f"{s.app_id}-merge-{tp.partition}",
-            self.topics.merge_state,
-            tp.partition,
-        )
+    async def open(self, tp: TP) -> MergeWork:
+        ledger = self.ledger(tp)
         raw = await ledger.open()
         state = _state_decoder.decode(raw) if raw else MergeState()
         log.info("took over %s (%d runs with cursors)", tp, len(state.cursors))
         return MergeWork(tp=tp, ledger=ledger, state=state)
 
-    def _apply(self, work: MergeWork, event: EventT[bytes]) -> None:
+    def apply(self, work: MergeWork, event: EventT[bytes]) -> None:
         """Apply one partials message; hold its event until its windows are committed."""
         m = event.message
+        work.next_offset = m.offset + 1
         try:
             message = decode(event.value)
         except DecodeError as exc:
@@ -189,11 +159,7 @@ class Merge:
         work.out.extend(Record(self._metrics_topic, key, encode_message(row)) for row in rows)
         work.rows.extend(rows)
 
-    async def flush(self) -> None:
-        async with self._flush_lock:
-            await asyncio.gather(*(self._flush(w) for w in list(self._work.values())))
-
-    async def _flush(self, work: MergeWork) -> None:
+    async def flush_one(self, work: MergeWork) -> None:
         now = time.monotonic()
         for run_id, windows in work.runs.items():
             self._emit(work, run_id, windows.tick(now))  # runs whose sources went quiet
@@ -210,26 +176,18 @@ class Merge:
         work.state.seen_ms.update(work.seen_ms)
         self._expire(work)
         closed = {run_id: w.closed_s for run_id, w in work.runs.items()}
-        try:
-            await work.ledger.commit(out, _state_encoder.encode(work.state))
-        except FencedError:
-            log.warning("%s was taken over by another worker; dropping its windows", work.tp)
-            await self._drop(work.tp)
-            return
+        await work.ledger.commit(out, _state_encoder.encode(work.state))
         self.metrics.rows.inc(len(rows))
         self.metrics.late.inc(late)
         self.series.observe(rows)
-        # Ack in offset order, up to the first event with a window still open: Faust 0.15 can
-        # commit past an unacked offset when acks arrive out of order (Consumer._new_offset).
+        # Ack in offset order, up to the first event with a window still open.
         done = 0
         while done < len(work.held) and work.held[done].last_s <= closed.get(
             work.held[done].run_id, -1
         ):
             done += 1
         acked, work.held = work.held[:done], work.held[done:]
-        if self._stream is not None:
-            for h in acked:
-                await self._stream.ack(h.event)
+        await self.ack([h.event for h in acked])
 
     def _expire(self, work: MergeWork) -> None:
         now_ms = int(time.time() * 1000)
@@ -243,20 +201,9 @@ class Merge:
                 work.seen_ms.pop(run_id, None)
                 self.series.drop_run(run_id)
 
-    async def _on_revoked(self, revoked: set[TP]) -> None:
-        for tp in revoked:
-            work = self._work.get(tp)
-            if work is not None:
-                async with self._flush_lock:
-                    await self._flush(work)
-                await self._drop(tp)
-
-    async def _drop(self, tp: TP) -> None:
-        work = self._work.pop(tp, None)
-        if work is not None:
-            for run_id in work.runs:
-                self.series.drop_run(run_id)
-            await work.ledger.close()
+    def dropped(self, work: MergeWork) -> None:
+        for run_id in work.runs:
+            self.series.drop_run(run_id)
 
 
 def register(
@@ -267,5 +214,5 @@ def register(
     series: RunSeries,
 ) -> Merge:
     merge = Merge(app, settings, topics, MergeMetrics(registry), series)
-    merge.register()
+    merge.register(topics.partials)
     return merge

@@ -123,6 +123,15 @@ def test_rows_in_clickhouse_are_exact(
     assert _summed(workers, duplicate) == run.duplicates
     assert _summed(workers, malformed) == 1
     assert _summed(workers, "shibuya_ingest_samples_total") == expected.total
+    # The results partitions the workers consumed from are reported, fully consumed.
+    lag = [
+        value
+        for w in workers
+        for series, value in w.metrics().items()
+        if series.startswith("shibuya_consumer_lag{") and f'topic="{results}"' in series
+    ]
+    assert lag
+    assert sum(lag) == 0
     assert all(w.stop() for w in workers), "a worker did not stop gracefully"
 
 

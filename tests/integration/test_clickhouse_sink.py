@@ -1,0 +1,119 @@
+"""The ClickHouse sink and schema on the real engine (chdb) and the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from control.results import schema
+from control.results.queries import Results
+from control.results.sink import METRICS_COLUMNS, Sink, metrics_rows
+from control.results.store import Store
+from shibuya.dev import kafka_io
+from shibuya.dev.procs import wait_for
+from shibuya.dev.results import running_sink
+from streams.wire import (
+    BatchBuilder,
+    EngineState,
+    EngineStatus,
+    SecondMetrics,
+    Topic,
+    collection_key,
+    encode_batch,
+    encode_message,
+    result_key,
+    topic_name,
+)
+from tests.golden import MESSAGES
+from tests.integration.stream_support import send
+
+pytestmark = pytest.mark.integration
+
+
+def _count(store: Store, sql: str, **params: str) -> int:
+    return int(store.query_sync(sql, params)[0][0])
+
+
+def test_migrations_apply_once_and_record_the_version(tmp_path: Path, clickhouse: Store) -> None:
+    assert schema.migrate(clickhouse.client) == []  # the session fixture migrated already
+    assert schema.version(clickhouse.client) == schema.LATEST
+    tables = {r[0] for r in clickhouse.query_sync("SHOW TABLES")}
+    assert {"metrics_second", "engine_status", "samples_raw", "schema_migrations"} <= tables
+
+
+def test_engine_status_and_raw_samples_are_stored_and_bad_messages_counted(
+    kafka_bootstrap: str, unique: str, clickhouse: Store
+) -> None:
+    status_topic = topic_name(Topic.ENGINE_STATUS, unique)
+    results = topic_name(Topic.RESULTS, unique)
+    asyncio.run(kafka_io.create_topics(kafka_bootstrap, [status_topic, results], partitions=2))
+    now_ms = int(time.time() * 1000)  # recent: both tables expire old rows (TTL)
+    statuses = [
+        EngineStatus(
+            engine_id=f"{unique}-e{i}",
+            collection_id=unique,
+            plan_id="p",
+            engine_index=i,
+            state=EngineState.RUNNING,
+            ts_ms=now_ms + i,
+            run_id="r1",
+            threads=10,
+            cpu_cores=0.5,
+            memory_bytes=2**28,
+        )
+        for i in range(3)
+    ]
+    b = BatchBuilder()
+    for i in range(40):
+        b.add(ts_ms=now_ms + i, elapsed_ms=i, label="L", code="200", success=True)
+    batch = b.build(run_id=f"run-{unique}", plan_id="p", engine_id="e0", seq=0)
+    sink = Sink(clickhouse, kafka_bootstrap, topic_prefix=unique, raw_samples=True,
+                group_id=f"{unique}-sink")  # fmt: skip
+    with running_sink(clickhouse, kafka_bootstrap, topic_prefix=unique, sink=sink):
+        send(
+            kafka_bootstrap,
+            status_topic,
+            [(collection_key(unique), encode_message(s)) for s in statuses]
+            + [(collection_key(unique), b'{"kind":"engine_status","v":9}')],
+        )
+        send(kafka_bootstrap, results, [(result_key(batch.run_id, "e0"), encode_batch(batch))] * 2)
+        stored = "SELECT count() FROM engine_status FINAL WHERE collection_id = {c:String}"
+        assert wait_for(lambda: _count(clickhouse, stored, c=unique) == 3, timeout_s=30)
+        raw = "SELECT count() FROM samples_raw FINAL WHERE run_id = {r:String}"
+        assert wait_for(lambda: _count(clickhouse, raw, r=batch.run_id) == 40, timeout_s=30)
+        assert wait_for(
+            lambda: sink.metrics.malformed.labels(status_topic)._value.get() == 1, timeout_s=10
+        )
+    row = clickhouse.query_sync(
+        "SELECT engine_index, state, threads, cpu_cores, memory_bytes, toUnixTimestamp64Milli(ts)"
+        " FROM engine_status FINAL WHERE engine_id = {e:String}",
+        {"e": f"{unique}-e2"},
+    )
+    assert row == [(2, "running", 10, 0.5, 2**28, now_ms + 2)]
+
+
+def test_follow_yields_each_second_once_in_order(clickhouse: Store, unique: str) -> None:
+    golden = MESSAGES["second_metrics_v1.json"]
+    assert isinstance(golden, SecondMetrics)
+    rows = []
+    for s in range(3):
+        m = msgspec.structs.replace(
+            golden, run_id=unique, plan_id=None, label=None, second_s=golden.second_s + s
+        )
+        rows += metrics_rows(m)
+    clickhouse.insert_sync("metrics_second", rows, METRICS_COLUMNS)
+
+    async def first(n: int) -> list[int]:
+        out = []
+        async with asyncio.timeout(10):
+            async for second in Results(clickhouse).follow(unique, poll_s=0.05):
+                out.append(second.second)
+                if len(out) == n:
+                    return out
+        return out
+
+    assert asyncio.run(first(3)) == [golden.second_s + s for s in range(3)]
