@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.integration.agent_support import serve_files
+from tests.integration.stream_support import Workers
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -17,3 +19,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def file_server() -> Iterator[tuple[str, dict[str, bytes], list[str]]]:
     """Plan files over HTTP: (base URL, files by name, names refused for a bad token)."""
     yield from serve_files()
+
+
+@pytest.fixture
+def workers(kafka_bootstrap: str, unique: str, tmp_path: Path) -> Iterator[Workers]:
+    """Stream workers for this test (app id and topic prefix ``unique``), stopped at the end."""
+    pool = Workers(kafka_bootstrap, unique, tmp_path)
+    yield pool
+    pool.stop()

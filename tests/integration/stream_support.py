@@ -13,6 +13,7 @@ import dataclasses
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from control.results.queries import QUANTILES
 from control.results.store import Store
 from shibuya.dev import kafka_io
 from shibuya.dev.procs import wait_for
+from shibuya.dev.worker_proc import WorkerProcess
 from streams.wire import BatchBuilder, encode_batch, result_key, run_key
 
 T0_S = 1_764_288_000
@@ -145,6 +147,44 @@ def late_batch(run_id: str, second: int, n: int, expected: Expected) -> tuple[by
     return result_key(run_id, "late"), encode_batch(
         b.build(run_id=run_id, plan_id="plan-a", engine_id="late", seq=0)
     )
+
+
+@dataclass
+class Workers:
+    """Stream workers of one test, each its own process, sharing app id and topic prefix."""
+
+    bootstrap: str
+    app_id: str
+    tmp: Path
+    partitions: int = 4
+    started: list[WorkerProcess] = field(default_factory=list)
+
+    def start(self, **settings: str) -> WorkerProcess:
+        """One more worker; ``settings`` are ``SHIBUYA_WORKER_*`` variables, on top of a grace
+        period of 2 s."""
+        n = len(self.started)
+        w = WorkerProcess.start(
+            bootstrap=self.bootstrap,
+            app_id=self.app_id,
+            topic_prefix=self.app_id,
+            partitions=self.partitions,
+            data_dir=self.tmp / f"w{n}",
+            log=self.tmp / f"worker{n}.log",
+            settings={"WINDOW_GRACE_S": "2", **settings},
+        )
+        self.started.append(w)
+        return w
+
+    def summed(self, series: str) -> float:
+        """A Prometheus series summed over the workers."""
+        return sum(w.metrics().get(series, 0.0) for w in self.started)
+
+    def logs(self) -> str:
+        return "\n".join(w.log_tail(30) for w in self.started)
+
+    def stop(self) -> bool:
+        """SIGTERM every worker; True if all stopped gracefully."""
+        return all([w.stop() for w in self.started])
 
 
 def partition_of(run_id: str, partitions: int) -> int:

@@ -9,7 +9,6 @@ counting goes on from where it was.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from shibuya.dev.procs import wait_for
 from shibuya.dev.progress import engine_counts
 from shibuya.dev.worker_proc import WorkerProcess
 from streams.wire import BatchBuilder, Topic, encode_batch, result_key, topic_name
+from tests.integration.stream_support import Workers, send
 
 PARTITIONS = 4
 
@@ -34,33 +34,6 @@ def _batch(engine: str, seq: int, n: int) -> bytes:
             success=True,
         )
     return encode_batch(b.build(run_id="run-1", plan_id="p", engine_id=engine, seq=seq))
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for w in started:
-        w.stop()
-
-
-def _start(workers: list[WorkerProcess], bootstrap: str, unique: str, tmp: Path) -> WorkerProcess:
-    w = WorkerProcess.start(
-        bootstrap=bootstrap,
-        app_id=unique,
-        topic_prefix=unique,
-        partitions=PARTITIONS,
-        data_dir=tmp / f"w{len(workers)}",
-        log=tmp / f"worker{len(workers)}.log",
-    )
-    workers.append(w)
-    return w
-
-
-async def _send(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-    async with kafka_io.producer(bootstrap) as p:
-        for key, value in messages:
-            await p.send(topic, value, key=key)
 
 
 async def _progress_until(
@@ -90,10 +63,10 @@ def _batches(worker: WorkerProcess, outcome: str, expected: float) -> float:
 
 
 def test_worker_counts_exactly_and_restores_its_table(
-    kafka_bootstrap: str, unique: str, tmp_path: Path, workers: list[WorkerProcess]
+    kafka_bootstrap: str, unique: str, tmp_path: Path, workers: Workers
 ) -> None:
     results = topic_name(Topic.RESULTS, unique)
-    worker = _start(workers, kafka_bootstrap, unique, tmp_path)
+    worker = workers.start()
     asyncio.run(kafka_io.wait_for_topics(kafka_bootstrap, [results], timeout_s=60))
 
     engines = [f"e{i}" for i in range(5)]
@@ -102,7 +75,7 @@ def test_worker_counts_exactly_and_restores_its_table(
     ]
     redelivered = first[-1]
     malformed = (result_key("run-1", "e0"), b"SHRB\x01 but truncated")
-    asyncio.run(_send(kafka_bootstrap, results, [*first, redelivered, malformed]))
+    send(kafka_bootstrap, results, [*first, redelivered, malformed])
 
     per_engine = sum(100 + seq for seq in range(4))
     expected = {f"run-1/{e}": per_engine for e in engines}
@@ -114,13 +87,9 @@ def test_worker_counts_exactly_and_restores_its_table(
     assert "skipped malformed result message" in worker.log.read_text()
 
     assert worker.stop(), "the worker did not stop gracefully on SIGTERM"
-    restarted = _start(workers, kafka_bootstrap, unique, tmp_path)
+    restarted = workers.start()
     # Across the restart: the same last batch again (dropped), then one new batch of e0.
-    asyncio.run(
-        _send(
-            kafka_bootstrap, results, [redelivered, (result_key("run-1", "e0"), _batch("e0", 4, 7))]
-        )
-    )
+    send(kafka_bootstrap, results, [redelivered, (result_key("run-1", "e0"), _batch("e0", 4, 7))])
     expected["run-1/e0"] += 7
     assert asyncio.run(_progress_until(kafka_bootstrap, unique, expected, restarted)) == expected
     assert _batches(restarted, "duplicate", 1) == 1

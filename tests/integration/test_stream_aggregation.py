@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,9 +22,9 @@ from shibuya.dev import kafka_io
 from shibuya.dev.procs import wait_for
 from shibuya.dev.prometheus import Prometheus
 from shibuya.dev.results import running_sink
-from shibuya.dev.worker_proc import WorkerProcess
 from streams.wire import Topic, topic_name
 from tests.integration.stream_support import (
+    Workers,
     expected_cells,
     generate,
     label_cells,
@@ -39,54 +38,18 @@ pytestmark = pytest.mark.integration
 PARTITIONS = 4
 
 
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for w in started:
-        w.stop()
-
-
-def _start(
-    workers: list[WorkerProcess],
-    bootstrap: str,
-    unique: str,
-    tmp: Path,
-    **settings: str,
-) -> WorkerProcess:
-    w = WorkerProcess.start(
-        bootstrap=bootstrap,
-        app_id=unique,
-        topic_prefix=unique,
-        partitions=PARTITIONS,
-        data_dir=tmp / f"w{len(workers)}",
-        log=tmp / f"worker{len(workers)}.log",
-        settings={"WINDOW_GRACE_S": "2", **settings},
-    )
-    workers.append(w)
-    return w
-
-
-def _summed(workers: list[WorkerProcess], series: str) -> float:
-    return sum(w.metrics().get(series, 0.0) for w in workers)
-
-
-def _logs(workers: list[WorkerProcess]) -> str:
-    return "\n".join(w.log_tail(30) for w in workers)
-
-
 @pytest.mark.parametrize("n_workers", [1, 2])
 def test_rows_in_clickhouse_are_exact(
     kafka_bootstrap: str,
     unique: str,
     tmp_path: Path,
-    workers: list[WorkerProcess],
+    workers: Workers,
     clickhouse: Store,
     n_workers: int,
 ) -> None:
     results = topic_name(Topic.RESULTS, unique)
     for _ in range(n_workers):
-        _start(workers, kafka_bootstrap, unique, tmp_path)
+        workers.start()
     asyncio.run(kafka_io.wait_for_topics(kafka_bootstrap, [results], timeout_s=60))
     run = generate(f"run-{unique}")
     expected = run.expected
@@ -94,7 +57,7 @@ def test_rows_in_clickhouse_are_exact(
     with running_sink(clickhouse, kafka_bootstrap, topic_prefix=unique):
         send(kafka_bootstrap, results, run.messages)
         total = wait_for_total(clickhouse, run.run_id, expected.total)
-        assert total == expected.total, _logs(workers)
+        assert total == expected.total, workers.logs()
         assert label_cells(clickhouse, run.run_id) == expected_cells(expected)
 
         report = asyncio.run(Results(clickhouse).report(run.run_id))
@@ -117,36 +80,36 @@ def test_rows_in_clickhouse_are_exact(
         report = asyncio.run(Results(clickhouse).report(run.run_id))
         assert report.late_samples == 50
 
-    assert wait_for(lambda: _summed(workers, "shibuya_late_samples_total") == 50, timeout_s=10)
+    assert wait_for(lambda: workers.summed("shibuya_late_samples_total") == 50, timeout_s=10)
     duplicate = 'shibuya_ingest_batches_total{outcome="duplicate"}'
     malformed = 'shibuya_ingest_batches_total{outcome="malformed"}'
-    assert _summed(workers, duplicate) == run.duplicates
-    assert _summed(workers, malformed) == 1
-    assert _summed(workers, "shibuya_ingest_samples_total") == expected.total
+    assert workers.summed(duplicate) == run.duplicates
+    assert workers.summed(malformed) == 1
+    assert workers.summed("shibuya_ingest_samples_total") == expected.total
     # The results partitions the workers consumed from are reported, fully consumed.
     lag = [
         value
-        for w in workers
+        for w in workers.started
         for series, value in w.metrics().items()
         if series.startswith("shibuya_consumer_lag{") and f'topic="{results}"' in series
     ]
     assert lag
     assert sum(lag) == 0
-    assert all(w.stop() for w in workers), "a worker did not stop gracefully"
+    assert workers.stop(), "a worker did not stop gracefully"
 
 
 def test_sigkilled_worker_loses_and_repeats_nothing(
     kafka_bootstrap: str,
     unique: str,
     tmp_path: Path,
-    workers: list[WorkerProcess],
+    workers: Workers,
     clickhouse: Store,
 ) -> None:
     results = topic_name(Topic.RESULTS, unique)
     # Offsets committed often and flushes far apart: acking input before its flush commits
     # would lose samples in nearly every kill.
     often = {"COMMIT_INTERVAL_S": "0.2", "FLUSH_INTERVAL_S": "2"}
-    worker = _start(workers, kafka_bootstrap, unique, tmp_path, **often)
+    worker = workers.start(**often)
     asyncio.run(kafka_io.wait_for_topics(kafka_bootstrap, [results], timeout_s=60))
     run = generate(f"run-{unique}", engines=6, seconds=20, per_second=300)
     expected = run.expected
@@ -165,9 +128,9 @@ def test_sigkilled_worker_loses_and_repeats_nothing(
         worker.kill()
         assert sender.is_alive(), "the kill should land while batches are still arriving"
         sender.join()
-        restarted = _start(workers, kafka_bootstrap, unique, tmp_path, **often)
+        restarted = workers.start(**often)
         total = wait_for_total(clickhouse, run.run_id, expected.total)
-        assert total == expected.total, _logs(workers)
+        assert total == expected.total, workers.logs()
         assert label_cells(clickhouse, run.run_id) == expected_cells(expected)
         assert restarted.stop(), "the restarted worker did not stop gracefully"
 
@@ -176,12 +139,12 @@ def test_prometheus_sums_two_workers_to_the_input(
     kafka_bootstrap: str,
     unique: str,
     tmp_path: Path,
-    workers: list[WorkerProcess],
+    workers: Workers,
 ) -> None:
     """Each run's series come from its owner only, so sum() over the workers is exact."""
     results = topic_name(Topic.RESULTS, unique)
     for _ in range(2):
-        _start(workers, kafka_bootstrap, unique, tmp_path)
+        workers.start()
     asyncio.run(kafka_io.wait_for_topics(kafka_bootstrap, [results], timeout_s=60))
     # One run on each partials partition, so that both workers own some.
     run_ids: dict[int, str] = {}
@@ -190,7 +153,7 @@ def test_prometheus_sums_two_workers_to_the_input(
     runs = [generate(run_id, engines=3, seconds=4, seed=p) for p, run_id in run_ids.items()]
     assert len(runs) == PARTITIONS
     prometheus = Prometheus.start(
-        tmp_path / "prometheus", [f"127.0.0.1:{w.metrics_port}" for w in workers]
+        tmp_path / "prometheus", [f"127.0.0.1:{w.metrics_port}" for w in workers.started]
     )
     try:
         send(kafka_bootstrap, results, [m for run in runs for m in run.messages])
@@ -207,7 +170,7 @@ def test_prometheus_sums_two_workers_to_the_input(
             assert wait_for(complete, 90), (
                 summed("shibuya_samples_total"),
                 expected,
-                _logs(workers),
+                workers.logs(),
             )
             assert summed("shibuya_response_time_seconds_count") == expected
             failures = sum(c["failures"] for c in run.expected.cells.values())
