@@ -33,6 +33,7 @@ OVERFLOW_CODE: Final = "(other codes)"
 N_BUCKETS: Final = histogram.MAX_BUCKET + 1
 
 CellKey = tuple[str, str, str, int]  # run, plan, label, second
+MetricsKey = tuple[str, str | None, str | None, int]  # None: a total over plans or labels
 _ONE: Final = np.int64(1)
 _ROW_SPAN: Final = 3 * N_BUCKETS  # histogram keys per row: elapsed, latency, connect
 _DENSE_COUNT_LIMIT: Final = 1 << 22
@@ -43,8 +44,8 @@ _INT64_MAX: Final = np.iinfo(np.int64).max
 class Cell:
     """Rows of one cell added up: the merge of partials from many partitions or flushes.
 
-    Histograms are kept as the sparse parts added and summed once, in :meth:`to_metrics`: a
-    cell is closed once and added to many times.
+    Histograms are kept as the sparse parts added and summed once, by :func:`metrics_of` for
+    all the cells closing together: a cell is closed once and added to many times.
     """
 
     count: int = 0
@@ -78,38 +79,55 @@ class Cell:
         self.parts[1].append(m.latency)
         self.parts[2].append(m.connect)
 
-    def to_metrics(self, key: CellKey) -> SecondMetrics:
+
+def metrics_of(cells: list[tuple[MetricsKey, Cell]]) -> list[SecondMetrics]:
+    """The rows of closed cells, their histograms summed in one pass over all of them."""
+    parts = [part for _, cell in cells for hist in cell.parts for part in hist]
+    lengths = [len(part.buckets) for part in parts]
+    # Each part's (cell, histogram) slot: parts are in cell order, then elapsed/latency/connect.
+    slots = [
+        3 * i + h for i, (_, cell) in enumerate(cells) for h in range(3) for _ in cell.parts[h]
+    ]
+    buckets = np.fromiter(chain.from_iterable(p.buckets for p in parts), np.int64, sum(lengths))
+    counts = np.fromiter(chain.from_iterable(p.counts for p in parts), np.float64, sum(lengths))
+    keys = buckets + np.repeat(np.asarray(slots, np.int64) * N_BUCKETS, lengths)
+    dense = np.bincount(keys, weights=counts, minlength=3 * len(cells) * N_BUCKETS)
+    (flat,) = np.nonzero(dense)
+    slot_of, bucket_of = np.divmod(flat, N_BUCKETS)
+    bounds = np.searchsorted(slot_of, np.arange(3 * len(cells) + 1)).tolist()
+    bucket_l, count_l = bucket_of.tolist(), dense[flat].astype(np.int64).tolist()
+    out = []
+    for i, (key, cell) in enumerate(cells):
+        hists = [
+            Histogram(
+                scheme=histogram.SCHEME,
+                buckets=bucket_l[bounds[3 * i + h] : bounds[3 * i + h + 1]],
+                counts=count_l[bounds[3 * i + h] : bounds[3 * i + h + 1]],
+            )
+            for h in range(3)
+        ]
         run_id, plan_id, label, second = key
-        elapsed, latency, connect = (_summed(p) for p in self.parts)
-        return SecondMetrics(
-            run_id=run_id,
-            plan_id=plan_id,
-            label=label,
-            second_s=second,
-            count=self.count,
-            failures=self.failures,
-            codes=dict(self.codes),
-            bytes_recv=self.bytes_recv,
-            bytes_sent=self.bytes_sent,
-            elapsed_min_ms=self.elapsed_min_ms if self.count else 0,
-            elapsed_max_ms=self.elapsed_max_ms,
-            elapsed_sum_ms=self.elapsed_sum_ms,
-            threads_max=self.threads_max,
-            elapsed=elapsed,
-            latency=latency,
-            connect=connect,
+        out.append(
+            SecondMetrics(
+                run_id=run_id,
+                plan_id=plan_id,
+                label=label,
+                second_s=second,
+                count=cell.count,
+                failures=cell.failures,
+                codes=dict(cell.codes),
+                bytes_recv=cell.bytes_recv,
+                bytes_sent=cell.bytes_sent,
+                elapsed_min_ms=cell.elapsed_min_ms if cell.count else 0,
+                elapsed_max_ms=cell.elapsed_max_ms,
+                elapsed_sum_ms=cell.elapsed_sum_ms,
+                threads_max=cell.threads_max,
+                elapsed=hists[0],
+                latency=hists[1],
+                connect=hists[2],
+            )
         )
-
-
-def _summed(parts: list[Histogram]) -> Histogram:
-    if len(parts) == 1:
-        return parts[0]
-    buckets = np.fromiter(chain.from_iterable(h.buckets for h in parts), np.int64)
-    counts = np.fromiter(chain.from_iterable(h.counts for h in parts), np.float64)
-    # Float weights hold counts exactly up to 2**53.
-    dense = np.bincount(buckets, weights=counts, minlength=N_BUCKETS).astype(np.int64)
-    idx = np.flatnonzero(dense)
-    return Histogram(scheme=histogram.SCHEME, buckets=idx.tolist(), counts=dense[idx].tolist())
+    return out
 
 
 class Aggregator:

@@ -21,13 +21,12 @@ and counted, never dropped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
-from streams.aggregate import Cell, CellKey
+from streams.aggregate import Cell, CellKey, metrics_of
 from streams.wire import MAX_HISTOGRAM_BUCKET, LateMetrics, SecondMetrics
 from streams.wire.errors import DecodeError
 from streams.wire.messages import check_histograms
@@ -52,8 +51,9 @@ class Partial(msgspec.Struct, frozen=True, kw_only=True, tag="partial", tag_fiel
     cells: list[SecondMetrics]
 
 
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(Partial)
+# MessagePack: partials are internal, and it decodes a third faster than JSON (and is smaller).
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Partial)
 
 
 def encode(message: Partial) -> bytes:
@@ -172,7 +172,7 @@ class RunWindows:
             out.late = LateMetrics(
                 run_id=self.run_id,
                 source=f"{source}@{offset}",
-                rows=[_row(self.run_id, s, k, c) for (s, k), c in sorted(late.items(), key=_order)],
+                rows=self._rows([(s, k, c) for (s, k), c in sorted(late.items(), key=_order)]),
             )
         out.rows = self.tick(now)
         return out
@@ -184,19 +184,24 @@ class RunWindows:
             return []
         active = [m.max_s for m in self._sources.values() if now - m.heard < self.idle_s]
         through = min(active) - self.grace_s if active else max(self._open)
-        rows: list[SecondMetrics] = []
+        closed: list[tuple[int, RowKey, Cell]] = []
         for second in sorted(self._open):
             window = self._open[second]
             if second > through or (active and now - window.opened < self.grace_s):
                 self.cursor.closed_s = max(self.cursor.closed_s, second - 1)
-                return rows
+                return self._rows(closed)
             del self._open[second]
-            rows.extend(
-                _row(self.run_id, second, k, c)
+            closed.extend(
+                (second, k, c)
                 for k, c in sorted(window.cells.items(), key=lambda kv: _sort_key(kv[0]))
             )
         self.cursor.closed_s = max(self.cursor.closed_s, through)
-        return rows
+        return self._rows(closed)
+
+    def _rows(self, cells: list[tuple[int, RowKey, Cell]]) -> list[SecondMetrics]:
+        if not cells:
+            return []
+        return metrics_of([((self.run_id, k[0], k[1], s), c) for s, k, c in cells])
 
 
 _K = TypeVar("_K", tuple[int, RowKey], RowKey)
@@ -216,16 +221,3 @@ def _sort_key(k: RowKey) -> tuple[str, str]:
 def _order(item: tuple[tuple[int, RowKey], Cell]) -> tuple[int, str, str]:
     (second, key), _ = item
     return (second, *_sort_key(key))
-
-
-def _row(run_id: str, second: int, key: RowKey, cell: Cell) -> SecondMetrics:
-    plan, label = key
-    m = cell.to_metrics((run_id, plan or "", label or "", second))
-    if key == TOTAL:
-        return msgspec.structs.replace(m, plan_id=None, label=None)
-    return m
-
-
-def total_samples(rows: Iterable[SecondMetrics]) -> int:
-    """Samples in the run-total rows among ``rows``."""
-    return sum(r.count for r in rows if r.plan_id is None and r.label is None)

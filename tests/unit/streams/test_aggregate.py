@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from streams import aggregate, histogram
-from streams.aggregate import OVERFLOW_CODE, OVERFLOW_LABEL, Aggregator, Cell
+from streams.aggregate import OVERFLOW_CODE, OVERFLOW_LABEL, Aggregator, Cell, metrics_of
 from streams.wire import BatchBuilder, ResultBatch
 
 T0 = 1_764_288_000_000
@@ -118,8 +118,7 @@ def test_partials_from_two_aggregators_merge_to_the_whole() -> None:
             merged.setdefault(key, Cell()).add_metrics(row)
     expected = whole.drain()
     assert set(merged) == set(expected)
-    for key, row in expected.items():
-        assert merged[key].to_metrics(key) == row
+    assert metrics_of(list(merged.items())) == [expected[key] for key in merged]
 
 
 def test_labels_past_the_cap_count_under_the_overflow_label() -> None:
