@@ -85,13 +85,12 @@ class RunReport:
 
 
 _SUMMARY_COLUMNS = f"""
-    sum(count) AS n, sum(failures), sum(bytes_recv), sum(bytes_sent),
-    min(elapsed_min_ms), max(elapsed_max_ms), sum(elapsed_sum_ms),
-    toUnixTimestamp(min(second)), toUnixTimestamp(max(second)),
-    {_percentiles("sumMap(elapsed_buckets, elapsed_counts)")},
-    {_percentiles("sumMap(latency_buckets, latency_counts)", "latency")},
-    {_percentiles("sumMap(connect_buckets, connect_counts)", "connect")},
-    sumMap(codes)
+    samples, failed, received_bytes, sent_bytes, fastest_ms, slowest_ms, elapsed_total_ms,
+    toUnixTimestamp(first_second), toUnixTimestamp(last_second),
+    {_percentiles("elapsed_hist")},
+    {_percentiles("latency_hist", "latency")},
+    {_percentiles("connect_hist", "connect")},
+    codes, late_samples
 """
 
 
@@ -139,28 +138,18 @@ class Results:
 
     async def report(self, run_id: str) -> RunReport:
         """The run's totals and one summary per label, with whole-run percentiles."""
-        params: dict[str, Any] = {"run": run_id}
-        total = await self.store.query(
-            f"""SELECT {_SUMMARY_COLUMNS} FROM metrics_second FINAL
-            WHERE run_id = {{run:String}} AND scope = 'run' HAVING n > 0""",  # noqa: S608
-            params,
+        rows = await self.store.query(
+            f"""SELECT scope, plan_id, label, {_SUMMARY_COLUMNS} FROM run_summary
+            WHERE run_id = {{run:String}} AND samples > 0
+            ORDER BY scope, plan_id, label""",  # noqa: S608 (constants; values are bound)
+            {"run": run_id},
         )
-        labels = await self.store.query(
-            f"""SELECT plan_id, label, {_SUMMARY_COLUMNS} FROM metrics_second FINAL
-            WHERE run_id = {{run:String}} AND scope = 'label'
-            GROUP BY plan_id, label ORDER BY plan_id, label""",  # noqa: S608
-            params,
-        )
-        late = await self.store.query(
-            """SELECT sum(count) FROM metrics_second FINAL
-            WHERE run_id = {run:String} AND scope = 'run' AND source != ''""",
-            params,
-        )
+        total = [r for r in rows if r[0] == "run"]
         return RunReport(
             run_id=run_id,
-            total=_summary(None, None, total[0]) if total else None,
-            labels=[_summary(r[0], r[1], r[2:]) for r in labels],
-            late_samples=int(late[0][0]) if late else 0,
+            total=_summary(None, None, total[0][3:]) if total else None,
+            labels=[_summary(r[1], r[2], r[3:]) for r in rows if r[0] == "label"],
+            late_samples=int(total[0][-1]) if total else 0,
         )
 
     async def follow(

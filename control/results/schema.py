@@ -5,7 +5,8 @@ label, ``scope='run'`` over the whole run) and its late rows (``source`` = the p
 from; ``''`` on final rows). It is a ReplacingMergeTree keyed by window and source, so a row
 delivered twice is stored once: read it with ``FINAL``. Histograms are stored as sorted
 ``log2pct`` buckets and counts, so any percentile over any set of rows is recomputed by adding
-counts (``sumMap``) — see :mod:`control.results.queries`.
+counts (``sumMap``) — see :mod:`control.results.queries`. ``run_summary`` is a view over it: the
+whole run per label and in total.
 """
 
 from __future__ import annotations
@@ -94,6 +95,40 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
         ],
     ),
 ]
+
+MIGRATIONS.append(
+    (
+        2,
+        "run summary view",
+        [
+            # Whole-run aggregates per label (scope 'label') and per run (scope 'run'): counts
+            # added, histograms merged with sumMap — percentiles are computed from these, never
+            # averaged. A view, so it always includes late rows and needs no backfill. (Aliases
+            # differ from the column names: ClickHouse would resolve `count` in sumIf to sum().)
+            """
+            CREATE VIEW IF NOT EXISTS run_summary AS
+            SELECT
+                run_id, scope, plan_id, label,
+                sum(count) AS samples,
+                sum(failures) AS failed,
+                sum(bytes_recv) AS received_bytes,
+                sum(bytes_sent) AS sent_bytes,
+                min(elapsed_min_ms) AS fastest_ms,
+                max(elapsed_max_ms) AS slowest_ms,
+                sum(elapsed_sum_ms) AS elapsed_total_ms,
+                min(second) AS first_second,
+                max(second) AS last_second,
+                sumMap(elapsed_buckets, elapsed_counts) AS elapsed_hist,
+                sumMap(latency_buckets, latency_counts) AS latency_hist,
+                sumMap(connect_buckets, connect_counts) AS connect_hist,
+                sumMap(codes) AS codes,
+                sumIf(count, source != '') AS late_samples
+            FROM metrics_second FINAL
+            GROUP BY run_id, scope, plan_id, label
+            """,
+        ],
+    )
+)
 
 LATEST: Final = MIGRATIONS[-1][0]
 

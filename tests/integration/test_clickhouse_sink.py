@@ -42,7 +42,13 @@ def test_migrations_apply_once_and_record_the_version(tmp_path: Path, clickhouse
     assert schema.migrate(clickhouse.client) == []  # the session fixture migrated already
     assert schema.version(clickhouse.client) == schema.LATEST
     tables = {r[0] for r in clickhouse.query_sync("SHOW TABLES")}
-    assert {"metrics_second", "engine_status", "samples_raw", "schema_migrations"} <= tables
+    assert {
+        "metrics_second",
+        "engine_status",
+        "samples_raw",
+        "schema_migrations",
+        "run_summary",
+    } <= tables
 
 
 def test_engine_status_and_raw_samples_are_stored_and_bad_messages_counted(
