@@ -336,7 +336,7 @@ def _report_table(report: RunReport) -> Table:
             f"{s.count:,}",
             f"{s.failures:,} ({s.error_rate:.1%})",
             f"{s.rps:,.1f}",
-            *(f"{p[q]:,.0f}" for q in (0.5, 0.9, 0.95, 0.99)),
+            *(f"{p[q]:,.1f}" if p[q] < 100 else f"{p[q]:,.0f}" for q in (0.5, 0.9, 0.95, 0.99)),
             f"{s.elapsed_max_ms:,}",
             style=style,
         )
