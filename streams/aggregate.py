@@ -4,10 +4,9 @@ Cells are keyed by (run, plan, label, second of sample time). Each holds the cou
 samples per response code, bytes received and sent, elapsed min/max/sum, the most threads seen,
 and ``log2pct`` histograms of elapsed, latency and connect time. :class:`Aggregator` folds a batch
 in with numpy (one pass per column over the batch, then one addition per cell it touches; the
-histogram entries are collected as keys and counted once, at :meth:`Aggregator.drain`), and drains
-to :class:`~streams.wire.SecondMetrics` rows with sparse histograms. :class:`Cell` merges such
-rows by addition (dense histograms), so partials from any number of partitions and workers
-combine exactly.
+histogram entries are collected as keys and counted once, when draining) and drains to
+:class:`~streams.columns.Columns` per run — cells as arrays, which add up exactly across
+partitions and workers (:func:`streams.columns.group`).
 
 Labels per run are capped (``max_labels``): past the cap, samples count under ``OVERFLOW_LABEL``,
 so a run with runaway labels (ids in URLs) cannot exhaust a worker's memory; response codes
@@ -16,17 +15,13 @@ likewise (``max_codes``, ``OVERFLOW_CODE``: JMeter puts exception texts in that 
 
 from __future__ import annotations
 
-import bisect
-from collections import Counter
-from dataclasses import dataclass, field
-from itertools import chain
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-from streams import histogram
-from streams.wire import Histogram, ResultBatch, SecondMetrics
+from streams import columns, histogram
+from streams.wire import ResultBatch, SecondMetrics
 
 OVERFLOW_LABEL: Final = "(other labels)"
 OVERFLOW_CODE: Final = "(other codes)"
@@ -35,99 +30,7 @@ N_BUCKETS: Final = histogram.MAX_BUCKET + 1
 CellKey = tuple[str, str, str, int]  # run, plan, label, second
 MetricsKey = tuple[str, str | None, str | None, int]  # None: a total over plans or labels
 _ONE: Final = np.int64(1)
-_ROW_SPAN: Final = 3 * N_BUCKETS  # histogram keys per row: elapsed, latency, connect
-_DENSE_COUNT_LIMIT: Final = 1 << 22
 _INT64_MAX: Final = np.iinfo(np.int64).max
-
-
-@dataclass
-class Cell:
-    """Rows of one cell added up: the merge of partials from many partitions or flushes.
-
-    Histograms are kept as the sparse parts added and summed once, by :func:`metrics_of` for
-    all the cells closing together: a cell is closed once and added to many times.
-    """
-
-    count: int = 0
-    failures: int = 0
-    codes: Counter[str] = field(default_factory=Counter)
-    bytes_recv: int = 0
-    bytes_sent: int = 0
-    elapsed_min_ms: int = 2**63 - 1
-    elapsed_max_ms: int = 0
-    elapsed_sum_ms: int = 0
-    threads_max: int = 0
-    parts: tuple[list[Histogram], list[Histogram], list[Histogram]] = field(
-        default_factory=lambda: ([], [], [])
-    )
-    """The elapsed, latency and connect histograms added."""
-
-    def add_metrics(self, m: SecondMetrics) -> None:
-        """Fold in a row of final or partial metrics (sparse histograms)."""
-        if not m.count:
-            return
-        self.count += m.count
-        self.failures += m.failures
-        self.codes.update(m.codes)
-        self.bytes_recv += m.bytes_recv
-        self.bytes_sent += m.bytes_sent
-        self.elapsed_min_ms = min(self.elapsed_min_ms, m.elapsed_min_ms)
-        self.elapsed_max_ms = max(self.elapsed_max_ms, m.elapsed_max_ms)
-        self.elapsed_sum_ms += m.elapsed_sum_ms
-        self.threads_max = max(self.threads_max, m.threads_max)
-        self.parts[0].append(m.elapsed)
-        self.parts[1].append(m.latency)
-        self.parts[2].append(m.connect)
-
-
-def metrics_of(cells: list[tuple[MetricsKey, Cell]]) -> list[SecondMetrics]:
-    """The rows of closed cells, their histograms summed in one pass over all of them."""
-    parts = [part for _, cell in cells for hist in cell.parts for part in hist]
-    lengths = [len(part.buckets) for part in parts]
-    # Each part's (cell, histogram) slot: parts are in cell order, then elapsed/latency/connect.
-    slots = [
-        3 * i + h for i, (_, cell) in enumerate(cells) for h in range(3) for _ in cell.parts[h]
-    ]
-    buckets = np.fromiter(chain.from_iterable(p.buckets for p in parts), np.int64, sum(lengths))
-    counts = np.fromiter(chain.from_iterable(p.counts for p in parts), np.float64, sum(lengths))
-    keys = buckets + np.repeat(np.asarray(slots, np.int64) * N_BUCKETS, lengths)
-    dense = np.bincount(keys, weights=counts, minlength=3 * len(cells) * N_BUCKETS)
-    (flat,) = np.nonzero(dense)
-    slot_of, bucket_of = np.divmod(flat, N_BUCKETS)
-    bounds = np.searchsorted(slot_of, np.arange(3 * len(cells) + 1)).tolist()
-    bucket_l, count_l = bucket_of.tolist(), dense[flat].astype(np.int64).tolist()
-    out = []
-    for i, (key, cell) in enumerate(cells):
-        hists = [
-            Histogram(
-                scheme=histogram.SCHEME,
-                buckets=bucket_l[bounds[3 * i + h] : bounds[3 * i + h + 1]],
-                counts=count_l[bounds[3 * i + h] : bounds[3 * i + h + 1]],
-            )
-            for h in range(3)
-        ]
-        run_id, plan_id, label, second = key
-        out.append(
-            SecondMetrics(
-                run_id=run_id,
-                plan_id=plan_id,
-                label=label,
-                second_s=second,
-                count=cell.count,
-                failures=cell.failures,
-                codes=dict(cell.codes),
-                bytes_recv=cell.bytes_recv,
-                bytes_sent=cell.bytes_sent,
-                elapsed_min_ms=cell.elapsed_min_ms if cell.count else 0,
-                elapsed_max_ms=cell.elapsed_max_ms,
-                elapsed_sum_ms=cell.elapsed_sum_ms,
-                threads_max=cell.threads_max,
-                elapsed=hists[0],
-                latency=hists[1],
-                connect=hists[2],
-            )
-        )
-    return out
 
 
 class Aggregator:
@@ -135,7 +38,7 @@ class Aggregator:
 
     Every cell has a row in a set of arrays (counts, sums, extremes, and a rows × buckets block
     per histogram), so folding a batch in is a handful of vectorised operations whatever the
-    number of cells it touches; :class:`Cell` objects are made only when draining.
+    number of cells it touches.
     """
 
     def __init__(self, max_labels: int = 1000, max_codes: int = 200) -> None:
@@ -212,7 +115,7 @@ class Aggregator:
         np.add.at(self._code_counts, (row, code_ids[batch.code_idx]), _ONE)
         # Histogram entries as keys (row, histogram, bucket), counted at drain: dense per-row
         # histograms cost 29 KB per cell, which a backlog (every batch a new second) pays per batch.
-        base = row * _ROW_SPAN
+        base = row * columns.SLOTS
         self._hist_keys.append(
             np.concatenate(
                 [
@@ -245,66 +148,40 @@ class Aggregator:
         return names
 
     def drain(self) -> dict[CellKey, SecondMetrics]:
-        """The cells so far, as metrics rows; the aggregator starts empty (label admission is
-        kept)."""
+        """The cells so far as metrics rows (see :meth:`drain_columns`)."""
+        return {
+            (run_id, row.plan_id or "", row.label or "", row.second_s): row
+            for run_id, cells in self.drain_columns().items()
+            for row in columns.rows(run_id, cells)
+        }
+
+    def drain_columns(self) -> dict[str, columns.Columns]:
+        """The cells so far, per run; the aggregator starts empty (label admission is kept)."""
         used = len(self._rows)
         if not used:
             return {}
-        keys = np.concatenate(self._hist_keys)
-        if used * _ROW_SPAN <= _DENSE_COUNT_LIMIT:  # few cells (live traffic): count densely
-            dense = np.bincount(keys, minlength=used * _ROW_SPAN)
-            keys = np.flatnonzero(dense)
-            counts = dense[keys]
-        else:  # many cells (a backlog, every batch a new second): sort
-            keys, counts = np.unique(keys, return_counts=True)
-        rows = keys // _ROW_SPAN
-        bounds = np.searchsorted(rows, np.arange(used + 1)).tolist()
-        which, bucket = np.divmod(keys - rows * _ROW_SPAN, N_BUCKETS)
-        hist_of, bucket_l, count_l = which.tolist(), bucket.tolist(), counts.tolist()
-        ints = self._ints[:used].tolist()
-        mins, maxs = self._min[:used].tolist(), self._max[:used].tolist()
-        threads = self._threads[:used].tolist()
+        entries = np.concatenate(self._hist_keys)  # row * SLOTS + slot, one per value
+        cells, slots, counts = columns.count_entries(entries, None, used)
+        keys = list(self._rows)  # in row order
         code_names = list(self._code_ids)
-        code_rows, code_cols = np.nonzero(self._code_counts[:used])
-        code_vals = self._code_counts[code_rows, code_cols].tolist()
-        codes: list[dict[str, int]] = [{} for _ in range(used)]
-        for r, c, v in zip(code_rows.tolist(), code_cols.tolist(), code_vals, strict=True):
-            codes[r][code_names[c]] = v
-        out: dict[CellKey, SecondMetrics] = {}
-        for key, row in self._rows.items():
-            count, failures, recv, sent, total = ints[row]
-            lo, hi = bounds[row], bounds[row + 1]
-            # keys are sorted: within a row, elapsed entries come first, then latency, connect.
-            split = [lo, *(lo + bisect.bisect_left(hist_of[lo:hi], h) for h in (1, 2)), hi]
-            hists = [
-                Histogram(
-                    scheme=histogram.SCHEME,
-                    buckets=bucket_l[split[h] : split[h + 1]],
-                    counts=count_l[split[h] : split[h + 1]],
-                )
-                for h in range(3)
-            ]
-            run_id, plan_id, label, second = key
-            out[key] = SecondMetrics(
-                run_id=run_id,
-                plan_id=plan_id,
-                label=label,
-                second_s=second,
-                count=count,
-                failures=failures,
-                codes=codes[row],
-                bytes_recv=recv,
-                bytes_sent=sent,
-                elapsed_min_ms=mins[row],
-                elapsed_max_ms=maxs[row],
-                elapsed_sum_ms=total,
-                threads_max=threads[row],
-                elapsed=hists[0],
-                latency=hists[1],
-                connect=hists[2],
-            )
+        every = columns.Columns(
+            keys=[(plan, label, second) for _, plan, label, second in keys],
+            sums=self._ints[:used].copy(),
+            mins=self._min[:used].copy(),
+            maxs=self._max[:used].copy(),
+            threads=self._threads[:used].copy(),
+            code_names=code_names,
+            codes=self._code_counts[:used, : len(code_names)].copy(),
+            hist_cells=cells,
+            hist_slots=slots,
+            hist_counts=counts,
+        )
         self._clear(used)
-        return out
+        runs = [run_id for run_id, _, _, _ in keys]
+        if len(set(runs)) == 1:
+            return {runs[0]: every}
+        run_of = np.array(runs)
+        return {r: every.take(np.flatnonzero(run_of == r)) for r in dict.fromkeys(runs)}
 
     def _clear(self, used: int) -> None:
         """Zero the rows in use, keeping the arrays: fresh zeros would page-fault on first use."""

@@ -22,14 +22,15 @@ and counted, never dropped.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
-from streams.aggregate import Cell, CellKey, metrics_of
-from streams.wire import MAX_HISTOGRAM_BUCKET, LateMetrics, SecondMetrics
+from streams.columns import SLOTS, Columns, Ints, Key, group, rows
+from streams.wire import LateMetrics, SecondMetrics
 from streams.wire.errors import DecodeError
-from streams.wire.messages import check_histograms
 
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
@@ -39,19 +40,36 @@ RowKey = tuple[str | None, str | None]  # plan, label
 
 
 class Partial(msgspec.Struct, frozen=True, kw_only=True, tag="partial", tag_field="kind"):
-    """Cells of one run aggregated from one results partition since its previous flush."""
+    """Cells of one run aggregated from one results partition since its previous flush, as
+    columns (:class:`~streams.columns.Columns`): arrays travel as little-endian bytes."""
 
-    v: Literal[1] = 1
+    v: Literal[2] = 2
     run_id: str
     source: str
     """``<topic>/<partition>`` of the results the cells come from."""
     upto_offset: int
     """The last results offset the flush covers."""
-    samples: NonNegative
-    cells: list[SecondMetrics]
+    plans: list[str]
+    labels: list[str]
+    code_names: list[str]
+    plan_idx: bytes
+    label_idx: bytes
+    seconds: bytes
+    sums: bytes
+    mins: bytes
+    maxs: bytes
+    threads: bytes
+    codes: bytes
+    hist_cells: bytes
+    hist_slots: bytes
+    hist_counts: bytes
 
 
-# MessagePack: partials are internal, and it decodes a third faster than JSON (and is smaller).
+_I64 = np.dtype("<i8")
+_COLUMNS = (
+    "plan_idx", "label_idx", "seconds", "mins", "maxs", "threads",
+    "hist_cells", "hist_slots", "hist_counts",
+)  # fmt: skip
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Partial)
 
@@ -60,29 +78,105 @@ def encode(message: Partial) -> bytes:
     return _encoder.encode(message)
 
 
-def decode(data: bytes) -> Partial:
+def to_partial(run_id: str, cells: Columns, source: str, upto_offset: int) -> Partial:
+    plans: dict[str, int] = {}
+    labels: dict[str, int] = {}
+    plan_idx = [plans.setdefault(plan or "", len(plans)) for plan, _, _ in cells.keys]
+    label_idx = [labels.setdefault(label or "", len(labels)) for _, label, _ in cells.keys]
+
+    def raw(values: npt.ArrayLike) -> bytes:
+        return np.ascontiguousarray(values, dtype=_I64).tobytes()
+
+    return Partial(
+        run_id=run_id,
+        source=source,
+        upto_offset=upto_offset,
+        plans=list(plans),
+        labels=list(labels),
+        code_names=cells.code_names,
+        plan_idx=raw(plan_idx),
+        label_idx=raw(label_idx),
+        seconds=raw([second for _, _, second in cells.keys]),
+        sums=raw(cells.sums),
+        mins=raw(cells.mins),
+        maxs=raw(cells.maxs),
+        threads=raw(cells.threads),
+        codes=raw(cells.codes),
+        hist_cells=raw(cells.hist_cells),
+        hist_slots=raw(cells.hist_slots),
+        hist_counts=raw(cells.hist_counts),
+    )
+
+
+def partials_of(drained: dict[str, Columns], source: str, upto_offset: int) -> list[Partial]:
+    """One :class:`Partial` per run of the drained cells."""
+    return [to_partial(run_id, c, source, upto_offset) for run_id, c in drained.items()]
+
+
+@dataclass
+class Received:
+    """A decoded partial: its cells, keyed by (plan, label) index and second."""
+
+    partial: Partial
+    seconds: Ints
+    pairs: Ints
+    """Each cell's index into :attr:`pair_keys`."""
+    pair_keys: list[RowKey]
+    cells: Columns
+
+
+def decode(data: bytes) -> Received:
+    """Decode and check a partial; raise :class:`DecodeError` naming what is wrong."""
     try:
-        message: Partial = _decoder.decode(data)
-    except msgspec.DecodeError as exc:
+        p = _decoder.decode(data)
+        n = len(p.seconds) // 8
+        arrays = {
+            name: np.frombuffer(getattr(p, name), dtype=_I64).astype(np.int64) for name in _COLUMNS
+        }
+        sums = np.frombuffer(p.sums, dtype=_I64).astype(np.int64).reshape(n, 5)
+        codes = np.frombuffer(p.codes, dtype=_I64).astype(np.int64).reshape(n, len(p.code_names))
+    except (msgspec.DecodeError, ValueError) as exc:
         raise DecodeError("partial", str(exc)) from exc
-    for cell in message.cells:
-        check_histograms(cell, MAX_HISTOGRAM_BUCKET)
-    return message
-
-
-def partials_of(
-    cells: dict[CellKey, SecondMetrics], source: str, upto_offset: int
-) -> list[Partial]:
-    """One :class:`Partial` per run of the drained ``cells``."""
-    by_run: dict[str, list[SecondMetrics]] = {}
-    samples: dict[str, int] = {}
-    for key, cell in cells.items():
-        by_run.setdefault(key[0], []).append(cell)
-        samples[key[0]] = samples.get(key[0], 0) + cell.count
-    return [
-        Partial(run_id=run, source=source, upto_offset=upto_offset, samples=samples[run], cells=c)
-        for run, c in by_run.items()
+    _check(p, n, arrays, sums, codes)
+    pair_keys: list[RowKey] = [(plan, label) for plan in p.plans for label in p.labels]
+    pairs = arrays["plan_idx"] * len(p.labels) + arrays["label_idx"]
+    keys: list[Key] = [
+        (pair_keys[i][0], pair_keys[i][1], s)
+        for i, s in zip(pairs.tolist(), arrays["seconds"].tolist(), strict=True)
     ]
+    cells = Columns(
+        keys=keys,
+        sums=sums,
+        mins=arrays["mins"],
+        maxs=arrays["maxs"],
+        threads=arrays["threads"],
+        code_names=p.code_names,
+        codes=codes,
+        hist_cells=arrays["hist_cells"],
+        hist_slots=arrays["hist_slots"],
+        hist_counts=arrays["hist_counts"],
+    )
+    return Received(p, arrays["seconds"], pairs, pair_keys, cells)
+
+
+def _check(p: Partial, n: int, a: dict[str, Ints], sums: Ints, codes: Ints) -> None:
+    def fail(reason: str) -> None:
+        raise DecodeError("partial", reason)
+
+    if any(len(a[k]) != n for k in ("plan_idx", "label_idx", "mins", "maxs", "threads")):
+        fail("column lengths differ")
+    if not (len(a["hist_cells"]) == len(a["hist_slots"]) == len(a["hist_counts"])):
+        fail("histogram columns differ in length")
+    if n and (a["plan_idx"].min() < 0 or a["plan_idx"].max() >= len(p.plans)):
+        fail("plan index out of range")
+    if n and (a["label_idx"].min() < 0 or a["label_idx"].max() >= len(p.labels)):
+        fail("label index out of range")
+    if len(a["hist_cells"]) and (a["hist_cells"].min() < 0 or a["hist_cells"].max() >= n):
+        fail("histogram cell out of range")
+    if len(a["hist_slots"]) and (a["hist_slots"].min() < 0 or a["hist_slots"].max() >= SLOTS):
+        fail(f"histogram slot outside 0..{SLOTS - 1}")
+    if (sums < 0).any() or (codes < 0).any() or (a["hist_counts"] < 0).any():
+        fail("negative count")
 
 
 class RunCursor(msgspec.Struct, kw_only=True):
@@ -108,7 +202,8 @@ class Closed:
 class _Window:
     opened: float
     """When its first sample arrived (monotonic seconds)."""
-    cells: dict[RowKey, Cell] = field(default_factory=dict)
+    parts: list[tuple[Columns, Ints]] = field(default_factory=list)
+    """Cells received for this second, each with its cells' run-level (plan, label) ids."""
 
 
 @dataclass
@@ -131,6 +226,8 @@ class RunWindows:
         self._replay_below = self.cursor.offset
         self._open: dict[int, _Window] = {}
         self._sources: dict[str, _Source] = {}
+        self._pairs: list[RowKey] = []
+        self._pair_ids: dict[RowKey, int] = {}
         self.offset = self.cursor.offset
         """One past the last partials offset applied."""
 
@@ -142,40 +239,46 @@ class RunWindows:
     def closed_s(self) -> int:
         return self.cursor.closed_s
 
-    def apply(self, partial: Partial, offset: int, source: str, now: float) -> Closed:
+    def apply(self, received: Received, offset: int, source: str, now: float) -> Closed:
         """Apply the partial at ``offset`` of partials partition ``source``, at time ``now``."""
         self.offset = max(self.offset, offset + 1)
         out = Closed()
-        late: dict[tuple[int, RowKey], Cell] = {}
-        replayed = offset < self._replay_below
-        newest = -1
-        for m in partial.cells:
-            second = m.second_s
-            newest = max(newest, second)
-            if second <= self.cursor.closed_s:
-                if not replayed:
-                    _fold(late, (second, (m.plan_id, m.label)), m)
-                    _fold(late, (second, TOTAL), m)
-                    out.late_samples += m.count
-                continue
-            window = self._open.get(second)
-            if window is None:
-                window = self._open[second] = _Window(opened=now)
-            _fold(window.cells, (m.plan_id, m.label), m)
-            _fold(window.cells, TOTAL, m)
-        mark = self._sources.get(partial.source)
-        if mark is None:
-            mark = self._sources[partial.source] = _Source(max_s=newest, heard=now)
-        mark.max_s, mark.heard = max(mark.max_s, newest), now
-        if late:
+        cells, seconds = received.cells, received.seconds
+        if not len(cells):
+            return out
+        ids = np.array([self._pair_id(k) for k in received.pair_keys], np.int64)[received.pairs]
+        closed_s = self.cursor.closed_s
+        late = seconds <= closed_s
+        if late.any() and offset >= self._replay_below:  # below: already in committed rows
+            idx = np.flatnonzero(late)
+            part = cells.take(idx)
+            out.late_samples = part.samples
             self.cursor.late_samples += out.late_samples
             out.late = LateMetrics(
                 run_id=self.run_id,
                 source=f"{source}@{offset}",
-                rows=self._rows([(s, k, c) for (s, k), c in sorted(late.items(), key=_order)]),
+                rows=self._close([(s, [(part, ids[idx])]) for s in [-1]], per_second=seconds[idx]),
             )
+        for second in np.unique(seconds[~late]).tolist():
+            idx = np.flatnonzero(seconds == second)
+            window = self._open.get(second)
+            if window is None:
+                window = self._open[second] = _Window(opened=now)
+            window.parts.append((cells.take(idx) if len(idx) < len(cells) else cells, ids[idx]))
+        newest = int(seconds.max())
+        mark = self._sources.get(received.partial.source)
+        if mark is None:
+            mark = self._sources[received.partial.source] = _Source(max_s=newest, heard=now)
+        mark.max_s, mark.heard = max(mark.max_s, newest), now
         out.rows = self.tick(now)
         return out
+
+    def _pair_id(self, key: RowKey) -> int:
+        found = self._pair_ids.get(key)
+        if found is None:
+            found = self._pair_ids[key] = len(self._pairs)
+            self._pairs.append(key)
+        return found
 
     def tick(self, now: float) -> list[SecondMetrics]:
         """Close, in order, the windows that every active source has passed by the grace period
@@ -184,40 +287,42 @@ class RunWindows:
             return []
         active = [m.max_s for m in self._sources.values() if now - m.heard < self.idle_s]
         through = min(active) - self.grace_s if active else max(self._open)
-        closed: list[tuple[int, RowKey, Cell]] = []
+        closing: list[tuple[int, list[tuple[Columns, Ints]]]] = []
         for second in sorted(self._open):
             window = self._open[second]
             if second > through or (active and now - window.opened < self.grace_s):
                 self.cursor.closed_s = max(self.cursor.closed_s, second - 1)
-                return self._rows(closed)
+                return self._close(closing)
             del self._open[second]
-            closed.extend(
-                (second, k, c)
-                for k, c in sorted(window.cells.items(), key=lambda kv: _sort_key(kv[0]))
-            )
+            closing.append((second, window.parts))
         self.cursor.closed_s = max(self.cursor.closed_s, through)
-        return self._rows(closed)
+        return self._close(closing)
 
-    def _rows(self, cells: list[tuple[int, RowKey, Cell]]) -> list[SecondMetrics]:
-        if not cells:
-            return []
-        return metrics_of([((self.run_id, k[0], k[1], s), c) for s, k, c in cells])
-
-
-_K = TypeVar("_K", tuple[int, RowKey], RowKey)
-
-
-def _fold(cells: dict[_K, Cell], key: _K, m: SecondMetrics) -> None:
-    cell = cells.get(key)
-    if cell is None:
-        cell = cells[key] = Cell()
-    cell.add_metrics(m)
+    def _close(
+        self,
+        windows: list[tuple[int, list[tuple[Columns, Ints]]]],
+        per_second: Ints | None = None,
+    ) -> list[SecondMetrics]:
+        """Rows of whole windows: per (plan, label) and the run total, sorted by key. With
+        ``per_second`` (late cells of several seconds in one part), split by second first."""
+        if per_second is not None:
+            ((_, [(part, ids)]),) = windows
+            windows = [
+                (s, [(part.take(np.flatnonzero(per_second == s)), ids[per_second == s])])
+                for s in np.unique(per_second).tolist()
+            ]
+        out: list[SecondMetrics] = []
+        for second, parts in windows:
+            used = np.unique(np.concatenate([ids for _, ids in parts]))
+            order = sorted(used.tolist(), key=lambda i: _sort_key(self._pairs[i]))
+            slot = np.empty(len(self._pairs), np.int64)
+            slot[order] = np.arange(len(order))
+            keys: list[Key] = [(*self._pairs[i], second) for i in order]
+            total: Key = (None, None, second)
+            merged = group([p for p, _ in parts], keys, [slot[ids] for _, ids in parts], total)
+            out.extend(rows(self.run_id, merged))
+        return out
 
 
 def _sort_key(k: RowKey) -> tuple[str, str]:
     return (k[0] or "", k[1] or "")
-
-
-def _order(item: tuple[tuple[int, RowKey], Cell]) -> tuple[int, str, str]:
-    (second, key), _ = item
-    return (second, *_sort_key(key))

@@ -162,7 +162,7 @@ class Aggregate(PartitionOwner[PartitionWork]):
             await self.ack(held)  # replayed input only: nothing to commit
             return
         # Swap out synchronously: the agent goes on adding to a fresh aggregator meanwhile.
-        cells = work.aggregator.drain()
+        cells = work.aggregator.drain_columns()
         held, work.held = work.held, []
         upto = work.seen
         self._expire_engines(work.state)

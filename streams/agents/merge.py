@@ -132,7 +132,7 @@ class Merge(PartitionOwner[MergeWork]):
             work.held.append(Held(event, "", -1))
             return
         self.metrics.partials.labels("applied").inc()
-        run_id = message.run_id
+        run_id = message.partial.run_id
         windows = work.runs.get(run_id)
         if windows is None:
             cursor = work.state.cursors.get(run_id)
@@ -151,7 +151,7 @@ class Merge(PartitionOwner[MergeWork]):
             work.late += closed.late_samples
         work.seen_ms[run_id] = int(time.time() * 1000)
         work.dirty = True
-        last_s = max((c.second_s for c in message.cells), default=-1)
+        last_s = int(message.seconds.max()) if len(message.seconds) else -1
         work.held.append(Held(event, run_id, last_s))
 
     def _emit(self, work: MergeWork, run_id: str, rows: list[SecondMetrics]) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streams import aggregate, histogram
-from streams.aggregate import OVERFLOW_CODE, OVERFLOW_LABEL, Aggregator, Cell, metrics_of
+from streams import columns, histogram
+from streams.aggregate import OVERFLOW_CODE, OVERFLOW_LABEL, Aggregator
 from streams.wire import BatchBuilder, ResultBatch
 
 T0 = 1_764_288_000_000
@@ -72,13 +72,13 @@ def _dense(values: list[int]) -> np.ndarray:
     return np.bincount(histogram.buckets(values), minlength=histogram.MAX_BUCKET + 1)
 
 
-@pytest.mark.parametrize("dense_limit", [aggregate._DENSE_COUNT_LIMIT, 0])
+@pytest.mark.parametrize("dense_limit", [columns._DENSE_LIMIT, 0])
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_cells_equal_a_brute_force_reference(
     seed: int, dense_limit: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Both ways of counting histogram entries at drain: dense (few cells) and by sorting.
-    monkeypatch.setattr(aggregate, "_DENSE_COUNT_LIMIT", dense_limit)
+    monkeypatch.setattr(columns, "_DENSE_LIMIT", dense_limit)
     batches = _batches(seed)
     agg = Aggregator()
     for b in batches:
@@ -112,13 +112,19 @@ def test_partials_from_two_aggregators_merge_to_the_whole() -> None:
     for i, b in enumerate(batches):
         whole.add(b)
         (left if i % 2 else right).add(b)
-    merged: dict[Any, Cell] = {}
-    for drained in (left.drain(), right.drain()):
-        for key, row in drained.items():
-            merged.setdefault(key, Cell()).add_metrics(row)
-    expected = whole.drain()
-    assert set(merged) == set(expected)
-    assert metrics_of(list(merged.items())) == [expected[key] for key in merged]
+    # Both halves, per run, added up with the merge agent's grouping: equal to the whole.
+    halves = [left.drain_columns(), right.drain_columns()]
+    whole_runs = whole.drain_columns()
+    for run_id, cells in whole_runs.items():
+        parts = [h[run_id] for h in halves if run_id in h]
+        keys = sorted({k for p in parts for k in p.keys})
+        index = {k: i for i, k in enumerate(keys)}
+        ids = [np.array([index[k] for k in p.keys], np.int64) for p in parts]
+        merged = columns.rows(run_id, columns.group(parts, keys, ids, total=None))
+        expected = sorted(
+            columns.rows(run_id, cells), key=lambda r: (r.plan_id, r.label, r.second_s)
+        )
+        assert merged == expected
 
 
 def test_labels_past_the_cap_count_under_the_overflow_label() -> None:

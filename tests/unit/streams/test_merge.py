@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import msgspec
+import numpy as np
 import pytest
 
 from streams.aggregate import Aggregator
-from streams.merge import Partial, RunCursor, RunWindows, decode, encode, partials_of
-from streams.wire import BatchBuilder, DecodeError, Histogram, SecondMetrics
+from streams.columns import SLOTS
+from streams.merge import Received, RunCursor, RunWindows, decode, encode, partials_of
+from streams.wire import BatchBuilder, DecodeError, SecondMetrics
 
 T0 = 1_764_288_000
 GRACE = 2
 IDLE = 5.0
 
 
-def _partial(source: str, seconds: list[int], per_second: int = 3, label: str = "L") -> Partial:
+def _partial(source: str, seconds: list[int], per_second: int = 3, label: str = "L") -> Received:
     b = BatchBuilder()
     for s in seconds:
         for i in range(per_second):
@@ -22,8 +24,8 @@ def _partial(source: str, seconds: list[int], per_second: int = 3, label: str = 
                   success=i != 0, bytes_recv=100)  # fmt: skip
     agg = Aggregator()
     agg.add(b.build(run_id="r", plan_id="p", engine_id="e", seq=0))
-    (partial,) = partials_of(agg.drain(), source, upto_offset=0)
-    return partial
+    (partial,) = partials_of(agg.drain_columns(), source, upto_offset=0)
+    return decode(encode(partial))
 
 
 def _seconds(rows: list[SecondMetrics]) -> list[int]:
@@ -90,14 +92,16 @@ def test_a_replay_skips_what_the_cursor_covers_and_rebuilds_the_rest() -> None:
     assert w.offset == 6
 
 
-def test_partials_round_trip_and_bad_buckets_are_rejected() -> None:
-    partial = _partial("A", [0])
-    assert decode(encode(partial)) == partial
-    cell = partial.cells[0]
-    wild = msgspec.structs.replace(
-        cell, elapsed=Histogram(scheme="log2pct", buckets=[99_999], counts=[cell.count])
-    )
-    with pytest.raises(DecodeError, match="bucket outside"):
-        decode(encode(msgspec.structs.replace(partial, cells=[wild])))
+def test_partials_round_trip_and_bad_input_is_rejected() -> None:
+    received = _partial("A", [0, 1])
+    partial = received.partial
+    assert decode(encode(partial)).partial == partial
+    assert received.cells.samples == 6
+    wild = np.frombuffer(partial.hist_slots, "<i8").copy()
+    wild[0] = SLOTS + 5
+    with pytest.raises(DecodeError, match="slot outside"):
+        decode(encode(msgspec.structs.replace(partial, hist_slots=wild.tobytes())))
+    with pytest.raises(DecodeError, match="column lengths differ"):
+        decode(encode(msgspec.structs.replace(partial, mins=b"")))
     with pytest.raises(DecodeError):
         decode(b"\x80")  # an empty map: no kind, no fields

@@ -1,0 +1,188 @@
+"""Cells as columns: what the aggregate agent drains and the merge agent adds up.
+
+A :class:`Columns` holds ``n`` cells of one run — each a (plan, label, second) — as numpy arrays:
+counts and sums, extremes, samples per response code, and the ``log2pct`` histogram entries as
+sparse (cell, slot, count) triples, where slot ``h * N_BUCKETS + bucket`` names the histogram
+(0 elapsed, 1 latency, 2 connect). Adding cells up is then a few vectorised operations whatever
+their number (:func:`group`), and Python objects are made only for the final rows (:func:`rows`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from streams import histogram
+from streams.wire import Histogram, SecondMetrics
+
+N_BUCKETS: Final = histogram.MAX_BUCKET + 1
+SLOTS: Final = 3 * N_BUCKETS
+INT64_MAX: Final = np.iinfo(np.int64).max
+_DENSE_LIMIT: Final = 1 << 22
+
+Ints = npt.NDArray[np.int64]
+Key = tuple[str | None, str | None, int]
+"""(plan, label, second); ``None`` plan and label: the run total."""
+
+
+@dataclass
+class Columns:
+    keys: list[Key]
+    sums: Ints
+    """(n, 5): count, failures, bytes received, bytes sent, elapsed sum."""
+    mins: Ints
+    maxs: Ints
+    threads: Ints
+    code_names: list[str]
+    codes: Ints
+    """(n, len(code_names)): samples per response code."""
+    hist_cells: Ints
+    hist_slots: Ints
+    hist_counts: Ints
+    """Sorted by cell, then slot."""
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def samples(self) -> int:
+        return int(self.sums[:, 0].sum())
+
+    def take(self, cells: npt.NDArray[np.intp]) -> Columns:
+        """The given cells (sorted indexes), renumbered from 0."""
+        renumber = np.full(len(self.keys), -1, np.int64)
+        renumber[cells] = np.arange(len(cells))
+        mask = renumber[self.hist_cells] >= 0
+        return Columns(
+            keys=[self.keys[i] for i in cells.tolist()],
+            sums=self.sums[cells],
+            mins=self.mins[cells],
+            maxs=self.maxs[cells],
+            threads=self.threads[cells],
+            code_names=self.code_names,
+            codes=self.codes[cells],
+            hist_cells=renumber[self.hist_cells[mask]],
+            hist_slots=self.hist_slots[mask],
+            hist_counts=self.hist_counts[mask],
+        )
+
+
+def count_entries(
+    keys: Ints, weights: npt.NDArray[np.float64] | None, n: int
+) -> tuple[Ints, Ints, Ints]:
+    """Add up histogram entries ``cell * SLOTS + slot`` (each weighing 1, or its weight) into
+    sparse (cell, slot, count) triples sorted by cell and slot."""
+    if n * SLOTS <= _DENSE_LIMIT:  # few cells: count densely
+        dense = np.bincount(keys, weights=weights, minlength=n * SLOTS)
+        flat = np.flatnonzero(dense)
+        counts = dense[flat].astype(np.int64)
+    elif weights is None:  # many cells: sort
+        flat, counts = np.unique(keys, return_counts=True)
+    else:
+        flat, inverse = np.unique(keys, return_inverse=True)
+        counts = np.bincount(inverse, weights=weights).astype(np.int64)
+    return flat // SLOTS, flat % SLOTS, counts
+
+
+def group(
+    parts: Sequence[Columns], keys: list[Key], ids: Sequence[Ints], total: Key | None
+) -> Columns:
+    """Cells of ``parts`` added up by key: ``ids[i][j]`` is the index in ``keys`` of cell ``j`` of
+    ``parts[i]``. With ``total``, one more cell — the sum of all — comes last under that key."""
+    n = len(keys) + (total is not None)
+    code_names = sorted({c for p in parts for c in p.code_names})
+    column = {c: i for i, c in enumerate(code_names)}
+    sums = np.zeros((n, 5), np.int64)
+    mins = np.full(n, INT64_MAX, np.int64)
+    maxs = np.zeros(n, np.int64)
+    threads = np.zeros(n, np.int64)
+    codes = np.zeros((n, len(code_names)), np.int64)
+    cells, slots, counts = [], [], []
+    for part, at in zip(parts, ids, strict=True):
+        np.add.at(sums, at, part.sums)
+        np.minimum.at(mins, at, part.mins)
+        np.maximum.at(maxs, at, part.maxs)
+        np.maximum.at(threads, at, part.threads)
+        cols = np.array([column[c] for c in part.code_names], np.int64)
+        np.add.at(codes, (at[:, None], cols[None, :]), part.codes)
+        cells.append(at[part.hist_cells])
+        slots.append(part.hist_slots)
+        counts.append(part.hist_counts)
+    all_cells = np.concatenate(cells) if cells else np.zeros(0, np.int64)
+    all_slots = np.concatenate(slots) if slots else np.zeros(0, np.int64)
+    all_counts = np.concatenate(counts) if counts else np.zeros(0, np.int64)
+    out_keys = list(keys)
+    if total is not None:
+        last = n - 1
+        sums[last] = sums[:last].sum(axis=0)
+        mins[last] = mins[:last].min(initial=INT64_MAX)
+        maxs[last] = maxs[:last].max(initial=0)
+        threads[last] = threads[:last].max(initial=0)
+        codes[last] = codes[:last].sum(axis=0)
+        all_cells = np.concatenate([all_cells, np.full(len(all_slots), last, np.int64)])
+        all_slots = np.concatenate([all_slots, all_slots])
+        all_counts = np.concatenate([all_counts, all_counts])
+        out_keys.append(total)
+    # Float weights hold counts exactly up to 2**53.
+    hc, hs, hn = count_entries(all_cells * SLOTS + all_slots, all_counts.astype(np.float64), n)
+    return Columns(out_keys, sums, mins, maxs, threads, code_names, codes, hc, hs, hn)
+
+
+def rows(run_id: str, c: Columns) -> list[SecondMetrics]:
+    """One :class:`SecondMetrics` per cell."""
+    n = len(c)
+    bounds = np.searchsorted(c.hist_cells * 3 + c.hist_slots // N_BUCKETS, np.arange(3 * n + 1))
+    b = bounds.tolist()
+    buckets = (c.hist_slots % N_BUCKETS).tolist()
+    counts = c.hist_counts.tolist()
+    sums, mins, maxs, threads = (
+        c.sums.tolist(),
+        c.mins.tolist(),
+        c.maxs.tolist(),
+        c.threads.tolist(),
+    )
+    code_cells, code_cols = np.nonzero(c.codes)
+    code_maps: list[dict[str, int]] = [{} for _ in range(n)]
+    for i, j, v in zip(
+        code_cells.tolist(),
+        code_cols.tolist(),
+        c.codes[code_cells, code_cols].tolist(),
+        strict=True,
+    ):
+        code_maps[i][c.code_names[j]] = v
+    out = []
+    for i, (plan, label, second) in enumerate(c.keys):
+        count, failures, recv, sent, total = sums[i]
+        h = [
+            Histogram(
+                scheme=histogram.SCHEME,
+                buckets=buckets[b[3 * i + k] : b[3 * i + k + 1]],
+                counts=counts[b[3 * i + k] : b[3 * i + k + 1]],
+            )
+            for k in range(3)
+        ]
+        out.append(
+            SecondMetrics(
+                run_id=run_id,
+                plan_id=plan,
+                label=label,
+                second_s=second,
+                count=count,
+                failures=failures,
+                codes=code_maps[i],
+                bytes_recv=recv,
+                bytes_sent=sent,
+                elapsed_min_ms=mins[i] if count else 0,
+                elapsed_max_ms=maxs[i],
+                elapsed_sum_ms=total,
+                threads_max=threads[i],
+                elapsed=h[0],
+                latency=h[1],
+                connect=h[2],
+            )
+        )
+    return out
