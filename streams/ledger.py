@@ -50,20 +50,24 @@ class Ledger:
     ) -> None:
         self.state_tp = TopicPartition(state_topic, partition)
         self._bootstrap = bootstrap
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            transactional_id=transactional_id,
-            transaction_timeout_ms=15_000,
-            # zstd at Kafka's default level 3: ~330 MB/s on JSON partials here, where aiokafka's
-            # lz4 (level 9) managed 57 MB/s and was a fifth of a busy worker's CPU.
-            compression_type="zstd",
-            linger_ms=5,
-            max_request_size=16 * 1024 * 1024,
-        )
+        self._transactional_id = transactional_id
+        self._producer = self._new_producer()
         self._retry_s = retry_s
         self._lock = asyncio.Lock()
         self.fenced = False
         self.commits = 0
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            transactional_id=self._transactional_id,
+            transaction_timeout_ms=15_000,
+            # zstd at Kafka's default level 3: ~330 MB/s on partials here, where aiokafka's lz4
+            # (level 9) managed 57 MB/s and was a fifth of a busy worker's CPU.
+            compression_type="zstd",
+            linger_ms=5,
+            max_request_size=16 * 1024 * 1024,
+        )
 
     async def open(self) -> bytes | None:
         """Fence the previous owner, then return the last committed state record (or None)."""
@@ -92,39 +96,52 @@ class Ledger:
                 except ProducerFenced as exc:
                     self.fenced = True
                     raise FencedError(str(self.state_tp)) from exc
-                except KafkaError as exc:
+                except (KafkaError, AssertionError) as exc:
+                    # After a failed send aiokafka's transaction state can be beyond repair
+                    # (OutOfOrderSequenceNumber, or an AssertionError on the next abort): start
+                    # over with a new producer of the same transactional id, which aborts
+                    # whatever the old one left open. The same records are sent again.
                     log.warning("flush of %s failed, retrying: %r", self.state_tp, exc)
-                    await self._abort()
+                    await self._renew()
                     await asyncio.sleep(self._retry_s)
+                    if await self._committed(state):
+                        # The commit went through and only its answer was lost: sending the
+                        # records again would apply them twice.
+                        self.commits += 1
+                        return
 
     async def _transaction(self, records: Sequence[Record], state: bytes) -> None:
         p = self._producer
         await p.begin_transaction()
-        try:
-            futures = [
-                await p.send(r.topic, r.value, key=r.key, partition=r.partition) for r in records
-            ]
-            futures.append(
-                await p.send(
-                    self.state_tp.topic,
-                    state,
-                    key=str(self.state_tp.partition).encode(),
-                    partition=self.state_tp.partition,
-                )
+        futures = [
+            await p.send(r.topic, r.value, key=r.key, partition=r.partition) for r in records
+        ]
+        futures.append(
+            await p.send(
+                self.state_tp.topic,
+                state,
+                key=str(self.state_tp.partition).encode(),
+                partition=self.state_tp.partition,
             )
-            await asyncio.gather(*futures)
-        except BaseException:
-            await self._abort()
-            raise
+        )
+        await asyncio.gather(*futures)
         await p.commit_transaction()
 
-    async def _abort(self) -> None:
+    async def _committed(self, state: bytes) -> bool:
         try:
-            await self._producer.abort_transaction()
+            return await read_last(self._bootstrap, self.state_tp) == state
+        except KafkaError:
+            return False
+
+    async def _renew(self) -> None:
+        await self.close()
+        self._producer = self._new_producer()
+        try:
+            await self._producer.start()
         except ProducerFenced:
             self.fenced = True
-        except KafkaError as exc:
-            log.debug("abort on %s: %r", self.state_tp, exc)
+        except KafkaError as exc:  # the broker may be down: the next attempt starts it again
+            log.debug("restarting the producer of %s: %r", self.state_tp, exc)
 
 
 async def read_last(bootstrap: str, tp: TopicPartition) -> bytes | None:

@@ -22,7 +22,7 @@ and counted, never dropped.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 import numpy as np
@@ -108,9 +108,31 @@ def to_partial(run_id: str, cells: Columns, source: str, upto_offset: int) -> Pa
     )
 
 
+#: Histogram entries per partial at most (~250 KB of columns before compression): a message
+#: must stay under the broker's limit (``message.max.bytes``, 1 MB by default) however many
+#: cells a flush drains — a backlog can drain hundreds of thousands.
+MAX_ENTRIES: Final = 10_000
+
+
 def partials_of(drained: dict[str, Columns], source: str, upto_offset: int) -> list[Partial]:
-    """One :class:`Partial` per run of the drained cells."""
-    return [to_partial(run_id, c, source, upto_offset) for run_id, c in drained.items()]
+    """The :class:`Partial` messages of the drained cells: per run, in chunks of whole cells
+    with at most :data:`MAX_ENTRIES` histogram entries each (a cell has at most 3,603)."""
+    out = []
+    for run_id, cells in drained.items():
+        per_cell = np.bincount(cells.hist_cells, minlength=len(cells))
+        if per_cell.sum() <= MAX_ENTRIES:
+            out.append(to_partial(run_id, cells, source, upto_offset))
+            continue
+        start, total = 0, 0
+        for i, entries in enumerate(per_cell.tolist()):
+            if total + entries > MAX_ENTRIES and i > start:
+                out.append(to_partial(run_id, cells.take(np.arange(start, i)), source, upto_offset))
+                start, total = i, 0
+            total += entries
+        out.append(
+            to_partial(run_id, cells.take(np.arange(start, len(cells))), source, upto_offset)
+        )
+    return out
 
 
 @dataclass

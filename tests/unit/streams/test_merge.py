@@ -6,6 +6,7 @@ import msgspec
 import numpy as np
 import pytest
 
+from streams import merge
 from streams.aggregate import Aggregator
 from streams.columns import SLOTS
 from streams.merge import Received, RunCursor, RunWindows, decode, encode, partials_of
@@ -105,3 +106,25 @@ def test_partials_round_trip_and_bad_input_is_rejected() -> None:
         decode(encode(msgspec.structs.replace(partial, mins=b"")))
     with pytest.raises(DecodeError):
         decode(b"\x80")  # an empty map: no kind, no fields
+
+
+def test_a_big_flush_travels_in_chunks_that_add_up_to_the_same_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    b = BatchBuilder()
+    for s in range(4):
+        for i in range(200):
+            b.add(ts_ms=(T0 + s) * 1000 + i, elapsed_ms=i, label=f"L{i % 7}", code="200",
+                  success=True)  # fmt: skip
+    agg = Aggregator()
+    agg.add(b.build(run_id="r", plan_id="p", engine_id="e", seq=0))
+    drained = agg.drain_columns()
+    whole = RunWindows("r", GRACE, IDLE)
+    whole.apply(decode(encode(partials_of(drained, "A", 0)[0])), 0, "P/0", now=0.0)
+    monkeypatch.setattr(merge, "MAX_ENTRIES", 100)
+    chunks = partials_of(drained, "A", 0)
+    assert len(chunks) > 4
+    chunked = RunWindows("r", GRACE, IDLE)
+    for offset, chunk in enumerate(chunks):
+        chunked.apply(decode(encode(chunk)), offset, "P/0", now=0.0)
+    assert chunked.tick(now=100.0) == whole.tick(now=100.0)
