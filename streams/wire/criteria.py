@@ -1,0 +1,205 @@
+"""Pass/fail criteria of a run: one syntax, parsed and validated here, evaluated by the stream.
+
+    criterion := measure [ "on" LABEL ] OP VALUE ("for" | "over") DURATION [ "after ramp-up" ]
+    measure   := QUANTILE "(" FIELD ")" | "avg(" FIELD ")" | "max(" FIELD ")"
+               | "error_rate" | "rps" | "failures"
+    QUANTILE  := p50 | p75 | p90 | p95 | p99 | p99.9
+    FIELD     := elapsed | latency | connect
+    OP        := > | >= | < | <=
+    VALUE     := a number, with "ms" or "s" for times, "%" for error_rate, none for rps and failures
+    DURATION  := a whole number of seconds or minutes: 30s, 2m
+    LABEL     := a double-quoted string (JSON escapes)
+
+``for 30s``: the condition holds in each of 30 consecutive seconds. ``over 60s``: it holds for
+the 60 seconds taken together (counts added, histograms merged). Examples::
+
+    p95(elapsed) > 500ms for 30s
+    error_rate > 5% over 60s
+    rps < 100 for 20s after ramp-up
+    p99(latency) on "POST /login" >= 2s over 1m
+
+A criterion describes a *breach*: when it holds, the run fails it (and may be aborted). Parsing
+raises :class:`CriterionError` with the position and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from streams.wire.errors import WireError
+
+
+class CriterionError(WireError):
+    """A criterion that does not parse; the message says where and why."""
+
+
+class Window(StrEnum):
+    FOR = "for"
+    """Each second of the window breaches."""
+    OVER = "over"
+    """The window as a whole breaches."""
+
+
+QUANTILES: Final = {"p50": 0.5, "p75": 0.75, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
+FIELDS: Final = ("elapsed", "latency", "connect")
+OPS: Final = (">=", "<=", ">", "<")
+MAX_WINDOW_S: Final = 3600
+
+
+@dataclass(frozen=True)
+class Criterion:
+    text: str
+    measure: str
+    """``p95``, ``avg``, ``max``, ``error_rate``, ``rps`` or ``failures``."""
+    field: str | None
+    """``elapsed``, ``latency`` or ``connect`` for time measures; else ``None``."""
+    label: str | None
+    op: str
+    threshold: float
+    """Milliseconds for times, a fraction (0..1) for error_rate, a count or rate otherwise."""
+    window: Window
+    seconds: int
+    after_ramp_up: bool
+
+    def holds(self, value: float) -> bool:
+        """Whether ``value`` breaches the threshold."""
+        t = self.threshold
+        return {">": value > t, ">=": value >= t, "<": value < t, "<=": value <= t}[self.op]
+
+    @property
+    def kind(self) -> str:
+        """The class of what is measured: ``latency``, ``errors`` or ``throughput``."""
+        if self.field is not None:
+            return "latency"
+        return "errors" if self.measure in ("error_rate", "failures") else "throughput"
+
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+      (?P<string>"(?:[^"\\]|\\.)*")
+    | (?P<op>>=|<=|>|<)
+    | (?P<number>\d+(?:\.\d+)?)(?P<unit>ms|s|m|%)?
+    | (?P<word>[A-Za-z_][A-Za-z0-9_.\-]*)
+    | (?P<punct>[()])
+    )""",
+    re.VERBOSE,
+)
+
+
+@dataclass(frozen=True)
+class _Token:
+    where: str
+    kind: str
+    """string, op, number, word, ( or )."""
+    value: str
+    unit: str | None = None
+
+
+def parse(text: str) -> Criterion:
+    """Parse one criterion (see the module doc for the syntax)."""
+    tokens = _tokens(text)
+    pos = 0
+
+    def fail(expected: str, at: int | None = None) -> CriterionError:
+        i = pos if at is None else at
+        where = tokens[i].where if i < len(tokens) else "the end"
+        return CriterionError(f"criterion {text!r}: expected {expected} at {where}")
+
+    def take(kind: str, expected: str) -> _Token:
+        nonlocal pos
+        if pos >= len(tokens) or tokens[pos].kind != kind:
+            raise fail(expected)
+        pos += 1
+        return tokens[pos - 1]
+
+    measures = "a measure: p50..p99.9(field), avg(field), max(field), error_rate, rps, failures"
+    measure, field = take("word", measures).value, None
+    if measure in QUANTILES or measure in ("avg", "max"):
+        take("(", "'('")
+        field = take("word", f"a field: {', '.join(FIELDS)}").value
+        if field not in FIELDS:
+            raise fail(f"a field: {', '.join(FIELDS)}", pos - 1)
+        take(")", "')'")
+    elif measure not in ("error_rate", "rps", "failures"):
+        raise fail(measures, pos - 1)
+    label = None
+    if pos < len(tokens) and tokens[pos].value == "on":
+        pos += 1
+        label = json.loads(take("string", 'a label in double quotes, e.g. "GET /items"').value)
+    op = take("op", "a comparison: >, >=, <, <=").value
+    number = take("number", "a threshold, e.g. 500ms, 5%, 100")
+    threshold = _threshold(text, measure, field, float(number.value), number.unit)
+    how = take("word", "'for' or 'over' and a duration")
+    if how.value not in ("for", "over"):
+        raise fail("'for' or 'over' and a duration", pos - 1)
+    length = take("number", "a duration, e.g. 30s or 2m")
+    seconds = _seconds(text, float(length.value), length.unit)
+    after = False
+    if pos + 1 < len(tokens) and (tokens[pos].value, tokens[pos + 1].value) == ("after", "ramp-up"):
+        after, pos = True, pos + 2
+    if pos < len(tokens):
+        raise fail("nothing more (or 'after ramp-up')")
+    return Criterion(text, measure, field, label, op, threshold, Window(how.value), seconds, after)
+
+
+def _tokens(text: str) -> list[_Token]:
+    out: list[_Token] = []
+    i = 0
+    while text[i:].strip():
+        m = _TOKEN.match(text, i)
+        if m is None:
+            start = len(text) - len(text[i:].lstrip())
+            raise CriterionError(
+                f"criterion {text!r}: unexpected character at {_where(text, start)}"
+            )
+        start = m.end() - len(m.group(0).lstrip())
+        where = _where(text, start)
+        if m.group("string"):
+            out.append(_Token(where, "string", m.group("string")))
+        elif m.group("op"):
+            out.append(_Token(where, "op", m.group("op")))
+        elif m.group("number"):
+            out.append(_Token(where, "number", m.group("number"), m.group("unit")))
+        elif m.group("word"):
+            out.append(_Token(where, "word", m.group("word")))
+        else:
+            out.append(_Token(where, m.group("punct"), m.group("punct")))
+        i = m.end()
+    return out
+
+
+def _where(text: str, i: int) -> str:
+    return f"position {i + 1} ({text[i : i + 12]!r})" if i < len(text) else "the end"
+
+
+def _threshold(text: str, measure: str, field: str | None, value: float, unit: str | None) -> float:
+    if field is not None:
+        if unit == "ms":
+            return value
+        if unit == "s":
+            return value * 1000
+        raise CriterionError(f"criterion {text!r}: a time threshold needs a unit: ms or s")
+    if measure == "error_rate":
+        if unit != "%":
+            raise CriterionError(f"criterion {text!r}: error_rate is given in %, e.g. 5%")
+        if value > 100:
+            raise CriterionError(f"criterion {text!r}: error_rate cannot exceed 100%")
+        return value / 100
+    if unit is not None:
+        raise CriterionError(f"criterion {text!r}: {measure} takes a plain number, no unit")
+    return value
+
+
+def _seconds(text: str, value: float, unit: str | None) -> int:
+    if unit not in ("s", "m") or value != int(value):
+        raise CriterionError(
+            f"criterion {text!r}: a duration is whole seconds or minutes, e.g. 30s or 2m"
+        )
+    seconds = int(value) * (60 if unit == "m" else 1)
+    if not 1 <= seconds <= MAX_WINDOW_S:
+        raise CriterionError(f"criterion {text!r}: a duration is 1s to {MAX_WINDOW_S // 60}m")
+    return seconds
