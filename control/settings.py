@@ -25,6 +25,16 @@ class ClickHouseSettings(BaseModel):
     dsn: str = Field("", description="clickhouse-connect DSN; empty means chdb under data_dir")
 
 
+class SinkSettings(BaseModel):
+    enabled: bool = Field(
+        True, description="run the ClickHouse sink in this process (metrics.v1 → ClickHouse)"
+    )
+    group_id: str = Field(
+        "shibuya-clickhouse-sink", description="consumer group shared by every replica's sink"
+    )
+    raw_samples: bool = Field(False, description="also store raw samples (TTL 7 days)")
+
+
 class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SHIBUYA_API_", env_nested_delimiter="__", extra="forbid"
@@ -38,6 +48,7 @@ class ApiSettings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     database: DatabaseSettings = DatabaseSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
+    sink: SinkSettings = SinkSettings()
 
     @property
     def database_url(self) -> str:

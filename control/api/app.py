@@ -2,15 +2,53 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from control.results.queries import Results
+from control.results.sink import Sink
+from control.results.store import Store
 from control.settings import ApiSettings
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
     registry = CollectorRegistry()
-    app = FastAPI(title="Shibuya control API", version="0.1.0")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # This process owns ClickHouse (the embedded engine admits one process): it stores
+        # the stream's rows (the sink) and answers the queries.
+        store = await asyncio.to_thread(Store.open, settings.clickhouse_dsn)
+        app.state.results = Results(store)
+        sink: Sink | None = None
+        task: asyncio.Task[None] | None = None
+        if settings.sink.enabled:
+            sink = Sink(
+                store,
+                settings.kafka.bootstrap,
+                topic_prefix=settings.kafka.topic_prefix,
+                group_id=settings.sink.group_id,
+                raw_samples=settings.sink.raw_samples,
+                registry=registry,
+            )
+            task = asyncio.create_task(_keep_running(sink))
+        try:
+            yield
+        finally:
+            if sink is not None and task is not None:
+                sink.stop()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(task, timeout=15)
+            await asyncio.to_thread(store.close)
+
+    app = FastAPI(title="Shibuya control API", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.registry = registry
 
@@ -25,3 +63,16 @@ def create_app(settings: ApiSettings) -> FastAPI:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+async def _keep_running(sink: Sink) -> None:
+    """Run the sink; while Kafka is unreachable, try again every few seconds."""
+    while not sink.stopping():
+        try:
+            await sink.run()
+        except Exception as exc:  # the broker may be down or not created yet
+            log.warning("ClickHouse sink stopped (%r); restarting in 5 s", exc)
+            for _ in range(50):
+                if sink.stopping():
+                    return
+                await asyncio.sleep(0.1)

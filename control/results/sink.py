@@ -192,6 +192,9 @@ class Sink:
     def stop(self) -> None:
         self._stopping.set()
 
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def _rows(self, records: Iterable[ConsumerRecord[bytes, bytes]]) -> _Batch:
         batch = _Batch()
         for r in records:

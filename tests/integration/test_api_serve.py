@@ -1,19 +1,33 @@
-"""``shibuya api serve``: the real server process answers its health and metrics endpoints."""
+"""``shibuya api serve``: the real server process answers its health and metrics endpoints and
+runs the ClickHouse sink."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
+from shibuya.dev import kafka_io
 from shibuya.dev.procs import free_port, port_open, wait_for
+from streams.wire import Topic, topic_name
+from tests.integration.stream_support import send
 
 
-def test_api_serves_health_and_metrics(tmp_path: Path) -> None:
+def test_api_serves_health_and_metrics_and_stores_the_streams_rows(
+    tmp_path: Path, kafka_bootstrap: str, unique: str
+) -> None:
     port = free_port()
-    env = {**os.environ, "SHIBUYA_API_PORT": str(port), "SHIBUYA_API_DATA_DIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "SHIBUYA_API_PORT": str(port),
+        "SHIBUYA_API_DATA_DIR": str(tmp_path),
+        "SHIBUYA_API_KAFKA__BOOTSTRAP": kafka_bootstrap,
+        "SHIBUYA_API_KAFKA__TOPIC_PREFIX": unique,
+        "SHIBUYA_API_SINK__GROUP_ID": f"{unique}-sink",
+    }
     log = tmp_path / "api.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -29,6 +43,18 @@ def test_api_serves_health_and_metrics(tmp_path: Path) -> None:
             assert resp.read() == b'{"status":"ok"}'
         with urllib.request.urlopen(f"{base}/metrics", timeout=5) as resp:
             assert resp.headers["content-type"].startswith("text/plain")
+        # The API process owns ClickHouse and runs the sink: a row on metrics.v1 is stored.
+        golden = (Path(__file__).parents[1] / "golden" / "second_metrics_v1.json").read_bytes()
+        metrics_topic = topic_name(Topic.METRICS, unique)  # the workers create it
+        asyncio.run(kafka_io.create_topics(kafka_bootstrap, [metrics_topic], partitions=2))
+        send(kafka_bootstrap, metrics_topic, [(b"run-42", golden)])
+        stored = 'shibuya_sink_rows_total{table="metrics_second"} 1.0'
+
+        def metrics_text() -> str:
+            with urllib.request.urlopen(f"{base}/metrics", timeout=5) as resp:
+                return str(resp.read().decode())
+
+        assert wait_for(lambda: stored in metrics_text(), timeout_s=60), metrics_text()
     finally:
         proc.terminate()
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
