@@ -7,6 +7,7 @@ import logging
 import signal
 from pathlib import Path
 
+import pyarrow as pa
 from prometheus_client import CollectorRegistry
 
 from engine_sidecar import health
@@ -32,13 +33,24 @@ def tail(
     asyncio.run(_tail(settings, path, identity, engine_pid))
 
 
-async def _tail(
-    settings: SidecarSettings, path: Path, identity: Identity, engine_pid: int | None = None
-) -> None:
+def _stop_on_signals() -> asyncio.Event:
+    """SIGTERM and SIGINT set the returned event: the sidecar then drains and exits.
+
+    pyarrow would otherwise cancel a CSV parse that a signal interrupts (``ArrowCancelled:
+    received signal 15``), failing the very drain the signal asks for.
+    """
+    pa.enable_signal_handlers(False)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _tail(
+    settings: SidecarSettings, path: Path, identity: Identity, engine_pid: int | None = None
+) -> None:
+    stop = _stop_on_signals()
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     registry = CollectorRegistry()
     limits = Limits(settings.batch.max_samples, settings.batch.max_interval_ms)
@@ -117,10 +129,7 @@ def run(settings: SidecarSettings) -> None:
 
 
 async def _run(settings: SidecarSettings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signals()
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     e, k, j = settings.engine, settings.kafka, settings.jmeter
     registry = CollectorRegistry()
