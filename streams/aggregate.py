@@ -25,12 +25,11 @@ from streams.wire import ResultBatch, SecondMetrics
 
 OVERFLOW_LABEL: Final = "(other labels)"
 OVERFLOW_CODE: Final = "(other codes)"
-N_BUCKETS: Final = histogram.MAX_BUCKET + 1
+N_BUCKETS: Final = columns.N_BUCKETS
 
 CellKey = tuple[str, str, str, int]  # run, plan, label, second
 MetricsKey = tuple[str, str | None, str | None, int]  # None: a total over plans or labels
 _ONE: Final = np.int64(1)
-_INT64_MAX: Final = np.iinfo(np.int64).max
 
 
 class Aggregator:
@@ -52,7 +51,7 @@ class Aggregator:
         self._rows: dict[CellKey, int] = {}
         self._cap = capacity
         self._ints = np.zeros((capacity, 5), np.int64)  # count, failures, recv, sent, elapsed sum
-        self._min = np.full(capacity, _INT64_MAX, np.int64)
+        self._min = np.full(capacity, columns.INT64_MAX, np.int64)
         self._max = np.zeros(capacity, np.int64)  # elapsed
         self._threads = np.zeros(capacity, np.int64)
         self._hist_keys: list[npt.NDArray[np.int64]] = []
@@ -64,7 +63,7 @@ class Aggregator:
             cap = max(rows, 2 * self._cap)
             extra = cap - self._cap
             self._ints = np.concatenate([self._ints, np.zeros((extra, 5), np.int64)])
-            self._min = np.concatenate([self._min, np.full(extra, _INT64_MAX, np.int64)])
+            self._min = np.concatenate([self._min, np.full(extra, columns.INT64_MAX, np.int64)])
             self._max = np.concatenate([self._max, np.zeros(extra, np.int64)])
             self._threads = np.concatenate([self._threads, np.zeros(extra, np.int64)])
             self._code_counts = np.concatenate(
@@ -187,7 +186,7 @@ class Aggregator:
         """Zero the rows in use, keeping the arrays: fresh zeros would page-fault on first use."""
         self._rows = {}
         self._ints[:used] = 0
-        self._min[:used] = _INT64_MAX
+        self._min[:used] = columns.INT64_MAX
         self._max[:used] = 0
         self._threads[:used] = 0
         self._hist_keys = []

@@ -55,7 +55,6 @@ class Ledger:
         self._retry_s = retry_s
         self._lock = asyncio.Lock()
         self.fenced = False
-        self.commits = 0
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -91,7 +90,6 @@ class Ledger:
                     raise FencedError(str(self.state_tp))
                 try:
                     await self._transaction(records, state)
-                    self.commits += 1
                     return
                 except ProducerFenced as exc:
                     self.fenced = True
@@ -107,7 +105,6 @@ class Ledger:
                     if await self._committed(state):
                         # The commit went through and only its answer was lost: sending the
                         # records again would apply them twice.
-                        self.commits += 1
                         return
 
     async def _transaction(self, records: Sequence[Record], state: bytes) -> None:

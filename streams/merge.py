@@ -22,7 +22,7 @@ and counted, never dropped.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Final, Literal
+from typing import Final, Literal
 
 import msgspec
 import numpy as np
@@ -31,11 +31,8 @@ import numpy.typing as npt
 from streams.columns import SLOTS, Columns, Ints, Key, group, rows
 from streams.wire import LateMetrics, SecondMetrics
 from streams.wire.errors import DecodeError
+from streams.wire.messages import NonNegative
 
-NonNegative = Annotated[int, msgspec.Meta(ge=0)]
-
-#: The key of a run's total rows: over all plans and labels.
-TOTAL: tuple[None, None] = (None, None)
 RowKey = tuple[str | None, str | None]  # plan, label
 
 
@@ -269,24 +266,24 @@ class RunWindows:
         if not len(cells):
             return out
         ids = np.array([self._pair_id(k) for k in received.pair_keys], np.int64)[received.pairs]
-        closed_s = self.cursor.closed_s
-        late = seconds <= closed_s
-        if late.any() and offset >= self._replay_below:  # below: already in committed rows
-            idx = np.flatnonzero(late)
-            part = cells.take(idx)
-            out.late_samples = part.samples
-            self.cursor.late_samples += out.late_samples
-            out.late = LateMetrics(
-                run_id=self.run_id,
-                source=f"{source}@{offset}",
-                rows=self._close([(s, [(part, ids[idx])]) for s in [-1]], per_second=seconds[idx]),
-            )
-        for second in np.unique(seconds[~late]).tolist():
+        late: list[tuple[int, list[tuple[Columns, Ints]]]] = []
+        for second in np.unique(seconds).tolist():
             idx = np.flatnonzero(seconds == second)
+            part = (cells.take(idx) if len(idx) < len(cells) else cells, ids[idx])
+            if second <= self.cursor.closed_s:
+                if offset >= self._replay_below:  # below: already in committed rows
+                    late.append((second, [part]))
+                continue
             window = self._open.get(second)
             if window is None:
                 window = self._open[second] = _Window(opened=now)
-            window.parts.append((cells.take(idx) if len(idx) < len(cells) else cells, ids[idx]))
+            window.parts.append(part)
+        if late:
+            out.late_samples = sum(parts[0][0].samples for _, parts in late)
+            self.cursor.late_samples += out.late_samples
+            out.late = LateMetrics(
+                run_id=self.run_id, source=f"{source}@{offset}", rows=self._close(late)
+            )
         newest = int(seconds.max())
         mark = self._sources.get(received.partial.source)
         if mark is None:
@@ -320,19 +317,8 @@ class RunWindows:
         self.cursor.closed_s = max(self.cursor.closed_s, through)
         return self._close(closing)
 
-    def _close(
-        self,
-        windows: list[tuple[int, list[tuple[Columns, Ints]]]],
-        per_second: Ints | None = None,
-    ) -> list[SecondMetrics]:
-        """Rows of whole windows: per (plan, label) and the run total, sorted by key. With
-        ``per_second`` (late cells of several seconds in one part), split by second first."""
-        if per_second is not None:
-            ((_, [(part, ids)]),) = windows
-            windows = [
-                (s, [(part.take(np.flatnonzero(per_second == s)), ids[per_second == s])])
-                for s in np.unique(per_second).tolist()
-            ]
+    def _close(self, windows: list[tuple[int, list[tuple[Columns, Ints]]]]) -> list[SecondMetrics]:
+        """Rows of whole windows: per (plan, label) and the run total, sorted by key."""
         out: list[SecondMetrics] = []
         for second, parts in windows:
             used = np.unique(np.concatenate([ids for _, ids in parts]))

@@ -160,7 +160,6 @@ class Sink:
         self._bootstrap = bootstrap
         self._group_id = group_id
         self._stopping = threading.Event()
-        self.inserted = 0
 
     async def run(self) -> None:
         """Consume and insert until :meth:`stop`."""
@@ -249,7 +248,6 @@ class Sink:
                     await self._insert_rows(table, [row], columns)
                 return
         self.metrics.rows.labels(table).inc(len(rows))
-        self.inserted += len(rows)
 
 
 #: Errors after which the same insert may succeed (the server restarting, a network blip).

@@ -77,7 +77,6 @@ class MergeWork:
     out: list[Record] = field(default_factory=list)
     rows: list[SecondMetrics] = field(default_factory=list)
     late: int = 0
-    seen_ms: dict[str, int] = field(default_factory=dict)
     dirty: bool = False
     """Partials applied since the last commit."""
     next_offset: int = 0
@@ -149,7 +148,7 @@ class Merge(PartitionOwner[MergeWork]):
                 Record(self._metrics_topic, run_key(run_id), encode_message(closed.late))
             )
             work.late += closed.late_samples
-        work.seen_ms[run_id] = int(time.time() * 1000)
+        work.state.seen_ms[run_id] = int(time.time() * 1000)
         work.dirty = True
         last_s = int(message.seconds.max()) if len(message.seconds) else -1
         work.held.append(Held(event, run_id, last_s))
@@ -173,7 +172,6 @@ class Merge(PartitionOwner[MergeWork]):
             work.state.cursors[run_id] = msgspec.structs.replace(
                 windows.cursor, offset=windows.offset
             )
-        work.state.seen_ms.update(work.seen_ms)
         self._expire(work)
         closed = {run_id: w.closed_s for run_id, w in work.runs.items()}
         await work.ledger.commit(out, _state_encoder.encode(work.state))
@@ -198,7 +196,6 @@ class Merge(PartitionOwner[MergeWork]):
                 work.state.cursors.pop(run_id, None)
                 work.state.seen_ms.pop(run_id, None)
                 work.runs.pop(run_id, None)
-                work.seen_ms.pop(run_id, None)
                 self.series.drop_run(run_id)
 
     def dropped(self, work: MergeWork) -> None:

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class Work(Protocol):
+    tp: TP
     ledger: Ledger
 
 
@@ -125,8 +126,7 @@ class PartitionOwner(Generic[W]):
                 await self._drop(work)
 
     async def _drop(self, work: W) -> None:
-        for tp, owned in list(self._work.items()):
-            if owned is work:
-                del self._work[tp]
-                self.dropped(work)
-                await work.ledger.close()
+        if self._work.get(work.tp) is work:
+            del self._work[work.tp]
+            self.dropped(work)
+            await work.ledger.close()

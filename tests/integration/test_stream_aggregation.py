@@ -121,7 +121,7 @@ def test_sigkilled_worker_loses_and_repeats_nothing(
     run = generate(f"run-{unique}", engines=6, seconds=20, per_second=300)
     expected = run.expected
 
-    def paced() -> None:  # about 4 s of traffic, so the kill lands mid-stream
+    def paced() -> None:  # paces the producer (about 4 s of traffic) so the kill lands mid-stream
         chunk = max(1, len(run.messages) // 40)
         for i in range(0, len(run.messages), chunk):
             send(kafka_bootstrap, results, run.messages[i : i + chunk])
