@@ -8,7 +8,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry, Counter
 
 from streams import topics as topics_mod
-from streams.agents import aggregate, merge
+from streams.agents import aggregate, deployments, merge, runs
 from streams.faust_app import App
 from streams.prom import ConsumerLag, RunSeries
 from streams.settings import WorkerSettings
@@ -21,6 +21,8 @@ class Worker:
     registry: CollectorRegistry
     aggregate: aggregate.Aggregate
     merge: merge.Merge
+    runs: runs.Runs
+    deployments: deployments.Deployments
     series: RunSeries
 
 
@@ -58,11 +60,13 @@ def create_app(settings: WorkerSettings) -> Worker:
 
     agg = aggregate.register(app, settings, topics, registry)
     mrg = merge.register(app, settings, topics, registry, series)
+    rns = runs.register(app, settings, topics, registry, series)
+    dep = deployments.register(app, settings, topics, registry)
 
     def positions() -> list[tuple[str, int, int]]:
         return [
             (tp.topic, tp.partition, offset)
-            for agent in (agg, mrg)
+            for agent in (agg, mrg, rns, dep)
             for tp, offset in agent.positions().items()
         ]
 
@@ -75,5 +79,12 @@ def create_app(settings: WorkerSettings) -> Worker:
 
     registry.register(ConsumerLag(positions, highwater))
     return Worker(
-        app=app, topics=topics, registry=registry, aggregate=agg, merge=mrg, series=series
+        app=app,
+        topics=topics,
+        registry=registry,
+        aggregate=agg,
+        merge=mrg,
+        runs=rns,
+        deployments=dep,
+        series=series,
     )

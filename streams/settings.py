@@ -67,4 +67,42 @@ class WorkerSettings(BaseSettings):
         ge=60,
         description="forget a run's window cursor (and drop its series) after this long idle",
     )
+    stop_grace_s: int = Field(
+        30,
+        ge=0,
+        description="after a run's ramp-up and duration, how long its engines get to finish on "
+        "their own before the run's owner stops them",
+    )
+    engine_lost_s: int = Field(
+        30,
+        ge=1,
+        description="an engine silent this long is lost",
+    )
+    stop_timeout_s: int = Field(
+        120,
+        ge=1,
+        description="a run still stopping this long after its stop ends anyway (engines not "
+        "done by then count as lost)",
+    )
+    run_settle_s: int = Field(
+        15,
+        ge=0,
+        description="after a run's engines are done, how long its last seconds of metrics may "
+        "take to arrive (it ends earlier when every published sample is counted)",
+    )
+    ended_run_ttl_s: int = Field(
+        600, ge=1, description="how long an ended run is remembered (its late events ignored)"
+    )
+    gc_idle_s: int = Field(
+        900,
+        ge=1,
+        description="purge a collection's engines when none has been busy (and no run started) "
+        "this long: Shibuya's gc_duration",
+    )
+    purge_settle_s: int = Field(
+        60,
+        ge=0,
+        description="heartbeats this soon after a purge come from engines going away, not from "
+        "a new deployment",
+    )
     kafka: KafkaSettings = KafkaSettings()

@@ -4,7 +4,8 @@ Fed the rows of each closed second in order (run totals, and label rows for crit
 label), :class:`RunCriteria` keeps a window per criterion and reports the first breach of each —
 with the second it completed and the value that breached — and at the end a verdict per
 criterion. A second without samples has no latency or error rate (it breaks a ``for`` streak of
-those) and an rps of 0. The syntax is :mod:`streams.wire.criteria`.
+those) and an rps of 0. The syntax is :mod:`streams.wire.criteria`. :meth:`RunCriteria.dump`
+and :meth:`RunCriteria.load` carry the windows over to the run's next owner.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streams import histogram
-from streams.wire import SecondMetrics
-from streams.wire.criteria import QUANTILES, Criterion, Window
+from streams.wire import CriterionResult, SecondMetrics
+from streams.wire.criteria import QUANTILES, Criterion, CriterionError, Window, parse
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,82 @@ class _State:
     breach: Breach | None = None
 
 
+@dataclass
+class CriterionSnapshot:
+    text: str
+    window: list[_Second]
+    streak: int
+    breach: Breach | None
+
+
+@dataclass
+class CriteriaSnapshot:
+    """What a new owner needs to go on evaluating a run's criteria (msgspec encodes it)."""
+
+    ramp_up_end_s: int
+    next_s: int | None
+    states: list[CriterionSnapshot]
+    errors: dict[str, str] = field(default_factory=dict)
+
+
 class RunCriteria:
-    def __init__(self, criteria: Iterable[Criterion], ramp_up_end_s: int = 0) -> None:
+    def __init__(
+        self,
+        criteria: Iterable[Criterion],
+        ramp_up_end_s: int = 0,
+        errors: dict[str, str] | None = None,
+    ) -> None:
         self._states = [_State(c) for c in criteria]
         self.ramp_up_end_s = ramp_up_end_s
         self._next_s: int | None = None
+        self.errors = dict(errors or {})
+        """Criterion text → why it cannot be evaluated (such a criterion fails)."""
+
+    @classmethod
+    def of_texts(cls, texts: Iterable[str], ramp_up_end_s: int = 0) -> RunCriteria:
+        """Parse the criteria; the invalid ones are kept as errors, the others evaluated."""
+        valid, errors = [], {}
+        for text in texts:
+            try:
+                valid.append(parse(text))
+            except CriterionError as exc:
+                errors[text] = str(exc)
+        return cls(valid, ramp_up_end_s, errors)
+
+    def dump(self) -> CriteriaSnapshot:
+        return CriteriaSnapshot(
+            self.ramp_up_end_s,
+            self._next_s,
+            [
+                CriterionSnapshot(s.criterion.text, list(s.window), s.streak, s.breach)
+                for s in self._states
+            ],
+            dict(self.errors),
+        )
+
+    @classmethod
+    def load(cls, snap: CriteriaSnapshot) -> RunCriteria:
+        out = cls([parse(s.text) for s in snap.states], snap.ramp_up_end_s, snap.errors)
+        out._next_s = snap.next_s
+        for state, saved in zip(out._states, snap.states, strict=True):
+            state.window.extend(saved.window)
+            state.streak, state.breach = saved.streak, saved.breach
+        return out
+
+    def results(self, final: bool) -> list[CriterionResult]:
+        """Per criterion: failed if breached (or invalid), passed if not breached by the end,
+        undecided (``passed=None``) before."""
+        out = [CriterionResult(criterion=t, passed=False, error=e) for t, e in self.errors.items()]
+        for s in self._states:
+            b = s.breach
+            out.append(
+                CriterionResult(criterion=s.criterion.text, passed=True if final else None)
+                if b is None
+                else CriterionResult(
+                    criterion=b.criterion, passed=False, breach_second_s=b.second, value=b.value
+                )
+            )
+        return out
 
     def observe(self, second: int, rows: Iterable[SecondMetrics]) -> list[Breach]:
         """Feed the rows of one closed second (seconds in increasing order, gaps allowed);
@@ -74,7 +146,10 @@ class RunCriteria:
 
     def verdicts(self) -> dict[str, bool]:
         """Criterion text → passed."""
-        return {s.criterion.text: s.breach is None for s in self._states}
+        return {
+            **{text: False for text in self.errors},
+            **{s.criterion.text: s.breach is None for s in self._states},
+        }
 
     def _step(self, state: _State, sec: _Second) -> Breach | None:
         c = state.criterion

@@ -10,8 +10,17 @@ from streams.kafka_admin import TopicSpec
 from streams.settings import WorkerSettings
 from streams.wire import Topic, topic_name
 
-#: The wire topics this worker owns: it creates them before it subscribes.
-OWNED = (Topic.RESULTS, Topic.PARTIALS, Topic.METRICS)
+#: The wire topics a worker reads or writes: it creates them (if missing) before it subscribes.
+OWNED = (
+    Topic.RESULTS,
+    Topic.PARTIALS,
+    Topic.METRICS,
+    Topic.RUN_EVENTS,
+    Topic.ENGINE_STATUS,
+    Topic.COMMANDS,
+)
+#: Agents with a state record per input partition (:mod:`streams.ledger`).
+AGENTS = ("aggregate", "merge", "runs", "deployments")
 
 COMPACTED = {
     "cleanup.policy": "compact",
@@ -28,9 +37,14 @@ def state_topic(app_id: str, agent: str) -> str:
 def owned_specs(settings: WorkerSettings) -> list[TopicSpec]:
     k = settings.kafka
     specs = [TopicSpec(topic_name(t, k.topic_prefix), k.partitions, k.replication) for t in OWNED]
+    specs.append(
+        TopicSpec(
+            topic_name(Topic.RUN_STATUS, k.topic_prefix), k.partitions, k.replication, COMPACTED
+        )
+    )
     specs += [
         TopicSpec(state_topic(settings.app_id, agent), k.partitions, k.replication, COMPACTED)
-        for agent in ("aggregate", "merge")
+        for agent in AGENTS
     ]
     return specs
 
@@ -40,17 +54,23 @@ class Topics:
     results: faust.TopicT
     partials: faust.TopicT
     metrics: faust.TopicT
-    aggregate_state: str
-    merge_state: str
+    runs_source: faust.TopicT
+    """Run events and final metrics (both keyed by run): what the runs agent reads."""
+    deployments_source: faust.TopicT
+    """Engine statuses and commands (both keyed by collection): what the deployments agent
+    reads."""
+    run_events: str
+    run_status: str
+    commands: str
 
 
 def declare(app: faust.App, settings: WorkerSettings) -> Topics:
     """Declare the topics on the app (they exist already: :func:`owned_specs`)."""
     k = settings.kafka
 
-    def raw(topic: Topic) -> faust.TopicT:
+    def raw(*topics: Topic) -> faust.TopicT:
         return app.topic(
-            topic_name(topic, k.topic_prefix),
+            *(topic_name(t, k.topic_prefix) for t in topics),
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",
@@ -63,6 +83,9 @@ def declare(app: faust.App, settings: WorkerSettings) -> Topics:
         results=raw(Topic.RESULTS),
         partials=raw(Topic.PARTIALS),
         metrics=raw(Topic.METRICS),
-        aggregate_state=state_topic(settings.app_id, "aggregate"),
-        merge_state=state_topic(settings.app_id, "merge"),
+        runs_source=raw(Topic.RUN_EVENTS, Topic.METRICS),
+        deployments_source=raw(Topic.ENGINE_STATUS, Topic.COMMANDS),
+        run_events=topic_name(Topic.RUN_EVENTS, k.topic_prefix),
+        run_status=topic_name(Topic.RUN_STATUS, k.topic_prefix),
+        commands=topic_name(Topic.COMMANDS, k.topic_prefix),
     )

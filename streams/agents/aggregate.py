@@ -99,13 +99,13 @@ class Aggregate(PartitionOwner[PartitionWork]):
     def __init__(
         self, app: App, settings: WorkerSettings, topics: Topics, metrics: AggregateMetrics
     ) -> None:
-        super().__init__(app, settings, topics.aggregate_state)
+        super().__init__(app, settings)
         self.topics = topics
         self.metrics = metrics
 
     def positions(self) -> dict[TP, int]:
         """The next offset to take in, per owned partition (for the lag gauge)."""
-        return {tp: w.seen + 1 for tp, w in self._work.items()}
+        return {w.tp: w.seen + 1 for w in self._work.values()}
 
     async def open(self, tp: TP) -> PartitionWork:
         ledger = self.ledger(tp)

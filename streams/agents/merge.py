@@ -95,7 +95,7 @@ class Merge(PartitionOwner[MergeWork]):
         metrics: MergeMetrics,
         series: RunSeries,
     ) -> None:
-        super().__init__(app, settings, topics.merge_state)
+        super().__init__(app, settings)
         self.metrics = metrics
         self.series = series
         self._metrics_topic = topics.metrics.get_topic_name()
@@ -104,7 +104,7 @@ class Merge(PartitionOwner[MergeWork]):
 
     def positions(self) -> dict[TP, int]:
         """The next offset to take in, per owned partition (for the lag gauge)."""
-        return {tp: w.next_offset for tp, w in self._work.items()}
+        return {w.tp: w.next_offset for w in self._work.values()}
 
     async def open(self, tp: TP) -> MergeWork:
         ledger = self.ledger(tp)

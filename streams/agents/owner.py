@@ -1,10 +1,14 @@
-"""What both agents share: owning input partitions, each with its own :class:`Ledger`.
+"""What every agent shares: owning input partitions, each with its own :class:`Ledger`.
 
 An agent subclass says how to open a partition's work (read its state record back), how to apply
 an event, and how to flush; this base runs the Faust agent over ``noack`` events, opens a
 partition the first time one of its events arrives (fencing its previous owner), flushes every
 owned partition on a timer, on a rebalance before a partition is handed over, and at shutdown,
 and drops a partition's memory when another worker has taken it over.
+
+An agent may read several topics with the same key and partition count: Faust assigns partition
+*p* of all of them to one worker, so the work is per partition number — one ledger and one state
+record covering partition *p* of each source topic.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from faust.types import TP, EventT, StreamT
 from streams.faust_app import App
 from streams.ledger import FencedError, Ledger
 from streams.settings import WorkerSettings
+from streams.topics import state_topic
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +41,12 @@ class PartitionOwner(Generic[W]):
     name: str
     """The agent's name; also names its transactional ids (``<app_id>-<name>-<partition>``)."""
 
-    def __init__(self, app: App, settings: WorkerSettings, state_topic: str) -> None:
+    def __init__(self, app: App, settings: WorkerSettings) -> None:
         self.app = app
         self.settings = settings
-        self.state_topic = state_topic
-        self._work: dict[TP, W] = {}
-        self._opening: dict[TP, asyncio.Task[W]] = {}
+        self.state_topic = state_topic(settings.app_id, self.name)
+        self._work: dict[int, W] = {}
+        self._opening: dict[int, asyncio.Task[W]] = {}
         self._stream: StreamT[bytes] | None = None
         self._flush_lock = asyncio.Lock()
 
@@ -66,21 +71,22 @@ class PartitionOwner(Generic[W]):
             self.apply(await self._owned(event.message.tp), event)
 
     async def _owned(self, tp: TP) -> W:
-        work = self._work.get(tp)
+        work = self._work.get(tp.partition)
         if work is not None:
             return work
-        task = self._opening.get(tp)
+        task = self._opening.get(tp.partition)
         if task is None:
-            task = self._opening[tp] = asyncio.ensure_future(self.open(tp))
+            task = self._opening[tp.partition] = asyncio.ensure_future(self.open(tp))
         try:
             work = await task
         finally:
-            self._opening.pop(tp, None)
-        self._work[tp] = work
+            self._opening.pop(tp.partition, None)
+        self._work[tp.partition] = work
         return work
 
     async def open(self, tp: TP) -> W:
-        """The work of a partition just taken over, from its state record."""
+        """The work of a partition just taken over (``tp`` is the first of its topic partitions
+        to deliver an event), from its state record."""
         raise NotImplementedError
 
     def apply(self, work: W, event: EventT[bytes]) -> None:
@@ -117,8 +123,8 @@ class PartitionOwner(Generic[W]):
                 await self._stream.ack(event)
 
     async def _on_revoked(self, revoked: set[TP]) -> None:
-        for tp in revoked:
-            work = self._work.get(tp)
+        for partition in {tp.partition for tp in revoked}:
+            work = self._work.get(partition)
             if work is not None:
                 # Hand over with as little to redo as possible; a failure only means more replay.
                 async with self._flush_lock:
@@ -126,7 +132,7 @@ class PartitionOwner(Generic[W]):
                 await self._drop(work)
 
     async def _drop(self, work: W) -> None:
-        if self._work.get(work.tp) is work:
-            del self._work[work.tp]
+        if self._work.get(work.tp.partition) is work:
+            del self._work[work.tp.partition]
             self.dropped(work)
             await work.ledger.close()

@@ -101,6 +101,9 @@ class RunOutcome(StrEnum):
 
 
 class RunEnded(_Message, tag="run_ended", frozen=True, kw_only=True):
+    """The run's owner in the stream ended the run, once; its final :class:`RunStatus` has the
+    verdict of every criterion."""
+
     v: Literal[1] = 1
     run_id: Id
     ended_ms: NonNegative
@@ -108,7 +111,58 @@ class RunEnded(_Message, tag="run_ended", frozen=True, kw_only=True):
     reason: str
 
 
-RunEvent = RunStarted | RunStopRequested | RunEnded
+RunEvent = RunStarted | RunStopRequested | RunEnded | EngineStatus
+"""What travels on ``run-events.v1``: the control plane's run events, the stream's run end, and
+the engine statuses of running engines, forwarded there (keyed by run) by the stream."""
+
+
+class TransitionInfo(msgspec.Struct, frozen=True, kw_only=True):
+    at_ms: NonNegative
+    state: str
+    reason: str
+
+
+class EngineCounts(msgspec.Struct, frozen=True, kw_only=True):
+    expected: NonNegative = 0
+    started: NonNegative = 0
+    finished: NonNegative = 0
+    failed: NonNegative = 0
+    lost: NonNegative = 0
+
+
+class CriterionResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    criterion: str
+    passed: bool | None
+    """``None`` while the run goes on and nothing breached yet."""
+    breach_second_s: NonNegative | None = None
+    value: float | None = None
+    """The value that breached it."""
+    error: str = ""
+    """Why the criterion could not be evaluated (it then fails)."""
+
+
+class RunStatus(_Message, tag="run_status", frozen=True, kw_only=True):
+    """The progress of one run as its owner sees it; the latest per run on the compacted
+    ``run-status.v1`` (the operator view: read it without asking a worker)."""
+
+    v: Literal[1] = 1
+    run_id: Id
+    collection_id: Id
+    project_id: Id
+    state: str
+    """deploying, running, stopping, finished, aborted or failed."""
+    updated_ms: NonNegative
+    started_ms: NonNegative
+    ended_ms: NonNegative | None = None
+    engines: EngineCounts
+    samples: NonNegative = 0
+    failures: NonNegative = 0
+    first_second_s: NonNegative | None = None
+    last_second_s: NonNegative | None = None
+    criteria: list[CriterionResult] = []
+    transitions: list[TransitionInfo] = []
+    reason: str = ""
+    """The reason of the latest transition."""
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -262,6 +316,10 @@ def decode_message(data: bytes, kind: type[M]) -> M:
 def decode_run_event(data: bytes) -> RunEvent:
     event: RunEvent = _decode(data, RunEvent)
     return event
+
+
+def decode_run_status(data: bytes) -> RunStatus:
+    return decode_message(data, RunStatus)
 
 
 def decode_metrics(data: bytes) -> MetricsMessage:

@@ -3,7 +3,8 @@
 Partitioning is the design (docs/architecture.md):
 
 * raw results are keyed by run *and engine*, so one big run spreads over every partition;
-* run events, partials and per-second metrics are keyed by run, so exactly one worker owns a run;
+* run events, partials, per-second metrics and run status are keyed by run, so exactly one worker
+  owns a run;
 * commands and engine status are keyed by collection, the unit that is deployed and purged.
 """
 
@@ -27,7 +28,10 @@ class Topic(StrEnum):
     ENGINE_STATUS = "engine-status.v1"
     """Engine heartbeats and state changes. Key: :func:`collection_key`."""
     RUN_EVENTS = "run-events.v1"
-    """Run started / stop requested / ended. Key: :func:`run_key`."""
+    """Run started / stop requested / ended, and the statuses of engines in a run (forwarded by
+    the stream). Key: :func:`run_key`."""
+    RUN_STATUS = "run-status.v1"
+    """The latest progress of every run (compacted). Key: :func:`run_key`."""
     COMMANDS = "commands.v1"
     """Start, stop and purge commands for engines and the scheduler. Key: :func:`collection_key`."""
     PARTIALS = "partials.v1"

@@ -14,6 +14,8 @@ import msgspec
 
 from streams.wire import (
     BatchBuilder,
+    CriterionResult,
+    EngineCounts,
     EngineState,
     EngineStatus,
     Histogram,
@@ -25,10 +27,12 @@ from streams.wire import (
     RunEnded,
     RunOutcome,
     RunStarted,
+    RunStatus,
     RunStopRequested,
     SecondMetrics,
     StartEngines,
     StopEngines,
+    TransitionInfo,
     encode_batch,
     encode_message,
 )
@@ -124,6 +128,46 @@ MESSAGES: dict[str, msgspec.Struct] = {
         ended_ms=T0_MS + 600_000,
         outcome=RunOutcome.FINISHED,
         reason="duration reached",
+    ),
+    "run_status_v1.json": RunStatus(
+        run_id="run-42",
+        collection_id="c1",
+        project_id="p1",
+        state="aborted",
+        updated_ms=T0_MS + 95_000,
+        started_ms=T0_MS,
+        ended_ms=T0_MS + 95_000,
+        engines=EngineCounts(expected=3, started=3, finished=3),
+        samples=1_234_567,
+        failures=98_765,
+        first_second_s=T0_MS // 1000,
+        last_second_s=T0_MS // 1000 + 90,
+        criteria=[
+            CriterionResult(
+                criterion="error_rate > 5% over 60s",
+                passed=False,
+                breach_second_s=T0_MS // 1000 + 88,
+                value=0.08,
+            ),
+            CriterionResult(criterion="p95(elapsed) > 500ms for 30s", passed=True),
+        ],
+        transitions=[
+            TransitionInfo(at_ms=T0_MS, state="deploying", reason="run started"),
+            TransitionInfo(
+                at_ms=T0_MS + 2_000, state="running", reason="engine c1-plan-7-0 running"
+            ),
+            TransitionInfo(
+                at_ms=T0_MS + 89_000,
+                state="stopping",
+                reason="criterion breached: error_rate > 5% over 60s (value 0.08)",
+            ),
+            TransitionInfo(
+                at_ms=T0_MS + 95_000,
+                state="aborted",
+                reason="ended early: error_rate > 5% over 60s",
+            ),
+        ],
+        reason="ended early: error_rate > 5% over 60s",
     ),
     "command_start_v1.json": StartEngines(
         command_id="cmd-1",

@@ -65,3 +65,38 @@ def test_a_label_criterion_reads_only_that_label() -> None:
         'max(elapsed) on "GET /slow" > 1s for 1s': False,
         "failures > 0 for 1s": True,
     }
+
+
+def test_a_new_owner_goes_on_with_the_windows_it_was_handed() -> None:
+    import msgspec
+
+    from streams.slo import CriteriaSnapshot
+
+    texts = [
+        "p95(elapsed) > 500ms for 3s",
+        "error_rate > 10% over 3s",
+        "rps < 5 for 2s after ramp-up",
+    ]
+    slo = RunCriteria.of_texts([*texts, "p95(elapsed) > 5 parsecs for 3s"], ramp_up_end_s=1)
+    slow = [600] * 20
+    for s in (0, 1):
+        assert slo.observe(s, [_row(s, slow, failures=1)]) == []
+    raw = msgspec.json.encode(slo.dump())
+    moved = RunCriteria.load(msgspec.json.decode(raw, type=CriteriaSnapshot))
+    (breach,) = moved.observe(2, [_row(2, slow, failures=1)])
+    assert breach.criterion == texts[0]
+    assert breach.second == 2
+    assert moved.observe(3, [_row(3, slow, failures=3)]) == []  # 5 / 60 over 1..3
+    (late,) = moved.observe(4, [_row(4, slow, failures=5)])  # 9 / 60 over 2..4
+    assert late.criterion == texts[1]
+    assert abs(late.value - 9 / 60) < 1e-9
+    results = {r.criterion: r for r in moved.results(final=True)}
+    assert results[texts[2]].passed is True
+    assert results[texts[0]].passed is False
+    assert results[texts[0]].breach_second_s == 2
+    bad = results["p95(elapsed) > 5 parsecs for 3s"]
+    assert bad.passed is False
+    assert "criterion" in bad.error
+    assert moved.verdicts() == {texts[0]: False, texts[1]: False, texts[2]: True,
+                                "p95(elapsed) > 5 parsecs for 3s": False}  # fmt: skip
+    assert {r.passed for r in slo.results(final=False) if r.criterion == texts[2]} == {None}

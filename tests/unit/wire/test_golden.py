@@ -17,6 +17,7 @@ from streams.wire import (
     decode_message,
     decode_metrics,
     decode_run_event,
+    decode_run_status,
     encode_batch,
     encode_message,
 )
@@ -70,7 +71,9 @@ def test_message_golden_decodes_to_the_object(name: str, message: msgspec.Struct
     assert decode_message(data, type(message)) == message
     if name.startswith("command_"):
         assert decode_command(data) == message
-    if name.startswith("run_"):
+    if name.startswith("run_") and name != "run_status_v1.json":
+        assert decode_run_event(data) == message
+    if name == "engine_status_v1.json":  # forwarded to run-events.v1 by the stream
         assert decode_run_event(data) == message
     if name.endswith("metrics_v1.json"):
         assert decode_metrics(data) == message
@@ -80,8 +83,11 @@ def test_union_decoders_reject_other_kinds() -> None:
     status = (GOLDEN_DIR / "engine_status_v1.json").read_bytes()
     with pytest.raises(ValueError, match="Invalid value 'engine_status'"):
         decode_command(status)
+    run_status = (GOLDEN_DIR / "run_status_v1.json").read_bytes()
+    with pytest.raises(ValueError, match="Invalid value 'run_status'"):
+        decode_run_event(run_status)
     with pytest.raises(ValueError, match="Invalid value 'engine_status'"):
-        decode_run_event(status)
+        decode_run_status(status)
 
 
 def test_round_trip_of_every_message_kind() -> None:
