@@ -4,7 +4,8 @@ Everything is computed from ``metrics_second`` ``FINAL`` (duplicates removed), a
 late rows of the same second. Percentiles come from histograms added across rows (``sumMap``) and
 read by nearest rank — never from averaged percentiles; each is within 1 % of the exact value
 (the ``log2pct`` scheme, docs/histograms.md). :func:`percentile_sql` is the same expression the
-dashboards use.
+dashboards use. Run statuses (state, engines, verdicts) come from ``run_status``, which the sink
+fills from the stream's compacted run-status topic.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from control.results.store import Store
+from streams.wire import RunStatus, decode_run_status
 
 QUANTILES: Final = (0.5, 0.9, 0.95, 0.99, 0.999)
 GAMMA: Final = 1.02
@@ -151,6 +153,27 @@ class Results:
             labels=[_summary(r[1], r[2], r[3:]) for r in rows if r[0] == "label"],
             late_samples=int(total[0][-1]) if total else 0,
         )
+
+    async def run_status(self, run_id: str) -> RunStatus | None:
+        """The latest status of a run as its owner in the stream published it."""
+        rows = await self.store.query(
+            "SELECT argMax(status, updated) FROM run_status WHERE run_id = {run:String} "
+            "GROUP BY run_id",
+            {"run": run_id},
+        )
+        return decode_run_status(rows[0][0].encode()) if rows else None
+
+    async def run_statuses(
+        self, *, collection_id: str | None = None, limit: int = 100
+    ) -> list[RunStatus]:
+        """The latest status of every run (of one collection), most recently started first."""
+        where = "WHERE collection_id = {collection:String}" if collection_id else ""
+        rows = await self.store.query(
+            f"""SELECT argMax(status, updated) AS s, max(started) AS t FROM run_status {where}
+            GROUP BY run_id ORDER BY t DESC LIMIT {{limit:UInt32}}""",  # noqa: S608 (constant)
+            {"collection": collection_id or "", "limit": limit},
+        )
+        return [decode_run_status(r[0].encode()) for r in rows]
 
     async def follow(
         self, run_id: str, *, since_s: int = 0, poll_s: float = 0.5

@@ -130,6 +130,34 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        3,
+        "run status",
+        [
+            # The latest RunStatus of each run from the compacted run-status topic (the runs
+            # agent's operator view): a few columns to filter on, the whole message as JSON.
+            """
+            CREATE TABLE IF NOT EXISTS run_status (
+                run_id String,
+                collection_id String,
+                project_id String,
+                state LowCardinality(String),
+                updated DateTime64(3, 'UTC'),
+                started DateTime64(3, 'UTC'),
+                ended Nullable(DateTime64(3, 'UTC')),
+                samples UInt64,
+                failures UInt64,
+                reason String,
+                status String
+            )
+            ENGINE = ReplacingMergeTree(updated)
+            ORDER BY run_id
+            """,
+        ],
+    )
+)
+
 LATEST: Final = MIGRATIONS[-1][0]
 
 

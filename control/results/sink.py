@@ -29,11 +29,13 @@ from streams.wire import (
     EngineStatus,
     LateMetrics,
     ResultBatch,
+    RunStatus,
     SecondMetrics,
     Topic,
     decode_batch,
     decode_message,
     decode_metrics,
+    decode_run_status,
     topic_name,
 )
 
@@ -48,6 +50,10 @@ METRICS_COLUMNS: Final = [
 STATUS_COLUMNS: Final = [
     "collection_id", "plan_id", "engine_id", "engine_index", "run_id", "state", "ts", "threads",
     "cpu_cores", "memory_bytes", "samples_published", "malformed_lines", "exit_code", "detail",
+]  # fmt: skip
+RUN_STATUS_COLUMNS: Final = [
+    "run_id", "collection_id", "project_id", "state", "updated", "started", "ended", "samples",
+    "failures", "reason", "status",
 ]  # fmt: skip
 RAW_COLUMNS: Final = [
     "run_id", "plan_id", "engine_id", "seq", "i", "ts", "elapsed_ms", "latency_ms", "connect_ms",
@@ -96,6 +102,13 @@ def status_row(s: EngineStatus) -> list[Any]:
     ]  # fmt: skip
 
 
+def run_status_row(s: RunStatus, raw: bytes) -> list[Any]:
+    return [
+        s.run_id, s.collection_id, s.project_id, s.state, s.updated_ms, s.started_ms, s.ended_ms,
+        s.samples, s.failures, s.reason, raw.decode(),
+    ]  # fmt: skip
+
+
 def raw_rows(b: ResultBatch) -> list[list[Any]]:
     n = len(b)
     columns: list[list[Any]] = [
@@ -135,6 +148,7 @@ class SinkMetrics:
 class _Batch:
     metrics: list[list[Any]] = field(default_factory=list)
     status: list[list[Any]] = field(default_factory=list)
+    runs: list[list[Any]] = field(default_factory=list)
     raw: list[list[Any]] = field(default_factory=list)
 
 
@@ -154,6 +168,7 @@ class Sink:
         self._topics = {
             topic_name(Topic.METRICS, topic_prefix): "metrics",
             topic_name(Topic.ENGINE_STATUS, topic_prefix): "status",
+            topic_name(Topic.RUN_STATUS, topic_prefix): "runs",
         }
         if raw_samples:
             self._topics[topic_name(Topic.RESULTS, topic_prefix)] = "raw"
@@ -205,6 +220,8 @@ class Sink:
                     batch.metrics.extend(metrics_rows(decode_metrics(r.value)))
                 elif kind == "status":
                     batch.status.append(status_row(decode_message(r.value, EngineStatus)))
+                elif kind == "runs":
+                    batch.runs.append(run_status_row(decode_run_status(r.value), r.value))
                 else:
                     batch.raw.extend(raw_rows(decode_batch(r.value)))
             except DecodeError as exc:
@@ -222,6 +239,7 @@ class Sink:
         for table, rows, columns in (
             ("metrics_second", batch.metrics, METRICS_COLUMNS),
             ("engine_status", batch.status, STATUS_COLUMNS),
+            ("run_status", batch.runs, RUN_STATUS_COLUMNS),
             ("samples_raw", batch.raw, RAW_COLUMNS),
         ):
             if rows:

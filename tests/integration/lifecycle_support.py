@@ -109,6 +109,7 @@ class Harness:
         self.finish_delay_s: dict[str, float] = defaultdict(float)
         """Per run, how long its engines take to finish after a stop."""
         self._lock = threading.Lock()
+        self._pending: set[asyncio.Future[None]] = set()
         self._io = _Loop()
         self._producer_cm = kafka_io.producer(bootstrap)
         self.producer = self._io.run(self._producer_cm.__aenter__())
@@ -155,7 +156,7 @@ class Harness:
                     ramp_up_s=ramp_up_s,
                     duration_s=duration_s,
                 )
-            ],  # fmt: skip
+            ],
             thresholds=list(thresholds),
         )
         self.send(self.topics[Topic.RUN_EVENTS], run_key(run_id), encode_message(started))
@@ -198,7 +199,7 @@ class Harness:
                         ts_ms=now_ms(),
                         run_id=e.run_id,
                         samples_published=e.published,
-                    )  # fmt: skip
+                    )
                     for e in beating
                 ]
             for s in statuses:
@@ -253,7 +254,9 @@ class Harness:
                 if isinstance(command, StopEngines):
                     d.stops.append(command)
                     delay = self.finish_delay_s[command.run_id]
-                    asyncio.ensure_future(self._finish_later(command.run_id, delay))
+                    self._pending.add(
+                        asyncio.ensure_future(self._finish_later(command.run_id, delay))
+                    )
                 elif isinstance(command, PurgeEngines):
                     d.purges.append(command)
                     self.set_engines(f"{command.collection_id}-", beating=False)

@@ -8,12 +8,16 @@ and generated result batches. Time is shortened through the workers' settings.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from streams.wire import EngineState, Topic
+from control.results.queries import Results
+from control.results.store import Store
+from shibuya.dev.results import running_sink
+from streams.wire import EngineState, RunStatus, Topic
 from tests.integration.lifecycle_support import Harness, wait_until
 from tests.integration.stream_support import Workers, generate, partition_of, send
 
@@ -44,7 +48,7 @@ def _reasons(h: Harness, run_id: str) -> list[tuple[str, str]]:
 
 
 def test_runs_end_on_duration_finish_loss_and_each_kind_of_breach(
-    workers: Workers, harness: Harness, unique: str, kafka_bootstrap: str
+    workers: Workers, harness: Harness, unique: str, kafka_bootstrap: str, clickhouse: Store
 ) -> None:
     for _ in range(2):
         workers.start(**FAST)
@@ -113,6 +117,18 @@ def test_runs_end_on_duration_finish_loss_and_each_kind_of_breach(
     for run_id in runs.values():
         assert len(h.decisions.ended_of(run_id)) == 1
         assert len(h.decisions.stops_of(run_id)) <= 1
+
+    # The operator view, without asking a worker: the sink keeps every run's latest status.
+    with running_sink(clickhouse, kafka_bootstrap, topic_prefix=unique):
+        stored = Results(clickhouse)
+
+        def final_statuses() -> dict[str, RunStatus | None]:
+            return {r: asyncio.run(stored.run_status(r)) for r in runs.values()}
+
+        wait_until("final statuses in ClickHouse", lambda: all(
+            s is not None and s.ended_ms is not None for s in final_statuses().values()
+        ), 60, workers.logs)  # fmt: skip
+    assert final_statuses() == {r: h.decisions.status(r) for r in runs.values()}
 
     # Ended runs leave no state behind: not tracked, no Prometheus series.
     wait_until("runs to be forgotten", lambda: workers.summed("shibuya_runs_tracked") == 0, 30,
