@@ -23,15 +23,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from streams.agents.table import TableOwner, TableWork
 from streams.faust_app import App
+from streams.gc import Collections
 from streams.ledger import Record
 from streams.settings import WorkerSettings
 from streams.topics import Topics
 from streams.wire import (
+    Command,
     DecodeError,
-    EngineState,
     EngineStatus,
-    PurgeEngines,
-    StartEngines,
     collection_key,
     decode_command,
     decode_message,
@@ -41,20 +40,13 @@ from streams.wire import (
 
 log = logging.getLogger(__name__)
 
-BUSY = frozenset({EngineState.PREPARING, EngineState.RUNNING, EngineState.STOPPING})
 
+class DeploymentsState(Collections, kw_only=True):
+    """The state record of one engine-status/commands partition: the GC's table (pure,
+    :mod:`streams.gc`) and the offsets taken in."""
 
-class Deployment(msgspec.Struct, kw_only=True):
-    busy_ms: int
-    """When an engine was last busy, a run last started, or the collection was deployed."""
-    heard_ms: int
-    purged_ms: int | None = None
-
-
-class DeploymentsState(msgspec.Struct, kw_only=True):
     v: int = 1
-    offsets: dict[str, int] = {}
-    collections: dict[str, Deployment] = {}
+    offsets: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class Deployments(TableOwner[DeploymentsState]):
@@ -76,72 +68,33 @@ class Deployments(TableOwner[DeploymentsState]):
         )
 
     def take(self, work: TableWork[DeploymentsState], topic: str, value: bytes, now_ms: int) -> str:
-        table = work.state.collections
+        message: Command | EngineStatus
         try:
             if topic == self.topics.commands:
-                command = decode_command(value)
+                message = decode_command(value)
             else:
-                status = decode_message(value, EngineStatus)
+                message = decode_message(value, EngineStatus)
         except DecodeError as exc:
             log.warning("deployments: skipped a malformed message on %s: %s", topic, exc.reason)
             return "malformed"
-        if topic == self.topics.commands:
-            d = table.get(command.collection_id)
-            if isinstance(command, StartEngines):
-                d = table.setdefault(
-                    command.collection_id, Deployment(busy_ms=command.issued_ms, heard_ms=0)
-                )
-                d.busy_ms = max(d.busy_ms, command.issued_ms)
-                d.purged_ms = None
-            elif isinstance(command, PurgeEngines) and d is not None:
-                d.purged_ms = max(d.purged_ms or 0, command.issued_ms)
-            else:
-                return "ignored"
-            return "applied"
-        if status.run_id is not None:
-            work.out.append(Record(self.topics.run_events, run_key(status.run_id), value))
-        d = table.get(status.collection_id)
-        if d is None:
-            d = table[status.collection_id] = Deployment(busy_ms=status.ts_ms, heard_ms=0)
-        elif d.purged_ms is not None:
-            if status.ts_ms <= d.purged_ms + self.settings.purge_settle_s * 1000:
-                return "ignored"  # an engine going away
-            d.purged_ms, d.busy_ms = None, status.ts_ms  # deployed again
-        d.heard_ms = max(d.heard_ms, status.ts_ms)
-        if status.state in BUSY:
-            d.busy_ms = max(d.busy_ms, status.ts_ms)
-        return "applied"
+        if not isinstance(message, EngineStatus):
+            return "applied" if work.state.on_command(message) else "ignored"
+        if message.run_id is not None:  # the run's owner tracks its engines
+            work.out.append(Record(self.topics.run_events, run_key(message.run_id), value))
+        return (
+            "applied" if work.state.on_status(message, self.settings.purge_settle_s) else "ignored"
+        )
 
     def tick(self, work: TableWork[DeploymentsState], now_ms: int) -> None:
         s = self.settings
-        table = work.state.collections
-        for collection_id, d in list(table.items()):
-            if d.purged_ms is None and now_ms - d.busy_ms >= s.gc_idle_s * 1000:
-                d.purged_ms = now_ms
-                idle_s = (now_ms - d.busy_ms) // 1000
-                purge = PurgeEngines(
-                    command_id=f"{collection_id}.gc.{d.busy_ms}",  # one per idle period
-                    collection_id=collection_id,
-                    reason=f"idle for {idle_s} s (gc after {s.gc_idle_s} s)",
-                    issued_ms=now_ms,
-                )
-                work.out.append(
-                    Record(
-                        self.topics.commands, collection_key(collection_id), encode_message(purge)
-                    )
-                )
-                self.purges.inc()
-                log.info("collection %s: purge (%s)", collection_id, purge.reason)
-            elif d.purged_ms is not None and now_ms - d.purged_ms > s.ended_run_ttl_s * 1000:
-                del table[collection_id]  # purged and quiet: forget it
-                work.changed = True
-        self.deployed.set(
-            sum(
-                d.purged_ms is None
-                for w in self._work.values()
-                for d in w.state.collections.values()
-            )
-        )
+        purges, forgot = work.state.due(now_ms, s.gc_idle_s, s.ended_run_ttl_s)
+        work.changed |= forgot
+        for purge in purges:
+            key = collection_key(purge.collection_id)
+            work.out.append(Record(self.topics.commands, key, encode_message(purge)))
+            self.purges.inc()
+            log.info("collection %s: purge (%s)", purge.collection_id, purge.reason)
+        self.deployed.set(sum(w.state.deployed() for w in self._work.values()))
 
 
 def register(

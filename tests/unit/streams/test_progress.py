@@ -95,3 +95,59 @@ def test_samples_and_their_seconds_are_counted() -> None:
     p.on_second(11, 500)
     p.on_second(12, 700)
     assert (p.samples, p.first_second, p.last_second) == (1200, 11, 12)
+
+
+def test_a_run_that_does_not_stop_in_time_ends_with_its_stragglers_lost() -> None:
+    p = _run(engines=3)
+    p.stop_timeout_s = 20
+    for e in (0, 1):
+        p.on_engine(_status(e, EngineState.RUNNING, 1))  # engine 2 never reports
+    assert len(p.on_stop_requested("alice", T0 + 10_000)) == 1
+    p.on_engine(_status(0, EngineState.FINISHED, 12))
+    for t in (14, 20, 26):
+        p.on_engine(_status(1, EngineState.STOPPING, t))  # alive, but not stopping
+        assert p.tick(T0 + t * 1000) == []
+    assert p.state is RunState.STOPPING
+    p.on_engine(_status(1, EngineState.STOPPING, 29))
+    p.tick(T0 + 30_000)
+    assert p.outcome is RunOutcome.ABORTED
+    assert p.counts() == {"expected": 3, "started": 2, "finished": 1, "failed": 0, "lost": 2}
+    assert [r for _, r in _reasons(p)[-3:]] == [
+        "engine e1 did not stop",
+        "1 engines never reported",
+        "ended early: alice",
+    ]
+
+
+def test_a_run_no_engine_reports_for_fails_after_its_time() -> None:
+    p = _run(duration_s=60)
+    p.stop_timeout_s = 20
+    (stop,) = p.tick(T0 + 70_000)
+    assert stop.reason == "duration reached"
+    p.tick(T0 + 90_000)
+    assert p.outcome is RunOutcome.FAILED
+    assert _reasons(p)[-1] == (RunState.FAILED, "every engine lost")
+
+
+def test_a_new_owner_gives_engines_time_before_calling_them_lost() -> None:
+    p = _run()
+    for e in (0, 1):
+        p.on_engine(_status(e, EngineState.RUNNING, 1))
+    p.resume(T0 + 40_000)  # taken over long after the last heartbeat it knows of
+    p.tick(T0 + 54_000)
+    assert p.counts()["lost"] == 0
+    p.on_engine(_status(0, EngineState.RUNNING, 2))  # a replayed old heartbeat
+    p.tick(T0 + 55_000)
+    assert p.counts()["lost"] == 2
+
+
+def test_the_progress_survives_encoding_for_the_next_owner() -> None:
+    import msgspec
+
+    p = _run()
+    p.on_engine(_status(0, EngineState.RUNNING, 1))
+    p.on_second(5, 100, failures=3)
+    p.on_stop_requested("alice", T0 + 10_000)
+    again = msgspec.json.decode(msgspec.json.encode(p), type=RunProgress)
+    assert again == p
+    assert again.on_stop_requested("bob", T0 + 11_000) == []  # the stop is not sent twice
