@@ -255,7 +255,8 @@ def dev_demo(
     runs JMeter against a local HTTP target and publishes every sample; the worker aggregates
     them, the ClickHouse sink (embedded engine under .shibuya/clickhouse) stores the rows, and the
     report — per label: samples, errors, requests/s, percentiles — is read back from ClickHouse
-    and checked against the engines' JTL files. With --simulate, engines are simulated
+    and checked against the engines' JTL files; the stream ends the announced run and judges its
+    criteria (exit 1 unless it finished and passed them). With --simulate, engines are simulated
     publishers that also send a redelivered batch and a corrupt message. Everything started here
     is stopped here.
     """

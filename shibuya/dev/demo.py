@@ -7,7 +7,9 @@ message, to show both are handled). Everything else is the real pipeline: a real
 Faust worker in its own process, the ClickHouse sink (embedded engine) in this one. Live progress
 shows what the worker counted per engine (from its committed state records, as any operator view
 may read them); the final report is read from ClickHouse: per-label counts, errors and
-percentiles, checked against what the engines produced.
+percentiles, checked against what the engines produced. With real engines the run is announced
+to the stream with pass/fail criteria: the worker tracks it, ends it, and its final status —
+outcome, reason, a verdict per criterion — is read back from ClickHouse too.
 """
 
 from __future__ import annotations
@@ -39,17 +41,23 @@ from streams.wire import (
     BatchBuilder,
     EngineState,
     EngineStatus,
+    PlanSpec,
     ResultBatch,
+    RunStarted,
+    RunStatus,
     Topic,
     collection_key,
     decode_message,
     encode_batch,
     encode_message,
     result_key,
+    run_key,
     topic_name,
 )
 
 APP_ID = "shibuya-streams"
+#: What the demo's run must meet (lenient: a loaded laptop must pass them).
+CRITERIA = ("p95(elapsed) > 2s for 10s", "error_rate > 5% over 10s")
 THREADS = 2
 EXAMPLE_JMX = Path(__file__).resolve().parents[2] / "examples" / "two-samplers.jmx"
 LABELS = ("GET /", 'POST /login, "json"')
@@ -85,11 +93,13 @@ class Demo:
                 store = self._clickhouse(stack)
                 asyncio.run(self._drive(worker))
                 report = self._results(store)
+                status = None if self.simulate else self._run_status(store)
             except (ServiceError, TimeoutError) as exc:
                 self.console.print(f"[red]demo failed:[/red] {exc or 'timed out'}")
                 return False
             worker_counts = _settled_counts(worker) if self.simulate else {}
-        return self._report(report, worker_counts, time.monotonic() - t0)
+        exact = self._report(report, worker_counts, time.monotonic() - t0)
+        return exact and (status is None or self._verdict(status))
 
     # --- services ---------------------------------------------------------------------------
 
@@ -137,6 +147,41 @@ class Demo:
         self.console.print("Waiting for the last windows to close and reach ClickHouse …")
         wait_for(complete, timeout_s=60, interval_s=0.5)
         return asyncio.run(results.report(self.run_id))
+
+    def _run_status(self, store: Store) -> RunStatus:
+        """The run's final status, as the stream ended it."""
+        results = Results(store)
+
+        def final() -> RunStatus | None:
+            status = asyncio.run(results.run_status(self.run_id))
+            return status if status is not None and status.ended_ms is not None else None
+
+        self.console.print("Waiting for the stream to end the run …")
+        if not wait_for(lambda: final() is not None, timeout_s=90, interval_s=0.5):
+            raise ServiceError(f"the stream did not end run {self.run_id} in 90s")
+        status = final()
+        assert status is not None
+        return status
+
+    def _verdict(self, status: RunStatus) -> bool:
+        table = Table(title=f"run {status.run_id}: criteria (the stream's verdicts)")
+        for col in ("criterion", "verdict", "breached at", "value"):
+            table.add_column(col)
+        for c in status.criteria:
+            verdict = "[green]passed[/green]" if c.passed else "[red]failed[/red]"
+            at = (
+                ""
+                if c.breach_second_s is None
+                else f"{c.breach_second_s - status.started_ms // 1000:+d}s"
+            )
+            table.add_row(c.criterion, verdict, at, "" if c.value is None else f"{c.value:g}")
+        self.console.print(table)
+        e = status.engines
+        self.console.print(
+            f"Run {status.state}: {status.reason}; engines {e.finished} of {e.expected} finished, "
+            f"{e.lost} lost; {status.samples:,} samples"
+        )
+        return status.state == "finished" and all(c.passed for c in status.criteria)
 
     def _stop(self, name: str, stop: Callable[[], object]) -> None:
         stop()
@@ -240,7 +285,28 @@ class Demo:
                     base_url=base_url,
                     token=token,
                 )
+                announced = RunStarted(
+                    run_id=self.run_id,
+                    collection_id="demo",
+                    project_id="demo",
+                    started_ms=int(time.time() * 1000),
+                    plans=[
+                        PlanSpec(
+                            plan_id="plan",
+                            engines=self.engines,
+                            threads_per_engine=THREADS,
+                            duration_s=self.seconds,
+                        )
+                    ],
+                    thresholds=list(CRITERIA),
+                )
                 async with kafka_io.producer(self.bootstrap) as producer:
+                    # What the control plane will do: announce the run, then start its engines.
+                    await producer.send_and_wait(
+                        topic_name(Topic.RUN_EVENTS),
+                        encode_message(announced),
+                        key=run_key(self.run_id),
+                    )
                     await producer.send_and_wait(
                         commands, encode_message(command), key=collection_key("demo")
                     )

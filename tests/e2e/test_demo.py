@@ -62,4 +62,11 @@ def test_demo_with_jmeter_engines_counts_every_sample_of_their_jtl_files(
     assert in_jtl == counted == stored
     assert int(in_jtl.replace(",", "")) > 0
     assert "Engines not finished: 0" in out
+    # The stream tracked the announced run, ended it, and judged its criteria.
+    assert (
+        f"Run finished: 2 of 2 engines finished; engines 2 of 2 finished, 0 lost; {in_jtl} samples"
+        in out
+    )
+    assert re.search(r"p95\(elapsed\) > 2s for 10s\s*│\s*passed", out), out
+    assert re.search(r"error_rate > 5% over 10s\s*│\s*passed", out), out
     assert "worker: stopped" in out
