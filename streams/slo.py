@@ -110,6 +110,12 @@ class RunCriteria:
             state.streak, state.breach = saved.streak, saved.breach
         return out
 
+    def wants(self, row: SecondMetrics) -> bool:
+        """Whether any criterion reads the row: run totals, and the rows of labels named."""
+        if row.plan_id is None and row.label is None:
+            return True
+        return any(s.criterion.label == row.label for s in self._states)
+
     def results(self, final: bool) -> list[CriterionResult]:
         """Per criterion: failed if breached (or invalid), passed if not breached by the end,
         undecided (``passed=None``) before."""

@@ -206,7 +206,8 @@ class Runs(TableOwner[RunsState]):
         row = message
         if live.pending and row.second_s > live.pending[0].second_s:
             self._stop(work, self._evaluate(live, now_ms))
-        live.pending.append(row)
+        if live.criteria.wants(row):  # the state record holds only what criteria read
+            live.pending.append(row)
         if row.plan_id is None and row.label is None:
             live.progress.on_second(row.second_s, row.count, row.failures)
         return "applied"

@@ -100,3 +100,10 @@ def test_a_new_owner_goes_on_with_the_windows_it_was_handed() -> None:
     assert moved.verdicts() == {texts[0]: False, texts[1]: False, texts[2]: True,
                                 "p95(elapsed) > 5 parsecs for 3s": False}  # fmt: skip
     assert {r.passed for r in slo.results(final=False) if r.criterion == texts[2]} == {None}
+
+
+def test_only_the_rows_criteria_read_are_wanted() -> None:
+    slo = RunCriteria([parse('p95(elapsed) on "GET /a" > 1s for 3s'), parse("rps < 1 for 2s")])
+    assert slo.wants(_row(0, [1]))  # a run total
+    assert slo.wants(_row(0, [1], label="GET /a"))
+    assert not slo.wants(_row(0, [1], label="GET /b"))
