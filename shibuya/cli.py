@@ -132,8 +132,13 @@ def worker_run() -> None:
     """
     from streams.main import run
     from streams.settings import WorkerSettings
+    from streams.topics import PartitionMismatchError
 
-    run(WorkerSettings())
+    try:
+        run(WorkerSettings())
+    except PartitionMismatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @worker.command("config")

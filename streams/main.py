@@ -11,7 +11,7 @@ from prometheus_client import start_http_server
 from streams.app import create_app
 from streams.kafka_admin import ensure_topics
 from streams.settings import WorkerSettings
-from streams.topics import owned_specs
+from streams.topics import check_copartitioned, owned_specs
 from streams.wire import Topic, topic_name
 
 log = logging.getLogger(__name__)
@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 def run(settings: WorkerSettings) -> None:
     partitions = asyncio.run(ensure_topics(settings.kafka.bootstrap, owned_specs(settings)))
+    check_copartitioned(partitions, settings.kafka.topic_prefix)
     results = topic_name(Topic.RESULTS, settings.kafka.topic_prefix)
     if partitions[results] != settings.kafka.partitions:
         # Tables must have as many partitions as the topic they are keyed like, or Faust's

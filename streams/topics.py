@@ -49,6 +49,31 @@ def owned_specs(settings: WorkerSettings) -> list[TopicSpec]:
     return specs
 
 
+#: Topics an agent reads together: Faust assigns partition *p* of each to one worker only when
+#: they have as many partitions (streams/agents/owner.py).
+READ_TOGETHER = ((Topic.RUN_EVENTS, Topic.METRICS), (Topic.ENGINE_STATUS, Topic.COMMANDS))
+
+
+class PartitionMismatchError(RuntimeError):
+    """Topics read together do not have the same number of partitions."""
+
+
+def check_copartitioned(partitions: dict[str, int], prefix: str) -> None:
+    """Raise :class:`PartitionMismatchError` unless the topics read together have as many
+    partitions as each other — else a run's events and its metrics could reach different
+    workers, and neither would see the whole run."""
+    for group in READ_TOGETHER:
+        names = [topic_name(t, prefix) for t in group]
+        counts = {n: partitions[n] for n in names}
+        if len(set(counts.values())) > 1:
+            listed = ", ".join(f"{n} has {c}" for n, c in counts.items())
+            raise PartitionMismatchError(
+                f"topics read together need as many partitions each: {listed}; add partitions "
+                f"to the smaller (kafka-topics.sh --alter --partitions N) — keys then move, so do "
+                f"it between runs"
+            )
+
+
 @dataclass(frozen=True)
 class Topics:
     results: faust.TopicT

@@ -16,8 +16,9 @@ import pytest
 
 from control.results.queries import Results
 from control.results.store import Store
+from shibuya.dev import kafka_io
 from shibuya.dev.results import running_sink
-from streams.wire import EngineState, RunStatus, Topic
+from streams.wire import EngineState, RunStatus, Topic, topic_name
 from tests.integration.lifecycle_support import Harness, wait_until
 from tests.integration.stream_support import Workers, generate, partition_of, send
 
@@ -191,3 +192,14 @@ def test_an_idle_collection_is_purged_once_and_a_busy_one_never(
         assert len(h.decisions.purges_of("idle")) == 1
         assert h.decisions.purges_of("busy") == []
         time.sleep(0.2)
+
+
+def test_a_worker_refuses_topics_read_together_with_different_partition_counts(
+    workers: Workers, kafka_bootstrap: str, unique: str
+) -> None:
+    run_events = topic_name(Topic.RUN_EVENTS, unique)
+    asyncio.run(kafka_io.create_topics(kafka_bootstrap, [run_events], partitions=2))
+    worker = workers.start()
+    wait_until("the worker to exit", worker.exited, 60, workers.logs)
+    assert worker.proc.returncode == 2
+    assert f"{run_events} has 2, {topic_name(Topic.METRICS, unique)} has 4" in worker.log_tail()
