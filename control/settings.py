@@ -7,6 +7,7 @@ Nested groups use ``__``: ``SHIBUYA_API_DATABASE__URL=postgresql+psycopg://…``
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,18 @@ class SinkSettings(BaseModel):
     raw_samples: bool = Field(False, description="also store raw samples (TTL 7 days)")
 
 
+class AuthSettings(BaseModel):
+    mode: Literal["tokens", "none"] = Field(
+        "tokens",
+        description="tokens: every request needs a bearer token; none: no authentication, "
+        "every request is the admin 'local' (one person on their own machine only)",
+    )
+
+
+class FilesSettings(BaseModel):
+    max_bytes: int = Field(100 * 2**20, ge=1, description="largest plan file accepted")
+
+
 class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SHIBUYA_API_", env_nested_delimiter="__", extra="forbid"
@@ -49,6 +62,8 @@ class ApiSettings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     sink: SinkSettings = SinkSettings()
+    auth: AuthSettings = AuthSettings()
+    files: FilesSettings = FilesSettings()
 
     @property
     def database_url(self) -> str:

@@ -59,6 +59,12 @@ app.add_typer(worker, name="worker")
 app.add_typer(api, name="api")
 app.add_typer(dev, name="dev")
 dev.add_typer(kafka, name="kafka")
+postgres = typer.Typer(
+    help="A PostgreSQL server from Debian's packages on 127.0.0.1 (trust auth, no fsync): the "
+    "metadata store of tests with several API replicas.",
+    no_args_is_help=True,
+)
+dev.add_typer(postgres, name="postgres")
 
 
 def _print_settings(settings: BaseSettings) -> None:
@@ -166,6 +172,37 @@ def api_config() -> None:
     _print_settings(ApiSettings())
 
 
+@api.command("add-user")
+def api_add_user(
+    name: Annotated[str, typer.Argument(help="the user's name")],
+    group: Annotated[
+        list[str], typer.Option("--group", "-g", help="a group to join (created if missing)")
+    ],
+    admin: Annotated[bool, typer.Option(help="may see and change everything")] = False,
+) -> None:
+    """Add a user to the API's database and print its API token (shown once; only its hash is
+    kept). Uses the SHIBUYA_API_* settings to find the database."""
+    from sqlalchemy.exc import IntegrityError
+
+    from control.auth import add_user
+    from control.db import store
+    from control.settings import ApiSettings
+
+    settings = ApiSettings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = store.open_engine(settings.database_url)
+    store.migrate(engine)
+    try:
+        with store.sessions(engine)() as session, session.begin():
+            token = add_user(session, name, group, admin=admin)
+    except IntegrityError as exc:
+        typer.echo(f"error: user {name!r} exists already", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    typer.echo(token)
+
+
 DataDir = Annotated[Path, typer.Option(help="broker state: config, KRaft log, PID file, kafka.log")]
 Port = Annotated[int, typer.Option(help="client port on 127.0.0.1")]
 ControllerPort = Annotated[int, typer.Option(help="KRaft controller port on 127.0.0.1")]
@@ -230,6 +267,28 @@ def kafka_status(
         return
     typer.echo("not running")
     raise typer.Exit(1)
+
+
+PgDir = Annotated[Path, typer.Option(help="the server's data directory and socket")]
+PgPort = Annotated[int, typer.Option(help="port on 127.0.0.1")]
+
+
+@postgres.command("start")
+def postgres_start(data_dir: PgDir = Path(".shibuya/postgres"), port: PgPort = 5432) -> None:
+    """Initialise (once) and start the server; print its SQLAlchemy URL."""
+    from shibuya.dev.postgres import PostgresServer
+
+    server = PostgresServer(data_dir.resolve(), port)
+    server.start()
+    typer.echo(server.url())
+
+
+@postgres.command("stop")
+def postgres_stop(data_dir: PgDir = Path(".shibuya/postgres"), port: PgPort = 5432) -> None:
+    """Stop the server (fast shutdown)."""
+    from shibuya.dev.postgres import PostgresServer
+
+    PostgresServer(data_dir.resolve(), port).stop()
 
 
 @dev.command("jmeter")

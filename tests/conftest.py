@@ -1,13 +1,16 @@
 """Session services for the integration tiers, and per-test isolation.
 
 The Kafka broker is real: ``SHIBUYA_TEST_KAFKA`` names one to reuse (``.ci/run`` starts one);
-otherwise the session starts its own on free loopback ports and stops it at the end.
+otherwise the session starts its own on free loopback ports and stops it at the end. PostgreSQL
+likewise: ``SHIBUYA_TEST_POSTGRES`` (a SQLAlchemy URL of a superuser) or a server of the
+session's own; each test that needs it gets a fresh database.
 Every test gets its own topic prefix and consumer group, so tests never see each other's data.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +19,7 @@ import pytest
 
 from control.results.store import Store
 from shibuya.dev.kafka import KafkaBroker
+from shibuya.dev.postgres import PostgresServer
 from shibuya.dev.procs import free_port, port_open
 
 
@@ -36,6 +40,28 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield broker.bootstrap
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    given = os.environ.get("SHIBUYA_TEST_POSTGRES")
+    if given:
+        port = int(given.rsplit("@", 1)[1].split("/")[0].rsplit(":", 1)[1])
+        yield PostgresServer(Path("/nonexistent"), port)  # started by whoever set the variable
+        return
+    # Not under pytest's 0700 temp root: the server runs as the postgres user.
+    server = PostgresServer(Path(tempfile.mkdtemp(prefix="shibuya-pg-")), free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer, unique: str) -> str:
+    """A fresh, empty PostgreSQL database for this test."""
+    return postgres_server.create_database(unique)
 
 
 @pytest.fixture(scope="session")

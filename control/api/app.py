@@ -10,6 +10,10 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from control.api import errors
+from control.api.routes import plans, projects
+from control.db import store as db
+from control.files.storage import LocalFiles
 from control.results.queries import Results
 from control.results.sink import Sink
 from control.results.store import Store
@@ -25,6 +29,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # This process owns ClickHouse (the embedded engine admits one process): it stores
         # the stream's rows (the sink) and answers the queries.
+        engine = db.open_engine(settings.database_url)
+        await asyncio.to_thread(db.migrate, engine)
+        app.state.engine = engine
+        app.state.sessions = db.sessions(engine)
+        app.state.files = LocalFiles(settings.files_dir)
         store = await asyncio.to_thread(Store.open, settings.clickhouse_dsn)
         app.state.results = Results(store)
         sink: Sink | None = None
@@ -47,15 +56,29 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(task, timeout=15)
             await asyncio.to_thread(store.close)
+            engine.dispose()
 
     app = FastAPI(title="Shibuya control API", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.registry = registry
+    errors.install(app)
+    app.include_router(projects.router)
+    app.include_router(plans.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         """Liveness: the process serves requests. Unauthenticated, for probes."""
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        """Readiness: the metadata database answers. Unauthenticated, for probes."""
+        try:
+            await asyncio.to_thread(_ping, app.state.engine)
+        except Exception as exc:
+            log.warning("not ready: %r", exc)
+            return Response('{"status":"database unavailable"}', 503, media_type="application/json")
+        return Response('{"status":"ready"}', media_type="application/json")
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -63,6 +86,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _ping(engine: object) -> None:
+    from sqlalchemy import text
+
+    with engine.connect() as c:  # type: ignore[attr-defined]
+        c.execute(text("SELECT 1"))
 
 
 async def _keep_running(sink: Sink) -> None:

@@ -16,6 +16,7 @@ run's owner (:mod:`streams.agents.runs`) reads them, in the same transaction.
 from __future__ import annotations
 
 import logging
+import time
 from typing import ClassVar
 
 import msgspec
@@ -66,6 +67,11 @@ class Deployments(TableOwner[DeploymentsState]):
         self.purges = Counter(
             "shibuya_gc_purges", "purge commands emitted for idle collections", registry=registry
         )
+        self._taken_ms: dict[int, int] = {}
+        """When each owned partition was taken over."""
+
+    def opened(self, work: TableWork[DeploymentsState]) -> None:
+        self._taken_ms[work.tp.partition] = int(time.time() * 1000)
 
     def take(self, work: TableWork[DeploymentsState], topic: str, value: bytes, now_ms: int) -> str:
         message: Command | EngineStatus
@@ -87,6 +93,11 @@ class Deployments(TableOwner[DeploymentsState]):
 
     def tick(self, work: TableWork[DeploymentsState], now_ms: int) -> None:
         s = self.settings
+        self.deployed.set(sum(w.state.deployed() for w in self._work.values()))
+        if now_ms - self._taken_ms.get(work.tp.partition, 0) < s.engine_lost_s * 1000:
+            # Just taken over: the heartbeats sent while nobody owned the partition are still
+            # being read; the table says nothing about idleness until they are.
+            return
         purges, forgot = work.state.due(now_ms, s.gc_idle_s, s.ended_run_ttl_s)
         work.changed |= forgot
         for purge in purges:
@@ -94,7 +105,6 @@ class Deployments(TableOwner[DeploymentsState]):
             work.out.append(Record(self.topics.commands, key, encode_message(purge)))
             self.purges.inc()
             log.info("collection %s: purge (%s)", purge.collection_id, purge.reason)
-        self.deployed.set(sum(w.state.deployed() for w in self._work.values()))
 
 
 def register(

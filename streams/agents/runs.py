@@ -64,6 +64,12 @@ class TrackedRun(msgspec.Struct, kw_only=True):
     """Rows of the newest second seen, not yet evaluated."""
 
 
+class Early(msgspec.Struct, kw_only=True):
+    first_ms: int
+    messages: list[SecondMetrics | LateMetrics] = []
+    dropped: int = 0
+
+
 class RunsState(msgspec.Struct, kw_only=True):
     """The state record of one run-events/metrics partition."""
 
@@ -72,6 +78,14 @@ class RunsState(msgspec.Struct, kw_only=True):
     runs: dict[str, TrackedRun] = {}
     ended: dict[str, int] = {}
     """Runs that ended → when (remembered for ``ended_run_ttl_s``, to ignore what comes late)."""
+    early: dict[str, Early] = {}
+    """Metrics of runs not announced (yet): the two topics are read side by side, so a run's
+    first rows may come before its ``run_started``. Kept for ``EARLY_S``, at most
+    ``EARLY_ROWS`` rows per run."""
+
+
+#: How long, and how many rows, metrics of a run not announced yet are kept.
+EARLY_S, EARLY_ROWS, EARLY_RUNS = 20, 1000, 50
 
 
 @dataclass
@@ -161,6 +175,13 @@ class Runs(TableOwner[RunsState]):
             runs[event.run_id] = self._track(event)
             self.series.collections[event.run_id] = event.collection_id
             self._count()
+            early = work.state.early.pop(event.run_id, None)
+            if early is not None:  # what came before the announcement, in its order
+                for message in early.messages:
+                    self._metrics(work, runs, message, now_ms)
+                if early.dropped:
+                    log.warning("run %s: %d early rows were dropped (over %d)", event.run_id,
+                                early.dropped, EARLY_ROWS)  # fmt: skip
             return "applied"
         live = runs.get(event.run_id or "")
         if live is None:
@@ -196,7 +217,7 @@ class Runs(TableOwner[RunsState]):
     ) -> str:
         live = runs.get(message.run_id)
         if live is None:
-            return "ignored"
+            return self._early(work.state, message, now_ms)
         live.changed = True
         if isinstance(message, LateMetrics):  # counted, too late for the criteria
             for row in message.rows:
@@ -210,6 +231,20 @@ class Runs(TableOwner[RunsState]):
             live.pending.append(row)
         if row.plan_id is None and row.label is None:
             live.progress.on_second(row.second_s, row.count, row.failures)
+        return "applied"
+
+    def _early(self, state: RunsState, message: SecondMetrics | LateMetrics, now_ms: int) -> str:
+        if message.run_id in state.ended:
+            return "ignored"
+        early = state.early.get(message.run_id)
+        if early is None:
+            if len(state.early) >= EARLY_RUNS:
+                return "ignored"
+            early = state.early[message.run_id] = Early(first_ms=now_ms)
+        if len(early.messages) >= EARLY_ROWS:
+            early.dropped += 1
+        else:
+            early.messages.append(message)
         return "applied"
 
     # --- acting ---------------------------------------------------------------------------
@@ -249,6 +284,10 @@ class Runs(TableOwner[RunsState]):
             elif live.changed or len(p.transitions) != before:
                 self._status(work, live, now_ms, final=False)
             live.changed = False
+        for run_id, early in list(state.early.items()):
+            if now_ms - early.first_ms > EARLY_S * 1000:
+                del state.early[run_id]  # never announced: not a run to track
+                work.changed = True
         for run_id, at in list(state.ended.items()):
             if now_ms - at > self.settings.ended_run_ttl_s * 1000:
                 del state.ended[run_id]

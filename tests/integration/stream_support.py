@@ -175,6 +175,20 @@ class Workers:
         self.started.append(w)
         return w
 
+    def wait_settled(self, timeout_s: float = 90) -> None:
+        """Wait until the group has taken in every worker started: the i-th of n has had at
+        least n - i assignments (each join reassigns every member)."""
+        n = len(self.started)
+
+        def settled() -> bool:
+            return all(
+                w.metrics().get("shibuya_rebalances_total", 0) >= n - i
+                for i, w in enumerate(self.started)
+            )
+
+        if not wait_for(settled, timeout_s=timeout_s):
+            raise AssertionError(f"the consumer group did not settle\n{self.logs()}")
+
     def summed(self, series: str) -> float:
         """A Prometheus series summed over the workers."""
         return sum(w.metrics().get(series, 0.0) for w in self.started)

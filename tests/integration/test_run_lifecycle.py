@@ -53,6 +53,7 @@ def test_runs_end_on_duration_finish_loss_and_each_kind_of_breach(
 ) -> None:
     for _ in range(2):
         workers.start(**FAST)
+    workers.wait_settled()
     h = harness
     runs = {name: f"{name}-{unique}" for name in ("dur", "fin", "lost", "p95", "err", "rps")}
     h.start_run(runs["dur"], "c-dur", duration_s=2)
@@ -156,6 +157,7 @@ def test_a_new_owner_neither_forgets_nor_repeats_a_termination(
     )  # fmt: skip
     for _ in range(2):  # engines keep heartbeating while their partitions change hands
         workers.start(**{**FAST, "ENGINE_LOST_S": "15"})
+    workers.wait_settled()
     h = harness
     h.finish_delay_s[first] = 12.0
     h.start_run(first, "c-a", duration_s=1)
@@ -178,6 +180,7 @@ def test_an_idle_collection_is_purged_once_and_a_busy_one_never(
 ) -> None:
     for _ in range(2):
         workers.start(**FAST)
+    workers.wait_settled()
     h = harness
     h.deploy("idle")
     h.deploy("busy")

@@ -1,0 +1,26 @@
+"""Finding things on behalf of a caller: what is not theirs does not exist for them."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from control.api.errors import not_found
+from control.auth import Caller
+from control.db.models import Plan, Project
+
+
+def project_of(db: Session, who: Caller, project_id: int) -> Project:
+    project = db.get(Project, project_id)
+    if project is None or not who.owns(project.group_id):
+        raise not_found(f"project {project_id}")
+    return project
+
+
+def plan_of(db: Session, who: Caller, plan_id: int) -> tuple[Plan, Project]:
+    row = db.execute(
+        select(Plan, Project).join(Project, Plan.project_id == Project.id).where(Plan.id == plan_id)
+    ).first()
+    if row is None or not who.owns(row[1].group_id):
+        raise not_found(f"plan {plan_id}")
+    return row[0], row[1]

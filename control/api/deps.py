@@ -1,0 +1,60 @@
+"""Request dependencies: the database session and the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from control.api.errors import ApiError
+from control.auth import LOCAL, Caller, authenticate
+
+_bearer = HTTPBearer(auto_error=False, description="an API token: `Authorization: Bearer shb_…`")
+
+
+def session(request: Request) -> Iterator[Session]:
+    """A session per request, committed when the endpoint returns (an endpoint with side
+    effects outside the database commits first itself)."""
+    with request.app.state.sessions() as s:
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+
+
+Db = Annotated[Session, Depends(session)]
+
+
+def caller(
+    request: Request,
+    db: Db,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    if request.app.state.settings.auth.mode == "none":
+        return LOCAL
+    if credentials is None:
+        raise ApiError(401, "unauthenticated", "an API token is required: Authorization: Bearer …")
+    who = authenticate(db, credentials.credentials)
+    if who is None:
+        raise ApiError(401, "unauthenticated", "unknown or revoked API token")
+    return who
+
+
+Who = Annotated[Caller, Depends(caller)]
+
+
+class Paging:
+    def __init__(
+        self,
+        limit: Annotated[int, Query(ge=1, le=200, description="at most this many items")] = 50,
+        offset: Annotated[int, Query(ge=0, description="skip this many items")] = 0,
+    ) -> None:
+        self.limit, self.offset = limit, offset
+
+
+Pages = Annotated[Paging, Depends()]

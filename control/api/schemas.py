@@ -1,0 +1,64 @@
+"""Request and response bodies of the REST API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class Me(BaseModel):
+    name: str
+    groups: list[str]
+    is_admin: bool
+
+
+class ProjectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    group: Name = Field(description="the owning group; the caller must be a member")
+
+
+class ProjectPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+
+
+class ProjectOut(BaseModel):
+    id: int
+    name: str
+    group: str
+    created_at: datetime
+
+
+class PlanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+
+
+class FileOut(BaseModel):
+    name: str
+    kind: str = Field(description="jmx, csv or data")
+    size_bytes: int
+    sha256: str
+    uploaded_at: datetime
+
+
+class PlanOut(BaseModel):
+    id: int
+    project_id: int
+    name: str
+    created_at: datetime
+    files: list[FileOut]

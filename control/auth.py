@@ -1,0 +1,84 @@
+"""Who is calling: bearer API tokens (stored as SHA-256), users in groups, admins.
+
+Every endpoint but the probes depends on :func:`control.api.deps.caller`; what a caller may touch
+is decided by :meth:`Caller.owns`. ``auth.mode = "none"`` (``SHIBUYA_API_AUTH__MODE=none``) is
+for one person on their own machine: every request is the admin ``local``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from control.db.models import ApiToken, Group, Membership, User
+
+TOKEN_PREFIX = "shb_"  # noqa: S105 (a marker, not a secret)
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Caller:
+    user_id: int | None
+    name: str
+    groups: frozenset[int]
+    is_admin: bool
+
+    def owns(self, group_id: int) -> bool:
+        """May read and change what the group owns."""
+        return self.is_admin or group_id in self.groups
+
+
+LOCAL = Caller(user_id=None, name="local", groups=frozenset(), is_admin=True)
+
+
+def authenticate(session: Session, token: str) -> Caller | None:
+    """The caller a token stands for; ``None`` for an unknown or revoked token."""
+    row = session.execute(
+        select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == token_hash(token), ApiToken.revoked_at.is_(None))
+    ).scalar_one_or_none()
+    if row is None:
+        return None
+    groups = session.scalars(select(Membership.group_id).where(Membership.user_id == row.id))
+    return Caller(user_id=row.id, name=row.name, groups=frozenset(groups), is_admin=row.is_admin)
+
+
+def add_user(
+    session: Session,
+    name: str,
+    groups: list[str],
+    *,
+    admin: bool = False,
+    token_name: str = "cli",  # noqa: S107
+) -> str:
+    """Create a user (and any missing group), join the groups, and return a new token for it
+    (shown once: only its hash is kept)."""
+    user = User(name=name, is_admin=admin)
+    session.add(user)
+    session.flush()
+    for group_name in groups:
+        group = session.scalar(select(Group).where(Group.name == group_name))
+        if group is None:
+            group = Group(name=group_name)
+            session.add(group)
+            session.flush()
+        session.add(Membership(user_id=user.id, group_id=group.id))
+    return issue_token(session, user.id, token_name)
+
+
+def issue_token(session: Session, user_id: int, name: str) -> str:
+    token = new_token()
+    session.add(ApiToken(user_id=user_id, name=name, token_hash=token_hash(token)))
+    return token

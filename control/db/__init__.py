@@ -1,0 +1,1 @@
+"""The control plane's metadata store: SQLAlchemy 2 models, Alembic migrations, sessions."""

@@ -1,0 +1,183 @@
+"""The metadata: who may do what (users, groups, tokens) and what they own (projects, plans,
+files, collections, launches, runs).
+
+Ownership is by group: a project belongs to one group; its members (and admins) may read and
+change it and everything in it. Invariants that two API replicas could race on are constraints of
+the database, not checks in Python: one active launch and one active run per collection are
+partial unique indexes (SQLite and PostgreSQL both have them).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Timestamped:
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class Group(Timestamped, Base):
+    __tablename__ = "groups"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+
+
+class User(Timestamped, Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class ApiToken(Timestamped, Base):
+    """A bearer token; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class Project(Timestamped, Base):
+    __tablename__ = "projects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), index=True)
+    """The owning group."""
+
+
+class Plan(Timestamped, Base):
+    __tablename__ = "plans"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class PlanFile(Base):
+    """A file of a plan: its ``.jmx`` or a data file. The bytes live in the file storage."""
+
+    __tablename__ = "plan_files"
+    __table_args__ = (UniqueConstraint("plan_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(10))
+    """``jmx``, ``csv`` or ``data``."""
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class Collection(Timestamped, Base):
+    __tablename__ = "collections"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    csv_split: Mapped[bool] = mapped_column(Boolean, default=False)
+    thresholds: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class CollectionPlan(Base):
+    __tablename__ = "collection_plans"
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
+    )
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), primary_key=True)
+    engines: Mapped[int] = mapped_column(Integer)
+    threads_per_engine: Mapped[int] = mapped_column(Integer)
+    ramp_up_s: Mapped[int] = mapped_column(Integer, default=0)
+    duration_s: Mapped[int] = mapped_column(Integer)
+
+
+class Launch(Base):
+    """Engines deployed for a collection, from deploy to purge (usage in engine-hours)."""
+
+    __tablename__ = "launches"
+    __table_args__ = (
+        Index(
+            "uq_launches_one_active",
+            "collection_id",
+            unique=True,
+            sqlite_where=text("purged_at IS NULL"),
+            postgresql_where=text("purged_at IS NULL"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    engines: Mapped[int] = mapped_column(Integer)
+    launched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index(
+            "uq_runs_one_active",
+            "collection_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    state: Mapped[str] = mapped_column(String(20), default="deploying")
+    outcome: Mapped[str | None] = mapped_column(String(20), default=None)
+    reason: Mapped[str] = mapped_column(String(1000), default="")
+    thresholds: Mapped[list[str]] = mapped_column(JSON, default=list)
+    verdicts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)

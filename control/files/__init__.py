@@ -1,0 +1,1 @@
+"""Plan files: a small storage interface and its local-directory implementation."""

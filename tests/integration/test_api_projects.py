@@ -1,0 +1,213 @@
+"""Projects, plans and files through the real API server, on SQLite and on PostgreSQL: round
+trips, pagination, who may do what (every endpoint × owner / other group / admin / anonymous),
+and uploads that must be refused without leaving anything behind."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shibuya.dev.postgres import PostgresServer
+from tests.integration.api_support import ApiServer, start_api
+
+pytestmark = pytest.mark.integration
+
+JMX = (Path(__file__).parents[2] / "examples" / "two-samplers.jmx").read_bytes()
+CSV = "user,password\nalice,ü-secret\nbob,x\n".encode()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def api(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_server: PostgresServer,
+) -> Iterator[ApiServer]:
+    data = tmp_path_factory.mktemp(f"api-{request.param}")
+    if request.param == "sqlite":
+        url = f"sqlite:///{data / 'meta.db'}"
+    else:
+        url = postgres_server.create_database(f"api_{uuid.uuid4().hex[:10]}")
+    server = start_api(data, url, FILES__MAX_BYTES="100000")
+    yield server
+    server.stop()
+
+
+def _project(api: ApiServer, who: str = "alice", group: str = "team-a") -> dict[str, object]:
+    with api.client(who) as c:
+        r = c.post("/api/projects", json={"name": f"p-{uuid.uuid4().hex[:6]}", "group": group})
+    assert r.status_code == 201, r.text
+    body: dict[str, object] = r.json()
+    return body
+
+
+def _plan(api: ApiServer, project_id: object) -> int:
+    with api.client("alice") as c:
+        r = c.post(f"/api/projects/{project_id}/plans", json={"name": "checkout"})
+        assert r.status_code == 201, r.text
+        plan_id: int = r.json()["id"]
+        assert c.put(f"/api/plans/{plan_id}/files/plan.jmx", content=JMX).status_code == 200
+    return plan_id
+
+
+def test_projects_plans_and_files_round_trip(api: ApiServer) -> None:
+    project = _project(api)
+    assert project["group"] == "team-a"
+    plan_id = _plan(api, project["id"])
+    with api.client("alice") as c:
+        up = c.put(f"/api/plans/{plan_id}/files/users.csv", content=CSV)
+        assert up.json()["sha256"] == hashlib.sha256(CSV).hexdigest()
+        assert up.json()["kind"] == "csv"
+        plan = c.get(f"/api/plans/{plan_id}").json()
+        assert [(f["name"], f["kind"], f["size_bytes"]) for f in plan["files"]] == [
+            ("plan.jmx", "jmx", len(JMX)),
+            ("users.csv", "csv", len(CSV)),
+        ]
+        down = c.get(f"/api/plans/{plan_id}/files/plan.jmx")
+        assert down.content == JMX
+        assert down.headers["x-content-sha256"] == hashlib.sha256(JMX).hexdigest()
+        # Replacing a file keeps one row with the new content.
+        assert c.put(f"/api/plans/{plan_id}/files/users.csv", content=b"a\n").status_code == 200
+        files = c.get(f"/api/plans/{plan_id}/files").json()
+        assert [(f["name"], f["size_bytes"]) for f in files] == [("plan.jmx", len(JMX)),
+                                                                 ("users.csv", 2)]  # fmt: skip
+        # A plan has one test plan.
+        other = c.put(f"/api/plans/{plan_id}/files/other.jmx", content=JMX)
+        assert other.status_code == 409
+        assert other.json()["error"]["code"] == "conflict"
+        assert c.delete(f"/api/plans/{plan_id}/files/users.csv").status_code == 204
+        assert c.get(f"/api/plans/{plan_id}/files/users.csv").status_code == 404
+        renamed = c.patch(f"/api/projects/{project['id']}", json={"name": "renamed"})
+        assert renamed.json()["name"] == "renamed"
+        assert c.delete(f"/api/projects/{project['id']}").status_code == 204
+        assert c.get(f"/api/plans/{plan_id}").status_code == 404  # gone with its project
+
+
+def test_lists_are_paginated_and_show_only_the_callers_projects(api: ApiServer) -> None:
+    mine = {_project(api)["id"] for _ in range(3)}
+    theirs = _project(api, "bob", "team-b")["id"]
+    with api.client("alice") as c:
+        first = c.get("/api/projects", params={"limit": 2}).json()
+        total = first["total"]
+        rest = c.get("/api/projects", params={"limit": 200, "offset": 2}).json()
+    seen = [p["id"] for p in first["items"] + rest["items"]]
+    assert len(first["items"]) == 2
+    assert len(seen) == total == len(set(seen))
+    assert mine <= set(seen)
+    assert theirs not in seen
+    with api.client("root") as c:
+        assert theirs in {p["id"] for p in c.get("/api/projects?limit=200").json()["items"]}
+    with api.client("alice") as c:
+        bad = c.get("/api/projects", params={"limit": 0})
+    assert bad.status_code == 422
+    assert bad.json()["error"]["code"] == "invalid"
+    assert bad.json()["error"]["message"].startswith("query.limit:")
+
+
+# Every endpoint, with the status each kind of caller gets. {project} and {plan} belong to
+# alice's group; bob is in another group; root is an admin.
+ENDPOINTS: list[tuple[str, str, dict[str, object] | bytes | None, int]] = [
+    ("GET", "/api/projects/{project}", None, 200),
+    ("PATCH", "/api/projects/{project}", {"name": "x"}, 200),
+    ("POST", "/api/projects/{project}/plans", {"name": "x"}, 201),
+    ("GET", "/api/projects/{project}/plans", None, 200),
+    ("GET", "/api/plans/{plan}", None, 200),
+    ("PATCH", "/api/plans/{plan}", {"name": "y"}, 200),
+    ("GET", "/api/plans/{plan}/files", None, 200),
+    ("PUT", "/api/plans/{plan}/files/data.csv", b"a,b\n", 200),
+    ("GET", "/api/plans/{plan}/files/plan.jmx", None, 200),
+    ("DELETE", "/api/plans/{plan}/files/data.csv", None, 204),
+    ("DELETE", "/api/plans/{plan}", None, 204),
+    ("DELETE", "/api/projects/{project}", None, 204),
+]
+
+
+@pytest.mark.parametrize("who", ["alice", "bob", "root", None])
+def test_every_endpoint_checks_who_calls_and_what_they_own(api: ApiServer, who: str | None) -> None:
+    project = _project(api)
+    plan = _plan(api, project["id"])
+    with api.client(who) as c:
+        for method, template, body, ok in ENDPOINTS:
+            url = template.format(project=project["id"], plan=plan)
+            kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
+            r = c.request(method, url, **kwargs) if body is not None else c.request(method, url)
+            expected = {"alice": ok, "root": ok, "bob": 404, None: 401}[who]
+            assert r.status_code == expected, (who, method, url, r.text)
+            if r.status_code >= 400:
+                assert set(r.json()["error"]) == {"code", "message", "details"}
+        # Creating a project in a group one is not in.
+        r = c.post("/api/projects", json={"name": "x", "group": "team-a"})
+        assert r.status_code == {"alice": 201, "root": 201, "bob": 403, None: 401}[who]
+        assert c.get("/api/me").status_code == (401 if who is None else 200)
+    if who is not None:
+        with api.client(who) as c:
+            assert c.get("/api/me").json()["name"] == who
+
+
+def test_a_wrong_token_is_refused(api: ApiServer) -> None:
+    with httpx.Client(base_url=api.base, headers={"Authorization": "Bearer shb_nope"}) as c:
+        r = c.get("/api/projects")
+    assert r.status_code == 401
+    assert r.json()["error"] == {
+        "code": "unauthenticated", "message": "unknown or revoked API token", "details": None
+    }  # fmt: skip
+    assert r.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "status", "code"),
+    [
+        ("..%2F..%2Fetc.csv", CSV, 404, "not_found"),  # never reaches the route
+        ("..etc.csv", CSV, 422, "invalid"),
+        (".hidden.csv", CSV, 422, "invalid"),
+        ("run.sh", b"#!/bin/sh\n", 415, "unsupported_file"),
+        ("big.csv", b"x" * 100_001, 413, "too_large"),
+        ("latin1.csv", "é".encode("latin-1"), 422, "invalid"),
+        ("notxml.jmx", b"<jmeterTestPlan", 422, "invalid"),
+        ("other.jmx", b"<project/>", 422, "invalid"),
+        (
+            "bomb.jmx",
+            b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]>'
+            b"<jmeterTestPlan>&b;</jmeterTestPlan>",
+            422,
+            "invalid",
+        ),
+    ],
+)
+def test_bad_uploads_are_refused_and_leave_nothing(
+    api: ApiServer, name: str, content: bytes, status: int, code: str
+) -> None:
+    project = _project(api)
+    with api.client("alice") as c:
+        r = c.post(f"/api/projects/{project['id']}/plans", json={"name": "p"})
+        plan = r.json()["id"]
+        r = c.put(f"/api/plans/{plan}/files/{name}", content=content)
+        assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text
+        assert c.get(f"/api/plans/{plan}/files").json() == []
+    files = api.log.parent / "files" / "plans" / str(plan)
+    assert not files.exists() or list(files.iterdir()) == []
+
+
+def test_an_oversize_upload_without_a_length_is_cut_off(api: ApiServer) -> None:
+    project = _project(api)
+    with api.client("alice") as c:
+        plan = c.post(f"/api/projects/{project['id']}/plans", json={"name": "p"}).json()["id"]
+
+        def chunks() -> Iterator[bytes]:
+            for _ in range(30):
+                yield b"y" * 10_000
+
+        r = c.put(f"/api/plans/{plan}/files/big.csv", content=chunks())  # chunked: no length
+        assert r.status_code == 413
+        assert c.get(f"/api/plans/{plan}/files").json() == []
+
+
+def test_the_openapi_document_lists_the_routes(api: ApiServer) -> None:
+    with httpx.Client(base_url=api.base) as c:
+        spec = c.get("/openapi.json").json()
+    assert {"/api/projects", "/api/plans/{plan_id}/files/{name}"} <= set(spec["paths"])
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
