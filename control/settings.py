@@ -48,6 +48,12 @@ class FilesSettings(BaseModel):
     max_bytes: int = Field(100 * 2**20, ge=1, description="largest plan file accepted")
 
 
+class LimitsSettings(BaseModel):
+    max_engines_per_collection: int = Field(
+        100, ge=1, description="engines a collection may have over all its plans"
+    )
+
+
 class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SHIBUYA_API_", env_nested_delimiter="__", extra="forbid"
@@ -64,6 +70,7 @@ class ApiSettings(BaseSettings):
     sink: SinkSettings = SinkSettings()
     auth: AuthSettings = AuthSettings()
     files: FilesSettings = FilesSettings()
+    limits: LimitsSettings = LimitsSettings()
 
     @property
     def database_url(self) -> str:

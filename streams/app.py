@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from faust.types import TP
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from streams import topics as topics_mod
 from streams.agents import aggregate, deployments, merge, runs
@@ -52,9 +52,16 @@ def create_app(settings: WorkerSettings) -> Worker:
     series = RunSeries(settings.prometheus_max_labels)
     registry.register(series)
     rebalances = Counter("shibuya_rebalances", "partition assignments received", registry=registry)
+    owned = Gauge(
+        "shibuya_owned_partitions",
+        "results partitions assigned to this worker (the others' topics follow them)",
+        registry=registry,
+    )
+    results_topic = topics.results.get_topic_name()
 
     async def _count(assigned: set[TP]) -> None:
         rebalances.inc()
+        owned.set(sum(tp.topic == results_topic for tp in assigned))
 
     app.when_assigned(_count)
 

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from control.api.errors import not_found
 from control.auth import Caller
-from control.db.models import Plan, Project
+from control.db.models import Collection, Plan, Project
 
 
 def project_of(db: Session, who: Caller, project_id: int) -> Project:
@@ -23,4 +23,15 @@ def plan_of(db: Session, who: Caller, plan_id: int) -> tuple[Plan, Project]:
     ).first()
     if row is None or not who.owns(row[1].group_id):
         raise not_found(f"plan {plan_id}")
+    return row[0], row[1]
+
+
+def collection_of(db: Session, who: Caller, collection_id: int) -> tuple[Collection, Project]:
+    row = db.execute(
+        select(Collection, Project)
+        .join(Project, Collection.project_id == Project.id)
+        .where(Collection.id == collection_id)
+    ).first()
+    if row is None or not who.owns(row[1].group_id):
+        raise not_found(f"collection {collection_id}")
     return row[0], row[1]

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from control.api import errors
-from control.api.routes import plans, projects
+from control.api.routes import collections, plans, projects
 from control.db import store as db
 from control.files.storage import LocalFiles
 from control.results.queries import Results
@@ -64,6 +64,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     errors.install(app)
     app.include_router(projects.router)
     app.include_router(plans.router)
+    app.include_router(collections.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -62,3 +62,47 @@ class PlanOut(BaseModel):
     name: str
     created_at: datetime
     files: list[FileOut]
+
+
+Criteria = Annotated[
+    list[str],
+    Field(description="pass/fail criteria, e.g. 'p95(elapsed) > 500ms for 30s' (docs/criteria.md)"),
+]
+
+
+class CollectionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    csv_split: bool = False
+    thresholds: Criteria = []
+
+
+class CollectionPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name | None = None
+    csv_split: bool | None = None
+    thresholds: Criteria | None = None
+
+
+class ExecutionPlan(BaseModel):
+    plan_id: int
+    name: str
+    engines: int
+    threads_per_engine: int
+    ramp_up_s: int
+    duration_s: int
+    csv_split: bool
+
+
+class CollectionOut(BaseModel):
+    id: int
+    project_id: int
+    name: str
+    csv_split: bool
+    thresholds: list[str]
+    plans: list[ExecutionPlan]
+    engines: int
+    """Engines over all plans."""
+    virtual_users: int
+    """Engines × threads over all plans."""
+    created_at: datetime

@@ -134,6 +134,7 @@ class CollectionPlan(Base):
     threads_per_engine: Mapped[int] = mapped_column(Integer)
     ramp_up_s: Mapped[int] = mapped_column(Integer, default=0)
     duration_s: Mapped[int] = mapped_column(Integer)
+    csv_split: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Launch(Base):

@@ -21,6 +21,7 @@ class ApiServer:
     base: str
     proc: subprocess.Popen[bytes]
     log: Path
+    database_url: str
     tokens: dict[str, str] = field(default_factory=dict)
 
     def client(self, who: str | None) -> httpx.Client:
@@ -65,7 +66,8 @@ def start_api(data_dir: Path, database_url: str, **settings: str) -> ApiServer:
     with log.open("ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "shibuya", "api", "serve"], env=env,
                                 stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-    server = ApiServer(base=f"http://127.0.0.1:{port}", proc=proc, log=log, tokens=tokens)
+    server = ApiServer(base=f"http://127.0.0.1:{port}", proc=proc, log=log,
+                       database_url=database_url, tokens=tokens)  # fmt: skip
     if not wait_for(lambda: port_open("127.0.0.1", port) or proc.poll() is not None, 60) or (
         proc.poll() is not None
     ):

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from shibuya.dev.postgres import PostgresServer
 from tests.integration.agent_support import serve_files
+from tests.integration.api_support import ApiServer, start_api
 from tests.integration.stream_support import Workers
 
 
@@ -27,3 +30,19 @@ def workers(kafka_bootstrap: str, unique: str, tmp_path: Path) -> Iterator[Worke
     pool = Workers(kafka_bootstrap, unique, tmp_path)
     yield pool
     pool.stop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def api(  # the real server: one per module and database
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_server: PostgresServer,
+) -> Iterator[ApiServer]:
+    data = tmp_path_factory.mktemp(f"api-{request.param}")
+    if request.param == "sqlite":
+        url = f"sqlite:///{data / 'meta.db'}"
+    else:
+        url = postgres_server.create_database(f"api_{uuid.uuid4().hex[:10]}")
+    server = start_api(data, url, FILES__MAX_BYTES="100000")
+    yield server
+    server.stop()

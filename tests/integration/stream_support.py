@@ -176,15 +176,12 @@ class Workers:
         return w
 
     def wait_settled(self, timeout_s: float = 90) -> None:
-        """Wait until the group has taken in every worker started: the i-th of n has had at
-        least n - i assignments (each join reassigns every member)."""
-        n = len(self.started)
+        """Wait until the group has taken in every worker started: each owns partitions, and
+        together they own each partition once."""
 
         def settled() -> bool:
-            return all(
-                w.metrics().get("shibuya_rebalances_total", 0) >= n - i
-                for i, w in enumerate(self.started)
-            )
+            owned = [w.metrics().get("shibuya_owned_partitions", 0) for w in self.started]
+            return all(owned) and sum(owned) == self.partitions
 
         if not wait_for(settled, timeout_s=timeout_s):
             raise AssertionError(f"the consumer group did not settle\n{self.logs()}")

@@ -12,29 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shibuya.dev.postgres import PostgresServer
-from tests.integration.api_support import ApiServer, start_api
+from tests.integration.api_support import ApiServer
 
 pytestmark = pytest.mark.integration
 
 JMX = (Path(__file__).parents[2] / "examples" / "two-samplers.jmx").read_bytes()
 CSV = "user,password\nalice,ü-secret\nbob,x\n".encode()
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def api(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    postgres_server: PostgresServer,
-) -> Iterator[ApiServer]:
-    data = tmp_path_factory.mktemp(f"api-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{data / 'meta.db'}"
-    else:
-        url = postgres_server.create_database(f"api_{uuid.uuid4().hex[:10]}")
-    server = start_api(data, url, FILES__MAX_BYTES="100000")
-    yield server
-    server.stop()
 
 
 def _project(api: ApiServer, who: str = "alice", group: str = "team-a") -> dict[str, object]:

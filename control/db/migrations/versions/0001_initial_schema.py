@@ -123,6 +123,7 @@ def upgrade() -> None:
         sa.Column("threads_per_engine", sa.Integer(), nullable=False),
         sa.Column("ramp_up_s", sa.Integer(), nullable=False),
         sa.Column("duration_s", sa.Integer(), nullable=False),
+        sa.Column("csv_split", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["collection_id"],
             ["collections.id"],

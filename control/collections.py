@@ -1,0 +1,164 @@
+"""Shibuya's collection config (the ``multi-test`` YAML): parsed, validated, rendered.
+
+```yaml
+multi-test:
+  name: checkout
+  projectid: 3
+  collectionid: 12
+  csv_split: false
+  thresholds: ["p95(elapsed) > 500ms for 30s"]   # ours; Shibuya has none
+  tests:
+    - {name: browse, testid: 7, concurrency: 50, rampup: 30, engines: 2, duration: 10}
+    - {name: buy, testid: 8, concurrency: 10, rampup: 0, engines: 1, duration_s: 90}
+```
+
+As in Shibuya: ``concurrency`` is threads per engine, ``rampup`` seconds, ``duration`` minutes;
+``duration_s`` (ours) gives seconds instead, for short tests. Validation is Shibuya's — the ids
+match the URL and the project, every plan exists in the project, engines and threads are at least
+1, the engines add up to at most the limit — plus ours: criteria parse, a plan appears once.
+Every problem is reported with where it is (``tests[1].engines``), all at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from streams.wire.criteria import CriterionError, parse
+
+MAX_CONFIG_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    plan_id: int
+    name: str
+    engines: int
+    threads_per_engine: int
+    ramp_up_s: int
+    duration_s: int
+    csv_split: bool
+
+
+@dataclass(frozen=True)
+class CollectionConfig:
+    name: str
+    project_id: int
+    collection_id: int
+    csv_split: bool
+    thresholds: list[str]
+    plans: list[PlanConfig]
+
+
+class ConfigError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def parse_config(text: str) -> CollectionConfig:
+    """Parse and check the document's shape; raise :class:`ConfigError` listing every problem."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"not YAML: {exc}"]) from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("multi-test"), dict):
+        raise ConfigError(["the document needs a top-level 'multi-test' mapping"])
+    top: dict[str, Any] = doc["multi-test"]
+    problems: list[str] = []
+
+    def integer(where: str, value: Any, low: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(f"{where}: a whole number is needed, not {value!r}")
+            return low
+        if value < low:
+            problems.append(f"{where}: at least {low}, not {value}")
+        return value
+
+    name = top.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append("name: a non-empty text is needed")
+    project_id = integer("projectid", top.get("projectid"), 1)
+    collection_id = integer("collectionid", top.get("collectionid"), 1)
+    thresholds = top.get("thresholds", [])
+    if not isinstance(thresholds, list) or not all(isinstance(t, str) for t in thresholds):
+        problems.append("thresholds: a list of criteria is needed")
+        thresholds = []
+    problems += criteria_problems(thresholds)
+    tests = top.get("tests")
+    plans: list[PlanConfig] = []
+    if not isinstance(tests, list) or not tests:
+        problems.append("tests: a non-empty list of plans is needed")
+        tests = []
+    seen: set[int] = set()
+    for i, t in enumerate(tests):
+        at = f"tests[{i}]"
+        if not isinstance(t, dict):
+            problems.append(f"{at}: a mapping is needed")
+            continue
+        plan_id = integer(f"{at}.testid", t.get("testid"), 1)
+        if plan_id in seen:
+            problems.append(f"{at}.testid: plan {plan_id} is listed twice")
+        seen.add(plan_id)
+        if "duration_s" in t:
+            duration_s = integer(f"{at}.duration_s", t["duration_s"], 1)
+        else:
+            duration_s = integer(f"{at}.duration", t.get("duration"), 1) * 60
+        plans.append(
+            PlanConfig(
+                plan_id=plan_id,
+                name=str(t.get("name", "")),
+                engines=integer(f"{at}.engines", t.get("engines"), 1),
+                threads_per_engine=integer(f"{at}.concurrency", t.get("concurrency"), 1),
+                ramp_up_s=integer(f"{at}.rampup", t.get("rampup", 0), 0),
+                duration_s=duration_s,
+                csv_split=bool(t.get("csv_split", False)),
+            )
+        )
+    if problems:
+        raise ConfigError(problems)
+    return CollectionConfig(
+        name=str(name).strip(),
+        project_id=project_id,
+        collection_id=collection_id,
+        csv_split=bool(top.get("csv_split", False)),
+        thresholds=list(thresholds),
+        plans=plans,
+    )
+
+
+def criteria_problems(texts: list[str]) -> list[str]:
+    problems = []
+    for i, text in enumerate(texts):
+        try:
+            parse(text)
+        except CriterionError as exc:
+            problems.append(f"thresholds[{i}]: {exc}")
+    return problems
+
+
+def render_config(config: CollectionConfig) -> str:
+    tests = []
+    for p in config.plans:
+        test: dict[str, Any] = {"name": p.name, "testid": p.plan_id,
+                                "concurrency": p.threads_per_engine, "rampup": p.ramp_up_s,
+                                "engines": p.engines}  # fmt: skip
+        if p.duration_s % 60:
+            test["duration_s"] = p.duration_s
+        else:
+            test["duration"] = p.duration_s // 60
+        test["csv_split"] = p.csv_split
+        tests.append(test)
+    doc = {
+        "multi-test": {
+            "name": config.name,
+            "projectid": config.project_id,
+            "collectionid": config.collection_id,
+            "csv_split": config.csv_split,
+            "thresholds": config.thresholds,
+            "tests": tests,
+        }
+    }
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
