@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.api_support import ApiServer
+from tests.integration.api_support import ApiServer, start_api
 
 pytestmark = pytest.mark.integration
 
@@ -194,3 +194,17 @@ def test_the_openapi_document_lists_the_routes(api: ApiServer) -> None:
         spec = c.get("/openapi.json").json()
     assert {"/api/projects", "/api/plans/{plan_id}/files/{name}"} <= set(spec["paths"])
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
+
+
+def test_no_auth_mode_makes_every_request_the_local_admin(
+    tmp_path: Path,
+) -> None:
+    server = start_api(tmp_path, f"sqlite:///{tmp_path / 'meta.db'}", AUTH__MODE="none")
+    try:
+        with httpx.Client(base_url=server.base) as c:
+            assert c.get("/api/me").json() == {"name": "local", "groups": [], "is_admin": True}
+            r = c.post("/api/projects", json={"name": "x", "group": "local"})
+            assert r.status_code == 201  # an admin's project may found its group
+            assert c.get(f"/api/projects/{r.json()['id']}").json()["group"] == "local"
+    finally:
+        server.stop()

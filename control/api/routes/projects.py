@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from control.api.access import project_of
 from control.api.deps import Db, Pages, Who
-from control.api.errors import RESPONSES, forbidden, invalid
+from control.api.errors import RESPONSES, forbidden
 from control.api.schemas import Me, Page, ProjectIn, ProjectOut, ProjectPatch
 from control.db.models import Group, Plan, Project
 
@@ -27,11 +27,15 @@ def me(db: Db, who: Who) -> Me:
 
 @router.post("/projects", status_code=201)
 def create_project(body: ProjectIn, db: Db, who: Who) -> ProjectOut:
+    """Create a project owned by one of the caller's groups (an admin may name any group, and
+    creates it if it does not exist)."""
     group = db.scalar(select(Group).where(Group.name == body.group))
     if group is None:
         if not who.is_admin:
             raise forbidden(f"you are not a member of group {body.group!r}")
-        raise invalid(f"group {body.group!r} does not exist")
+        group = Group(name=body.group)
+        db.add(group)
+        db.flush()
     if not who.owns(group.id):
         raise forbidden(f"you are not a member of group {body.group!r}")
     project = Project(name=body.name, group_id=group.id)
