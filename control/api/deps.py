@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -48,11 +48,15 @@ def caller(
 Who = Annotated[Caller, Depends(caller)]
 
 
+#: Ids in paths: the databases' integer keys are 32-bit.
+Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
 class Paging:
     def __init__(
         self,
         limit: Annotated[int, Query(ge=1, le=200, description="at most this many items")] = 50,
-        offset: Annotated[int, Query(ge=0, description="skip this many items")] = 0,
+        offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="skip this many items")] = 0,
     ) -> None:
         self.limit, self.offset = limit, offset
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import delete, func, select
 
 from control.api.access import collection_of, project_of
-from control.api.deps import Db, Pages, Who
+from control.api.deps import Db, Id, Pages, Who
 from control.api.errors import RESPONSES, ApiError, conflict, invalid
 from control.api.schemas import (
     CollectionIn,
@@ -30,7 +30,7 @@ from control.db.models import Collection, CollectionPlan, Launch, Plan, Run
 router = APIRouter(prefix="/api", tags=["collections"], responses=RESPONSES)
 
 
-def _plans(db: Db, collection_id: int) -> list[ExecutionPlan]:
+def _plans(db: Db, collection_id: Id) -> list[ExecutionPlan]:
     rows = db.execute(
         select(CollectionPlan, Plan.name)
         .join(Plan, CollectionPlan.plan_id == Plan.id)
@@ -62,7 +62,7 @@ def _check_criteria(texts: list[str]) -> None:
         raise invalid(problems[0], problems)
 
 
-def _busy(db: Db, collection_id: int) -> str | None:
+def _busy(db: Db, collection_id: Id) -> str | None:
     """Why the collection's plans cannot change now, if they cannot."""
     if db.scalar(select(Run.id).where(Run.collection_id == collection_id, Run.ended_at.is_(None))):
         return "it has a run in progress"
@@ -75,7 +75,7 @@ def _busy(db: Db, collection_id: int) -> str | None:
 
 
 @router.post("/projects/{project_id}/collections", status_code=201)
-def create_collection(project_id: int, body: CollectionIn, db: Db, who: Who) -> CollectionOut:
+def create_collection(project_id: Id, body: CollectionIn, db: Db, who: Who) -> CollectionOut:
     project = project_of(db, who, project_id)
     _check_criteria(body.thresholds)
     c = Collection(project_id=project.id, name=body.name, csv_split=body.csv_split,
@@ -86,7 +86,7 @@ def create_collection(project_id: int, body: CollectionIn, db: Db, who: Who) -> 
 
 
 @router.get("/projects/{project_id}/collections")
-def list_collections(project_id: int, db: Db, who: Who, page: Pages) -> Page[CollectionOut]:
+def list_collections(project_id: Id, db: Db, who: Who, page: Pages) -> Page[CollectionOut]:
     project = project_of(db, who, project_id)
     query = select(Collection).where(Collection.project_id == project.id)
     total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
@@ -96,12 +96,12 @@ def list_collections(project_id: int, db: Db, who: Who, page: Pages) -> Page[Col
 
 
 @router.get("/collections/{collection_id}")
-def get_collection(collection_id: int, db: Db, who: Who) -> CollectionOut:
+def get_collection(collection_id: Id, db: Db, who: Who) -> CollectionOut:
     return _out(db, collection_of(db, who, collection_id)[0])
 
 
 @router.patch("/collections/{collection_id}")
-def change_collection(collection_id: int, body: CollectionPatch, db: Db, who: Who) -> CollectionOut:
+def change_collection(collection_id: Id, body: CollectionPatch, db: Db, who: Who) -> CollectionOut:
     c, _ = collection_of(db, who, collection_id)
     if body.name is not None:
         c.name = body.name
@@ -114,7 +114,7 @@ def change_collection(collection_id: int, body: CollectionPatch, db: Db, who: Wh
 
 
 @router.delete("/collections/{collection_id}", status_code=204)
-def delete_collection(collection_id: int, db: Db, who: Who) -> Response:
+def delete_collection(collection_id: Id, db: Db, who: Who) -> Response:
     c, _ = collection_of(db, who, collection_id)
     why = _busy(db, c.id)
     if why is not None:
@@ -127,7 +127,7 @@ def delete_collection(collection_id: int, db: Db, who: Who) -> Response:
     "/collections/{collection_id}/config",
     openapi_extra={"requestBody": {"content": {"application/yaml": {}}, "required": True}},
 )
-async def put_config(collection_id: int, request: Request, db: Db, who: Who) -> CollectionOut:
+async def put_config(collection_id: Id, request: Request, db: Db, who: Who) -> CollectionOut:
     """Replace the collection's plans (and name, CSV split, criteria) from a ``multi-test``
     YAML document (docs/api.md)."""
     c, project = collection_of(db, who, collection_id)
@@ -171,7 +171,7 @@ async def put_config(collection_id: int, request: Request, db: Db, who: Who) -> 
     response_class=Response,
     responses={200: {"content": {"application/yaml": {}}}},
 )
-def get_config(collection_id: int, db: Db, who: Who) -> Response:
+def get_config(collection_id: Id, db: Db, who: Who) -> Response:
     c, project = collection_of(db, who, collection_id)
     plans = [PlanConfig(plan_id=p.plan_id, name=p.name, engines=p.engines,
                         threads_per_engine=p.threads_per_engine, ramp_up_s=p.ramp_up_s,

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
 from control.api.access import plan_of, project_of
-from control.api.deps import Db, Pages, Who
+from control.api.deps import Db, Id, Pages, Who
 from control.api.errors import RESPONSES, ApiError, conflict, invalid, not_found
 from control.api.schemas import FileOut, Page, PlanIn, PlanOut
 from control.db.models import Plan, PlanFile, now
@@ -25,7 +25,7 @@ FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,254}$")
 DATA_SUFFIXES = frozenset({".csv", ".tsv", ".txt", ".json", ".dat"})
 
 
-def _files(db: Db, plan_id: int) -> list[FileOut]:
+def _files(db: Db, plan_id: Id) -> list[FileOut]:
     rows = db.scalars(select(PlanFile).where(PlanFile.plan_id == plan_id).order_by(PlanFile.name))
     return [
         FileOut(name=f.name, kind=f.kind, size_bytes=f.size_bytes, sha256=f.sha256,
@@ -40,7 +40,7 @@ def _out(db: Db, plan: Plan) -> PlanOut:
 
 
 @router.post("/projects/{project_id}/plans", status_code=201)
-def create_plan(project_id: int, body: PlanIn, db: Db, who: Who) -> PlanOut:
+def create_plan(project_id: Id, body: PlanIn, db: Db, who: Who) -> PlanOut:
     project = project_of(db, who, project_id)
     plan = Plan(project_id=project.id, name=body.name)
     db.add(plan)
@@ -49,7 +49,7 @@ def create_plan(project_id: int, body: PlanIn, db: Db, who: Who) -> PlanOut:
 
 
 @router.get("/projects/{project_id}/plans")
-def list_plans(project_id: int, db: Db, who: Who, page: Pages) -> Page[PlanOut]:
+def list_plans(project_id: Id, db: Db, who: Who, page: Pages) -> Page[PlanOut]:
     project = project_of(db, who, project_id)
     query = select(Plan).where(Plan.project_id == project.id)
     total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
@@ -59,19 +59,19 @@ def list_plans(project_id: int, db: Db, who: Who, page: Pages) -> Page[PlanOut]:
 
 
 @router.get("/plans/{plan_id}")
-def get_plan(plan_id: int, db: Db, who: Who) -> PlanOut:
+def get_plan(plan_id: Id, db: Db, who: Who) -> PlanOut:
     return _out(db, plan_of(db, who, plan_id)[0])
 
 
 @router.patch("/plans/{plan_id}")
-def rename_plan(plan_id: int, body: PlanIn, db: Db, who: Who) -> PlanOut:
+def rename_plan(plan_id: Id, body: PlanIn, db: Db, who: Who) -> PlanOut:
     plan, _ = plan_of(db, who, plan_id)
     plan.name = body.name
     return _out(db, plan)
 
 
 @router.delete("/plans/{plan_id}", status_code=204)
-def delete_plan(plan_id: int, request: Request, db: Db, who: Who) -> Response:
+def delete_plan(plan_id: Id, request: Request, db: Db, who: Who) -> Response:
     plan, _ = plan_of(db, who, plan_id)
     db.delete(plan)
     db.commit()  # refused while a collection uses the plan (a foreign key)
@@ -122,7 +122,7 @@ def _check_content(storage: FileStorage, key: str, name: str, kind: str) -> None
     "/plans/{plan_id}/files/{name}",
     openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}, "required": True}},
 )
-async def upload_file(plan_id: int, name: str, request: Request, db: Db, who: Who) -> FileOut:
+async def upload_file(plan_id: Id, name: str, request: Request, db: Db, who: Who) -> FileOut:
     """Upload (or replace) a file of the plan; the body is the file's bytes."""
     plan, _ = plan_of(db, who, plan_id)
     kind = _kind(name)
@@ -157,7 +157,7 @@ async def upload_file(plan_id: int, name: str, request: Request, db: Db, who: Wh
 
 
 @router.get("/plans/{plan_id}/files")
-def list_files(plan_id: int, db: Db, who: Who) -> list[FileOut]:
+def list_files(plan_id: Id, db: Db, who: Who) -> list[FileOut]:
     plan, _ = plan_of(db, who, plan_id)
     return _files(db, plan.id)
 
@@ -167,7 +167,7 @@ def list_files(plan_id: int, db: Db, who: Who) -> list[FileOut]:
     response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def download_file(plan_id: int, name: str, request: Request, db: Db, who: Who) -> StreamingResponse:
+def download_file(plan_id: Id, name: str, request: Request, db: Db, who: Who) -> StreamingResponse:
     plan, _ = plan_of(db, who, plan_id)
     row = db.scalar(select(PlanFile).where(PlanFile.plan_id == plan.id, PlanFile.name == name))
     if row is None:
@@ -184,7 +184,7 @@ def download_file(plan_id: int, name: str, request: Request, db: Db, who: Who) -
 
 
 @router.delete("/plans/{plan_id}/files/{name}", status_code=204)
-def delete_file(plan_id: int, name: str, request: Request, db: Db, who: Who) -> Response:
+def delete_file(plan_id: Id, name: str, request: Request, db: Db, who: Who) -> Response:
     plan, _ = plan_of(db, who, plan_id)
     row = db.scalar(select(PlanFile).where(PlanFile.plan_id == plan.id, PlanFile.name == name))
     if row is None:

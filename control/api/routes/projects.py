@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import func, select
 
 from control.api.access import project_of
-from control.api.deps import Db, Pages, Who
+from control.api.deps import Db, Id, Pages, Who
 from control.api.errors import RESPONSES, forbidden
 from control.api.schemas import Me, Page, ProjectIn, ProjectOut, ProjectPatch
 from control.db.models import Group, Plan, Project
@@ -58,20 +58,20 @@ def list_projects(db: Db, who: Who, page: Pages) -> Page[ProjectOut]:
 
 
 @router.get("/projects/{project_id}")
-def get_project(project_id: int, db: Db, who: Who) -> ProjectOut:
+def get_project(project_id: Id, db: Db, who: Who) -> ProjectOut:
     project = project_of(db, who, project_id)
     return _out(project, db.get_one(Group, project.group_id).name)
 
 
 @router.patch("/projects/{project_id}")
-def rename_project(project_id: int, body: ProjectPatch, db: Db, who: Who) -> ProjectOut:
+def rename_project(project_id: Id, body: ProjectPatch, db: Db, who: Who) -> ProjectOut:
     project = project_of(db, who, project_id)
     project.name = body.name
     return _out(project, db.get_one(Group, project.group_id).name)
 
 
 @router.delete("/projects/{project_id}", status_code=204)
-def delete_project(project_id: int, request: Request, db: Db, who: Who) -> Response:
+def delete_project(project_id: Id, request: Request, db: Db, who: Who) -> Response:
     """Delete the project with its plans, their files and its collections."""
     project = project_of(db, who, project_id)
     plan_ids = list(db.scalars(select(Plan.id).where(Plan.project_id == project.id)))
