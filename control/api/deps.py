@@ -16,8 +16,9 @@ _bearer = HTTPBearer(auto_error=False, description="an API token: `Authorization
 
 
 def session(request: Request) -> Iterator[Session]:
-    """A session per request, committed when the endpoint returns (an endpoint with side
-    effects outside the database commits first itself)."""
+    """A session per request, committed when the endpoint returns and before the response is
+    sent — a client's next request (to any replica) sees what this one did. An endpoint with
+    side effects outside the database commits first itself."""
     with request.app.state.sessions() as s:
         try:
             yield s
@@ -27,7 +28,7 @@ def session(request: Request) -> Iterator[Session]:
             raise
 
 
-Db = Annotated[Session, Depends(session)]
+Db = Annotated[Session, Depends(session, scope="function")]
 
 
 def caller(
