@@ -61,6 +61,12 @@ class ApiSettings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8080, description="port to listen on")
+    public_url: str = Field(
+        "", description="the URL engines reach this API at (plan files); empty: http://HOST:PORT"
+    )
+    runs_group_id: str = Field(
+        "shibuya-api-runs", description="consumer group of the replicas recording runs' ends"
+    )
     data_dir: Path = Field(
         Path(".shibuya"), description="SQLite metadata, plan files, embedded ClickHouse"
     )
@@ -75,6 +81,10 @@ class ApiSettings(BaseSettings):
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{(self.data_dir / 'shibuya.db').resolve()}"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def files_dir(self) -> Path:

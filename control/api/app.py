@@ -11,8 +11,9 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from control.api import errors
-from control.api.routes import collections, plans, projects
+from control.api.routes import collections, plans, projects, runs
 from control.db import store as db
+from control.events import Publisher, RunOutcomes
 from control.files.storage import LocalFiles
 from control.results.queries import Results
 from control.results.sink import Sink
@@ -34,6 +35,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.state.engine = engine
         app.state.sessions = db.sessions(engine)
         app.state.files = LocalFiles(settings.files_dir)
+        app.state.publisher = Publisher(settings.kafka.bootstrap, settings.kafka.topic_prefix)
+        outcomes = RunOutcomes(settings.kafka.bootstrap, settings.kafka.topic_prefix,
+                               settings.runs_group_id, app.state.sessions)  # fmt: skip
+        outcomes_task = asyncio.create_task(outcomes.run())
         store = await asyncio.to_thread(Store.open, settings.clickhouse_dsn)
         app.state.results = Results(store)
         sink: Sink | None = None
@@ -55,6 +60,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 sink.stop()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(task, timeout=15)
+            outcomes.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(outcomes_task, timeout=10)
+            await app.state.publisher.close()
             await asyncio.to_thread(store.close)
             engine.dispose()
 
@@ -65,6 +74,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(projects.router)
     app.include_router(plans.router)
     app.include_router(collections.router)
+    app.include_router(runs.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -106,3 +106,33 @@ class CollectionOut(BaseModel):
     virtual_users: int
     """Engines × threads over all plans."""
     created_at: datetime
+
+
+class CriterionVerdict(BaseModel):
+    criterion: str
+    passed: bool | None
+    breach_second_s: int | None = None
+    value: float | None = None
+    error: str = ""
+
+
+class RunOut(BaseModel):
+    id: str
+    collection_id: int
+    state: str
+    """deploying, running, stopping, finished, aborted or failed."""
+    outcome: str | None
+    reason: str
+    started_at: datetime
+    ended_at: datetime | None
+    thresholds: list[str]
+    engines: dict[str, int] = {}
+    """expected, started, finished, failed, lost (from the stream)."""
+    samples: int = 0
+    failures: int = 0
+    criteria: list[CriterionVerdict] = []
+
+
+class StopIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field("", max_length=500)

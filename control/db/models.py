@@ -182,3 +182,7 @@ class Run(Base):
     thresholds: Mapped[list[str]] = mapped_column(JSON, default=list)
     verdicts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     started_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    file_token_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    """SHA-256 of the token the run's engines fetch its plan files with."""
+    final_status: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    """The stream's last ``run_status`` of the run (engines, samples, verdicts)."""

@@ -160,11 +160,17 @@ class Harness:
             thresholds=list(thresholds),
         )
         self.send(self.topics[Topic.RUN_EVENTS], run_key(run_id), encode_message(started))
+        self.add_engines(run_id, collection_id, engines, state)
+        return started
+
+    def add_engines(
+        self, run_id: str, collection_id: str, engines: int, state: EngineState
+    ) -> None:
+        """Engines of a run started by someone else (the control API), heartbeating."""
         with self._lock:
             for i in range(engines):
                 e = Engine(f"{collection_id}-e{i}", collection_id, run_id, state)
                 self.engines[e.engine_id] = e
-        return started
 
     def deploy(self, collection_id: str, engines: int = 2) -> None:
         """Idle engines of a collection, heartbeating."""

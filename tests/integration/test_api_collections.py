@@ -151,3 +151,22 @@ def test_the_database_allows_one_active_run_per_collection(api: ApiServer) -> No
         assert "run in progress" in r.json()["error"]["message"]
     finally:
         engine.dispose()
+
+
+def test_runs_of_a_collection_are_the_owners_only(api: ApiServer) -> None:
+    _, _, collection = _setup(api)
+    for who, status in (("bob", 404), (None, 401)):
+        with api.client(who) as c:
+            assert c.post(f"/api/collections/{collection}/runs").status_code == status
+            assert c.get(f"/api/collections/{collection}/runs").status_code == status
+            assert c.get("/api/runs/run-0123456789ab").status_code == status
+            assert c.post("/api/runs/run-0123456789ab/stop", json={}).status_code == status
+    with api.client("alice") as c:
+        assert c.get(f"/api/collections/{collection}/runs").json()["items"] == []
+        r = c.post(f"/api/collections/{collection}/runs")  # no plans yet: nothing to run
+        assert (r.status_code, r.json()["error"]["code"]) == (409, "conflict")
+        assert c.get("/api/runs/not-a-run-id").status_code == 422
+    with api.client(None) as c:  # engines' file route: a run token, never a user's
+        r = c.get("/api/engine-files/run-0123456789ab/1/plan.jmx",
+                  headers={"Authorization": f"Bearer {api.tokens['root']}"})  # fmt: skip
+        assert r.status_code == 401

@@ -1,0 +1,161 @@
+"""Runs through the whole control path: the API starts a run (one per collection), the stream
+tracks and ends it, the API records the end — real API server, real broker, a real worker, the
+real ClickHouse engine behind the API's sink. Engines are heartbeats
+(tests/integration/lifecycle_support.py); they fetch plan files with the run's token."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from shibuya.dev import kafka_io
+from streams.wire import EngineState, StartEngines, Topic, decode_command, topic_name
+from tests.integration.api_support import ApiServer, start_api
+from tests.integration.lifecycle_support import Harness, wait_until
+from tests.integration.stream_support import Workers
+
+pytestmark = pytest.mark.integration
+
+JMX = (Path(__file__).parents[2] / "examples" / "two-samplers.jmx").read_bytes()
+FAST = {"STOP_GRACE_S": "1", "ENGINE_LOST_S": "5", "RUN_SETTLE_S": "5", "GC_IDLE_S": "600"}
+
+
+@pytest.fixture
+def live_api(tmp_path: Path, kafka_bootstrap: str, unique: str) -> Iterator[ApiServer]:
+    server = start_api(tmp_path / "api", f"sqlite:///{tmp_path / 'meta.db'}",
+                       KAFKA__BOOTSTRAP=kafka_bootstrap, KAFKA__TOPIC_PREFIX=unique,
+                       SINK__GROUP_ID=f"{unique}-sink", RUNS_GROUP_ID=f"{unique}-runs")  # fmt: skip
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def harness(kafka_bootstrap: str, unique: str) -> Iterator[Harness]:
+    h = Harness(kafka_bootstrap, unique)
+    yield h
+    h.close()
+
+
+def _collection(api: ApiServer, duration_s: int) -> tuple[int, int]:
+    with api.client("alice") as c:
+        project = c.post("/api/projects", json={"name": "shop", "group": "team-a"}).json()["id"]
+        plan = c.post(f"/api/projects/{project}/plans", json={"name": "browse"}).json()["id"]
+        assert c.put(f"/api/plans/{plan}/files/plan.jmx", content=JMX).status_code == 200
+        assert c.put(f"/api/plans/{plan}/files/users.csv", content=b"u\na\n").status_code == 200
+        body = {"name": "checkout", "thresholds": ["error_rate > 50% over 5s"]}
+        collection = c.post(f"/api/projects/{project}/collections", json=body).json()["id"]
+        config = {"multi-test": {"name": "checkout", "projectid": project,
+                                 "collectionid": collection, "thresholds": body["thresholds"],
+                                 "tests": [{"testid": plan, "concurrency": 5, "engines": 2,
+                                            "duration_s": duration_s}]}}  # fmt: skip
+        r = c.put(f"/api/collections/{collection}/config", content=yaml.safe_dump(config))
+        assert r.status_code == 200, r.text
+    return collection, plan
+
+
+def _start_command(bootstrap: str, prefix: str, run_id: str) -> StartEngines:
+    async def read() -> StartEngines:
+        async with (
+            asyncio.timeout(30),
+            kafka_io.read_from_start(bootstrap, topic_name(Topic.COMMANDS, prefix)) as records,
+        ):
+            async for r in records:
+                command = decode_command(r.value or b"")
+                if isinstance(command, StartEngines) and command.run_id == run_id:
+                    return command
+        raise AssertionError("no start command")
+
+    return asyncio.run(read())
+
+
+def test_a_run_started_by_the_api_is_ended_by_the_stream_and_recorded(
+    live_api: ApiServer, workers: Workers, harness: Harness, kafka_bootstrap: str, unique: str
+) -> None:
+    workers.start(**FAST)
+    workers.wait_settled()
+    collection, _ = _collection(live_api, duration_s=3)
+    with live_api.client("alice") as c:
+        r = c.post(f"/api/collections/{collection}/runs")
+        assert r.status_code == 201, r.text
+        run_id = r.json()["id"]
+        again = c.post(f"/api/collections/{collection}/runs")
+        assert again.status_code == 409  # one active run per collection
+    start = _start_command(kafka_bootstrap, unique, run_id)
+    assert (start.engine_count, start.threads_per_engine, start.duration_s) == (2, 5, 3)
+    assert {f.name for f in start.files} == {"plan.jmx", "users.csv"}
+
+    # Engines fetch their files with the run's token, and with nothing else.
+    jmx = next(f for f in start.files if f.name == "plan.jmx")
+    with httpx.Client() as engine:
+        got = engine.get(jmx.url, headers={"Authorization": f"Bearer {start.file_token}"})
+        assert got.status_code == 200
+        assert hashlib.sha256(got.content).hexdigest() == jmx.sha256
+        for token in ("shb_wrong", live_api.tokens["alice"]):
+            refused = engine.get(jmx.url, headers={"Authorization": f"Bearer {token}"})
+            assert refused.status_code == 401
+
+    harness.add_engines(run_id, str(collection), 2, EngineState.RUNNING)
+
+    def run() -> dict[str, Any]:
+        with live_api.client("alice") as c:
+            body: dict[str, Any] = c.get(f"/api/runs/{run_id}").json()
+            return body
+
+    wait_until("the run to be recorded as ended", lambda: run()["outcome"] is not None, 90,
+               lambda: f"{run()}\n{workers.logs()}")  # fmt: skip
+    ended = run()
+    assert ended["outcome"] == "finished"
+    assert ended["reason"] == "2 of 2 engines finished"
+    assert ended["engines"] == {"expected": 2, "started": 2, "finished": 2, "failed": 0, "lost": 0}
+    assert [(v["criterion"], v["passed"]) for v in ended["criteria"]] == [
+        ("error_rate > 50% over 5s", True)
+    ]
+    assert [s.reason for s in harness.decisions.stops_of(run_id)] == ["duration reached"]
+    with httpx.Client() as engine:  # the token opens nothing once the run has ended
+        after = engine.get(jmx.url, headers={"Authorization": f"Bearer {start.file_token}"})
+        assert after.status_code == 403
+    with live_api.client("alice") as c:
+        assert c.post(f"/api/runs/{run_id}/stop", json={}).status_code == 409
+        history = c.get(f"/api/collections/{collection}/runs").json()
+        assert [r["id"] for r in history["items"]] == [run_id]
+        assert c.post(f"/api/collections/{collection}/runs").status_code == 201  # a new one
+    with live_api.client("bob") as c:
+        assert c.get(f"/api/runs/{run_id}").status_code == 404
+
+
+def test_a_stop_through_the_api_aborts_the_run(
+    live_api: ApiServer, workers: Workers, harness: Harness
+) -> None:
+    workers.start(**FAST)
+    workers.wait_settled()
+    collection, _ = _collection(live_api, duration_s=600)
+    with live_api.client("alice") as c:
+        run_id = c.post(f"/api/collections/{collection}/runs").json()["id"]
+    harness.add_engines(run_id, str(collection), 2, EngineState.RUNNING)
+    wait_until("the run to run", lambda: _state(live_api, run_id) == "running", 60, workers.logs)
+    with live_api.client("alice") as c:
+        r = c.post(f"/api/runs/{run_id}/stop", json={"reason": "enough"})
+        assert r.status_code == 202
+    wait_until("the run to end", lambda: _outcome(live_api, run_id) is not None, 60,
+               workers.logs)  # fmt: skip
+    with live_api.client("alice") as c:
+        ended = c.get(f"/api/runs/{run_id}").json()
+    assert ended["outcome"] == "aborted"
+    assert ended["reason"] == "ended early: stopped by alice: enough"
+
+
+def _state(api: ApiServer, run_id: str) -> object:
+    with api.client("alice") as c:
+        return c.get(f"/api/runs/{run_id}").json()["state"]
+
+
+def _outcome(api: ApiServer, run_id: str) -> object:
+    with api.client("alice") as c:
+        return c.get(f"/api/runs/{run_id}").json()["outcome"]
