@@ -9,8 +9,9 @@ does not pay for Faust or FastAPI.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from pydantic_settings import BaseSettings
@@ -32,16 +33,15 @@ sidecar = typer.Typer(
     no_args_is_help=True,
 )
 worker = typer.Typer(
-    help="Stream worker (Faust): consumes raw result batches and counts every engine's samples "
-    "exactly, dropping redelivered batches, in a changelogged table (per-second aggregation "
-    "and run tracking come next). Run one per machine or pod; partitions spread over all of "
-    "them. Settings: SHIBUYA_WORKER_* variables.",
+    help="Stream worker (Faust): aggregates raw result batches into per-second metrics with "
+    "mergeable histograms, exactly once; tracks, stops and ends runs (criteria included) and "
+    "purges idle collections, each by the owner of its partition. Run one per machine or pod; "
+    "partitions spread over all of them. Settings: SHIBUYA_WORKER_* variables.",
     no_args_is_help=True,
 )
 api = typer.Typer(
-    help="Control API (FastAPI). Today it serves /healthz and /metrics; projects, plans, "
-    "collections, runs and engines come next. Stateless: run as many replicas as you like. "
-    "Settings: SHIBUYA_API_* variables.",
+    help="Control API (FastAPI): projects, plans and files, collections, runs (docs/api.md). "
+    "Stateless: run as many replicas as you like. Settings: SHIBUYA_API_* variables.",
     no_args_is_help=True,
 )
 dev = typer.Typer(
@@ -267,6 +267,86 @@ def kafka_status(
         return
     typer.echo("not running")
     raise typer.Exit(1)
+
+
+@app.command("upload")
+def client_upload(
+    plan_id: Annotated[int, typer.Argument(help="the plan")],
+    files: Annotated[list[Path], typer.Argument(help="its .jmx and data files", exists=True)],
+) -> None:
+    """Upload files to a plan (SHIBUYA_URL, SHIBUYA_TOKEN)."""
+    from shibuya import client
+
+    with client.connect() as c:
+        for f in _or_exit(lambda: client.upload(c, plan_id, files)):
+            typer.echo(f"{f['name']}: {f['size_bytes']:,} bytes, sha256 {f['sha256']}")
+
+
+@app.command("apply")
+def client_apply(
+    collection_id: Annotated[int, typer.Argument(help="the collection")],
+    config: Annotated[Path, typer.Argument(help="its multi-test YAML", exists=True)],
+) -> None:
+    """Set a collection's plans and criteria from a multi-test YAML config."""
+    from shibuya import client
+
+    with client.connect() as c:
+        out = _or_exit(lambda: client.apply(c, collection_id, config))
+    typer.echo(f"collection {out['id']}: {len(out['plans'])} plans, {out['engines']} engines, "
+               f"{out['virtual_users']} virtual users")  # fmt: skip
+
+
+@app.command("run")
+def client_run(
+    collection_id: Annotated[int, typer.Argument(help="the collection to run")],
+    watch: Annotated[bool, typer.Option(help="follow it live until it ends")] = True,
+) -> None:
+    """Start a run of a collection and follow it to its end.
+
+    Exit code: 0 finished and passed every criterion; 16 + a bit per class of failed criterion
+    (1 latency, 2 errors, 4 throughput, 8 invalid); 2 failed or stopped otherwise; 1 API error.
+    """
+    from rich.console import Console
+
+    from shibuya import client
+
+    console = Console()
+    with client.connect() as c:
+        run = _or_exit(lambda: client.call(c, "POST", f"/api/collections/{collection_id}/runs"))
+        console.print(f"run {run['id']} started")
+        if not watch:
+            return
+        final = _or_exit(lambda: client.watch(c, run["id"], console))
+    console.print(client.verdicts(final))
+    raise typer.Exit(client.exit_code(final))
+
+
+@app.command("stop")
+def client_stop(
+    run_id: Annotated[str, typer.Argument(help="the run")],
+    reason: Annotated[str, typer.Option(help="why, for the record")] = "",
+) -> None:
+    """Ask the stream to stop a run (it ends aborted)."""
+    from shibuya import client
+
+    with client.connect() as c:
+        _or_exit(
+            lambda: client.call(c, "POST", f"/api/runs/{run_id}/stop", json={"reason": reason})
+        )
+    typer.echo(f"stop requested for {run_id}")
+
+
+T = TypeVar("T")
+
+
+def _or_exit(action: Callable[[], T]) -> T:
+    from shibuya.client import ClientError
+
+    try:
+        return action()
+    except ClientError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 PgDir = Annotated[Path, typer.Option(help="the server's data directory and socket")]

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,7 @@ from shibuya.dev import kafka_io
 from streams.wire import EngineState, StartEngines, Topic, decode_command, topic_name
 from tests.integration.api_support import ApiServer, start_api
 from tests.integration.lifecycle_support import Harness, wait_until
-from tests.integration.stream_support import Workers
+from tests.integration.stream_support import Workers, generate, send
 
 pytestmark = pytest.mark.integration
 
@@ -159,3 +163,31 @@ def _state(api: ApiServer, run_id: str) -> object:
 def _outcome(api: ApiServer, run_id: str) -> object:
     with api.client("alice") as c:
         return c.get(f"/api/runs/{run_id}").json()["outcome"]
+
+
+def test_shibuya_run_follows_the_run_and_exits_with_its_verdict(
+    live_api: ApiServer, workers: Workers, harness: Harness, kafka_bootstrap: str
+) -> None:
+    workers.start(**FAST)
+    workers.wait_settled()
+    collection, _ = _collection(live_api, duration_s=600)
+    with live_api.client("alice") as c:  # 4 engines × 400 samples/s: below the floor
+        body = {"thresholds": ["rps < 100000 for 2s", "error_rate > 50% over 5s"]}
+        assert c.patch(f"/api/collections/{collection}", json=body).status_code == 200
+    env = {**os.environ, "SHIBUYA_URL": live_api.base, "SHIBUYA_TOKEN": live_api.tokens["alice"],
+           "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    argv = [sys.executable, "-m", "shibuya", "run", str(collection)]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)  # fmt: skip
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    run_id = first.split()[1]
+    assert first == f"run {run_id} started\n"
+    harness.add_engines(run_id, str(collection), 2, EngineState.RUNNING)
+    send(kafka_bootstrap, harness.topics[Topic.RESULTS],
+         generate(run_id, seconds=6, start_s=int(time.time()) - 1).messages)  # fmt: skip
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 16 + 4, out  # a throughput criterion failed
+    assert "rps < 100000 for 2s" in out
+    assert "FAILED" in out
+    assert "passed" in out  # the error-rate criterion
