@@ -78,8 +78,10 @@ def parse_config(text: str) -> CollectionConfig:
         return value
 
     name = top.get("name")
-    if not isinstance(name, str) or not name.strip():
-        problems.append("name: a non-empty text is needed")
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        problems.append("name: a non-empty text of at most 200 characters is needed")
+    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        problems.append("name: control characters are not allowed")
     project_id = integer("projectid", top.get("projectid"), 1)
     collection_id = integer("collectionid", top.get("collectionid"), 1)
     thresholds = top.get("thresholds", [])

@@ -9,7 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 
-Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
+#: Printable text: no control characters (PostgreSQL refuses NUL in text, terminals mangle
+#: the rest), no leading or trailing space.
+_PRINTABLE = r"[^\x00-\x1f\x7f]"
+_VISIBLE = r"[^\x00-\x20\x7f]"
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=200, pattern=rf"^{_VISIBLE}({_PRINTABLE}*{_VISIBLE})?$"),
+]
+Text = Annotated[str, Field(max_length=500, pattern=rf"^{_PRINTABLE}*$")]
 
 
 class Page(BaseModel, Generic[T]):
@@ -135,4 +143,4 @@ class RunOut(BaseModel):
 
 class StopIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field("", max_length=500)
+    reason: Text = ""

@@ -3,6 +3,7 @@ boundary values, and sequences that reuse created ids — and none may end in a 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ def test_no_generated_request_gets_a_server_error(api: ApiServer) -> None:
     result = subprocess.run(
         [str(st), "run", f"{api.base}/openapi.json", "--checks", "not_a_server_error",
          "-H", f"Authorization: Bearer {api.tokens['alice']}", "--max-examples", "30",
-         "--seed", "20261129", "--no-color"],
+         "--seed", os.environ.get("SHIBUYA_FUZZ_SEED", "20261129"), "--no-color"],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-6000:]
