@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from control.api.errors import ApiError
+from control.api.schemas import Page
 from control.auth import LOCAL, Caller, authenticate
+
+E = TypeVar("E")
+T = TypeVar("T")
 
 _bearer = HTTPBearer(auto_error=False, description="an API token: `Authorization: Bearer shb_…`")
 
@@ -63,3 +68,12 @@ class Paging:
 
 
 Pages = Annotated[Paging, Depends()]
+
+
+def paginate(
+    db: Session, query: Select[E], order: Any, page: Paging, out: Callable[[E], T]
+) -> Page[T]:
+    """One page of ``query``'s rows in ``order``, with the total, each row through ``out``."""
+    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = db.scalars(query.order_by(order).limit(page.limit).offset(page.offset))
+    return Page(items=[out(r) for r in rows], total=total, limit=page.limit, offset=page.offset)

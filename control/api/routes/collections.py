@@ -4,10 +4,10 @@ config of Shibuya (import and export) and our pass/fail criteria."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 
 from control.api.access import collection_of, project_of
-from control.api.deps import Db, Id, Pages, Who
+from control.api.deps import Db, Id, Pages, Who, paginate
 from control.api.errors import RESPONSES, ApiError, conflict, invalid
 from control.api.schemas import (
     CollectionIn,
@@ -89,10 +89,7 @@ def create_collection(project_id: Id, body: CollectionIn, db: Db, who: Who) -> C
 def list_collections(project_id: Id, db: Db, who: Who, page: Pages) -> Page[CollectionOut]:
     project = project_of(db, who, project_id)
     query = select(Collection).where(Collection.project_id == project.id)
-    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = db.scalars(query.order_by(Collection.id).limit(page.limit).offset(page.offset))
-    return Page(items=[_out(db, c) for c in rows], total=total, limit=page.limit,
-                offset=page.offset)  # fmt: skip
+    return paginate(db, query, Collection.id, page, lambda c: _out(db, c))
 
 
 @router.get("/collections/{collection_id}")

@@ -9,10 +9,10 @@ from pathlib import Path
 from defusedxml import ElementTree
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from control.api.access import plan_of, project_of
-from control.api.deps import Db, Id, Pages, Who
+from control.api.deps import Db, Id, Pages, Who, paginate
 from control.api.errors import RESPONSES, ApiError, conflict, invalid, not_found
 from control.api.schemas import FileOut, Page, PlanIn, PlanOut
 from control.db.models import Plan, PlanFile, now
@@ -52,10 +52,7 @@ def create_plan(project_id: Id, body: PlanIn, db: Db, who: Who) -> PlanOut:
 def list_plans(project_id: Id, db: Db, who: Who, page: Pages) -> Page[PlanOut]:
     project = project_of(db, who, project_id)
     query = select(Plan).where(Plan.project_id == project.id)
-    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
-    plans = db.scalars(query.order_by(Plan.id).limit(page.limit).offset(page.offset))
-    return Page(items=[_out(db, p) for p in plans], total=total, limit=page.limit,
-                offset=page.offset)  # fmt: skip
+    return paginate(db, query, Plan.id, page, lambda p: _out(db, p))
 
 
 @router.get("/plans/{plan_id}")

@@ -17,11 +17,11 @@ import msgspec
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from control.api.access import collection_of
-from control.api.deps import Db, Id, Pages, Who
+from control.api.deps import Db, Id, Pages, Who, paginate
 from control.api.errors import RESPONSES, ApiError, conflict, not_found
 from control.api.schemas import CriterionVerdict, Page, RunOut, StopIn
 from control.auth import new_token, token_hash
@@ -176,10 +176,7 @@ def list_runs(collection_id: Id, db: Db, who: Who, page: Pages) -> Page[RunOut]:
     """The collection's runs, newest first."""
     collection, _ = collection_of(db, who, collection_id)
     query = select(Run).where(Run.collection_id == collection.id)
-    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
-    runs = db.scalars(query.order_by(Run.started_at.desc()).limit(page.limit).offset(page.offset))
-    return Page(items=[_out(r, None) for r in runs], total=total, limit=page.limit,
-                offset=page.offset)  # fmt: skip
+    return paginate(db, query, Run.started_at.desc(), page, lambda r: _out(r, None))
 
 
 _run_token = HTTPBearer(auto_error=False, description="the run's file token (engines only)")
