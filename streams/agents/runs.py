@@ -281,7 +281,9 @@ class Runs(TableOwner[RunsState]):
                 self._end(work, live, now_ms)
                 del runs[run_id]
                 state.ended[run_id] = now_ms
-            elif live.changed or len(p.transitions) != before:
+            elif (live.changed or len(p.transitions) != before) and not p.state.ended:
+                # An ended run's status goes out once, final, with its verdicts: until its
+                # metrics are complete, readers keep the last status before the end.
                 self._status(work, live, now_ms, final=False)
             live.changed = False
         for run_id, early in list(state.early.items()):

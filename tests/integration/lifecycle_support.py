@@ -79,6 +79,8 @@ class Decisions:
     purges: list[PurgeEngines] = field(default_factory=list)
     ended: list[RunEnded] = field(default_factory=list)
     statuses: dict[str, RunStatus] = field(default_factory=dict)
+    ended_statuses: list[RunStatus] = field(default_factory=list)
+    """Every status that says its run ended."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def stops_of(self, run_id: str) -> list[StopEngines]:
@@ -251,6 +253,8 @@ class Harness:
             if topic == t[Topic.RUN_STATUS]:
                 status = decode_run_status(value)
                 d.statuses[status.run_id] = status
+                if status.ended_ms is not None:
+                    d.ended_statuses.append(status)
             elif topic == t[Topic.RUN_EVENTS]:
                 event = decode_run_event(value)
                 if isinstance(event, RunEnded):

@@ -119,6 +119,9 @@ def test_runs_end_on_duration_finish_loss_and_each_kind_of_breach(
     for run_id in runs.values():
         assert len(h.decisions.ended_of(run_id)) == 1
         assert len(h.decisions.stops_of(run_id)) <= 1
+        # A run's status says it ended once: the final one, every criterion decided.
+        (final,) = [s for s in h.decisions.ended_statuses if s.run_id == run_id]
+        assert all(c.passed is not None for c in final.criteria)
 
     # The operator view, without asking a worker: the sink keeps every run's latest status.
     with running_sink(clickhouse, kafka_bootstrap, topic_prefix=unique):
