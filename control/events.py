@@ -136,7 +136,12 @@ class RunOutcomes:
             return
         with self.sessions() as s, s.begin():
             values: dict[str, object] = {"state": status.state, "reason": status.reason}
-            if status.ended_ms is not None:
+            row = update(Run).where(Run.id == status.run_id, Run.ended_at.is_(None))
+            if status.ended_ms is None:
+                # Progress arrives every flush; the row takes only changes of state (the live
+                # details are in ClickHouse).
+                row = row.where(Run.state != status.state)
+            else:
                 values |= {
                     "ended_at": datetime.fromtimestamp(status.ended_ms / 1000, UTC),
                     "outcome": status.state,
@@ -144,5 +149,4 @@ class RunOutcomes:
                     "final_status": msgspec.to_builtins(status),
                 }
             # Once ended, a run's row no longer changes (a replayed status is a no-op).
-            s.execute(update(Run).where(Run.id == status.run_id, Run.ended_at.is_(None))
-                      .values(**values))  # fmt: skip
+            s.execute(row.values(**values))

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy import Engine, text
 
 from control.api import errors
 from control.api.routes import collections, plans, projects, runs
@@ -99,10 +100,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     return app
 
 
-def _ping(engine: object) -> None:
-    from sqlalchemy import text
-
-    with engine.connect() as c:  # type: ignore[attr-defined]
+def _ping(engine: Engine) -> None:
+    with engine.connect() as c:
         c.execute(text("SELECT 1"))
 
 

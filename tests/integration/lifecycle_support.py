@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer
 
 from shibuya.dev import kafka_io
+from shibuya.dev.procs import wait_for
 from streams.wire import (
     EngineState,
     EngineStatus,
@@ -276,8 +277,5 @@ def wait_until(
     what: str, condition: Callable[[], bool], timeout_s: float, logs: Callable[[], str]
 ) -> None:
     """Poll ``condition``; fail with ``what`` and the workers' logs at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{logs()}")
-        time.sleep(0.1)
+    if not wait_for(condition, timeout_s):
+        raise AssertionError(f"timed out waiting for {what}\n{logs()}")

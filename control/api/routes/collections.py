@@ -170,10 +170,7 @@ async def put_config(collection_id: Id, request: Request, db: Db, who: Who) -> C
 )
 def get_config(collection_id: Id, db: Db, who: Who) -> Response:
     c, project = collection_of(db, who, collection_id)
-    plans = [PlanConfig(plan_id=p.plan_id, name=p.name, engines=p.engines,
-                        threads_per_engine=p.threads_per_engine, ramp_up_s=p.ramp_up_s,
-                        duration_s=p.duration_s, csv_split=p.csv_split)
-             for p in _plans(db, c.id)]  # fmt: skip
+    plans = [PlanConfig(**p.model_dump()) for p in _plans(db, c.id)]
     text = render_config(CollectionConfig(name=c.name, project_id=project.id,
                                           collection_id=c.id, csv_split=c.csv_split,
                                           thresholds=list(c.thresholds), plans=plans))  # fmt: skip

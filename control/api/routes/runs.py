@@ -43,18 +43,13 @@ def _out(run: Run, status: RunStatus | None) -> RunOut:
     if status is not None:
         out.state = run.state if run.ended_at is not None else status.state
         out.reason = status.reason
-        out.engines = msgspec_to_dict(status.engines)
+        out.engines = msgspec.to_builtins(status.engines)
         out.samples, out.failures = status.samples, status.failures
         out.criteria = [CriterionVerdict(criterion=c.criterion, passed=c.passed,
                                          breach_second_s=c.breach_second_s, value=c.value,
                                          error=c.error)
                         for c in status.criteria]  # fmt: skip
     return out
-
-
-def msgspec_to_dict(struct: object) -> dict[str, int]:
-    value: dict[str, int] = msgspec.to_builtins(struct)
-    return value
 
 
 def _publisher(request: Request) -> Publisher:
