@@ -67,6 +67,9 @@ class ApiSettings(BaseSettings):
     runs_group_id: str = Field(
         "shibuya-api-runs", description="consumer group of the replicas recording runs' ends"
     )
+    live_poll_s: float = Field(
+        1.0, gt=0, le=60, description="how often a live stream (SSE) looks for new seconds"
+    )
     data_dir: Path = Field(
         Path(".shibuya"), description="SQLite metadata, plan files, embedded ClickHouse"
     )

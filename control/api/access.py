@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from control.api.errors import not_found
 from control.auth import Caller
-from control.db.models import Collection, Plan, Project
+from control.db.models import Collection, Plan, Project, Run
 
 
 def project_of(db: Session, who: Caller, project_id: int) -> Project:
@@ -35,3 +35,15 @@ def collection_of(db: Session, who: Caller, collection_id: int) -> tuple[Collect
     if row is None or not who.owns(row[1].group_id):
         raise not_found(f"collection {collection_id}")
     return row[0], row[1]
+
+
+def run_of(db: Session, who: Caller, run_id: str) -> Run:
+    row = db.execute(
+        select(Run, Project.group_id)
+        .join(Collection, Run.collection_id == Collection.id)
+        .join(Project, Collection.project_id == Project.id)
+        .where(Run.id == run_id)
+    ).first()
+    if row is None or not who.owns(row[1]):
+        raise not_found(f"run {run_id}")
+    return row[0]

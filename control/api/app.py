@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import Engine, text
 
 from control.api import errors
-from control.api.routes import collections, plans, projects, runs
+from control.api.routes import collections, plans, projects, results, runs
 from control.db import store as db
 from control.events import Publisher, RunOutcomes
 from control.files.storage import LocalFiles
@@ -76,6 +76,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(plans.router)
     app.include_router(collections.router)
     app.include_router(runs.router)
+    app.include_router(results.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

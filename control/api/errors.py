@@ -87,6 +87,11 @@ def install(app: FastAPI) -> None:
     async def http(_: Request, exc: HTTPException) -> JSONResponse:
         return _body(exc.status_code, _CODES.get(exc.status_code, "error"), str(exc.detail))
 
+    @app.exception_handler(Exception)
+    async def internal(_: Request, exc: Exception) -> JSONResponse:
+        # The traceback is logged by the server; the caller gets the same body as ever.
+        return _body(500, "internal", f"internal error ({type(exc).__name__}); see the API's log")
+
     @app.exception_handler(IntegrityError)
     async def integrity(_: Request, exc: IntegrityError) -> JSONResponse:
         log.info("refused by a database constraint: %s", exc.orig)

@@ -144,3 +144,74 @@ class RunOut(BaseModel):
 class StopIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: Text = ""
+
+
+class Percentiles(BaseModel):
+    """Milliseconds, each within 1 % of the exact value (docs/histograms.md)."""
+
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    p99_9: float
+
+
+class SecondOut(BaseModel):
+    second: int = Field(description="Unix time of the second")
+    samples: int
+    failures: int
+    error_rate: float
+    elapsed_mean_ms: float
+    elapsed: Percentiles
+    threads: int
+    bytes_recv: int
+    bytes_sent: int
+
+
+class SummaryOut(BaseModel):
+    plan_id: str | None = Field(description="None on the whole run's row")
+    label: str | None = Field(description="None on the whole run's row")
+    samples: int
+    failures: int
+    error_rate: float
+    rps: float = Field(description="samples per second between the first and last second")
+    elapsed_min_ms: int
+    elapsed_mean_ms: float
+    elapsed_max_ms: int
+    elapsed: Percentiles
+    latency: Percentiles = Field(description="time to first byte")
+    connect: Percentiles
+    codes: dict[str, int] = Field(description="samples per response code")
+    first_second: int
+    last_second: int
+
+
+class ReportOut(BaseModel):
+    run: RunOut
+    total: SummaryOut | None
+    labels: list[SummaryOut]
+    late_samples: int = Field(description="samples that arrived after their second was final")
+
+
+class ChangeOut(BaseModel):
+    a: float | None
+    b: float | None
+    delta: float | None = Field(description="b − a")
+    percent: float | None = Field(description="(b − a) / a in percent; None when a is 0")
+
+
+class ComparedOut(BaseModel):
+    plan_id: str | None
+    label: str | None = Field(description="None on the whole run's row")
+    in_a: bool
+    in_b: bool
+    changes: dict[str, ChangeOut] = Field(
+        description="samples, rps, error_rate, mean, p50, p90, p95, p99, p99.9 (milliseconds)"
+    )
+
+
+class ComparisonOut(BaseModel):
+    a: RunOut
+    b: RunOut
+    total: ComparedOut
+    labels: list[ComparedOut]

@@ -9,11 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import yaml
 
 from shibuya.dev.procs import free_port, port_open, tail, terminate, wait_for
 
 #: Who calls in the tests: an owner, someone of another group, an admin.
 USERS = {"alice": ["team-a"], "bob": ["team-b"], "root": ["ops"]}
+#: Stream settings for runs that end in seconds.
+FAST = {"STOP_GRACE_S": "1", "ENGINE_LOST_S": "5", "RUN_SETTLE_S": "5", "GC_IDLE_S": "600"}
+JMX = (Path(__file__).parents[2] / "examples" / "two-samplers.jmx").read_bytes()
 
 
 @dataclass
@@ -74,3 +78,21 @@ def start_api(data_dir: Path, database_url: str, **settings: str) -> ApiServer:
         server.stop()
         raise AssertionError(f"the API did not start:\n{tail(log, 40)}")
     return server
+
+
+def make_collection(api: ApiServer, duration_s: int, engines: int = 2) -> tuple[int, int]:
+    """alice's project with one plan (a JMX and a CSV) in a collection; (collection, plan)."""
+    with api.client("alice") as c:
+        project = c.post("/api/projects", json={"name": "shop", "group": "team-a"}).json()["id"]
+        plan = c.post(f"/api/projects/{project}/plans", json={"name": "browse"}).json()["id"]
+        assert c.put(f"/api/plans/{plan}/files/plan.jmx", content=JMX).status_code == 200
+        assert c.put(f"/api/plans/{plan}/files/users.csv", content=b"u\na\n").status_code == 200
+        body = {"name": "checkout", "thresholds": ["error_rate > 50% over 5s"]}
+        collection = c.post(f"/api/projects/{project}/collections", json=body).json()["id"]
+        config = {"multi-test": {"name": "checkout", "projectid": project,
+                                 "collectionid": collection, "thresholds": body["thresholds"],
+                                 "tests": [{"testid": plan, "concurrency": 5, "engines": engines,
+                                            "duration_s": duration_s}]}}  # fmt: skip
+        r = c.put(f"/api/collections/{collection}/config", content=yaml.safe_dump(config))
+        assert r.status_code == 200, r.text
+    return collection, plan

@@ -9,6 +9,7 @@ import pytest
 from shibuya.dev.postgres import PostgresServer
 from tests.integration.agent_support import serve_files
 from tests.integration.api_support import ApiServer, start_api
+from tests.integration.lifecycle_support import Harness
 from tests.integration.stream_support import Workers
 
 
@@ -46,3 +47,22 @@ def api(  # the real server: one per module and database
     server = start_api(data, url, FILES__MAX_BYTES="100000")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def live_api(tmp_path: Path, kafka_bootstrap: str, unique: str) -> Iterator[ApiServer]:
+    """An API on this test's topics, with its ClickHouse sink (SQLite metadata)."""
+    server = start_api(tmp_path / "api", f"sqlite:///{tmp_path / 'meta.db'}",
+                       KAFKA__BOOTSTRAP=kafka_bootstrap, KAFKA__TOPIC_PREFIX=unique,
+                       SINK__ENABLED="true", SINK__GROUP_ID=f"{unique}-sink",
+                       RUNS_GROUP_ID=f"{unique}-runs", LIVE_POLL_S="0.2")  # fmt: skip
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def harness(kafka_bootstrap: str, unique: str) -> Iterator[Harness]:
+    """Fake engines (heartbeats) and a reader of the stream's decisions."""
+    h = Harness(kafka_bootstrap, unique)
+    yield h
+    h.close()

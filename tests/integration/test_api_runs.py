@@ -11,57 +11,18 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from shibuya.dev import kafka_io
 from streams.wire import EngineState, StartEngines, Topic, decode_command, topic_name
-from tests.integration.api_support import ApiServer, start_api
+from tests.integration.api_support import FAST, ApiServer, make_collection
 from tests.integration.lifecycle_support import Harness, wait_until
 from tests.integration.stream_support import Workers, generate, send
 
 pytestmark = pytest.mark.integration
-
-JMX = (Path(__file__).parents[2] / "examples" / "two-samplers.jmx").read_bytes()
-FAST = {"STOP_GRACE_S": "1", "ENGINE_LOST_S": "5", "RUN_SETTLE_S": "5", "GC_IDLE_S": "600"}
-
-
-@pytest.fixture
-def live_api(tmp_path: Path, kafka_bootstrap: str, unique: str) -> Iterator[ApiServer]:
-    server = start_api(tmp_path / "api", f"sqlite:///{tmp_path / 'meta.db'}",
-                       KAFKA__BOOTSTRAP=kafka_bootstrap, KAFKA__TOPIC_PREFIX=unique,
-                       SINK__GROUP_ID=f"{unique}-sink", RUNS_GROUP_ID=f"{unique}-runs")  # fmt: skip
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def harness(kafka_bootstrap: str, unique: str) -> Iterator[Harness]:
-    h = Harness(kafka_bootstrap, unique)
-    yield h
-    h.close()
-
-
-def _collection(api: ApiServer, duration_s: int) -> tuple[int, int]:
-    with api.client("alice") as c:
-        project = c.post("/api/projects", json={"name": "shop", "group": "team-a"}).json()["id"]
-        plan = c.post(f"/api/projects/{project}/plans", json={"name": "browse"}).json()["id"]
-        assert c.put(f"/api/plans/{plan}/files/plan.jmx", content=JMX).status_code == 200
-        assert c.put(f"/api/plans/{plan}/files/users.csv", content=b"u\na\n").status_code == 200
-        body = {"name": "checkout", "thresholds": ["error_rate > 50% over 5s"]}
-        collection = c.post(f"/api/projects/{project}/collections", json=body).json()["id"]
-        config = {"multi-test": {"name": "checkout", "projectid": project,
-                                 "collectionid": collection, "thresholds": body["thresholds"],
-                                 "tests": [{"testid": plan, "concurrency": 5, "engines": 2,
-                                            "duration_s": duration_s}]}}  # fmt: skip
-        r = c.put(f"/api/collections/{collection}/config", content=yaml.safe_dump(config))
-        assert r.status_code == 200, r.text
-    return collection, plan
 
 
 def _start_command(bootstrap: str, prefix: str, run_id: str) -> StartEngines:
@@ -84,7 +45,7 @@ def test_a_run_started_by_the_api_is_ended_by_the_stream_and_recorded(
 ) -> None:
     workers.start(**FAST)
     workers.wait_settled()
-    collection, _ = _collection(live_api, duration_s=3)
+    collection, _ = make_collection(live_api, duration_s=3)
     with live_api.client("alice") as c:
         r = c.post(f"/api/collections/{collection}/runs")
         assert r.status_code == 201, r.text
@@ -139,7 +100,7 @@ def test_a_stop_through_the_api_aborts_the_run(
 ) -> None:
     workers.start(**FAST)
     workers.wait_settled()
-    collection, _ = _collection(live_api, duration_s=600)
+    collection, _ = make_collection(live_api, duration_s=600)
     with live_api.client("alice") as c:
         run_id = c.post(f"/api/collections/{collection}/runs").json()["id"]
     harness.add_engines(run_id, str(collection), 2, EngineState.RUNNING)
@@ -170,7 +131,7 @@ def test_shibuya_run_follows_the_run_and_exits_with_its_verdict(
 ) -> None:
     workers.start(**FAST)
     workers.wait_settled()
-    collection, _ = _collection(live_api, duration_s=600)
+    collection, _ = make_collection(live_api, duration_s=600)
     with live_api.client("alice") as c:  # 4 engines × 400 samples/s: below the floor
         body = {"thresholds": ["rps < 100000 for 2s", "error_rate > 50% over 5s"]}
         assert c.patch(f"/api/collections/{collection}", json=body).status_code == 200

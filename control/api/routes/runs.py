@@ -8,6 +8,7 @@ run; :class:`control.events.RunOutcomes` writes the end into the run's row.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from control.api.access import collection_of
+from control.api.access import collection_of, run_of
 from control.api.deps import Db, Id, Pages, Who, paginate
 from control.api.errors import RESPONSES, ApiError, conflict, not_found
 from control.api.schemas import CriterionVerdict, Page, RunOut, StopIn
@@ -36,7 +37,7 @@ router = APIRouter(prefix="/api", tags=["runs"], responses=RESPONSES)
 RunId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^run-[0-9a-f]{12}$")]
 
 
-def _out(run: Run, status: RunStatus | None) -> RunOut:
+def run_out(run: Run, status: RunStatus | None) -> RunOut:
     out = RunOut(id=run.id, collection_id=run.collection_id, state=run.state,
                  outcome=run.outcome, reason=run.reason, started_at=run.started_at,
                  ended_at=run.ended_at, thresholds=list(run.thresholds))  # fmt: skip
@@ -87,7 +88,7 @@ async def trigger(collection_id: Id, request: Request, db: Db, who: Who) -> RunO
         run.reason = f"could not start: {exc}"
         db.commit()
         raise ApiError(503, "unavailable", f"the run could not be started: {exc}") from exc
-    return _out(run, None)
+    return run_out(run, None)
 
 
 def _start_messages(
@@ -129,32 +130,25 @@ def _start_messages(
     return out
 
 
-def _run_of(db: Db, who: Who, run_id: str) -> Run:
-    row = db.execute(
-        select(Run, Project.group_id)
-        .join(Collection, Run.collection_id == Collection.id)
-        .join(Project, Collection.project_id == Project.id)
-        .where(Run.id == run_id)
-    ).first()
-    if row is None or not who.owns(row[1]):
-        raise not_found(f"run {run_id}")
-    return row[0]
-
-
 @router.get("/runs/{run_id}")
 async def get_run(run_id: RunId, request: Request, db: Db, who: Who) -> RunOut:
     """The run with its progress as the stream reports it (engines, samples, verdicts)."""
-    run = _run_of(db, who, run_id)
+    return await current(request, db, who, run_id)
+
+
+async def current(request: Request, db: Db, who: Who, run_id: str) -> RunOut:
+    """The caller's run with its progress: the final status from SQL once it has ended, else
+    the latest one in ClickHouse."""
+    run = await asyncio.to_thread(run_of, db, who, run_id)
     if run.final_status is not None:
-        return _out(run, msgspec.convert(run.final_status, RunStatus))
-    status = await request.app.state.results.run_status(run_id)
-    return _out(run, status)
+        return run_out(run, msgspec.convert(run.final_status, RunStatus))
+    return run_out(run, await request.app.state.results.run_status(run_id))
 
 
 @router.post("/runs/{run_id}/stop", status_code=202)
 async def stop(run_id: RunId, body: StopIn, request: Request, db: Db, who: Who) -> RunOut:
     """Ask the stream to stop the run (it ends *aborted*); answered at once."""
-    run = _run_of(db, who, run_id)
+    run = await asyncio.to_thread(run_of, db, who, run_id)
     if run.ended_at is not None:
         raise conflict(f"run {run_id} has ended")
     reason = f"stopped by {who.name}" + (f": {body.reason}" if body.reason else "")
@@ -163,7 +157,7 @@ async def stop(run_id: RunId, body: StopIn, request: Request, db: Db, who: Who) 
         await _publisher(request).send([_publisher(request).run_event(run.id, message)])
     except UnavailableError as exc:
         raise ApiError(503, "unavailable", f"the stop could not be sent: {exc}") from exc
-    return _out(run, None)
+    return run_out(run, None)
 
 
 @router.get("/collections/{collection_id}/runs")
@@ -171,7 +165,7 @@ def list_runs(collection_id: Id, db: Db, who: Who, page: Pages) -> Page[RunOut]:
     """The collection's runs, newest first."""
     collection, _ = collection_of(db, who, collection_id)
     query = select(Run).where(Run.collection_id == collection.id)
-    return paginate(db, query, Run.started_at.desc(), page, lambda r: _out(r, None))
+    return paginate(db, query, Run.started_at.desc(), page, lambda r: run_out(r, None))
 
 
 _run_token = HTTPBearer(auto_error=False, description="the run's file token (engines only)")

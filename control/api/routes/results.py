@@ -1,0 +1,159 @@
+"""A run's results from the stream's ClickHouse data: the per-second series, the report (per
+label, with percentiles and response codes), a live stream (server-sent events) and the
+comparison of two runs. Every route first finds the run on behalf of the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from control.api.deps import Db, Who
+from control.api.errors import RESPONSES
+from control.api.routes.runs import RunId, current
+from control.api.schemas import (
+    ChangeOut,
+    ComparedOut,
+    ComparisonOut,
+    Percentiles,
+    ReportOut,
+    SecondOut,
+    SummaryOut,
+)
+from control.results.compare import MEASURES, Row, compare
+from control.results.queries import Results, Second, Summary
+
+router = APIRouter(prefix="/api", tags=["results"], responses=RESPONSES)
+
+Filter = Annotated[str | None, Query(max_length=1000, pattern=r"^[^\x00]*$")]
+
+
+def _results(request: Request) -> Results:
+    results: Results = request.app.state.results
+    return results
+
+
+def _percentiles(p: dict[float, float]) -> Percentiles:
+    return Percentiles(p50=p[0.5], p90=p[0.9], p95=p[0.95], p99=p[0.99], p99_9=p[0.999])
+
+
+def second_out(s: Second) -> SecondOut:
+    return SecondOut(
+        second=s.second, samples=s.count, failures=s.failures,
+        error_rate=s.failures / s.count if s.count else 0.0, elapsed_mean_ms=s.elapsed_mean_ms,
+        elapsed=_percentiles(s.percentiles), threads=s.threads, bytes_recv=s.bytes_recv,
+        bytes_sent=s.bytes_sent,
+    )  # fmt: skip
+
+
+def summary_out(s: Summary) -> SummaryOut:
+    return SummaryOut(
+        plan_id=s.plan_id, label=s.label, samples=s.count, failures=s.failures,
+        error_rate=s.error_rate, rps=s.rps, elapsed_min_ms=s.elapsed_min_ms,
+        elapsed_mean_ms=s.elapsed_mean_ms, elapsed_max_ms=s.elapsed_max_ms,
+        elapsed=_percentiles(s.percentiles), latency=_percentiles(s.latency_percentiles),
+        connect=_percentiles(s.connect_percentiles), codes=s.codes,
+        first_second=s.first_second, last_second=s.last_second,
+    )  # fmt: skip
+
+
+@router.get("/runs/{run_id}/series")
+async def series(
+    run_id: RunId,
+    request: Request,
+    db: Db,
+    who: Who,
+    plan: Filter = None,
+    label: Filter = None,
+    since: Annotated[int | None, Query(ge=0, le=2**32 - 1, description="Unix second")] = None,
+) -> list[SecondOut]:
+    """Per-second rows of the run (or of one plan, or one label), oldest first."""
+    await current(request, db, who, run_id)
+    rows = await _results(request).series(run_id, plan_id=plan, label=label, since_s=since)
+    return [second_out(s) for s in rows]
+
+
+@router.get("/runs/{run_id}/report")
+async def report(run_id: RunId, request: Request, db: Db, who: Who) -> ReportOut:
+    """The run with its verdicts, its totals and one summary per label."""
+    run = await current(request, db, who, run_id)
+    r = await _results(request).report(run_id)
+    return ReportOut(run=run, total=summary_out(r.total) if r.total else None,
+                     labels=[summary_out(s) for s in r.labels],
+                     late_samples=r.late_samples)  # fmt: skip
+
+
+@router.get("/runs/{run_id}/compare/{other_id}")
+async def comparison(
+    run_id: RunId, other_id: RunId, request: Request, db: Db, who: Who
+) -> ComparisonOut:
+    """Two runs side by side (``a`` = ``run_id``, ``b`` = ``other_id``), per label, with the
+    change of each measure from a to b."""
+    a = await current(request, db, who, run_id)
+    b = await current(request, db, who, other_id)
+    results = _results(request)
+    total, labels = compare(await results.report(run_id), await results.report(other_id))
+    return ComparisonOut(a=a, b=b, total=_compared(total), labels=[_compared(r) for r in labels])
+
+
+def _compared(row: Row) -> ComparedOut:
+    changes = {}
+    for name in MEASURES:
+        c = row.change(name)
+        changes[name] = ChangeOut(a=c.a, b=c.b, delta=c.delta, percent=c.percent)
+    return ComparedOut(plan_id=row.plan_id, label=row.label, in_a=row.a is not None,
+                       in_b=row.b is not None, changes=changes)  # fmt: skip
+
+
+@router.get(
+    "/runs/{run_id}/live",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def live(
+    run_id: RunId,
+    request: Request,
+    db: Db,
+    who: Who,
+    since: Annotated[int, Query(ge=0, le=2**32 - 1, description="Unix second")] = 0,
+    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+) -> StreamingResponse:
+    """Server-sent events while the run goes on: ``second`` (a whole-run row as each second
+    lands; its ``id`` is the second, so a reconnecting client resumes with ``Last-Event-ID``),
+    ``status`` (the run, when its state or counts change) and a last ``end`` (the ended run)."""
+    run = await current(request, db, who, run_id)
+    if last_event_id is not None and last_event_id.isdigit():
+        since = max(since, int(last_event_id) + 1)
+    poll_s = request.app.state.settings.live_poll_s
+    sessions = request.app.state.sessions
+
+    async def events() -> AsyncIterator[str]:
+        nonlocal run
+        next_s, shown = since, None
+        while True:
+            ended = run.outcome is not None  # rows read after the end are complete
+            for s in await _results(request).series(run_id, since_s=next_s):
+                yield _event("second", second_out(s).model_dump_json(), str(s.second))
+                next_s = s.second + 1
+            if ended:
+                yield _event("end", run.model_dump_json())
+                return
+            view = run.model_dump_json(include={"state", "samples", "failures", "engines"})
+            if view != shown:
+                shown = view
+                yield _event("status", run.model_dump_json())
+            await asyncio.sleep(poll_s)
+            with sessions() as s:
+                run = await current(request, s, who, run_id)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache"})  # fmt: skip
+
+
+def _event(kind: str, data: str, event_id: str | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {kind}\ndata: {data}\n\n"
