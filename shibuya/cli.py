@@ -317,8 +317,49 @@ def client_run(
         if not watch:
             return
         final = _or_exit(lambda: client.watch(c, run["id"], console))
+        report = _or_exit(lambda: client.call(c, "GET", f"/api/runs/{run['id']}/report"))
+    console.print(client.report_table(report))
     console.print(client.verdicts(final))
     raise typer.Exit(client.exit_code(final))
+
+
+@app.command("report")
+def client_report(
+    run_id: Annotated[str, typer.Argument(help="the run")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
+) -> None:
+    """A run's results: per label samples, errors, rate, percentiles, codes; its verdicts."""
+    from rich.console import Console
+
+    from shibuya import client
+
+    with client.connect() as c:
+        report = _or_exit(lambda: client.call(c, "GET", f"/api/runs/{run_id}/report"))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    console = Console()
+    console.print(client.report_table(report))
+    console.print(client.verdicts(report["run"]))
+
+
+@app.command("compare")
+def client_compare(
+    a: Annotated[str, typer.Argument(help="the first run (the baseline)")],
+    b: Annotated[str, typer.Argument(help="the second run")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
+) -> None:
+    """Two runs side by side, per label: each measure from a to b with its change in percent."""
+    from rich.console import Console
+
+    from shibuya import client
+
+    with client.connect() as c:
+        cmp = _or_exit(lambda: client.call(c, "GET", f"/api/runs/{a}/compare/{b}"))
+    if as_json:
+        typer.echo(json.dumps(cmp, indent=2))
+        return
+    Console().print(client.comparison_table(cmp))
 
 
 @app.command("stop")

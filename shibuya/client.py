@@ -93,20 +93,26 @@ def watch(
     """Follow the run until it has ended, with a live line; return its final state."""
     start = clock()
     run: dict[str, Any] = call(client, "GET", f"/api/runs/{run_id}")
-    with Live(_line(run, 0.0), console=console, refresh_per_second=4) as live:
+    latest: dict[str, Any] = {}
+    with Live(_line(run, latest, 0.0), console=console, refresh_per_second=4) as live:
         while run.get("outcome") is None:
             time.sleep(poll_s)
             run = call(client, "GET", f"/api/runs/{run_id}")
-            live.update(_line(run, clock() - start))
+            since = {"since": latest["second"] + 1} if latest else {}
+            seconds = call(client, "GET", f"/api/runs/{run_id}/series", params=since)
+            latest = seconds[-1] if seconds else latest
+            live.update(_line(run, latest, clock() - start))
     return run
 
 
-def _line(run: dict[str, Any], elapsed_s: float) -> str:
+def _line(run: dict[str, Any], latest: dict[str, Any], elapsed_s: float) -> str:
+    """State, elapsed, the last whole second's rate and p95, errors, engines."""
     e = run.get("engines") or {}
-    rate = run.get("samples", 0) / elapsed_s if elapsed_s > 0 else 0.0
+    rate = latest.get("samples", 0)
+    p95 = latest["elapsed"]["p95"] if latest else 0.0
     return (
         f"{run['id']}  {run['state']:<9} {elapsed_s:6.0f} s  {run.get('samples', 0):>12,} samples"
-        f"  {rate:>9,.0f}/s  {run.get('failures', 0):>9,} errors"
+        f"  {rate:>9,} req/s  p95 {p95:>8,.1f} ms  {run.get('failures', 0):>9,} errors"
         f"  engines {e.get('started', 0)}/{e.get('expected', 0)} running,"
         f" {e.get('finished', 0)} finished, {e.get('lost', 0)} lost"
     )
@@ -122,4 +128,57 @@ def verdicts(run: dict[str, Any]) -> Table:
         value = "" if c.get("value") is None else f"{c['value']:g}"
         table.add_row(c["criterion"], verdict + (f" ({c['error']})" if c.get("error") else ""),
                       at, value)  # fmt: skip
+    return table
+
+
+_QUANTILES = ("p50", "p90", "p95", "p99", "p99_9")
+
+
+def _ms(v: float) -> str:
+    return f"{v:,.1f}" if v < 100 else f"{v:,.0f}"
+
+
+def report_table(report: dict[str, Any]) -> Table:
+    """Per label: samples, errors, rate, percentiles, max; the whole run last."""
+    run = report["run"]
+    table = Table(title=f"run {run['id']}: {run.get('outcome') or run['state']}")
+    table.add_column("label")
+    for col in ("samples", "errors", "req/s", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "p99.9 ms",
+                "max ms", "codes"):  # fmt: skip
+        table.add_column(col, justify="right")
+
+    def row(name: str, s: dict[str, Any], style: str = "") -> None:
+        codes = ", ".join(f"{k}: {v:,}" for k, v in sorted(s["codes"].items()))
+        table.add_row(name, f"{s['samples']:,}", f"{s['failures']:,} ({s['error_rate']:.1%})",
+                      f"{s['rps']:,.1f}", *(_ms(s["elapsed"][q]) for q in _QUANTILES),
+                      f"{s['elapsed_max_ms']:,}", codes, style=style)  # fmt: skip
+
+    for s in report["labels"]:
+        row(s["label"], s)
+    if report["total"] is not None:
+        row("all labels", report["total"], "bold")
+    return table
+
+
+def comparison_table(cmp: dict[str, Any]) -> Table:
+    """Per label, each measure as a → b (change)."""
+    table = Table(title=f"{cmp['a']['id']} (a) → {cmp['b']['id']} (b)")
+    table.add_column("label")
+    measures = ("samples", "rps", "error_rate", "p50", "p95", "p99")
+    for m in measures:
+        table.add_column(m if m in ("samples", "rps", "error_rate") else f"{m} ms", justify="right")
+
+    def cell(c: dict[str, Any], name: str) -> str:
+        def fmt(v: float | None) -> str:
+            if v is None:
+                return "—"
+            return f"{v:.2%}" if name == "error_rate" else f"{v:,.1f}"
+
+        change = "" if c["percent"] is None else f" ({c['percent']:+.1f} %)"
+        return f"{fmt(c['a'])} → {fmt(c['b'])}{change}"
+
+    for row in [*cmp["labels"], cmp["total"]]:
+        name = row["label"] if row["label"] is not None else "all labels"
+        table.add_row(name, *(cell(row["changes"][m], m) for m in measures),
+                      style="bold" if row["label"] is None else "")  # fmt: skip
     return table

@@ -5,6 +5,9 @@ worker; engines are heartbeats and generated result batches with exactly known c
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -174,3 +177,21 @@ def test_two_runs_compared_label_by_label(
         p95 = row["changes"]["p95"]
         assert p95["a"] == pytest.approx(a.expected.percentile(label, 0.95), rel=0.01)
         assert p95["delta"] == pytest.approx(p95["b"] - p95["a"])
+
+    # The client commands print the same numbers.
+    env = {**os.environ, "SHIBUYA_URL": live_api.base, "SHIBUYA_TOKEN": live_api.tokens["alice"],
+           "COLUMNS": "250"}  # fmt: skip
+
+    def shibuya(*args: str) -> str:
+        argv = [sys.executable, "-m", "shibuya", *args]
+        out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    printed = shibuya("report", b_id)
+    assert f"{b.expected.total:,}" in printed
+    assert "error_rate > 50% over 5s" in printed  # the verdicts
+    as_json = json.loads(shibuya("report", b_id, "--json"))
+    assert as_json["total"]["samples"] == b.expected.total
+    compared = shibuya("compare", a_id, b_id)
+    assert f"{a.expected.total:,}.0 → {b.expected.total:,}.0" in compared
