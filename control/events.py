@@ -2,9 +2,10 @@
 
 :class:`Publisher` sends run events (``run-events.v1``, keyed by run) and engine commands
 (``commands.v1``, keyed by collection) with an idempotent producer; every command has an id, so
-a retried send has no second effect. :class:`RunOutcomes` follows ``run-status.v1`` — the
-stream's operator view — as a consumer group shared by the replicas, and writes each run's end
-(outcome, reason, verdicts) into the SQL store once.
+a retried send has no second effect. Two consumer groups shared by the replicas follow what the
+stream decides: :class:`RunOutcomes` reads ``run-status.v1`` (the operator view) and writes each
+run's end (outcome, reason, verdicts) into the SQL store once; :class:`PurgeExecutor` reads
+``commands.v1`` and executes purges through the scheduler.
 """
 
 from __future__ import annotations
@@ -20,11 +21,15 @@ from aiokafka.errors import KafkaError
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from control import launches
 from control.db.models import Run
+from control.schedulers import Scheduler, SchedulerError
 from streams.wire import (
     DecodeError,
+    PurgeEngines,
     Topic,
     collection_key,
+    decode_command,
     decode_run_status,
     encode_message,
     run_key,
@@ -85,16 +90,16 @@ class Publisher:
             await self._producer.stop()
 
 
-class RunOutcomes:
-    """Record runs' ends from ``run-status.v1`` in the SQL store."""
+class _Follower:
+    """Follow one topic as a consumer group shared by the replicas: each record is applied (in a
+    thread) before its offset is committed, so a replica that dies re-delivers to another what
+    it had not finished."""
 
-    def __init__(
-        self, bootstrap: str, prefix: str, group_id: str, sessions: sessionmaker[Session]
-    ) -> None:
+    topic: str
+
+    def __init__(self, bootstrap: str, group_id: str) -> None:
         self.bootstrap = bootstrap
-        self.topic = topic_name(Topic.RUN_STATUS, prefix)
         self.group_id = group_id
-        self.sessions = sessions
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -105,7 +110,7 @@ class RunOutcomes:
             try:
                 await self._consume()
             except Exception as exc:  # Kafka away, topic not created yet
-                log.warning("run outcomes: %r; retrying in 5 s", exc)
+                log.warning("%s: %r; retrying in 5 s", type(self).__name__, exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), 5)
 
@@ -122,13 +127,27 @@ class RunOutcomes:
                 batches = await consumer.getmany(timeout_ms=500)
                 for records in batches.values():
                     for r in records:
-                        await asyncio.to_thread(self._apply, r.value or b"")
+                        await asyncio.to_thread(self.apply, r.value or b"")
                 if batches:
                     await consumer.commit()
         finally:
             await consumer.stop()
 
-    def _apply(self, value: bytes) -> None:
+    def apply(self, value: bytes) -> None:
+        raise NotImplementedError
+
+
+class RunOutcomes(_Follower):
+    """Record runs' ends from ``run-status.v1`` in the SQL store."""
+
+    def __init__(
+        self, bootstrap: str, prefix: str, group_id: str, sessions: sessionmaker[Session]
+    ) -> None:
+        super().__init__(bootstrap, group_id)
+        self.topic = topic_name(Topic.RUN_STATUS, prefix)
+        self.sessions = sessions
+
+    def apply(self, value: bytes) -> None:
         try:
             status = decode_run_status(value)
         except DecodeError as exc:
@@ -150,3 +169,45 @@ class RunOutcomes:
                 }
             # Once ended, a run's row no longer changes (a replayed status is a no-op).
             s.execute(row.values(**values))
+
+
+class PurgeExecutor(_Follower):
+    """Execute the purge commands on ``commands.v1`` (the stream's GC, a user's purge) through
+    the scheduler. Commands are keyed by collection, so each is executed by the replica that
+    owns its partition; a purge removes only engines deployed before it was issued, so one
+    delivered again (or late) removes nothing newer."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        prefix: str,
+        group_id: str,
+        sessions: sessionmaker[Session],
+        scheduler: Scheduler,
+    ) -> None:
+        super().__init__(bootstrap, group_id)
+        self.topic = topic_name(Topic.COMMANDS, prefix)
+        self.sessions = sessions
+        self.scheduler = scheduler
+
+    def apply(self, value: bytes) -> None:
+        try:
+            command = decode_command(value)
+        except DecodeError as exc:
+            log.warning("purges: skipped a malformed command: %s", exc.reason)
+            return
+        if not isinstance(command, PurgeEngines) or not command.collection_id.isdigit():
+            return  # start and stop are for the engines; other ids are not ours
+        issued = datetime.fromtimestamp(command.issued_ms / 1000, UTC)
+        with self.sessions() as s:
+            try:
+                removed, launch = launches.purge(s, self.scheduler, int(command.collection_id),
+                                                 issued, command.reason)  # fmt: skip
+            except SchedulerError as exc:
+                # Not retried here: engines left running keep heartbeating, so the stream's GC
+                # sees the collection deployed again and purges it after another idle period.
+                log.error("purge %s failed: %s", command.command_id, exc)
+                return
+        if removed or launch is not None:
+            log.info("purge %s: %d engines removed (%s)", command.command_id, removed,
+                     command.reason)  # fmt: skip

@@ -54,6 +54,25 @@ class LimitsSettings(BaseModel):
     )
 
 
+class SchedulerSettings(BaseModel):
+    kind: Literal["local", "external"] = Field(
+        "local",
+        description="local: engines are sidecar processes on this machine; external: engines "
+        "are deployed by someone else (deploy and purge do nothing, status from heartbeats)",
+    )
+    engines_dir: Path | None = Field(
+        None, description="the local scheduler's engine folders; empty: DATA_DIR/engines"
+    )
+    sidecar_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra environment of local engines, as JSON: "
+        '{"SHIBUYA_SIDECAR_JMETER__HEAP": "256m"}',
+    )
+    status_window_s: int = Field(
+        30, ge=1, description="an engine heard from within this many seconds counts as up"
+    )
+
+
 class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SHIBUYA_API_", env_nested_delimiter="__", extra="forbid"
@@ -70,6 +89,10 @@ class ApiSettings(BaseSettings):
     live_poll_s: float = Field(
         1.0, gt=0, le=60, description="how often a live stream (SSE) looks for new seconds"
     )
+    commands_group_id: str = Field(
+        "shibuya-api-commands",
+        description="consumer group of the replicas executing the stream's purge commands",
+    )
     data_dir: Path = Field(
         Path(".shibuya"), description="SQLite metadata, plan files, embedded ClickHouse"
     )
@@ -80,6 +103,7 @@ class ApiSettings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     files: FilesSettings = FilesSettings()
     limits: LimitsSettings = LimitsSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
 
     @property
     def database_url(self) -> str:
@@ -88,6 +112,10 @@ class ApiSettings(BaseSettings):
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def engines_dir(self) -> Path:
+        return self.scheduler.engines_dir or self.data_dir / "engines"
 
     @property
     def files_dir(self) -> Path:

@@ -12,13 +12,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import Engine, text
 
 from control.api import errors
-from control.api.routes import collections, plans, projects, results, runs
+from control.api.routes import collections, launches, plans, projects, results, runs
 from control.db import store as db
-from control.events import Publisher, RunOutcomes
+from control.events import Publisher, PurgeExecutor, RunOutcomes
 from control.files.storage import LocalFiles
 from control.results.queries import Results
 from control.results.sink import Sink
 from control.results.store import Store
+from control.schedulers import External, Scheduler
+from control.schedulers.local import LocalScheduler
 from control.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -37,9 +39,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.state.sessions = db.sessions(engine)
         app.state.files = LocalFiles(settings.files_dir)
         app.state.publisher = Publisher(settings.kafka.bootstrap, settings.kafka.topic_prefix)
-        outcomes = RunOutcomes(settings.kafka.bootstrap, settings.kafka.topic_prefix,
-                               settings.runs_group_id, app.state.sessions)  # fmt: skip
-        outcomes_task = asyncio.create_task(outcomes.run())
+        app.state.scheduler = scheduler = make_scheduler(settings)
+        followers = [
+            RunOutcomes(settings.kafka.bootstrap, settings.kafka.topic_prefix,
+                        settings.runs_group_id, app.state.sessions),
+            PurgeExecutor(settings.kafka.bootstrap, settings.kafka.topic_prefix,
+                          settings.commands_group_id, app.state.sessions, scheduler),
+        ]  # fmt: skip
+        follower_tasks = [asyncio.create_task(f.run()) for f in followers]
         store = await asyncio.to_thread(Store.open, settings.clickhouse_dsn)
         app.state.results = Results(store)
         sink: Sink | None = None
@@ -61,9 +68,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 sink.stop()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(task, timeout=15)
-            outcomes.stop()
+            for f in followers:
+                f.stop()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(outcomes_task, timeout=10)
+                await asyncio.wait_for(asyncio.gather(*follower_tasks), timeout=10)
             await app.state.publisher.close()
             await asyncio.to_thread(store.close)
             engine.dispose()
@@ -77,6 +85,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(collections.router)
     app.include_router(runs.router)
     app.include_router(results.router)
+    app.include_router(launches.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -117,3 +126,11 @@ async def _keep_running(sink: Sink) -> None:
                 if sink.stopping():
                     return
                 await asyncio.sleep(0.1)
+
+
+def make_scheduler(settings: ApiSettings) -> Scheduler:
+    if settings.scheduler.kind == "external":
+        return External()
+    return LocalScheduler(settings.engines_dir, bootstrap=settings.kafka.bootstrap,
+                          topic_prefix=settings.kafka.topic_prefix,
+                          env=settings.scheduler.sidecar_env)  # fmt: skip

@@ -18,6 +18,8 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException
 
+from control.schedulers import SchedulerError
+
 log = logging.getLogger(__name__)
 
 
@@ -86,6 +88,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http(_: Request, exc: HTTPException) -> JSONResponse:
         return _body(exc.status_code, _CODES.get(exc.status_code, "error"), str(exc.detail))
+
+    @app.exception_handler(SchedulerError)
+    async def scheduler(_: Request, exc: SchedulerError) -> JSONResponse:
+        log.warning("scheduler failed: %s", exc)
+        return _body(502, "scheduler_failed", f"the engine scheduler failed: {exc}")
 
     @app.exception_handler(Exception)
     async def internal(_: Request, exc: Exception) -> JSONResponse:

@@ -215,3 +215,72 @@ class ComparisonOut(BaseModel):
     b: RunOut
     total: ComparedOut
     labels: list[ComparedOut]
+
+
+class LaunchOut(BaseModel):
+    id: int
+    collection_id: int
+    engines: int
+    virtual_users: int
+    launched_at: datetime
+    purged_at: datetime | None
+    purge_reason: str
+
+
+class PurgeIn(BaseModel):
+    reason: Text = ""
+
+
+class PurgeOut(BaseModel):
+    engines_removed: int = Field(description="engines the scheduler removed")
+    launch: LaunchOut | None = Field(description="the launch this purge ended, if one was active")
+
+
+class EngineOut(BaseModel):
+    engine_id: str
+    plan_id: str
+    index: int
+    phase: str | None = Field(description="what the scheduler says (None: it does not know it)")
+    state: str | None = Field(description="what the engine last said (None: not heard from)")
+    run_id: str | None
+    heard_at: datetime | None
+    threads: int
+    cpu_cores: float | None
+    memory_bytes: int | None
+    detail: str
+
+
+class PlanStatusOut(BaseModel):
+    plan_id: int
+    name: str
+    engines: int = Field(description="engines the collection's config asks for")
+    deployed: int = Field(description="engines the scheduler runs")
+    ready: int = Field(description="engines heard from recently, not in a run")
+    running: int = Field(description="engines heard from recently, in a run")
+
+
+class CollectionStatusOut(BaseModel):
+    collection_id: int
+    scheduler: str
+    launch: LaunchOut | None
+    run_id: str | None = Field(description="the run in progress, if any")
+    plans: list[PlanStatusOut]
+    engines: list[EngineOut]
+
+
+class UsageOut(BaseModel):
+    project_id: int
+    project: str
+    group: str
+    launches: int
+    engine_hours: float
+    virtual_user_hours: float
+    runs: int
+
+
+class UsageReportOut(BaseModel):
+    since: datetime
+    until: datetime
+    projects: list[UsageOut]
+    engine_hours: float
+    virtual_user_hours: float

@@ -155,8 +155,12 @@ class Launch(Base):
         ForeignKey("collections.id", ondelete="CASCADE"), index=True
     )
     engines: Mapped[int] = mapped_column(Integer)
+    virtual_users: Mapped[int] = mapped_column(Integer, server_default="0")
+    """Threads over all engines: usage is counted in engine-hours and virtual-user-hours."""
     launched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    launched_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    purge_reason: Mapped[str] = mapped_column(String(500), server_default="")
 
 
 class Run(Base):

@@ -79,6 +79,22 @@ class Summary:
 
 
 @dataclass(frozen=True)
+class Heartbeat:
+    """An engine's latest status as its sidecar reported it."""
+
+    engine_id: str
+    plan_id: str
+    index: int
+    state: str
+    run_id: str | None
+    ts_ms: int
+    threads: int
+    cpu_cores: float | None
+    memory_bytes: int | None
+    detail: str
+
+
+@dataclass(frozen=True)
 class RunReport:
     run_id: str
     total: Summary | None
@@ -174,6 +190,35 @@ class Results:
             {"collection": collection_id or "", "limit": limit},
         )
         return [decode_run_status(r[0].encode()) for r in rows]
+
+    async def engines(self, collection_id: str, since_ms: int) -> list[Heartbeat]:
+        """The latest heartbeat of each of the collection's engines heard from since then."""
+        rows = await self.store.query(
+            """SELECT engine_id, argMax(plan_id, ts), argMax(engine_index, ts),
+                      argMax(state, ts), argMax(run_id, ts), toUnixTimestamp64Milli(max(ts)),
+                      argMax(threads, ts), argMax(cpu_cores, ts), argMax(memory_bytes, ts),
+                      argMax(detail, ts)
+            FROM engine_status
+            WHERE collection_id = {collection:String}
+              AND ts >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')
+            GROUP BY engine_id ORDER BY engine_id""",
+            {"collection": collection_id, "since": since_ms},
+        )
+        return [
+            Heartbeat(
+                engine_id=r[0],
+                plan_id=r[1],
+                index=int(r[2]),
+                state=r[3],
+                run_id=r[4] or None,
+                ts_ms=int(r[5]),
+                threads=int(r[6]),
+                cpu_cores=r[7],
+                memory_bytes=r[8],
+                detail=r[9],
+            )
+            for r in rows
+        ]
 
     async def follow(
         self, run_id: str, *, since_s: int = 0, poll_s: float = 0.5

@@ -44,6 +44,7 @@ def api_env(data_dir: Path, database_url: str, **settings: str) -> dict[str, str
         "SHIBUYA_API_DATA_DIR": str(data_dir),
         "SHIBUYA_API_DATABASE__URL": database_url,
         "SHIBUYA_API_SINK__ENABLED": "false",
+        "SHIBUYA_API_SCHEDULER__KIND": "external",  # engines are the tests' (or local, if set)
     }
     env.update({f"SHIBUYA_API_{k}": v for k, v in settings.items()})
     return env
@@ -61,11 +62,15 @@ def add_users(env: dict[str, str]) -> dict[str, str]:
     return tokens
 
 
-def start_api(data_dir: Path, database_url: str, **settings: str) -> ApiServer:
+def start_api(
+    data_dir: Path, database_url: str, tokens: dict[str, str] | None = None, **settings: str
+) -> ApiServer:
+    """Start an API; its users are created unless ``tokens`` of existing ones are given."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = api_env(data_dir, database_url, PORT=str(port), **settings)
-    tokens = add_users(env) if settings.get("AUTH__MODE") != "none" else {}
+    if tokens is None:
+        tokens = add_users(env) if settings.get("AUTH__MODE") != "none" else {}
     log = data_dir / "api.log"
     with log.open("ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "shibuya", "api", "serve"], env=env,

@@ -38,13 +38,17 @@ def api(  # the real server: one per module and database
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     postgres_server: PostgresServer,
+    kafka_bootstrap: str,
 ) -> Iterator[ApiServer]:
     data = tmp_path_factory.mktemp(f"api-{request.param}")
     if request.param == "sqlite":
         url = f"sqlite:///{data / 'meta.db'}"
     else:
         url = postgres_server.create_database(f"api_{uuid.uuid4().hex[:10]}")
-    server = start_api(data, url, FILES__MAX_BYTES="100000")
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    server = start_api(data, url, FILES__MAX_BYTES="100000", KAFKA__BOOTSTRAP=kafka_bootstrap,
+                       KAFKA__TOPIC_PREFIX=prefix, RUNS_GROUP_ID=f"{prefix}-runs",
+                       COMMANDS_GROUP_ID=f"{prefix}-commands")  # fmt: skip
     yield server
     server.stop()
 

@@ -21,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from control import launches
 from control.api.access import collection_of, run_of
 from control.api.deps import Db, Id, Pages, Who, paginate
 from control.api.errors import RESPONSES, ApiError, conflict, not_found
@@ -29,6 +30,7 @@ from control.auth import new_token, token_hash
 from control.db.models import Collection, CollectionPlan, PlanFile, Project, Run
 from control.events import Publisher, UnavailableError
 from control.files.storage import FileStorage
+from control.schedulers import Scheduler
 from streams.wire import PlanFile as WirePlanFile
 from streams.wire import PlanSpec, RunStarted, RunStatus, RunStopRequested, StartEngines
 
@@ -60,7 +62,27 @@ def _publisher(request: Request) -> Publisher:
 
 @router.post("/collections/{collection_id}/runs", status_code=201)
 async def trigger(collection_id: Id, request: Request, db: Db, who: Who) -> RunOut:
-    """Start a run of the collection: announce it to the stream, start each plan's engines."""
+    """Start a run of the collection: deploy its engines if they are not (a scheduler other
+    than ``external``), announce the run to the stream, start each plan's engines."""
+    token = new_token()
+    scheduler = request.app.state.scheduler
+    run, collection, project, plans, files = await asyncio.to_thread(
+        _insert_run, db, who, collection_id, token, scheduler
+    )
+    messages = _start_messages(request, run, collection, project, plans, files, token)
+    try:
+        await _publisher(request).send(messages)
+    except UnavailableError as exc:
+        run.ended_at, run.state, run.outcome = datetime.now(UTC), "failed", "failed"
+        run.reason = f"could not start: {exc}"
+        await asyncio.to_thread(db.commit)
+        raise ApiError(503, "unavailable", f"the run could not be started: {exc}") from exc
+    return run_out(run, None)
+
+
+def _insert_run(
+    db: Db, who: Who, collection_id: int, token: str, scheduler: Scheduler
+) -> tuple[Run, Collection, Project, list[CollectionPlan], dict[int, list[PlanFile]]]:
     collection, project = collection_of(db, who, collection_id)
     plans = list(db.scalars(select(CollectionPlan).where(
         CollectionPlan.collection_id == collection.id)))  # fmt: skip
@@ -71,7 +93,11 @@ async def trigger(collection_id: Id, request: Request, db: Db, who: Who) -> RunO
     missing = [p.plan_id for p in plans if not any(f.kind == "jmx" for f in files[p.plan_id])]
     if missing:
         raise conflict(f"plans without a test plan (.jmx): {missing}")
-    token = new_token()
+    if db.scalar(select(Run.id).where(Run.collection_id == collection.id,
+                                      Run.ended_at.is_(None))):  # fmt: skip
+        raise conflict(f"collection {collection_id} has a run in progress")
+    if scheduler.kind != "external":
+        launches.deploy(db, scheduler, collection, who.user_id)
     run = Run(id=f"run-{uuid.uuid4().hex[:12]}", collection_id=collection.id,
               thresholds=list(collection.thresholds), started_by=who.user_id,
               file_token_hash=token_hash(token))  # fmt: skip
@@ -80,15 +106,7 @@ async def trigger(collection_id: Id, request: Request, db: Db, who: Who) -> RunO
         db.commit()  # the one-active-run index decides a race between replicas here
     except IntegrityError as exc:
         raise conflict(f"collection {collection_id} has a run in progress") from exc
-    messages = _start_messages(request, run, collection, project, plans, files, token)
-    try:
-        await _publisher(request).send(messages)
-    except UnavailableError as exc:
-        run.ended_at, run.state, run.outcome = datetime.now(UTC), "failed", "failed"
-        run.reason = f"could not start: {exc}"
-        db.commit()
-        raise ApiError(503, "unavailable", f"the run could not be started: {exc}") from exc
-    return run_out(run, None)
+    return run, collection, project, plans, files
 
 
 def _start_messages(

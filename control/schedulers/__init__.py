@@ -1,0 +1,87 @@
+"""Where engines run: one interface (:class:`Scheduler`), several backends.
+
+- ``local`` (:mod:`control.schedulers.local`): sidecar processes on this machine, the embedded
+  default;
+- ``external``: engines are deployed by someone else (a test harness, an operator); deploy and
+  purge do nothing and the collection status comes from heartbeats alone.
+
+Deploy and purge are idempotent: a retried deploy creates only what is missing, a retried purge
+removes nothing more. A purge names the moment it was issued and removes only engines deployed
+before it, so a purge executed late (a command replayed from Kafka) never removes a newer
+deployment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class SchedulerError(RuntimeError):
+    """The backend could not do what was asked; the message says what and why."""
+
+
+@dataclass(frozen=True)
+class PlanEngines:
+    plan_id: str
+    engines: int
+
+
+@dataclass(frozen=True)
+class Deployment:
+    collection_id: str
+    project_id: str
+    plans: list[PlanEngines]
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """An engine as its scheduler sees it (heartbeats say what it does)."""
+
+    engine_id: str
+    plan_id: str
+    index: int
+    phase: str
+    """``starting``, ``running`` or ``exited`` (local); a pod's phase (Kubernetes)."""
+    deployed_ms: int
+
+
+class Scheduler(Protocol):
+    kind: str
+
+    def deploy(self, deployment: Deployment) -> None:
+        """Make the collection's engines exist, as many per plan as asked: start what is
+        missing, remove engines beyond the count, leave the rest alone."""
+
+    def purge(self, collection_id: str, deployed_before_ms: int) -> int:
+        """Remove the collection's engines deployed before that time; how many were removed."""
+
+    def engines(self, collection_id: str) -> list[EngineInfo]:
+        """The collection's engines, by plan and index."""
+
+    def collections(self) -> list[str]:
+        """Every collection with engines deployed."""
+
+    def logs(self, collection_id: str, plan_id: str, index: int, tail_bytes: int) -> str | None:
+        """The last ``tail_bytes`` of an engine's log; None if there is no such engine."""
+
+
+class External:
+    """Engines deployed by someone else: nothing to do, nothing known but their heartbeats."""
+
+    kind = "external"
+
+    def deploy(self, deployment: Deployment) -> None:
+        return None
+
+    def purge(self, collection_id: str, deployed_before_ms: int) -> int:
+        return 0
+
+    def engines(self, collection_id: str) -> list[EngineInfo]:
+        return []
+
+    def collections(self) -> list[str]:
+        return []
+
+    def logs(self, collection_id: str, plan_id: str, index: int, tail_bytes: int) -> str | None:
+        return None

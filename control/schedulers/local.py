@@ -1,0 +1,200 @@
+"""The local scheduler: each engine is a sidecar process (which runs JMeter when told) on this
+machine, in its own folder.
+
+``<root>/<collection>/<plan>-<index>/`` holds ``engine.json`` (its PID and when it was
+deployed), ``sidecar.log`` (the sidecar's and JMeter's output) and ``work/`` (plan files,
+results, checkpoints). Everything the scheduler knows is in these folders, so a restarted control
+process finds its engines again; an engine whose process has gone is ``exited`` until a deploy
+restarts it or a purge removes it. A PID is signalled only while its environment still names
+the engine's folder, so a recycled PID is never touched. Engines run in their own session: they
+outlive the control process, and a purge that must kill takes the engine's JMeter with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from control.schedulers import Deployment, EngineInfo, SchedulerError
+from shibuya.dev.procs import alive, spawn, wait_for
+
+log = logging.getLogger(__name__)
+
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class LocalScheduler:
+    kind = "local"
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        bootstrap: str,
+        topic_prefix: str,
+        env: Mapping[str, str] | None = None,
+        stop_timeout_s: float = 15,
+    ) -> None:
+        self.root = root.resolve()
+        self.stop_timeout_s = stop_timeout_s
+        self._env = {
+            **os.environ,
+            "SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": bootstrap,
+            "SHIBUYA_SIDECAR_KAFKA__TOPIC_PREFIX": topic_prefix,
+            "SHIBUYA_SIDECAR_HEALTH_PORT": "0",
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+
+    # --- the interface ---------------------------------------------------------------------
+
+    def deploy(self, deployment: Deployment) -> None:
+        cid = _safe(deployment.collection_id)
+        with self._locked(cid):
+            self._deploy(cid, deployment)
+
+    def _deploy(self, cid: str, deployment: Deployment) -> None:
+        wanted = {(_safe(p.plan_id), i) for p in deployment.plans for i in range(p.engines)}
+        extra = [e for e in self._records(cid) if (e.plan_id, e.index) not in wanted]
+        self._stop([self._folder(cid, e.plan_id, e.index) for e in extra])
+        for plan_id, index in sorted(wanted):
+            folder = self._folder(cid, plan_id, index)
+            if self._pid(folder) is None:
+                self._start(deployment, plan_id, index, folder)
+
+    def purge(self, collection_id: str, deployed_before_ms: int) -> int:
+        cid = _safe(collection_id)
+        with self._locked(cid):
+            return self._purge(cid, deployed_before_ms)
+
+    def _purge(self, cid: str, deployed_before_ms: int) -> int:
+        doomed = [self._folder(cid, e.plan_id, e.index) for e in self._records(cid)
+                  if e.deployed_ms < deployed_before_ms]  # fmt: skip
+        self._stop(doomed)
+        with contextlib.suppress(OSError):
+            (self.root / cid).rmdir()  # only if nothing newer is left
+        return len(doomed)
+
+    def engines(self, collection_id: str) -> list[EngineInfo]:
+        return self._records(_safe(collection_id))
+
+    def collections(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(d.name for d in self.root.iterdir() if d.is_dir() and self._records(d.name))
+
+    def logs(self, collection_id: str, plan_id: str, index: int, tail_bytes: int) -> str | None:
+        path = self._folder(_safe(collection_id), _safe(plan_id), index) / "sidecar.log"
+        try:
+            with path.open("rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - tail_bytes))
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return None
+
+    @contextlib.contextmanager
+    def _locked(self, cid: str) -> Iterator[None]:
+        """One deploy or purge of a collection at a time, across threads and processes."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / f".{cid}.lock").open("a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    # --- engines ---------------------------------------------------------------------------
+
+    def _folder(self, cid: str, plan_id: str, index: int) -> Path:
+        return self.root / cid / f"{plan_id}-{index}"
+
+    def _start(self, d: Deployment, plan_id: str, index: int, folder: Path) -> None:
+        (folder / "work").mkdir(parents=True, exist_ok=True)
+        env = {
+            **self._env,
+            "SHIBUYA_SIDECAR_WORK_DIR": str(folder / "work"),
+            "SHIBUYA_SIDECAR_ENGINE__COLLECTION_ID": d.collection_id,
+            "SHIBUYA_SIDECAR_ENGINE__PLAN_ID": plan_id,
+            "SHIBUYA_SIDECAR_ENGINE__ENGINE_INDEX": str(index),
+        }
+        argv = [sys.executable, "-m", "shibuya", "sidecar", "run"]
+        try:
+            pid = spawn(argv, log=folder / "sidecar.log", env=env)
+        except OSError as exc:
+            raise SchedulerError(f"could not start engine {plan_id}-{index}: {exc}") from exc
+        record = {"pid": pid, "deployed_ms": int(time.time() * 1000), "plan_id": plan_id,
+                  "index": index}  # fmt: skip
+        tmp = folder / "engine.json.tmp"
+        tmp.write_text(json.dumps(record))
+        tmp.replace(folder / "engine.json")
+        log.info("engine %s-%s of collection %s started: pid %d", plan_id, index,
+                 d.collection_id, pid)  # fmt: skip
+
+    def _records(self, cid: str) -> list[EngineInfo]:
+        out = []
+        base = self.root / cid
+        for folder in sorted(base.iterdir()) if base.is_dir() else []:
+            record = _read(folder)
+            if record is None:
+                continue
+            out.append(EngineInfo(
+                engine_id=f"{cid}-{record['plan_id']}-{record['index']}",
+                plan_id=str(record["plan_id"]), index=int(record["index"]),
+                phase="running" if self._pid(folder) is not None else "exited",
+                deployed_ms=int(record["deployed_ms"]),
+            ))  # fmt: skip
+        return sorted(out, key=lambda e: (e.plan_id, e.index))
+
+    def _pid(self, folder: Path) -> int | None:
+        """The engine's PID while that process is alive and still this engine's."""
+        record = _read(folder)
+        if record is None:
+            return None
+        pid = int(record["pid"])
+        marker = f"SHIBUYA_SIDECAR_WORK_DIR={folder / 'work'}".encode()
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            return None
+        return pid if marker in environ and alive(pid) else None
+
+    def _stop(self, folders: list[Path]) -> None:
+        """Stop the engines (SIGTERM: the sidecar stops JMeter and flushes; after the timeout,
+        SIGKILL to the whole session) and remove their folders."""
+        pids = {f: self._pid(f) for f in folders}
+        for pid in filter(None, pids.values()):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        running = [p for p in pids.values() if p is not None]
+        if not wait_for(lambda: not any(alive(p) for p in running), self.stop_timeout_s):
+            for p in running:
+                with contextlib.suppress(OSError):
+                    os.killpg(p, signal.SIGKILL)
+            wait_for(lambda: not any(alive(p) for p in running), 10)
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _read(folder: Path) -> dict[str, Any] | None:
+    try:
+        record: dict[str, Any] = json.loads((folder / "engine.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return record
+
+
+def _safe(name: str) -> str:
+    if not _SAFE.match(name):
+        raise SchedulerError(f"not a safe name for a folder: {name!r}")
+    return name
