@@ -46,6 +46,11 @@ class AuthSettings(BaseModel):
 
 class FilesSettings(BaseModel):
     max_bytes: int = Field(100 * 2**20, ge=1, description="largest plan file accepted")
+    dir: Path | None = Field(
+        None,
+        description="where plan files are kept; empty: DATA_DIR/files. Replicas share it "
+        "(a shared volume)",
+    )
 
 
 class LimitsSettings(BaseModel):
@@ -119,7 +124,7 @@ class ApiSettings(BaseSettings):
 
     @property
     def files_dir(self) -> Path:
-        return self.data_dir / "files"
+        return self.files.dir or self.data_dir / "files"
 
     @property
     def clickhouse_dsn(self) -> str:
