@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -53,6 +55,36 @@ def authenticate(session: Session, token: str) -> Caller | None:
         return None
     groups = session.scalars(select(Membership.group_id).where(Membership.user_id == row.id))
     return Caller(user_id=row.id, name=row.name, groups=frozenset(groups), is_admin=row.is_admin)
+
+
+class KnownCallers:
+    """Who valid tokens stand for, remembered for ``ttl_s`` so most requests skip the database.
+
+    A revoked token or a change of groups takes effect within ``ttl_s``. Unknown tokens are
+    not remembered (random ones cannot fill the memory); at most ``max_entries`` are kept.
+    """
+
+    def __init__(
+        self, ttl_s: float, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl_s, self.max_entries, self.clock = ttl_s, max_entries, clock
+        self._known: dict[str, tuple[float, Caller]] = {}
+
+    def get(self, token: str) -> Caller | None:
+        entry = self._known.get(token_hash(token))
+        if entry is None or entry[0] <= self.clock():
+            return None
+        return entry[1]
+
+    def remember(self, token: str, caller: Caller) -> None:
+        if self.ttl_s <= 0:
+            return
+        if len(self._known) >= self.max_entries:
+            now = self.clock()
+            self._known = {k: v for k, v in self._known.items() if v[0] > now}
+            if len(self._known) >= self.max_entries:
+                self._known.clear()
+        self._known[token_hash(token)] = (self.clock() + self.ttl_s, caller)
 
 
 def add_user(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import uvicorn
 
 from control.api.app import create_app
@@ -9,4 +11,7 @@ from control.settings import ApiSettings
 
 
 def serve(settings: ApiSettings) -> None:
+    # Requests hop between the event loop and worker threads (database, ClickHouse); with the
+    # default 5 ms GIL switch interval each hop can wait that long for the GIL.
+    sys.setswitchinterval(0.0005)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")

@@ -42,6 +42,12 @@ class AuthSettings(BaseModel):
         description="tokens: every request needs a bearer token; none: no authentication, "
         "every request is the admin 'local' (one person on their own machine only)",
     )
+    cache_s: float = Field(
+        5.0,
+        ge=0,
+        description="a valid token's caller is remembered this long (a revoked token or a "
+        "change of groups takes effect within it); 0: ask the database every time",
+    )
 
 
 class FilesSettings(BaseModel):
@@ -90,6 +96,12 @@ class ApiSettings(BaseSettings):
     )
     runs_group_id: str = Field(
         "shibuya-api-runs", description="consumer group of the replicas recording runs' ends"
+    )
+    results_cache_s: float = Field(
+        1.0,
+        ge=0,
+        description="an answer read from ClickHouse is shared with requests for the same thing "
+        "for this long (0: every request queries)",
     )
     live_poll_s: float = Field(
         1.0, gt=0, le=60, description="how often a live stream (SSE) looks for new seconds"

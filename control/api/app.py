@@ -13,10 +13,11 @@ from sqlalchemy import Engine, text
 
 from control.api import errors
 from control.api.routes import collections, launches, plans, projects, results, runs
+from control.auth import KnownCallers
 from control.db import store as db
 from control.events import Publisher, PurgeExecutor, RunOutcomes
 from control.files.storage import LocalFiles
-from control.results.queries import Results
+from control.results.recent import Recent, RecentResults
 from control.results.sink import Sink
 from control.results.store import Store
 from control.schedulers import External, Scheduler
@@ -48,7 +49,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         ]  # fmt: skip
         follower_tasks = [asyncio.create_task(f.run()) for f in followers]
         store = await asyncio.to_thread(Store.open, settings.clickhouse_dsn)
-        app.state.results = Results(store)
+        app.state.results = RecentResults(store, settings.results_cache_s)
+        app.state.answers = Recent(settings.results_cache_s)
         sink: Sink | None = None
         task: asyncio.Task[None] | None = None
         if settings.sink.enabled:
@@ -78,6 +80,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     app = FastAPI(title="Shibuya control API", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    app.state.callers = KnownCallers(settings.auth.cache_s)
     app.state.registry = registry
     errors.install(app)
     app.include_router(projects.router)

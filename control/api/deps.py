@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from control.api.errors import ApiError
 from control.api.schemas import Page
-from control.auth import LOCAL, Caller, authenticate
+from control.auth import LOCAL, Caller, KnownCallers, authenticate
 
 E = TypeVar("E")
 T = TypeVar("T")
@@ -20,38 +21,64 @@ T = TypeVar("T")
 _bearer = HTTPBearer(auto_error=False, description="an API token: `Authorization: Bearer shb_…`")
 
 
-def session(request: Request) -> Iterator[Session]:
+async def session(request: Request) -> AsyncIterator[Session]:
     """A session per request, committed when the endpoint returns and before the response is
     sent — a client's next request (to any replica) sees what this one did. An endpoint with
-    side effects outside the database commits first itself."""
-    with request.app.state.sessions() as s:
-        try:
-            yield s
-            s.commit()
-        except BaseException:
-            s.rollback()
-            raise
+    side effects outside the database commits first itself. Opening a session does no I/O;
+    ending it (commit or rollback, and returning the connection) runs in a worker thread."""
+    s = request.app.state.sessions()
+    try:
+        yield s
+        if s.in_transaction():
+            await run_in_threadpool(s.commit)
+    except BaseException:
+        await run_in_threadpool(s.rollback)
+        raise
+    finally:
+        await run_in_threadpool(s.close)
 
 
 Db = Annotated[Session, Depends(session, scope="function")]
 
 
-def caller(
+async def caller(
     request: Request,
     db: Db,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    if request.app.state.settings.auth.mode == "none":
+    settings = request.app.state.settings
+    if settings.auth.mode == "none":
         return LOCAL
     if credentials is None:
         raise ApiError(401, "unauthenticated", "an API token is required: Authorization: Bearer …")
-    who = authenticate(db, credentials.credentials)
+    known: KnownCallers = request.app.state.callers
+    who = known.get(credentials.credentials)
     if who is None:
-        raise ApiError(401, "unauthenticated", "unknown or revoked API token")
+        who = await run_in_threadpool(authenticate, db, credentials.credentials)
+        if who is None:
+            raise ApiError(401, "unauthenticated", "unknown or revoked API token")
+        known.remember(credentials.credentials, who)
     return who
 
 
 Who = Annotated[Caller, Depends(caller)]
+
+
+async def in_thread(db: Session, work: Callable[..., T], *args: Any) -> T:
+    """Database work of an async endpoint, in a worker thread. Its transaction ends with it
+    (committed, or rolled back on an error), so the connection goes back to the pool before
+    the endpoint awaits anything else — a slow ClickHouse query or a Kafka send."""
+
+    def run() -> T:
+        try:
+            result = work(*args)
+        except BaseException:
+            db.rollback()
+            raise
+        db.commit()
+        return result
+
+    return await run_in_threadpool(run)
 
 
 #: Ids in paths: the databases' integer keys are 32-bit.

@@ -12,11 +12,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
 
 from control import launches
 from control.api.access import collection_of
-from control.api.deps import Db, Id, Pages, Who, paginate
+from control.api.deps import Db, Id, Pages, Who, in_thread, paginate
 from control.api.errors import RESPONSES, conflict, invalid, not_found
+from control.api.routes.results import shared_json
 from control.api.schemas import (
     CollectionStatusOut,
     EngineOut,
@@ -63,6 +65,7 @@ def deploy(collection_id: Id, request: Request, response: Response, db: Db, who:
             CollectionPlan.collection_id == collection.id)):  # fmt: skip
         raise conflict(f"collection {collection_id} has no plans: import its config first")
     launch, created = launches.deploy(db, _scheduler(request), collection, who.user_id)
+    request.app.state.answers.forget(("status", collection.id))
     response.status_code = 201 if created else 200
     return launch_out(launch)
 
@@ -71,15 +74,16 @@ def deploy(collection_id: Id, request: Request, response: Response, db: Db, who:
 async def purge(collection_id: Id, body: PurgeIn, request: Request, db: Db, who: Who) -> PurgeOut:
     """Remove the collection's engines and end its launch (refused while a run is in
     progress: stop it first). Idempotent."""
-    collection, _ = await asyncio.to_thread(collection_of, db, who, collection_id)
-    running = await asyncio.to_thread(_run_in_progress, db, collection.id)
+    collection, _ = await in_thread(db, collection_of, db, who, collection_id)
+    running = await in_thread(db, _run_in_progress, db, collection.id)
     if running is not None:
         raise conflict(f"collection {collection_id} has run {running} in progress: stop it first")
     issued = datetime.now(UTC)
     reason = f"purged by {who.name}" + (f": {body.reason}" if body.reason else "")
-    removed, launch = await asyncio.to_thread(
-        launches.purge, db, _scheduler(request), collection.id, issued, reason
+    removed, launch = await in_thread(
+        db, launches.purge, db, _scheduler(request), collection.id, issued, reason
     )
+    request.app.state.answers.forget(("status", collection.id))
     # The stream's GC learns of it (and counts the collection as purged); the replica that
     # executes the command finds nothing left to remove.
     publisher: Publisher = request.app.state.publisher
@@ -106,12 +110,23 @@ def list_launches(collection_id: Id, db: Db, who: Who, page: Pages) -> Page[Laun
     return paginate(db, query, Launch.launched_at.desc(), page, launch_out)
 
 
-@router.get("/collections/{collection_id}/status")
-async def status(collection_id: Id, request: Request, db: Db, who: Who) -> CollectionStatusOut:
+@router.get("/collections/{collection_id}/status", response_model=CollectionStatusOut)
+async def status(collection_id: Id, request: Request, db: Db, who: Who) -> Response:
     """Per plan: engines asked for, deployed (the scheduler), ready and running (heartbeats
     within ``scheduler.status_window_s``); and every engine known to either."""
-    collection, _ = await asyncio.to_thread(collection_of, db, who, collection_id)
-    plans, launch, run_id = await asyncio.to_thread(_status_rows, db, collection.id)
+    collection, _ = await in_thread(db, collection_of, db, who, collection_id)
+    sessions = request.app.state.sessions
+
+    async def build() -> bytes:
+        with sessions() as s:
+            view = await _status(request, s, collection)
+        return view.model_dump_json().encode()
+
+    return await shared_json(request, ("status", collection.id), build)
+
+
+async def _status(request: Request, db: Session, collection: Collection) -> CollectionStatusOut:
+    plans, launch, run_id = await in_thread(db, _status_rows, db, collection.id)
     scheduler = _scheduler(request)
     deployed = await asyncio.to_thread(scheduler.engines, str(collection.id))
     window_s = request.app.state.settings.scheduler.status_window_s
@@ -165,7 +180,7 @@ def _status_rows(
 
 async def _last_purge_ms(db: Db, collection_id: int) -> int:
     """When the collection's engines were last purged (heartbeats before are of gone engines)."""
-    at = await asyncio.to_thread(db.scalar, select(func.max(Launch.purged_at)).where(
+    at = await in_thread(db, db.scalar, select(func.max(Launch.purged_at)).where(
         Launch.collection_id == collection_id))  # fmt: skip
     return 0 if at is None else launches.ms(at)
 

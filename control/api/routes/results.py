@@ -6,11 +6,12 @@ comparison of two runs. Every route first finds the run on behalf of the caller.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import TypeAdapter
 
 from control.api.deps import Db, Who
 from control.api.errors import RESPONSES
@@ -26,6 +27,7 @@ from control.api.schemas import (
 )
 from control.results.compare import MEASURES, Row, compare
 from control.results.queries import Results, Second, Summary
+from control.results.recent import Recent
 
 router = APIRouter(prefix="/api", tags=["results"], responses=RESPONSES)
 
@@ -61,7 +63,20 @@ def summary_out(s: Summary) -> SummaryOut:
     )  # fmt: skip
 
 
-@router.get("/runs/{run_id}/series")
+_SECONDS = TypeAdapter(list[SecondOut])
+
+
+async def shared_json(
+    request: Request, key: Hashable, build: Callable[[], Awaitable[bytes]]
+) -> Response:
+    """The JSON ``build`` makes, shared with requests for the same ``key`` for
+    ``results_cache_s`` — many people watching one run cost one query and one serialization
+    per second. Only for answers the caller has been found allowed to see."""
+    recent: Recent = request.app.state.answers
+    return Response(await recent.get(key, build), media_type="application/json")
+
+
+@router.get("/runs/{run_id}/series", response_model=list[SecondOut])
 async def series(
     run_id: RunId,
     request: Request,
@@ -70,34 +85,48 @@ async def series(
     plan: Filter = None,
     label: Filter = None,
     since: Annotated[int | None, Query(ge=0, le=2**32 - 1, description="Unix second")] = None,
-) -> list[SecondOut]:
+) -> Response:
     """Per-second rows of the run (or of one plan, or one label), oldest first."""
     await current(request, db, who, run_id)
-    rows = await _results(request).series(run_id, plan_id=plan, label=label, since_s=since)
-    return [second_out(s) for s in rows]
+
+    async def build() -> bytes:
+        rows = await _results(request).series(run_id, plan_id=plan, label=label, since_s=since)
+        return _SECONDS.dump_json([second_out(s) for s in rows])
+
+    return await shared_json(request, ("series", run_id, plan, label, since), build)
 
 
-@router.get("/runs/{run_id}/report")
-async def report(run_id: RunId, request: Request, db: Db, who: Who) -> ReportOut:
+@router.get("/runs/{run_id}/report", response_model=ReportOut)
+async def report(run_id: RunId, request: Request, db: Db, who: Who) -> Response:
     """The run with its verdicts, its totals and one summary per label."""
     run = await current(request, db, who, run_id)
-    r = await _results(request).report(run_id)
-    return ReportOut(run=run, total=summary_out(r.total) if r.total else None,
-                     labels=[summary_out(s) for s in r.labels],
-                     late_samples=r.late_samples)  # fmt: skip
+
+    async def build() -> bytes:
+        r = await _results(request).report(run_id)
+        return ReportOut(run=run, total=summary_out(r.total) if r.total else None,
+                         labels=[summary_out(s) for s in r.labels],
+                         late_samples=r.late_samples).model_dump_json().encode()  # fmt: skip
+
+    return await shared_json(request, ("report", run_id), build)
 
 
-@router.get("/runs/{run_id}/compare/{other_id}")
+@router.get("/runs/{run_id}/compare/{other_id}", response_model=ComparisonOut)
 async def comparison(
     run_id: RunId, other_id: RunId, request: Request, db: Db, who: Who
-) -> ComparisonOut:
+) -> Response:
     """Two runs side by side (``a`` = ``run_id``, ``b`` = ``other_id``), per label, with the
     change of each measure from a to b."""
     a = await current(request, db, who, run_id)
     b = await current(request, db, who, other_id)
-    results = _results(request)
-    total, labels = compare(await results.report(run_id), await results.report(other_id))
-    return ComparisonOut(a=a, b=b, total=_compared(total), labels=[_compared(r) for r in labels])
+
+    async def build() -> bytes:
+        results = _results(request)
+        total, labels = compare(await results.report(run_id), await results.report(other_id))
+        out = ComparisonOut(a=a, b=b, total=_compared(total),
+                            labels=[_compared(r) for r in labels])  # fmt: skip
+        return out.model_dump_json().encode()
+
+    return await shared_json(request, ("compare", run_id, other_id), build)
 
 
 def _compared(row: Row) -> ComparedOut:

@@ -8,7 +8,6 @@ run; :class:`control.events.RunOutcomes` writes the end into the run's row.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from control import launches
 from control.api.access import collection_of, run_of
-from control.api.deps import Db, Id, Pages, Who, paginate
+from control.api.deps import Db, Id, Pages, Who, in_thread, paginate
 from control.api.errors import RESPONSES, ApiError, conflict, not_found
 from control.api.schemas import CriterionVerdict, Page, RunOut, StopIn
 from control.auth import new_token, token_hash
@@ -66,16 +65,17 @@ async def trigger(collection_id: Id, request: Request, db: Db, who: Who) -> RunO
     than ``external``), announce the run to the stream, start each plan's engines."""
     token = new_token()
     scheduler = request.app.state.scheduler
-    run, collection, project, plans, files = await asyncio.to_thread(
-        _insert_run, db, who, collection_id, token, scheduler
+    run, collection, project, plans, files = await in_thread(
+        db, _insert_run, db, who, collection_id, token, scheduler
     )
+    request.app.state.answers.forget(("status", collection.id))  # engines may be new
     messages = _start_messages(request, run, collection, project, plans, files, token)
     try:
         await _publisher(request).send(messages)
     except UnavailableError as exc:
         run.ended_at, run.state, run.outcome = datetime.now(UTC), "failed", "failed"
         run.reason = f"could not start: {exc}"
-        await asyncio.to_thread(db.commit)
+        await in_thread(db, lambda: None)
         raise ApiError(503, "unavailable", f"the run could not be started: {exc}") from exc
     return run_out(run, None)
 
@@ -157,7 +157,7 @@ async def get_run(run_id: RunId, request: Request, db: Db, who: Who) -> RunOut:
 async def current(request: Request, db: Db, who: Who, run_id: str) -> RunOut:
     """The caller's run with its progress: the final status from SQL once it has ended, else
     the latest one in ClickHouse."""
-    run = await asyncio.to_thread(run_of, db, who, run_id)
+    run = await in_thread(db, run_of, db, who, run_id)
     if run.final_status is not None:
         return run_out(run, msgspec.convert(run.final_status, RunStatus))
     return run_out(run, await request.app.state.results.run_status(run_id))
@@ -166,7 +166,7 @@ async def current(request: Request, db: Db, who: Who, run_id: str) -> RunOut:
 @router.post("/runs/{run_id}/stop", status_code=202)
 async def stop(run_id: RunId, body: StopIn, request: Request, db: Db, who: Who) -> RunOut:
     """Ask the stream to stop the run (it ends *aborted*); answered at once."""
-    run = await asyncio.to_thread(run_of, db, who, run_id)
+    run = await in_thread(db, run_of, db, who, run_id)
     if run.ended_at is not None:
         raise conflict(f"run {run_id} has ended")
     reason = f"stopped by {who.name}" + (f": {body.reason}" if body.reason else "")

@@ -1,0 +1,82 @@
+"""What the API remembers for a moment: answers (control/results/recent.py) — one query for
+concurrent callers, a new one after the time to live, failures not remembered — and callers of
+valid tokens (control/auth.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from control.auth import Caller, KnownCallers
+from control.results.recent import Recent
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_concurrent_callers_share_one_query_until_it_expires() -> None:
+    clock = Clock()
+    recent = Recent(1.0, clock)
+    calls = 0
+    gate = asyncio.Event()
+
+    async def query() -> int:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        return calls
+
+    async def main() -> None:
+        waiting = [asyncio.create_task(recent.get("k", query)) for _ in range(5)]
+        await asyncio.sleep(0)
+        gate.set()
+        assert await asyncio.gather(*waiting) == [1] * 5
+        assert await recent.get("k", query) == 1  # still fresh
+        assert await recent.get("other", query) == 2  # another key, another query
+        clock.now += 1.0
+        assert await recent.get("k", query) == 3  # expired: asked again
+
+    asyncio.run(main())
+    assert calls == 3
+
+
+def test_a_failure_is_not_remembered() -> None:
+    recent = Recent(10.0, Clock())
+    answers: list[int | Exception] = [RuntimeError("ClickHouse away"), 7]
+
+    async def query() -> int:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError):
+            await recent.get("k", query)
+        assert await recent.get("k", query) == 7
+
+    asyncio.run(main())
+
+
+def test_known_callers_are_remembered_for_their_time_only() -> None:
+    clock = Clock()
+    known = KnownCallers(5.0, max_entries=2, clock=clock)
+    alice = Caller(user_id=1, name="alice", groups=frozenset({1}), is_admin=False)
+    known.remember("shb_a", alice)
+    assert known.get("shb_a") == alice
+    assert known.get("shb_other") is None
+    clock.now += 5.0
+    assert known.get("shb_a") is None  # asked again after ttl_s: a revocation takes effect
+    for token in ("shb_1", "shb_2", "shb_3"):  # bounded
+        known.remember(token, alice)
+    assert known.get("shb_3") == alice
+    assert sum(known.get(t) is not None for t in ("shb_1", "shb_2", "shb_3")) <= 2
+    off = KnownCallers(0.0, clock=clock)
+    off.remember("shb_a", alice)
+    assert off.get("shb_a") is None
