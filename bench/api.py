@@ -6,7 +6,8 @@ of generated results (``--labels`` labels × ``--seconds-of-data`` seconds from 
 through the stream, so the results endpoints read what a real run leaves. Each endpoint then
 gets ``--rate`` requests per second for ``--duration`` seconds, sent on schedule whatever the
 answers do (latency counts from when a request was due, so a slow server is not hidden by
-fewer requests). The load generator runs on the same machine and takes CPU from the server.
+fewer requests). The load generator runs on the same machine and takes CPU from the server;
+the table shows both (a core is 100 %) and each answer's size.
 
     .venv/bin/python -m bench.api --bootstrap 127.0.0.1:9092
 """
@@ -15,8 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import gc
+import os
 import tempfile
 import time
 import uuid
@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.wire import EngineState, Topic
-from tests.integration.api_support import FAST, make_collection, start_api
+from tests.integration.api_support import FAST, ApiServer, make_collection, start_api
 from tests.integration.lifecycle_support import Harness, wait_until
 from tests.integration.stream_support import Workers, generate, send
 
@@ -65,6 +65,17 @@ async def load(base: str, token: str, path: str, rate: float, seconds: float) ->
             "max": float(lat.max()), "errors": errors}  # fmt: skip
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds the process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def kilobytes(api: ApiServer, path: str) -> float:
+    with api.client("alice") as c:
+        return len(c.get(path).content) / 1000
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--bootstrap", default="127.0.0.1:9092")
@@ -85,6 +96,7 @@ def main() -> None:
                     COMMANDS_GROUP_ID=f"{prefix}-commands")  # fmt: skip
     workers = Workers(args.bootstrap, prefix, tmp)
     harness = Harness(args.bootstrap, prefix)
+    closed = False
     try:
         workers.start(**FAST)
         workers.wait_settled()
@@ -99,9 +111,6 @@ def main() -> None:
         console.print(f"feeding {run.expected.total:,} samples of run {run_id} through the stream")
         send(args.bootstrap, harness.topics[Topic.RESULTS], run.messages)
         total = run.expected.total
-        del run  # hundreds of thousands of objects the garbage collector would walk while
-        gc.collect()  # the load runs, stalling it
-        gc.freeze()
 
         def stored() -> bool:
             with api.client("alice") as c:
@@ -110,6 +119,7 @@ def main() -> None:
 
         wait_until("the run in ClickHouse", stored, 300, workers.logs)
         harness.close()  # the data is in; the machine is the API's (and the load's) now
+        closed = True
         workers.stop()
         endpoints = [
             ("/healthz (baseline)", "/healthz"),
@@ -122,12 +132,18 @@ def main() -> None:
         for i in range(args.rounds):  # interleaved: a slow moment of the machine hits all
             for name, path in endpoints:
                 console.print(f"round {i + 1}: {name}: {args.rate:g}/s for {args.duration:g} s")
-                rounds[name].append(asyncio.run(load(api.base, api.tokens["alice"], path,
-                                                     args.rate, args.duration)))  # fmt: skip
+                server0, load0, t0 = cpu_s(api.proc.pid), time.process_time(), time.monotonic()
+                r = asyncio.run(load(api.base, api.tokens["alice"], path, args.rate,
+                                     args.duration))  # fmt: skip
+                wall = time.monotonic() - t0
+                r["server_cpu"] = (cpu_s(api.proc.pid) - server0) / wall
+                r["load_cpu"] = (time.process_time() - load0) / wall
+                r["kb"] = kilobytes(api, path)
+                rounds[name].append(r)
         rows = [(name, {k: float(np.median([r[k] for r in rs])) for k in rs[0]})
                 for name, rs in rounds.items()]  # fmt: skip
     finally:
-        with contextlib.suppress(Exception):  # closed already when all went well
+        if not closed:
             harness.close()
         workers.stop()
         api.stop()
@@ -136,13 +152,15 @@ def main() -> None:
     title = (f"API latency at {args.rate:g} requests/s, median of {args.rounds} rounds "
              f"({args.labels} labels, {args.seconds_of_data} s of data; {database})")  # fmt: skip
     table = Table(title=title)
-    for col in ("endpoint", "requests", "achieved/s", "errors", "p50 ms", "p99 ms", "max ms",
-                "p50 / baseline", "p99 / baseline"):  # fmt: skip
+    for col in ("endpoint", "KB", "requests", "achieved/s", "errors", "p50 ms", "p99 ms",
+                "max ms", "p50 / baseline", "p99 / baseline", "API CPU", "load CPU"):  # fmt: skip
         table.add_column(col, justify="left" if col == "endpoint" else "right")
     for name, r in rows:
-        table.add_row(name, f"{r['n']:.0f}", f"{r['rate']:.0f}", f"{r['errors']:.0f}",
-                      f"{r['p50']:.1f}", f"{r['p99']:.1f}", f"{r['max']:.0f}",
-                      f"{r['p50'] / base['p50']:.1f}", f"{r['p99'] / base['p99']:.1f}")  # fmt: skip
+        table.add_row(name, f"{r['kb']:.1f}", f"{r['n']:.0f}", f"{r['rate']:.0f}",
+                      f"{r['errors']:.0f}", f"{r['p50']:.1f}", f"{r['p99']:.1f}",
+                      f"{r['max']:.0f}", f"{r['p50'] / base['p50']:.1f}",
+                      f"{r['p99'] / base['p99']:.1f}", f"{r['server_cpu']:.0%}",
+                      f"{r['load_cpu']:.0%}")  # fmt: skip
     console.print(table)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic_settings import BaseSettings
@@ -329,18 +329,10 @@ def client_report(
     as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
 ) -> None:
     """A run's results: per label samples, errors, rate, percentiles, codes; its verdicts."""
-    from rich.console import Console
-
     from shibuya import client
 
-    with client.connect() as c:
-        report = _or_exit(lambda: client.call(c, "GET", f"/api/runs/{run_id}/report"))
-    if as_json:
-        typer.echo(json.dumps(report, indent=2))
-        return
-    console = Console()
-    console.print(client.report_table(report))
-    console.print(client.verdicts(report["run"]))
+    _show(f"/api/runs/{run_id}/report", as_json,
+          lambda r: [client.report_table(r), client.verdicts(r["run"])])  # fmt: skip
 
 
 @app.command("compare")
@@ -350,16 +342,25 @@ def client_compare(
     as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
 ) -> None:
     """Two runs side by side, per label: each measure from a to b with its change in percent."""
+    from shibuya import client
+
+    _show(f"/api/runs/{a}/compare/{b}", as_json, lambda r: [client.comparison_table(r)])
+
+
+def _show(path: str, as_json: bool, render: Callable[[Any], list[Any]]) -> None:
+    """GET ``path`` from the API; print its JSON, or what ``render`` makes of it."""
     from rich.console import Console
 
     from shibuya import client
 
     with client.connect() as c:
-        cmp = _or_exit(lambda: client.call(c, "GET", f"/api/runs/{a}/compare/{b}"))
+        answer = _or_exit(lambda: client.call(c, "GET", path))
     if as_json:
-        typer.echo(json.dumps(cmp, indent=2))
+        typer.echo(json.dumps(answer, indent=2))
         return
-    Console().print(client.comparison_table(cmp))
+    console = Console()
+    for part in render(answer):
+        console.print(part)
 
 
 @app.command("stop")
