@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from control.schedulers import Deployment, EngineInfo, SchedulerError
-from shibuya.dev.procs import alive, spawn, wait_for
+from control.schedulers.processes import alive, spawn, wait_for
 
 log = logging.getLogger(__name__)
 

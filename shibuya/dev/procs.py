@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import time
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from control.schedulers.processes import alive as alive
+from control.schedulers.processes import spawn as spawn
+from control.schedulers.processes import wait_for as wait_for
 
 
 class ServiceError(RuntimeError):
@@ -41,44 +43,6 @@ class PidFile:
         self.path.unlink(missing_ok=True)
 
 
-def spawn(argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None) -> int:
-    """Start ``argv`` in its own session (it survives our exit), output appended to ``log``.
-
-    ``posix_spawn`` rather than ``Popen``: the caller keeps a PID, not an object that would
-    complain when it is collected while the service runs on.
-    """
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        return os.posix_spawnp(
-            argv[0],
-            list(argv),
-            dict(env if env is not None else os.environ),
-            file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_DUP2, fd, 1),
-                (os.POSIX_SPAWN_DUP2, fd, 2),
-            ],
-            setsid=True,
-        )
-    finally:
-        os.close(fd)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours still "exists"; reap it if it is ours.
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return done == 0
-
-
 def terminate(pid: int, timeout_s: float) -> bool:
     """SIGTERM, wait up to ``timeout_s``, then SIGKILL. True if it stopped gracefully."""
     try:
@@ -93,17 +57,6 @@ def terminate(pid: int, timeout_s: float) -> bool:
         return True
     wait_for(lambda: not alive(pid), 10)
     return False
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, interval_s: float = 0.1) -> bool:
-    """Poll ``condition`` until it holds or the deadline passes."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval_s)
 
 
 def port_open(host: str, port: int) -> bool:
