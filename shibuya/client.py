@@ -182,3 +182,25 @@ def comparison_table(cmp: dict[str, Any]) -> Table:
         table.add_row(name, *(cell(row["changes"][m], m) for m in measures),
                       style="bold" if row["label"] is None else "")  # fmt: skip
     return table
+
+
+def status_table(status: dict[str, Any]) -> Table:
+    """Per plan: engines asked for, deployed, ready, running; then each engine."""
+    launch = status.get("launch")
+    since = f"launch {launch['id']} since {launch['launched_at']}" if launch else "not deployed"
+    run = f", run {status['run_id']} in progress" if status.get("run_id") else ""
+    table = Table(title=f"collection {status['collection_id']} ({status['scheduler']}): "
+                  f"{since}{run}")  # fmt: skip
+    for col in ("plan", "engine", "phase", "state", "run", "threads", "CPU", "memory"):
+        table.add_column(col)
+    for p in status["plans"]:
+        table.add_row(f"{p['name']} ({p['plan_id']})", f"{p['engines']} asked",
+                      f"{p['deployed']} deployed", f"{p['ready']} ready",
+                      f"{p['running']} running", "", "", "", style="bold")  # fmt: skip
+        for e in status["engines"]:
+            if e["plan_id"] == str(p["plan_id"]):
+                cpu = "" if e["cpu_cores"] is None else f"{e['cpu_cores']:.2f}"
+                mem = "" if e["memory_bytes"] is None else f"{e['memory_bytes'] / 2**20:,.0f} MiB"
+                table.add_row("", str(e["index"]), e["phase"] or "", e["state"] or "not heard",
+                              e["run_id"] or "", str(e["threads"]), cpu, mem)  # fmt: skip
+    return table

@@ -12,6 +12,7 @@ These travel at human rates (commands, heartbeats) or once per run, plan, label 
 
 from __future__ import annotations
 
+import threading
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, TypeVar
 
@@ -297,6 +298,7 @@ M = TypeVar("M", bound=msgspec.Struct)
 
 _encoder = msgspec.json.Encoder()
 _decoders: dict[object, msgspec.json.Decoder[object]] = {}
+_decoders_lock = threading.Lock()
 
 
 def encode_message(message: msgspec.Struct) -> bytes:
@@ -332,10 +334,22 @@ def decode_command(data: bytes) -> Command:
     return command
 
 
-def _decode(data: bytes, kind: Any) -> Any:
+def _decoder(kind: Any) -> msgspec.json.Decoder[Any]:
+    """The decoder of ``kind``, built once. Building one walks the type's annotations, and two
+    threads building decoders of the same types at once were seen to deadlock inside msgspec
+    (the API decodes run statuses on its event loop and in a worker thread): so the known kinds
+    are built at import, and any other under a lock."""
     decoder = _decoders.get(kind)
     if decoder is None:
-        decoder = _decoders[kind] = msgspec.json.Decoder(kind)
+        with _decoders_lock:
+            decoder = _decoders.get(kind)
+            if decoder is None:
+                decoder = _decoders[kind] = msgspec.json.Decoder(kind)
+    return decoder
+
+
+def _decode(data: bytes, kind: Any) -> Any:
+    decoder = _decoder(kind)
     try:
         message = decoder.decode(data)
     except msgspec.DecodeError as exc:  # ValidationError is a subclass
@@ -362,3 +376,7 @@ def check_histograms(m: SecondMetrics, max_bucket: int = MAX_HISTOGRAM_BUCKET) -
 
 def _kind_name(kind: object) -> str:
     return getattr(kind, "__name__", None) or str(kind)
+
+
+for _kind in (RunEvent, RunStatus, MetricsMessage, Command, EngineStatus, SecondMetrics):
+    _decoder(_kind)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,15 @@ def _pids(api: ApiServer, collection: int) -> dict[str, int]:
     folder = api.log.parent / "engines" / str(collection)
     return {r.parent.name: json.loads(r.read_text())["pid"]
             for r in sorted(folder.glob("*/engine.json"))}  # fmt: skip
+
+
+def _shibuya(api: ApiServer, *args: str) -> str:
+    env = {**os.environ, "SHIBUYA_URL": api.base, "SHIBUYA_TOKEN": api.tokens["alice"],
+           "COLUMNS": "200"}  # fmt: skip
+    out = subprocess.run([sys.executable, "-m", "shibuya", *args], env=env, capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return out.stdout
 
 
 def _status(api: ApiServer, collection: int) -> dict[str, Any]:
@@ -95,6 +106,10 @@ def test_engines_are_deployed_found_again_restarted_and_purged(
     assert [(e["index"], e["phase"], e["state"]) for e in status["engines"]] == [
         (0, "running", "idle"), (1, "running", "idle")]  # fmt: skip
 
+    shown = _shibuya(api, "status", str(collection))
+    assert "2 asked" in shown
+    assert "2 deployed" in shown
+    assert "2 ready" in shown
     with api.client("alice") as c:
         log = c.get(f"/api/collections/{collection}/engines/{plan}/0/logs")
         assert log.status_code == 200
@@ -132,6 +147,7 @@ def test_engines_are_deployed_found_again_restarted_and_purged(
         assert _pids(api, collection) == {}
         again = c.post(f"/api/collections/{collection}/purge", json={}).json()
         assert again == {"engines_removed": 0, "launch": None}  # idempotent
+        assert _shibuya(api, "purge", str(collection)) == "0 engines removed\n"
         history = c.get(f"/api/collections/{collection}/launches").json()["items"]
         assert [h["id"] for h in history] == [launch["id"]]
         usage = c.get("/api/usage").json()

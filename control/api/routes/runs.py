@@ -31,7 +31,14 @@ from control.events import Publisher, UnavailableError
 from control.files.storage import FileStorage
 from control.schedulers import Scheduler
 from streams.wire import PlanFile as WirePlanFile
-from streams.wire import PlanSpec, RunStarted, RunStatus, RunStopRequested, StartEngines
+from streams.wire import (
+    PlanSpec,
+    RunStarted,
+    RunStatus,
+    RunStopRequested,
+    StartEngines,
+    decode_run_status,
+)
 
 router = APIRouter(prefix="/api", tags=["runs"], responses=RESPONSES)
 
@@ -159,7 +166,9 @@ async def current(request: Request, db: Db, who: Who, run_id: str) -> RunOut:
     the latest one in ClickHouse."""
     run = await in_thread(db, run_of, db, who, run_id)
     if run.final_status is not None:
-        return run_out(run, msgspec.convert(run.final_status, RunStatus))
+        # Through the wire decoder, built once: building msgspec type info in two threads at
+        # once can deadlock (streams/wire/messages.py).
+        return run_out(run, decode_run_status(msgspec.json.encode(run.final_status)))
     return run_out(run, await request.app.state.results.run_status(run_id))
 
 
