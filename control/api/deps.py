@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Select, func, select
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from control.api.errors import ApiError
 from control.api.schemas import Page
 from control.auth import LOCAL, Caller, KnownCallers, authenticate
+from control.results.recent import Recent
 
 E = TypeVar("E")
 T = TypeVar("T")
@@ -79,6 +80,16 @@ async def in_thread(db: Session, work: Callable[..., T], *args: Any) -> T:
         return result
 
     return await run_in_threadpool(run)
+
+
+async def shared_json(
+    request: Request, key: Hashable, build: Callable[[], Awaitable[bytes]]
+) -> Response:
+    """The JSON ``build`` makes, shared with requests for the same ``key`` for
+    ``results_cache_s`` — many people watching one run cost one query and one serialization
+    per second. Only for answers the caller has been found allowed to see."""
+    recent: Recent = request.app.state.answers
+    return Response(await recent.get(key, build), media_type="application/json")
 
 
 #: Ids in paths: the databases' integer keys are 32-bit.

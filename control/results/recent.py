@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
-from control.results.queries import Heartbeat, Results, RunReport, Second
+from control.results.queries import Results, RunReport, Second
 from control.results.store import Store
 from streams.wire import RunStatus
 
@@ -73,9 +73,3 @@ class RecentResults(Results):
 
     async def run_status(self, run_id: str) -> RunStatus | None:
         return await self._recent.get(("status", run_id), lambda: Results.run_status(self, run_id))
-
-    async def engines(self, collection_id: str, since_ms: int) -> list[Heartbeat]:
-        # The window's start moves with the clock; within ttl_s the answer is the same.
-        return await self._recent.get(
-            ("engines", collection_id), lambda: Results.engines(self, collection_id, since_ms)
-        )

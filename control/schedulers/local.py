@@ -151,14 +151,14 @@ class LocalScheduler:
             out.append(EngineInfo(
                 engine_id=f"{cid}-{record['plan_id']}-{record['index']}",
                 plan_id=str(record["plan_id"]), index=int(record["index"]),
-                phase="running" if self._pid(folder) is not None else "exited",
+                phase="running" if self._pid(folder, record) is not None else "exited",
                 deployed_ms=int(record["deployed_ms"]),
             ))  # fmt: skip
         return sorted(out, key=lambda e: (e.plan_id, e.index))
 
-    def _pid(self, folder: Path) -> int | None:
+    def _pid(self, folder: Path, record: dict[str, Any] | None = None) -> int | None:
         """The engine's PID while that process is alive and still this engine's."""
-        record = _read(folder)
+        record = record or _read(folder)
         if record is None:
             return None
         pid = int(record["pid"])

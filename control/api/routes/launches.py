@@ -16,9 +16,8 @@ from sqlalchemy.orm import Session
 
 from control import launches
 from control.api.access import collection_of
-from control.api.deps import Db, Id, Pages, Who, in_thread, paginate
+from control.api.deps import Db, Id, Pages, Who, in_thread, paginate, shared_json
 from control.api.errors import RESPONSES, conflict, invalid, not_found
-from control.api.routes.results import shared_json
 from control.api.schemas import (
     CollectionStatusOut,
     EngineOut,
@@ -97,7 +96,7 @@ async def purge(collection_id: Id, body: PurgeIn, request: Request, db: Db, who:
     return PurgeOut(engines_removed=removed, launch=launch_out(launch) if launch else None)
 
 
-def _run_in_progress(db: Db, collection_id: int) -> str | None:
+def _run_in_progress(db: Session, collection_id: int) -> str | None:
     return db.scalar(select(Run.id).where(Run.collection_id == collection_id,
                                           Run.ended_at.is_(None)))  # fmt: skip
 
@@ -126,12 +125,11 @@ async def status(collection_id: Id, request: Request, db: Db, who: Who) -> Respo
 
 
 async def _status(request: Request, db: Session, collection: Collection) -> CollectionStatusOut:
-    plans, launch, run_id = await in_thread(db, _status_rows, db, collection.id)
+    plans, launch, run_id, last = await in_thread(db, _status_rows, db, collection.id)
     scheduler = _scheduler(request)
     deployed = await asyncio.to_thread(scheduler.engines, str(collection.id))
     window_s = request.app.state.settings.scheduler.status_window_s
     since_ms = int(time.time() * 1000) - window_s * 1000
-    last = await _last_purge_ms(db, collection.id)
     results: Results = request.app.state.results
     heard = {h.engine_id: h for h in await results.engines(str(collection.id), since_ms)
              if h.ts_ms > last}  # fmt: skip
@@ -166,23 +164,21 @@ async def _status(request: Request, db: Session, collection: Collection) -> Coll
 
 
 def _status_rows(
-    db: Db, collection_id: int
-) -> tuple[list[tuple[int, str, int]], Launch | None, str | None]:
+    db: Session, collection_id: int
+) -> tuple[list[tuple[int, str, int]], Launch | None, str | None, int]:
+    """The plans (id, name, engines asked for), the active launch, the run in progress, and
+    when the engines were last purged (heartbeats from before are of engines going away)."""
     plans = db.execute(
         select(CollectionPlan.plan_id, Plan.name, CollectionPlan.engines)
         .join(Plan, Plan.id == CollectionPlan.plan_id)
         .where(CollectionPlan.collection_id == collection_id)
         .order_by(CollectionPlan.plan_id)
     ).all()
-    return ([(p, n, e) for p, n, e in plans], launches.active(db, collection_id),
-            _run_in_progress(db, collection_id))  # fmt: skip
-
-
-async def _last_purge_ms(db: Db, collection_id: int) -> int:
-    """When the collection's engines were last purged (heartbeats before are of gone engines)."""
-    at = await in_thread(db, db.scalar, select(func.max(Launch.purged_at)).where(
+    purged = db.scalar(select(func.max(Launch.purged_at)).where(
         Launch.collection_id == collection_id))  # fmt: skip
-    return 0 if at is None else launches.ms(at)
+    return ([(p, n, e) for p, n, e in plans], launches.active(db, collection_id),
+            _run_in_progress(db, collection_id),
+            0 if purged is None else launches.ms(purged))  # fmt: skip
 
 
 @router.get("/collections/{collection_id}/engines/{plan_id}/{index}/logs",

@@ -6,14 +6,14 @@ comparison of two runs. Every route first finds the run on behalf of the caller.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter
 
-from control.api.deps import Db, Who
+from control.api.deps import Db, Who, shared_json
 from control.api.errors import RESPONSES
 from control.api.routes.runs import RunId, current
 from control.api.schemas import (
@@ -27,7 +27,6 @@ from control.api.schemas import (
 )
 from control.results.compare import MEASURES, Row, compare
 from control.results.queries import Results, Second, Summary
-from control.results.recent import Recent
 
 router = APIRouter(prefix="/api", tags=["results"], responses=RESPONSES)
 
@@ -64,16 +63,6 @@ def summary_out(s: Summary) -> SummaryOut:
 
 
 _SECONDS = TypeAdapter(list[SecondOut])
-
-
-async def shared_json(
-    request: Request, key: Hashable, build: Callable[[], Awaitable[bytes]]
-) -> Response:
-    """The JSON ``build`` makes, shared with requests for the same ``key`` for
-    ``results_cache_s`` — many people watching one run cost one query and one serialization
-    per second. Only for answers the caller has been found allowed to see."""
-    recent: Recent = request.app.state.answers
-    return Response(await recent.get(key, build), media_type="application/json")
 
 
 @router.get("/runs/{run_id}/series", response_model=list[SecondOut])

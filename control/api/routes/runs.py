@@ -15,6 +15,7 @@ from typing import Annotated
 
 import msgspec
 from fastapi import APIRouter, Depends, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
@@ -82,7 +83,7 @@ async def trigger(collection_id: Id, request: Request, db: Db, who: Who) -> RunO
     except UnavailableError as exc:
         run.ended_at, run.state, run.outcome = datetime.now(UTC), "failed", "failed"
         run.reason = f"could not start: {exc}"
-        await in_thread(db, lambda: None)
+        await run_in_threadpool(db.commit)
         raise ApiError(503, "unavailable", f"the run could not be started: {exc}") from exc
     return run_out(run, None)
 
