@@ -7,7 +7,7 @@ Nested groups use ``__``: ``SHIBUYA_API_DATABASE__URL=postgresql+psycopg://…``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,18 +65,74 @@ class LimitsSettings(BaseModel):
     )
 
 
-class SchedulerSettings(BaseModel):
-    kind: Literal["local", "external"] = Field(
-        "local",
-        description="local: engines are sidecar processes on this machine; external: engines "
-        "are deployed by someone else (deploy and purge do nothing, status from heartbeats)",
+class KubernetesSettings(BaseModel):
+    """Engines as pods: one StatefulSet per plan (docs/schedulers.md says why)."""
+
+    kubeconfig: Path | None = Field(
+        None, description="kubeconfig file; empty: the pod's service account (in-cluster)"
     )
+    context: str = Field("", description="kubeconfig context; empty: its current context")
+    namespace: str = Field("default", description="namespace of the engines")
+    image: str = Field(
+        "shibuya-engine:0.1.0", description="engine image (JMeter + sidecar, `shibuya sidecar run`)"
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        "IfNotPresent", description="pull policy of the engine image"
+    )
+    pull_secrets: list[str] = Field(
+        default_factory=list, description='image pull secrets, as JSON: ["registry-cred"]'
+    )
+    service_account: str = Field("", description="engines' service account; empty: default")
+    cpu_request: str = Field("1", description="CPU each engine asks for")
+    cpu_limit: str = Field("", description="CPU limit of each engine; empty: none")
+    memory_request: str = Field("1Gi", description="memory each engine asks for")
+    memory_limit: str = Field("2Gi", description="memory limit of each engine; empty: none")
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description='node selector, as JSON: {"pool": "load"}'
+    )
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description='tolerations, as JSON: [{"key": "load", "operator": "Exists"}]',
+    )
+    affinity: dict[str, Any] = Field(
+        default_factory=dict, description="pod affinity, as JSON (a core/v1 Affinity)"
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="extra labels of the engines' pods, as JSON"
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="extra annotations of the engines' pods, as JSON"
+    )
+    env_from_config_maps: list[str] = Field(
+        default_factory=list,
+        description="ConfigMaps whose keys become the engines' environment (sidecar settings "
+        'shared by every engine), as JSON: ["shibuya-engine"]',
+    )
+    env_from_secrets: list[str] = Field(
+        default_factory=list,
+        description="Secrets whose keys become the engines' environment (Kafka credentials), "
+        "as JSON",
+    )
+    health_port: int = Field(8089, description="the sidecar's /healthz and /metrics port")
+    termination_grace_s: int = Field(
+        60, ge=1, description="how long a stopping engine may take to stop JMeter and flush"
+    )
+
+
+class SchedulerSettings(BaseModel):
+    kind: Literal["local", "kubernetes", "external"] = Field(
+        "local",
+        description="local: engines are sidecar processes on this machine; kubernetes: engines "
+        "are pods; external: engines are deployed by someone else (deploy and purge do "
+        "nothing, status from heartbeats)",
+    )
+    kubernetes: KubernetesSettings = KubernetesSettings()
     engines_dir: Path | None = Field(
         None, description="the local scheduler's engine folders; empty: DATA_DIR/engines"
     )
     sidecar_env: dict[str, str] = Field(
         default_factory=dict,
-        description="extra environment of local engines, as JSON: "
+        description="extra environment of every engine (local and Kubernetes), as JSON: "
         '{"SHIBUYA_SIDECAR_JMETER__HEAP": "256m"}',
     )
     status_window_s: int = Field(

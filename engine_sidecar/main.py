@@ -15,7 +15,7 @@ from engine_sidecar.agent import Agent, AgentConfig
 from engine_sidecar.engine import JMeterConfig
 from engine_sidecar.heartbeat import EngineRef, Heartbeat, Snapshot
 from engine_sidecar.kafka import CommandConsumer, PublishError, producer
-from engine_sidecar.procstats import CpuMeter, engine_usage
+from engine_sidecar.procstats import CpuMeter, agent_usage, engine_usage
 from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
 from engine_sidecar.settings import SidecarSettings
 from streams.wire import EngineState, Topic, topic_name
@@ -156,7 +156,7 @@ async def _run(settings: SidecarSettings) -> None:
             topic=topic_name(Topic.ENGINE_STATUS, k.topic_prefix),
             engine=EngineRef(e.collection_id, e.plan_id, e.engine_index, settings.engine_id),
             snapshot=agent.snapshot,
-            meter=CpuMeter(lambda: engine_usage(agent.engine_pid)),
+            meter=CpuMeter(lambda: agent_usage(agent.engine_pid)),
             interval_s=settings.heartbeat_interval_s,
         )
 

@@ -81,6 +81,17 @@ class CpuMeter:
         return cores, usage.memory_bytes
 
 
+def agent_usage(engine_pid: int | None) -> Usage | None:
+    """Agent mode: the sidecar itself plus the JMeter it runs, if any (an engine that ended
+    is in the sidecar's children's times). Not the cgroup: outside a container that is the
+    whole machine's."""
+    own = process_usage(os.getpid())
+    engine = process_usage(engine_pid) if engine_pid is not None else None
+    if own is None or engine is None:
+        return own or engine
+    return Usage(own.cpu_seconds + engine.cpu_seconds, own.memory_bytes + engine.memory_bytes)
+
+
 def engine_usage(pid: int | None) -> Usage | None:
     """The engine process when known, else the container's cgroup, else nothing."""
     return process_usage(pid) if pid is not None else cgroup_usage()

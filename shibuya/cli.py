@@ -452,6 +452,50 @@ def postgres_stop(data_dir: PgDir = Path(".shibuya/postgres"), port: PgPort = 54
     PostgresServer(data_dir.resolve(), port).stop()
 
 
+kube = typer.Typer(
+    help="A real Kubernetes control plane on 127.0.0.1 (etcd, kube-apiserver, "
+    "kube-controller-manager, kube-scheduler) with KWOK's fake nodes, built from the Go module "
+    "proxy into ~/.cache/shibuya on first use: the Kubernetes scheduler's test cluster.",
+    no_args_is_help=True,
+)
+dev.add_typer(kube, name="kube")
+KubeDir = Annotated[Path, typer.Option(help="the cluster's state, logs, PIDs and kubeconfig")]
+
+
+@kube.command("build")
+def kube_build() -> None:
+    """Build the five programs unless cached; print their folder."""
+    from shibuya.dev.kube import build
+
+    typer.echo(build(lambda line: typer.echo(line, err=True)))
+
+
+@kube.command("start")
+def kube_start(data_dir: KubeDir = Path(".shibuya/kube")) -> None:
+    """Start the cluster (building it first if needed); print its kubeconfig's path."""
+    from shibuya.dev.kube import KubeCluster
+    from shibuya.dev.procs import ServiceError
+
+    cluster = KubeCluster(data_dir.resolve())
+    try:
+        seconds = cluster.start(log=lambda line: typer.echo(line, err=True))
+    except ServiceError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        cluster.stop()
+        raise typer.Exit(1) from exc
+    typer.echo(f"cluster ready in {seconds:.1f}s", err=True)
+    typer.echo(cluster.kubeconfig)
+
+
+@kube.command("stop")
+def kube_stop(data_dir: KubeDir = Path(".shibuya/kube")) -> None:
+    """Stop the cluster's processes (by PID); the next start begins afresh."""
+    from shibuya.dev.kube import KubeCluster
+
+    KubeCluster(data_dir.resolve()).stop()
+    typer.echo("stopped")
+
+
 @dev.command("jmeter")
 def dev_jmeter() -> None:
     """Fetch Apache JMeter 5.6.3 (non-GUI) from Maven Central into the cache; print its home."""
@@ -463,33 +507,45 @@ def dev_jmeter() -> None:
 @dev.command("demo")
 def dev_demo(
     engines: Annotated[int, typer.Option(min=1, max=64, help="engines")] = 2,
-    seconds: Annotated[int, typer.Option(min=1, max=600, help="test length")] = 20,
+    seconds: Annotated[int, typer.Option(min=1, max=600, help="test length")] = 60,
+    threads: Annotated[int, typer.Option(min=1, max=200, help="JMeter threads per engine")] = 2,
     rate: Annotated[
         int, typer.Option(min=1, max=200_000, help="samples/s per simulated engine")
     ] = 2000,
     simulate: Annotated[
-        bool, typer.Option(help="simulated engines instead of JMeter (shows redelivery too)")
+        bool,
+        typer.Option(help="the pipeline alone, with simulated engines (shows redelivery too)"),
     ] = False,
     bootstrap: Annotated[
         str, typer.Option(help="Kafka to use; when nothing answers there, a broker is started")
     ] = "127.0.0.1:9092",
+    data_dir: Annotated[
+        Path, typer.Option(help="state kept between runs: API database, plan files, ClickHouse")
+    ] = Path(".shibuya"),
 ) -> None:
-    """The main job: Kafka, a stream worker, ClickHouse and engines; live progress, a report.
+    """The main job: a load test through the control API, live progress, a report.
 
-    Real engines by default: one sidecar per engine, started by a start command over Kafka,
-    runs JMeter against a local HTTP target and publishes every sample; the worker aggregates
-    them, the ClickHouse sink (embedded engine under .shibuya/clickhouse) stores the rows, and the
-    report — per label: samples, errors, requests/s, percentiles — is read back from ClickHouse
-    and checked against the engines' JTL files; the stream ends the announced run and judges its
-    criteria (exit 1 unless it finished and passed them). With --simulate, engines are simulated
-    publishers that also send a redelivered batch and a corrupt message. Everything started here
-    is stopped here.
+    Starts (or reuses) Kafka, a stream worker, a local HTTP target and the API with the local
+    scheduler and its ClickHouse sink (embedded engine). Then, as a user would: a project, a plan
+    with examples/two-samplers.jmx, a collection from examples/collection.yaml; deploy the engines
+    (sidecar processes running real JMeter); run with a live line; print the report from
+    ClickHouse (per label: samples, errors, rate, percentiles, codes) and each criterion's
+    verdict; purge; stop what it started. Exit 0 only when the run finished, passed its criteria
+    and ClickHouse holds exactly the samples of the engines' JTL files.
+
+    With --simulate, only the pipeline runs (no API): simulated engines publish straight to
+    Kafka, and send a redelivered batch and a corrupt message to show both are handled.
     """
-    from shibuya.dev.demo import Demo
+    if simulate:
+        from shibuya.dev.demo import Demo
 
-    ok = Demo(
-        engines=engines, seconds=seconds, rate=rate, simulate=simulate, bootstrap=bootstrap
-    ).run()
+        ok = Demo(engines=engines, seconds=seconds, rate=rate, bootstrap=bootstrap,
+                  data_dir=data_dir).run()  # fmt: skip
+    else:
+        from shibuya.dev.main_job import MainJob
+
+        ok = MainJob(engines=engines, seconds=seconds, threads=threads, bootstrap=bootstrap,
+                     data_dir=data_dir).run()  # fmt: skip
     raise typer.Exit(0 if ok else 1)
 
 

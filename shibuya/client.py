@@ -102,6 +102,8 @@ def watch(
             seconds = call(client, "GET", f"/api/runs/{run_id}/series", params=since)
             latest = seconds[-1] if seconds else latest
             live.update(_line(run, latest, clock() - start))
+    if not console.is_terminal:  # a terminal's cursor is below the line already; a pipe's not
+        console.print()
     return run
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from control.results.store import Store
 from shibuya.dev.kafka import KafkaBroker
+from shibuya.dev.kube import KubeCluster
 from shibuya.dev.postgres import PostgresServer
 from shibuya.dev.procs import free_port, port_open
 
@@ -62,6 +63,22 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_url(postgres_server: PostgresServer, unique: str) -> str:
     """A fresh, empty PostgreSQL database for this test."""
     return postgres_server.create_database(unique)
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A real Kubernetes control plane with KWOK's fake nodes: its kubeconfig. Reused from
+    ``SHIBUYA_TEST_KUBECONFIG``, else started for the session (built first if not cached)."""
+    given = os.environ.get("SHIBUYA_TEST_KUBECONFIG")
+    if given:
+        yield Path(given)
+        return
+    cluster = KubeCluster(tmp_path_factory.mktemp("kube"))
+    try:
+        cluster.start()
+        yield cluster.kubeconfig
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

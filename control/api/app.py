@@ -134,6 +134,13 @@ async def _keep_running(sink: Sink) -> None:
 def make_scheduler(settings: ApiSettings) -> Scheduler:
     if settings.scheduler.kind == "external":
         return External()
+    if settings.scheduler.kind == "kubernetes":
+        from control.schedulers.kube import KubernetesScheduler  # the client loads slowly
+
+        return KubernetesScheduler(settings.scheduler.kubernetes,
+                                   bootstrap=settings.kafka.bootstrap,
+                                   topic_prefix=settings.kafka.topic_prefix,
+                                   env=settings.scheduler.sidecar_env)  # fmt: skip
     return LocalScheduler(settings.engines_dir, bootstrap=settings.kafka.bootstrap,
                           topic_prefix=settings.kafka.topic_prefix,
                           env=settings.scheduler.sidecar_env)  # fmt: skip

@@ -241,6 +241,7 @@ class EngineOut(BaseModel):
     plan_id: str
     index: int
     phase: str | None = Field(description="what the scheduler says (None: it does not know it)")
+    phase_detail: str = Field("", description="the scheduler's reason when not running")
     state: str | None = Field(description="what the engine last said (None: not heard from)")
     run_id: str | None
     heard_at: datetime | None

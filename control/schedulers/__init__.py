@@ -2,6 +2,7 @@
 
 - ``local`` (:mod:`control.schedulers.local`): sidecar processes on this machine, the embedded
   default;
+- ``kubernetes`` (:mod:`control.schedulers.kube`): one StatefulSet per plan;
 - ``external``: engines are deployed by someone else (a test harness, an operator); deploy and
   purge do nothing and the collection status comes from heartbeats alone.
 
@@ -42,8 +43,10 @@ class EngineInfo:
     plan_id: str
     index: int
     phase: str
-    """``starting``, ``running`` or ``exited`` (local); a pod's phase (Kubernetes)."""
+    """``starting``, ``running``, ``stopping``, ``exited`` or ``unknown``."""
     deployed_ms: int
+    detail: str = ""
+    """Why an engine is not running, as the backend tells it (unschedulable, image pull …)."""
 
 
 class Scheduler(Protocol):

@@ -1,25 +1,17 @@
-"""Real engines on this machine for the demo: sidecars in agent mode, JMeter, a plan server.
-
-Until the control API and its local scheduler exist, this is the smallest control plane that
-drives real engines: it serves the plan's files (with a per-run token, as the API will), starts one
-``shibuya sidecar run`` per engine and sends them one start command over Kafka.
-"""
+"""Real engines for tests without the control API: sidecars in agent mode and a plan server
+that serves plan files under a run's token, as the API does. The API's own engines are started
+by its scheduler (:mod:`control.schedulers.local`)."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import secrets
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-
-from streams.wire import PlanFile, StartEngines
 
 
 @contextlib.contextmanager
@@ -56,43 +48,6 @@ def plan_server(
     finally:
         server.shutdown()
         server.server_close()
-
-
-def start_command(
-    *,
-    run_id: str,
-    collection_id: str,
-    plan_id: str,
-    engines: int,
-    threads: int,
-    duration_s: int,
-    jmx: bytes,
-    base_url: str,
-    token: str,
-) -> StartEngines:
-    return StartEngines(
-        command_id=f"start-{run_id}",
-        collection_id=collection_id,
-        run_id=run_id,
-        plan_id=plan_id,
-        engine_count=engines,
-        threads_per_engine=threads,
-        duration_s=duration_s,
-        files=[
-            PlanFile(
-                name="plan.jmx",
-                url=f"{base_url}/plan.jmx",
-                size_bytes=len(jmx),
-                sha256=hashlib.sha256(jmx).hexdigest(),
-            )
-        ],
-        file_token=token,
-        issued_ms=int(time.time() * 1000),
-    )
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(24)
 
 
 class LocalEngines:

@@ -1,7 +1,9 @@
-"""README's main command, shortened: Kafka + worker + engines + an exact report from ClickHouse."""
+"""README's main command, shortened: the API, the local scheduler and real JMeter engines, with
+an exact report from ClickHouse; and the pipeline alone with simulated engines."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -18,6 +20,7 @@ def _demo(bootstrap: str, cwd: Path, *args: str) -> str:
         timeout=300,
         check=False,
         cwd=cwd,
+        env={**os.environ, "COLUMNS": "200"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return " ".join(result.stdout.split())
@@ -50,23 +53,27 @@ def test_demo_with_simulated_engines_reports_exact_counts(
 
 
 @pytest.mark.integration
-def test_demo_with_jmeter_engines_counts_every_sample_of_their_jtl_files(
+def test_main_job_through_the_api_counts_every_sample_of_the_engines_jtl_files(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    out = _demo(kafka_bootstrap, tmp_path, "--engines", "2", "--seconds", "3")
-    [(in_jtl, counted, stored)] = re.findall(
-        r"Report: ([\d,]+) samples in the engines' JTL files, ([\d,]+) counted by the worker, "
-        r"([\d,]+) in ClickHouse — exact",
-        out,
-    )
-    assert in_jtl == counted == stored
+    """README's main command, shorter: project, plan, collection from the example YAML, deploy
+    with the local scheduler, real JMeter, the report from ClickHouse, purge, everything
+    stopped. ClickHouse must hold exactly the samples of the JTL files."""
+    out = _demo(kafka_bootstrap, tmp_path, "--engines", "2", "--seconds", "5")
+    [in_jtl, stored] = re.findall(
+        r"Samples: ([\d,]+) in the engines' JTL files, ([\d,]+) in ClickHouse — exact", out
+    )[0]
+    assert in_jtl == stored
     assert int(in_jtl.replace(",", "")) > 0
-    assert "Engines not finished: 0" in out
-    # The stream tracked the announced run, ended it, and judged its criteria.
-    assert (
-        f"Run finished: 2 of 2 engines finished; engines 2 of 2 finished, 0 lost; {in_jtl} samples"
-        in out
-    )
+    assert "from collection.yaml: 2 engines × 2 threads for 5s" in out
+    assert "Deploy: launch 1, 2 engines (4 virtual users)" in out
+    assert "2 ready" in out  # the status table before the run
+    # The report's total row has the same count as the JTL files; the stream's verdicts.
+    assert re.search(rf"all labels\s*│\s*{in_jtl}\s*│", out), out
+    assert re.search(r"finished — 2 of 2 engines finished", out), out
     assert re.search(r"p95\(elapsed\) > 2s for 10s\s*│\s*passed", out), out
     assert re.search(r"error_rate > 5% over 10s\s*│\s*passed", out), out
-    assert "worker: stopped" in out
+    assert "Purge: 2 engines removed" in out
+    assert "API: stopped" in out
+    assert "Stream worker: stopped" in out
+    assert not list((tmp_path / ".shibuya" / "api" / "engines").glob("*/*/engine.json"))

@@ -274,8 +274,11 @@ class Harness:
 
 
 def wait_until(
-    what: str, condition: Callable[[], bool], timeout_s: float, logs: Callable[[], str]
+    what: str,
+    condition: Callable[[], bool],
+    timeout_s: float,
+    logs: Callable[[], str] | None = None,
 ) -> None:
-    """Poll ``condition``; fail with ``what`` and the workers' logs at the deadline."""
+    """Poll ``condition``; fail with ``what`` and ``logs()`` (what may tell why) at the deadline."""
     if not wait_for(condition, timeout_s):
-        raise AssertionError(f"timed out waiting for {what}\n{logs()}")
+        raise AssertionError(f"timed out waiting for {what}\n{logs() if logs else ''}")

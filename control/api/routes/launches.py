@@ -134,8 +134,9 @@ async def _status(request: Request, db: Session, collection: Collection) -> Coll
     heard = {h.engine_id: h for h in await results.engines(str(collection.id), since_ms)
              if h.ts_ms > last}  # fmt: skip
     engines = {e.engine_id: EngineOut(engine_id=e.engine_id, plan_id=e.plan_id, index=e.index,
-                                      phase=e.phase, state=None, run_id=None, heard_at=None,
-                                      threads=0, cpu_cores=None, memory_bytes=None, detail="")
+                                      phase=e.phase, phase_detail=e.detail, state=None,
+                                      run_id=None, heard_at=None, threads=0, cpu_cores=None,
+                                      memory_bytes=None, detail="")
                for e in deployed}  # fmt: skip
     for h in heard.values():
         e = engines.get(h.engine_id) or EngineOut(

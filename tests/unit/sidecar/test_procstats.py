@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
-from engine_sidecar.procstats import CpuMeter, Usage, cgroup_usage, process_usage
+from engine_sidecar.procstats import CpuMeter, Usage, agent_usage, cgroup_usage, process_usage
 
 
 def test_process_usage_of_a_real_process() -> None:
@@ -21,6 +23,25 @@ def test_process_usage_of_a_real_process() -> None:
     )
     assert abs(usage.memory_bytes - rss_kb * 1024) < 64 * 2**20
     assert process_usage(2**22 + 12345) is None  # no such process
+
+
+def test_agent_usage_is_the_sidecar_plus_its_engine_not_the_machine() -> None:
+    own = process_usage(os.getpid())
+    idle = agent_usage(None)
+    assert own is not None
+    assert idle is not None
+    assert abs(idle.memory_bytes - own.memory_bytes) < 16 * 2**20
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                             stdin=subprocess.PIPE)  # fmt: skip
+    try:
+        engine = process_usage(child.pid)
+        busy = agent_usage(child.pid)
+        assert engine is not None
+        assert busy is not None
+        assert abs(busy.memory_bytes - own.memory_bytes - engine.memory_bytes) < 16 * 2**20
+    finally:
+        child.communicate(b"")
+    assert agent_usage(2**22 + 12345) is not None  # an engine gone: the sidecar alone
 
 
 def test_cgroup_v2(tmp_path: Path) -> None:

@@ -1,0 +1,225 @@
+"""The main job: a real load test through the control API, on embedded defaults.
+
+It starts (or reuses) a Kafka broker, starts a stream worker, a local HTTP target and the API
+(local scheduler, ClickHouse sink on the embedded engine), then does what a user does: a project,
+a plan with ``examples/two-samplers.jmx``, a collection from ``examples/collection.yaml``;
+deploy the engines (sidecar processes that run real JMeter); run with live progress; print the
+report from ClickHouse with the verdict of each criterion; purge; stop everything it started.
+At the end it checks that ClickHouse holds exactly the samples in the engines' JTL files.
+
+State persists in ``data_dir`` (``api/``: database, plan files, ClickHouse), so every run of the
+job adds one run to the same collection's history and ``shibuya compare`` can compare them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from rich.console import Console
+
+from engine_sidecar.jtl import JtlParser, detect_format
+from shibuya import client
+from shibuya.dev import jmeter, target
+from shibuya.dev.api_proc import ApiProcess, add_user, api_env
+from shibuya.dev.kafka import KafkaBroker
+from shibuya.dev.procs import ServiceError, free_port, port_open, wait_for
+from shibuya.dev.worker_proc import WorkerProcess
+from streams.wire import BatchBuilder
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+JMX = EXAMPLES / "two-samplers.jmx"
+CONFIG = EXAMPLES / "collection.yaml"
+USER, GROUP = "demo", "demo"
+
+
+@dataclass
+class MainJob:
+    seconds: int = 60
+    engines: int = 2
+    threads: int = 2
+    bootstrap: str = "127.0.0.1:9092"
+    data_dir: Path = Path(".shibuya")
+    console: Console = field(default_factory=Console)
+    worker_settings: dict[str, str] = field(default_factory=dict)
+
+    def run(self) -> bool:
+        """True when the run finished, passed its criteria, and ClickHouse holds exactly the
+        samples of the engines' JTL files."""
+        t0 = time.monotonic()
+        self.data_dir = self.data_dir.resolve()
+        with contextlib.ExitStack() as stack:
+            try:
+                self._kafka(stack)
+                self._worker(stack)
+                port = stack.enter_context(target.serve())
+                self.console.print(f"HTTP target: 127.0.0.1:{port} (GET /items; POST /login, "
+                                   "one in 50 answers 500)")  # fmt: skip
+                api, token = self._api(stack, port)
+                with api.client(token) as c:
+                    ok = self._load_test(c)
+            except (ServiceError, client.ClientError, TimeoutError) as exc:
+                self.console.print(f"[red]main job failed:[/red] {exc or 'timed out'}")
+                return False
+        self.console.print(f"Done in {time.monotonic() - t0:.0f}s.")
+        return ok
+
+    # --- services ---------------------------------------------------------------------------
+
+    def _kafka(self, stack: contextlib.ExitStack) -> None:
+        host, _, port = self.bootstrap.rpartition(":")
+        if port_open(host, int(port)):
+            self.console.print(f"Kafka: using the broker at {self.bootstrap}")
+            return
+        broker = KafkaBroker(self.data_dir / "kafka", port=int(port), controller_port=free_port())
+        self.console.print(f"Kafka: starting a broker on {self.bootstrap} …")
+        seconds = broker.start()
+        stack.callback(self._stop, "Kafka", broker.stop)
+        self.console.print(f"Kafka: ready in {seconds:.1f}s (pid {broker.pid()})")
+
+    def _worker(self, stack: contextlib.ExitStack) -> None:
+        worker = WorkerProcess.start(bootstrap=self.bootstrap, app_id="shibuya-streams",
+                                     data_dir=self.data_dir / "worker",
+                                     log=self.data_dir / "logs" / "worker.log",
+                                     settings=self.worker_settings)  # fmt: skip
+        stack.callback(self._stop, "Stream worker", worker.stop)
+        self.console.print(f"Stream worker: started (pid {worker.pid}, log {worker.log})")
+
+    def _api(self, stack: contextlib.ExitStack, target_port: int) -> tuple[ApiProcess, str]:
+        sidecars = {
+            "SHIBUYA_SIDECAR_JMETER__HOME": str(jmeter.install()),
+            "SHIBUYA_SIDECAR_JMETER__HEAP": "256m",
+            "SHIBUYA_SIDECAR_JMETER__PROPERTIES": json.dumps({"target.port": str(target_port)}),
+            "SHIBUYA_SIDECAR_HEARTBEAT_INTERVAL_S": "1",
+        }
+        env = api_env(self.data_dir / "api", KAFKA__BOOTSTRAP=self.bootstrap,
+                      SCHEDULER__KIND="local", SCHEDULER__SIDECAR_ENV=json.dumps(sidecars),
+                      SINK__ENABLED="true")  # fmt: skip
+        token = self._token(env)
+        api = ApiProcess.start(env, self.data_dir / "logs" / "api.log")
+        stack.callback(self._stop, "API", api.stop)
+        clickhouse = self.data_dir / "api" / "clickhouse"
+        self.console.print(f"API: {api.base} (pid {api.pid}, log {api.log}); local scheduler, "
+                           f"ClickHouse embedded in {clickhouse}")  # fmt: skip
+        return api, token
+
+    def _token(self, env: dict[str, str]) -> str:
+        """The demo user's token, created once and kept (0600) beside the API's database."""
+        path = self.data_dir / "api" / "demo-token"
+        if path.exists():
+            return path.read_text().strip()
+        token = add_user(env, USER, [GROUP], admin=False)
+        path.touch(mode=0o600)
+        path.write_text(token)
+        return token
+
+    def _stop(self, name: str, stop: Callable[[], object]) -> None:
+        stop()
+        self.console.print(f"{name}: stopped")
+
+    # --- what a user does -------------------------------------------------------------------
+
+    def _load_test(self, c: httpx.Client) -> bool:
+        collection = self._collection(c)
+        path = f"/api/collections/{collection}"
+        launch = client.call(c, "POST", f"{path}/deploy")
+        self.console.print(f"Deploy: launch {launch['id']}, {launch['engines']} engines "
+                           f"({launch['virtual_users']} virtual users)")  # fmt: skip
+        try:
+            self._wait_ready(c, collection)
+            run = client.call(c, "POST", f"{path}/runs")
+            self.console.print(f"Run {run['id']} started")
+            final = client.watch(c, run["id"], self.console)
+            in_jtl = sum(_samples_in(f) for f in self._jtl_files(collection, run["id"]))
+            report = self._report(c, run["id"], in_jtl)
+        finally:
+            removed = client.call(c, "POST", f"{path}/purge", json={"reason": "main job done"})
+            self.console.print(f"Purge: {removed['engines_removed']} engines removed")
+        self.console.print(client.report_table(report))
+        self.console.print(client.verdicts(final))
+        stored = report["total"]["samples"] if report["total"] else 0
+        exact = stored == in_jtl > 0
+        verdict = "[green]exact[/green]" if exact else "[red]NOT exact[/red]"
+        self.console.print(f"Samples: {in_jtl:,} in the engines' JTL files, {stored:,} in "
+                           f"ClickHouse — {verdict}")  # fmt: skip
+        passed = client.exit_code(final) == client.PASSED
+        return exact and passed
+
+    def _collection(self, c: httpx.Client) -> int:
+        """The demo's project, plan and collection: found by name, else created; the plan file
+        uploaded and the collection's config applied from the example YAML every time."""
+        project = self._find_or_create(c, "/api/projects", "demo", {"group": GROUP})
+        plan = self._find_or_create(c, f"/api/projects/{project}/plans", JMX.stem, {})
+        client.upload(c, plan, [JMX])
+        collection = self._find_or_create(c, f"/api/projects/{project}/collections", "main-job",
+                                          {})  # fmt: skip
+        config = yaml.safe_load(CONFIG.read_text())
+        multi = config["multi-test"]
+        multi.update(projectid=project, collectionid=collection)
+        [test] = multi["tests"]
+        test.update(testid=plan, engines=self.engines, concurrency=self.threads,
+                    duration_s=self.seconds)  # fmt: skip
+        client.call(c, "PUT", f"/api/collections/{collection}/config",
+                    content=yaml.safe_dump(config))  # fmt: skip
+        self.console.print(
+            f"Project {project}, plan {plan} ({JMX.name}), collection {collection} from "
+            f"{CONFIG.name}: {self.engines} engines × {self.threads} threads for {self.seconds}s; "
+            f"criteria: {'; '.join(multi['thresholds'])}"
+        )
+        return collection
+
+    def _find_or_create(self, c: httpx.Client, path: str, name: str, extra: dict[str, Any]) -> int:
+        for item in client.call(c, "GET", path, params={"limit": 200})["items"]:
+            if item["name"] == name:
+                return int(item["id"])
+        return int(client.call(c, "POST", path, json={"name": name, **extra})["id"])
+
+    def _wait_ready(self, c: httpx.Client, collection: int, timeout_s: float = 120) -> None:
+        """Until every engine has said it is ready (its heartbeats, through Kafka and
+        ClickHouse)."""
+        status: dict[str, Any] = {}
+
+        def ready() -> bool:
+            status.update(client.call(c, "GET", f"/api/collections/{collection}/status"))
+            return all(p["ready"] == p["engines"] for p in status["plans"])
+
+        with self.console.status("Waiting for the engines to be ready …"):
+            if not wait_for(ready, timeout_s, interval_s=0.5):
+                self.console.print(client.status_table(status))
+                raise ServiceError(f"engines not ready in {timeout_s:.0f}s")
+        self.console.print(client.status_table(status))
+
+    def _jtl_files(self, collection: int, run_id: str) -> list[Path]:
+        engines = self.data_dir / "api" / "engines" / str(collection)
+        return sorted(engines.glob(f"*/work/runs/{run_id}/results.jtl"))
+
+    def _report(self, c: httpx.Client, run_id: str, expected: int) -> dict[str, Any]:
+        """The run's report once ClickHouse holds every sample (the last seconds' windows
+        close a few seconds after the run)."""
+        report: dict[str, Any] = {}
+
+        def complete() -> bool:
+            report.update(client.call(c, "GET", f"/api/runs/{run_id}/report"))
+            return report["total"] is not None and report["total"]["samples"] >= expected
+
+        with self.console.status("Waiting for the last seconds to reach ClickHouse …"):
+            wait_for(complete, 60, interval_s=1.0)
+        return report
+
+
+def _samples_in(jtl: Path) -> int:
+    """Samples in a JTL file, by the sidecar's parser (what JMeter wrote, read independently)."""
+    data = jtl.read_bytes()
+    if b"\n" not in data:
+        return 0
+    parser = JtlParser(detect_format(data[: data.index(b"\n") + 1]))
+    builder = BatchBuilder()
+    parser.feed(data, builder)
+    return len(builder)
