@@ -29,6 +29,14 @@ from control.settings import KubernetesSettings
 log = logging.getLogger(__name__)
 
 FIELD_MANAGER = "shibuya-control"
+RBAC_RULES: list[dict[str, list[str]]] = [
+    {"apiGroups": ["apps"], "resources": ["statefulsets"],
+     "verbs": ["get", "list", "create", "patch", "delete"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+]  # fmt: skip
+"""Everything the scheduler does in the engines' namespace (a Role's rules; tested against the
+API server's RBAC). Server-side apply of a new object needs ``create`` besides ``patch``."""
 T = TypeVar("T")
 
 

@@ -142,6 +142,11 @@ class KubeCluster:
     def kubeconfig(self) -> Path:
         return self.data_dir / "kubeconfig"
 
+    @property
+    def pod_log(self) -> Path:
+        """What every pod's log says (KWOK runs nothing): write to it, read it through the API."""
+        return self.data_dir / "pod.log"
+
     def _pidfile(self, name: str) -> PidFile:
         return PidFile(self.data_dir / f"{name}.pid", marker=str(self.data_dir))
 
@@ -189,6 +194,8 @@ class KubeCluster:
             f"--service-account-signing-key-file={d / 'sa.key'}",
             f"--token-auth-file={d / 'tokens.csv'}", "--authorization-mode=Node,RBAC",
             "--allow-privileged=true", "--endpoint-reconciler-type=none",
+            # Logs are fetched from the node's "kubelet": KWOK's server on 127.0.0.1.
+            "--kubelet-preferred-address-types=InternalIP",
         ])  # fmt: skip
         server = f"https://127.0.0.1:{api_port}"
         ca = certs / "apiserver.crt"
@@ -205,12 +212,14 @@ class KubeCluster:
         self._start("kube-scheduler", [str(bins / "kube-scheduler"), *common[:3],
                                        f"--secure-port={free_port()}"])  # fmt: skip
         key, value = FAKE_NODE["annotation"]
+        kubelet_port = free_port()
+        (d / "kwok-logs.yaml").write_text(_cluster_logs(self.pod_log))
         self._start("kwok", [
             str(bins / "kwok"), f"--kubeconfig={self.kubeconfig}", "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={key}={value}",
-            "--cidr=10.0.0.0/24", "--node-ip=10.0.0.1", "--node-lease-duration-seconds=40",
-            f"--server-address=127.0.0.1:{free_port()}",
-            f"--config={STAGES}",
+            "--cidr=10.0.0.0/24", "--node-ip=127.0.0.1", f"--node-port={kubelet_port}",
+            "--node-lease-duration-seconds=40", f"--server-address=127.0.0.1:{kubelet_port}",
+            f"--config={STAGES}", f"--config={d / 'kwok-logs.yaml'}",
         ])  # fmt: skip
         self._add_nodes(t0 + timeout_s)
         return time.monotonic() - t0
@@ -280,6 +289,15 @@ def _get(url: str, ca: Path | None = None) -> str | None:
             return body
     except (OSError, ValueError):
         return None
+
+
+def _cluster_logs(path: Path) -> str:
+    path.touch()
+    return json.dumps({
+        "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterLogs",
+        "metadata": {"name": "every-pod"},
+        "spec": {"logs": [{"containers": [], "logsFile": str(path), "follow": False}]},
+    })  # fmt: skip
 
 
 def _kubeconfig(server: str, ca: Path, token: str) -> str:

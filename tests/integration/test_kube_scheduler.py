@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
-from control.schedulers import Deployment, EngineInfo, PlanEngines
+from control.schedulers import Deployment, EngineInfo, PlanEngines, SchedulerError
 from control.schedulers import manifests as m
-from control.schedulers.kube import KubernetesScheduler
+from control.schedulers.kube import RBAC_RULES, KubernetesScheduler
 from control.settings import KubernetesSettings
 from shibuya.dev.kube import FAKE_NODE, TOLERATION
 from tests.integration.api_support import ApiServer, make_collection, start_api
@@ -128,6 +129,14 @@ def test_deploy_is_one_statefulset_per_plan_idempotent_and_purged_by_labels(
     assert pod.spec.service_account_name == "engine"
     assert [r.name for r in pod.spec.image_pull_secrets] == ["registry"]
     assert s.collections() == ["41"]
+    # Logs come through the API server from the node's kubelet (KWOK's, serving one file in
+    # the container runtime's format for every pod).
+    (kubeconfig.parent / "pod.log").write_text(
+        "2026-11-29T09:00:00.000000000Z stdout F engine 2 ready\n"
+        "2026-11-29T09:00:01.000000000Z stderr F heartbeat sent\n"
+    )
+    assert s.logs("41", "7", 2, 64 * 1024) == "engine 2 ready\nheartbeat sent\n"
+    assert s.logs("41", "7", 2, 5) == "sent\n"
 
     # The same deploy again writes nothing; a changed one changes only what differs.
     wait_until("the controller's last word on the StatefulSets", lambda: all(
@@ -194,6 +203,45 @@ def test_status_follows_the_pods(kubeconfig: Path, kube: Any, namespace: str) ->
                    60)  # fmt: skip
     finally:
         core.patch_node("kwok-node-1", {"metadata": {"labels": {"pool": None}}})
+
+
+def test_the_schedulers_role_is_all_it_needs(
+    kubeconfig: Path, kube: Any, namespace: str, tmp_path: Path
+) -> None:
+    """As a service account bound to :data:`RBAC_RULES` only: everything works, nothing more
+    is allowed."""
+    core: Any = client.CoreV1Api(kube)
+    rbac: Any = client.RbacAuthorizationV1Api(kube)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "control"}})
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": "control"}, "rules": RBAC_RULES})
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "control"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "control"},
+        "subjects": [{"kind": "ServiceAccount", "name": "control", "namespace": namespace}],
+    })  # fmt: skip
+    token = core.create_namespaced_service_account_token(
+        "control", namespace, {"spec": {"expirationSeconds": 3600}}).status.token  # fmt: skip
+    own = json.loads(kubeconfig.read_text())
+    own["users"] = [{"name": "admin", "user": {"token": token}}]
+    limited = tmp_path / "kubeconfig"
+    limited.write_text(json.dumps(own))
+
+    s = _scheduler(limited, namespace)
+    s.deploy(Deployment("3", "1", [PlanEngines("4", 2)]))
+    wait_until("engines running", lambda: _phases(s.engines("3")) == [
+        ("4", 0, "running"), ("4", 1, "running")], 60)  # fmt: skip
+    assert s.collections() == ["3"]
+    assert s.logs("3", "4", 1, 100) is not None
+    assert s.purge("3", int(time.time() * 1000)) == 2
+    # Nothing beyond: another namespace, or secrets.
+    elsewhere = _scheduler(limited, "default")
+    with pytest.raises(SchedulerError, match="403 Forbidden"):
+        elsewhere.engines("3")
+    api: Any = config.new_client_from_config(config_file=str(limited))  # type: ignore[no-untyped-call]
+    with pytest.raises(ApiException) as denied:
+        client.CoreV1Api(api).list_namespaced_secret(namespace)
+    assert denied.value.status == 403
+    api.close()
 
 
 def test_through_the_api_deployed_to_the_cluster_and_purged_by_the_streams_gc(
