@@ -15,7 +15,6 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +25,8 @@ from rich.table import Table
 from control.results.queries import Results, RunReport, Summary
 from control.results.store import Store
 from shibuya.dev import kafka_io
-from shibuya.dev.kafka import KafkaBroker
-from shibuya.dev.procs import ServiceError, free_port, port_open, wait_for
+from shibuya.dev.main_job import kafka, stopped
+from shibuya.dev.procs import ServiceError, wait_for
 from shibuya.dev.progress import engine_counts
 from shibuya.dev.results import running_sink
 from shibuya.dev.worker_proc import WorkerProcess
@@ -69,7 +68,7 @@ class Demo:
         t0 = time.monotonic()
         with contextlib.ExitStack() as stack:
             try:
-                self._kafka(stack)
+                kafka(stack, self.bootstrap, self.data_dir, self.console)
                 worker = self._worker(stack)
                 store = self._clickhouse(stack)
                 asyncio.run(self._drive(worker))
@@ -83,19 +82,6 @@ class Demo:
 
     # --- services ---------------------------------------------------------------------------
 
-    def _kafka(self, stack: contextlib.ExitStack) -> None:
-        host, _, port = self.bootstrap.rpartition(":")
-        if port_open(host, int(port)):
-            self.console.print(f"Kafka: using the broker at {self.bootstrap}")
-            return
-        broker = KafkaBroker(
-            (self.data_dir / "kafka").resolve(), port=int(port), controller_port=free_port()
-        )
-        self.console.print(f"Kafka: starting a broker on {self.bootstrap} …")
-        seconds = broker.start()
-        stack.callback(self._stop, "Kafka", broker.stop)
-        self.console.print(f"Kafka: ready in {seconds:.1f}s (pid {broker.pid()})")
-
     def _worker(self, stack: contextlib.ExitStack) -> WorkerProcess:
         worker = WorkerProcess.start(
             bootstrap=self.bootstrap,
@@ -103,14 +89,14 @@ class Demo:
             data_dir=self.data_dir,
             log=(self.data_dir / "logs" / "worker.log").resolve(),
         )
-        stack.callback(self._stop, "worker", worker.stop)
+        stack.callback(stopped, self.console, "worker", worker.stop)
         self.console.print(f"Stream worker: started (pid {worker.pid}, log {worker.log})")
         return worker
 
     def _clickhouse(self, stack: contextlib.ExitStack) -> Store:
         path = (self.data_dir / "clickhouse").resolve()
         store = Store.open(f"chdb:///{path}")
-        stack.callback(self._stop, "ClickHouse", store.close)
+        stack.callback(stopped, self.console, "ClickHouse", store.close)
         stack.enter_context(running_sink(store, self.bootstrap, topic_prefix="shibuya"))
         self.console.print(f"ClickHouse: embedded engine at {path}, sink running")
         return store
@@ -127,10 +113,6 @@ class Demo:
         self.console.print("Waiting for the last windows to close and reach ClickHouse …")
         wait_for(complete, timeout_s=60, interval_s=0.5)
         return asyncio.run(results.report(self.run_id))
-
-    def _stop(self, name: str, stop: Callable[[], object]) -> None:
-        stop()
-        self.console.print(f"{name}: stopped")
 
     # --- the load ---------------------------------------------------------------------------
 

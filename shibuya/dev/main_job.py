@@ -48,7 +48,6 @@ class MainJob:
     bootstrap: str = "127.0.0.1:9092"
     data_dir: Path = Path(".shibuya")
     console: Console = field(default_factory=Console)
-    worker_settings: dict[str, str] = field(default_factory=dict)
 
     def run(self) -> bool:
         """True when the run finished, passed its criteria, and ClickHouse holds exactly the
@@ -57,7 +56,7 @@ class MainJob:
         self.data_dir = self.data_dir.resolve()
         with contextlib.ExitStack() as stack:
             try:
-                self._kafka(stack)
+                kafka(stack, self.bootstrap, self.data_dir, self.console)
                 self._worker(stack)
                 port = stack.enter_context(target.serve())
                 self.console.print(f"HTTP target: 127.0.0.1:{port} (GET /items; POST /login, "
@@ -73,23 +72,11 @@ class MainJob:
 
     # --- services ---------------------------------------------------------------------------
 
-    def _kafka(self, stack: contextlib.ExitStack) -> None:
-        host, _, port = self.bootstrap.rpartition(":")
-        if port_open(host, int(port)):
-            self.console.print(f"Kafka: using the broker at {self.bootstrap}")
-            return
-        broker = KafkaBroker(self.data_dir / "kafka", port=int(port), controller_port=free_port())
-        self.console.print(f"Kafka: starting a broker on {self.bootstrap} …")
-        seconds = broker.start()
-        stack.callback(self._stop, "Kafka", broker.stop)
-        self.console.print(f"Kafka: ready in {seconds:.1f}s (pid {broker.pid()})")
-
     def _worker(self, stack: contextlib.ExitStack) -> None:
         worker = WorkerProcess.start(bootstrap=self.bootstrap, app_id="shibuya-streams",
                                      data_dir=self.data_dir / "worker",
-                                     log=self.data_dir / "logs" / "worker.log",
-                                     settings=self.worker_settings)  # fmt: skip
-        stack.callback(self._stop, "Stream worker", worker.stop)
+                                     log=self.data_dir / "logs" / "worker.log")  # fmt: skip
+        stack.callback(stopped, self.console, "Stream worker", worker.stop)
         self.console.print(f"Stream worker: started (pid {worker.pid}, log {worker.log})")
 
     def _api(self, stack: contextlib.ExitStack, target_port: int) -> tuple[ApiProcess, str]:
@@ -104,7 +91,7 @@ class MainJob:
                       SINK__ENABLED="true")  # fmt: skip
         token = self._token(env)
         api = ApiProcess.start(env, self.data_dir / "logs" / "api.log")
-        stack.callback(self._stop, "API", api.stop)
+        stack.callback(stopped, self.console, "API", api.stop)
         clickhouse = self.data_dir / "api" / "clickhouse"
         self.console.print(f"API: {api.base} (pid {api.pid}, log {api.log}); local scheduler, "
                            f"ClickHouse embedded in {clickhouse}")  # fmt: skip
@@ -119,10 +106,6 @@ class MainJob:
         path.touch(mode=0o600)
         path.write_text(token)
         return token
-
-    def _stop(self, name: str, stop: Callable[[], object]) -> None:
-        stop()
-        self.console.print(f"{name}: stopped")
 
     # --- what a user does -------------------------------------------------------------------
 
@@ -212,6 +195,25 @@ class MainJob:
         with self.console.status("Waiting for the last seconds to reach ClickHouse …"):
             wait_for(complete, 60, interval_s=1.0)
         return report
+
+
+def kafka(stack: contextlib.ExitStack, bootstrap: str, data_dir: Path, console: Console) -> None:
+    """The broker at ``bootstrap``: the one answering there, else one started (and stopped with
+    ``stack``) with its state under ``data_dir``."""
+    host, _, port = bootstrap.rpartition(":")
+    if port_open(host, int(port)):
+        console.print(f"Kafka: using the broker at {bootstrap}")
+        return
+    broker = KafkaBroker(data_dir.resolve() / "kafka", port=int(port), controller_port=free_port())
+    console.print(f"Kafka: starting a broker on {bootstrap} …")
+    seconds = broker.start()
+    stack.callback(stopped, console, "Kafka", broker.stop)
+    console.print(f"Kafka: ready in {seconds:.1f}s (pid {broker.pid()})")
+
+
+def stopped(console: Console, name: str, stop: Callable[[], object]) -> None:
+    stop()
+    console.print(f"{name}: stopped")
 
 
 def _samples_in(jtl: Path) -> int:
