@@ -127,16 +127,23 @@ class KubernetesScheduler:
         by_name = {p.metadata.name: p for p in pods}
         out = []
         for s in sets:
-            labels = s.metadata.labels or {}
-            plan_id = labels.get(m.PLAN, "")
+            plan_id = (s.metadata.labels or {}).get(m.PLAN, "")
             deployed_ms = int((s.metadata.annotations or {}).get(m.DEPLOYED_MS, 0))
             for index in range(s.spec.replicas or 0):
-                pod = by_name.get(f"{s.metadata.name}-{index}")
+                pod = by_name.pop(f"{s.metadata.name}-{index}", None)
                 phase, detail = pod_phase(pod) if pod else ("starting", "no pod yet")
                 out.append(EngineInfo(
                     engine_id=f"{collection_id}-{plan_id}-{index}", plan_id=plan_id,
                     index=index, phase=phase, deployed_ms=deployed_ms, detail=detail,
                 ))  # fmt: skip
+        for pod in by_name.values():  # of a purged plan, or beyond a smaller count: going away
+            labels = pod.metadata.labels or {}
+            plan_id, index = labels.get(m.PLAN, ""), int(labels.get(m.POD_INDEX, -1))
+            phase, detail = pod_phase(pod)
+            out.append(EngineInfo(
+                engine_id=f"{collection_id}-{plan_id}-{index}", plan_id=plan_id, index=index,
+                phase="stopping" if phase == "running" else phase, deployed_ms=0, detail=detail,
+            ))  # fmt: skip
         return sorted(out, key=lambda e: (e.plan_id, e.index))
 
     def collections(self) -> list[str]:

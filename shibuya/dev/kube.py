@@ -18,7 +18,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +137,9 @@ class KubeCluster:
 
     data_dir: Path
     nodes: int = 2
+    _spawned: dict[str, int] = field(default_factory=dict)
+    """PIDs this object started: our children, stopped even before their command line shows
+    (right after a spawn, /proc still shows none, and a PID file's check would miss them)."""
 
     @property
     def kubeconfig(self) -> Path:
@@ -165,7 +168,7 @@ class KubeCluster:
         shutil.rmtree(d / "etcd", ignore_errors=True)  # a fresh cluster every start
         d.mkdir(parents=True, exist_ok=True)
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
-        self._start("etcd", [
+        etcd = self._start("etcd", [
             str(bins / "etcd"), "--name", "n0", "--data-dir", str(d / "etcd"),
             "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
             "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
@@ -176,7 +179,7 @@ class KubeCluster:
             "--unsafe-no-fsync", "--quota-backend-bytes", str(2**30),
             "--auto-compaction-retention", "1",
         ])  # fmt: skip
-        self._wait("etcd", lambda: _get(f"http://127.0.0.1:{etcd_port}/health") is not None,
+        self._wait("etcd", etcd, lambda: _get(f"http://127.0.0.1:{etcd_port}/health") is not None,
                    t0 + timeout_s)  # fmt: skip
         token = secrets.token_hex(16)
         (d / "tokens.csv").write_text(f'{token},admin,admin-uid,"system:masters"\n')
@@ -184,7 +187,7 @@ class KubeCluster:
             subprocess.run(["openssl", "genrsa", "-out", str(d / "sa.key"), "2048"],
                            check=True, capture_output=True)  # fmt: skip
         certs = d / "certs"
-        self._start("kube-apiserver", [
+        apiserver = self._start("kube-apiserver", [
             str(bins / "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{etcd_port}",
             "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
             f"--secure-port={api_port}", f"--cert-dir={certs}",
@@ -199,7 +202,8 @@ class KubeCluster:
         ])  # fmt: skip
         server = f"https://127.0.0.1:{api_port}"
         ca = certs / "apiserver.crt"
-        self._wait("kube-apiserver", lambda: ca.exists() and _get(f"{server}/readyz", ca) == "ok",
+        self._wait("kube-apiserver", apiserver,
+                   lambda: ca.exists() and _get(f"{server}/readyz", ca) == "ok",
                    t0 + timeout_s)  # fmt: skip
         self.kubeconfig.write_text(_kubeconfig(server, ca, token))
         common = [f"--kubeconfig={self.kubeconfig}", "--leader-elect=false",
@@ -214,41 +218,44 @@ class KubeCluster:
         key, value = FAKE_NODE["annotation"]
         kubelet_port = free_port()
         (d / "kwok-logs.yaml").write_text(_cluster_logs(self.pod_log))
-        self._start("kwok", [
+        kwok = self._start("kwok", [
             str(bins / "kwok"), f"--kubeconfig={self.kubeconfig}", "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={key}={value}",
             "--cidr=10.0.0.0/24", "--node-ip=127.0.0.1", f"--node-port={kubelet_port}",
             "--node-lease-duration-seconds=40", f"--server-address=127.0.0.1:{kubelet_port}",
             f"--config={STAGES}", f"--config={d / 'kwok-logs.yaml'}",
         ])  # fmt: skip
-        self._add_nodes(t0 + timeout_s)
+        self._add_nodes(kwok, t0 + timeout_s)
         return time.monotonic() - t0
 
     def stop(self) -> None:
         """Stop the processes we started (by PID), newest first."""
         for name in reversed(PROGRAMS):
-            pid = self._pidfile(name).read()
+            pid = self._spawned.pop(name, None) or self._pidfile(name).read()
             if pid is not None:
                 terminate(pid, 20)
             self._pidfile(name).clear()
 
-    def _start(self, name: str, argv: list[str]) -> None:
+    def _start(self, name: str, argv: list[str]) -> int:
         pid = spawn(argv, log=self.data_dir / f"{name}.log")
+        self._spawned[name] = pid
         self._pidfile(name).write(pid)
+        return pid
 
-    def _wait(self, name: str, ready: Callable[[], bool], deadline: float) -> None:
+    def _wait(self, name: str, pid: int, ready: Callable[[], bool], deadline: float) -> None:
+        """Until ``ready()``; fails when the process exits or the deadline passes. (The PID is
+        the one spawned: right after a spawn, /proc may still show the parent's command line.)"""
         log = self.data_dir / f"{name}.log"
-        pid = self._pidfile(name).read()
 
         def check() -> bool:
-            if pid is None or not alive(pid):
+            if not alive(pid):
                 raise ServiceError(f"{name} exited during start-up:\n{tail(log)}")
             return ready()
 
         if not wait_for(check, deadline - time.monotonic(), interval_s=0.2):
             raise ServiceError(f"{name} not ready in time:\n{tail(log)}")
 
-    def _add_nodes(self, deadline: float) -> None:
+    def _add_nodes(self, kwok: int, deadline: float) -> None:
         """Fake nodes for KWOK; wait until they are Ready and the controller manager has made
         the default service account (its controllers work)."""
         from kubernetes import client, config
@@ -277,7 +284,7 @@ class KubeCluster:
             accounts: list[Any] = core.list_namespaced_service_account("default").items
             return len(up) == self.nodes and any(a.metadata.name == "default" for a in accounts)
 
-        self._wait("kwok", ready, deadline)
+        self._wait("kwok", kwok, ready, deadline)
         api.close()
 
 

@@ -201,6 +201,15 @@ def test_status_follows_the_pods(kubeconfig: Path, kube: Any, namespace: str) ->
         wait_until("its replacement running",
                    lambda: _phases(s.engines("5")) == [("2", 0, "running"), ("2", 1, "running")],
                    60)  # fmt: skip
+        # After a purge, engines still going away are listed as stopping until they are gone.
+        name = m.pod_name("5", "2", 1)
+        core.patch_namespaced_pod(name, namespace, {"metadata": {"finalizers": ["test/hold"]}})
+        assert s.purge("5", int(time.time() * 1000)) == 2
+        wait_until("the held engine stopping, the other gone",
+                   lambda: _phases(s.engines("5")) == [("2", 1, "stopping")], 30,
+                   lambda: f"{s.engines('5')}")  # fmt: skip
+        core.patch_namespaced_pod(name, namespace, {"metadata": {"finalizers": None}})
+        wait_until("no engine left", lambda: s.engines("5") == [], 30)
     finally:
         core.patch_node("kwok-node-1", {"metadata": {"labels": {"pool": None}}})
 
