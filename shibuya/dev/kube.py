@@ -37,6 +37,7 @@ from shibuya.dev.procs import (
 KUBERNETES_VERSION = "1.36.3"
 ETCD_VERSION = "3.6.16"
 KWOK_VERSION = "0.8.0"
+HELM_VERSION = "3.22.0"
 PROGRAMS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 FAKE_NODE = {"annotation": ("kwok.x-k8s.io/node", "fake"), "label": ("type", "kwok")}
 TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
@@ -51,8 +52,19 @@ def bin_dir() -> Path:
     return cache_root() / versions / "bin"
 
 
+def helm(log: Callable[[str], None] = print) -> Path:
+    """The ``helm`` program (the chart's lint, template and tests), built unless cached."""
+    path = cache_root() / f"helm-{HELM_VERSION}" / "helm"
+    if not path.exists():
+        ldflags = f"-s -w -X helm.sh/helm/v3/internal/version.version=v{HELM_VERSION}"
+        _go_build(path.parent / "build", [f"helm.sh/helm/v3/cmd/helm@v{HELM_VERSION}"],
+                  ["helm.sh/helm/v3/cmd/helm"], path, log, ldflags)  # fmt: skip
+    return path
+
+
 def build(log: Callable[[str], None] = print) -> Path:
-    """The folder of the five programs, built with Go unless already cached."""
+    """The folder of the five programs, built with Go unless already cached (helm too)."""
+    helm(log)
     out = bin_dir()
     if all((out / p).exists() for p in PROGRAMS):
         return out

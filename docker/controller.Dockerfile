@@ -1,0 +1,31 @@
+# syntax=docker/dockerfile:1
+# The controller image: the control API (with its ClickHouse sink) and the stream worker.
+#   docker build -f docker/controller.Dockerfile -t shibuya-controller:0.1.0 .
+#   API:    shibuya api serve       (the default command)
+#   worker: shibuya worker run
+
+ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY streams ./streams
+COPY control ./control
+COPY engine_sidecar ./engine_sidecar
+COPY shibuya ./shibuya
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir .
+
+FROM ${PYTHON_IMAGE}
+RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin shibuya
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    SHIBUYA_API_HOST=0.0.0.0 \
+    SHIBUYA_API_DATA_DIR=/data \
+    SHIBUYA_WORKER_DATA_DIR=/data
+WORKDIR /data
+RUN chown 10001:10001 /data
+USER 10001
+EXPOSE 8080 9464
+ENTRYPOINT ["shibuya"]
+CMD ["api", "serve"]
