@@ -9,6 +9,7 @@ in the cluster's data directory. docs/dev-services.md tells the recipe and the m
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -62,9 +63,28 @@ def helm(log: Callable[[str], None] = print) -> Path:
     return path
 
 
+TOOLS = Path(__file__).resolve().parents[2] / "tools" / "deploycheck"
+
+
+def deploycheck(log: Callable[[str], None] = print) -> Path:
+    """``tools/deploycheck`` (compose files and Dockerfiles checked with compose-go and BuildKit's
+    linter), built unless this version of its source is cached."""
+    source = b"".join((TOOLS / f).read_bytes() for f in ("go.mod", "go.sum", "main.go"))
+    digest = hashlib.sha256(source).hexdigest()[:12]
+    path = cache_root() / f"deploycheck-{digest}" / "deploycheck"
+    if not path.exists():
+        t0 = time.monotonic()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(path), "."], TOOLS)
+        log(f"built deploycheck in {time.monotonic() - t0:.0f}s")
+    return path
+
+
 def build(log: Callable[[str], None] = print) -> Path:
-    """The folder of the five programs, built with Go unless already cached (helm too)."""
+    """The folder of the five programs, built with Go unless already cached (helm and
+    deploycheck too)."""
     helm(log)
+    deploycheck(log)
     out = bin_dir()
     if all((out / p).exists() for p in PROGRAMS):
         return out

@@ -45,9 +45,9 @@ class _TargetServer(ThreadingHTTPServer):
 
 
 @contextmanager
-def serve(port: int = 0, fail_every: int = 50) -> Iterator[int]:
+def serve(port: int = 0, fail_every: int = 50, host: str = "127.0.0.1") -> Iterator[int]:
     """Serve in a background thread; yields the port."""
-    server = _TargetServer(("127.0.0.1", port), _Handler)
+    server = _TargetServer((host, port), _Handler)
     server.fail_every = fail_every
     server.counter = itertools.count(1)
     thread = threading.Thread(target=server.serve_forever, name="http-target", daemon=True)

@@ -1,0 +1,138 @@
+"""docker-compose.yml, the Prometheus and Grafana files beside it, and the Dockerfiles, checked
+without a Docker engine: compose is loaded by compose-go (what `docker compose config` runs),
+the Dockerfiles by BuildKit's linter (`docker build --check`), both through tools/deploycheck;
+Prometheus's config by promtool; every setting named is one the code reads."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from control.settings import ApiSettings
+from engine_sidecar.settings import SidecarSettings
+from shibuya import dashboards
+from shibuya.dev import kube
+from streams.settings import WorkerSettings
+from tests.settings_support import env_names
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).parents[2]
+SETTINGS: dict[str, type[BaseSettings]] = {"SHIBUYA_API_": ApiSettings,
+                                           "SHIBUYA_WORKER_": WorkerSettings,
+                                           "SHIBUYA_SIDECAR_": SidecarSettings}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def deploycheck() -> Path:
+    return kube.deploycheck()
+
+
+@pytest.fixture(scope="module")
+def compose(deploycheck: Path) -> dict[str, Any]:
+    out = subprocess.run([str(deploycheck), "compose", str(ROOT / "docker-compose.yml")],
+                         capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    model: dict[str, Any] = json.loads(out.stdout)
+    return model
+
+
+def test_compose_has_the_whole_system(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {"kafka", "clickhouse", "api", "worker-1", "worker-2", "engine-0",
+                             "engine-1", "target", "prometheus", "grafana"}  # fmt: skip
+    assert [services[w]["command"] for w in ("worker-1", "worker-2")] == [["worker", "run"]] * 2
+    assert services["api"]["command"] == ["api", "serve"]
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    indices = [services[e]["environment"]["SHIBUYA_SIDECAR_ENGINE__ENGINE_INDEX"]
+               for e in ("engine-0", "engine-1")]  # fmt: skip
+    assert indices == ["0", "1"]
+
+
+def test_compose_settings_are_settings_the_code_reads(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked = 0
+    for name, service in compose["services"].items():
+        env = {k: v for k, v in (service.get("environment") or {}).items()
+               if k.startswith("SHIBUYA_")}  # fmt: skip
+        for prefix, settings in SETTINGS.items():
+            mine = {k: v for k, v in env.items() if k.startswith(prefix)}
+            if not mine:
+                continue
+            assert set(mine) <= env_names(settings), f"{name}: {set(mine) - env_names(settings)}"
+            with monkeypatch.context() as m:
+                for k, v in mine.items():
+                    m.setenv(k, v)
+                settings()  # parses every value
+            checked += 1
+    assert checked == 5  # the API, two workers, two engines
+    api = compose["services"]["api"]["environment"]
+    workers = [compose["services"][w]["environment"] for w in ("worker-1", "worker-2")]
+    assert {w["SHIBUYA_WORKER_KAFKA__BOOTSTRAP"] for w in workers} == {
+        api["SHIBUYA_API_KAFKA__BOOTSTRAP"]}  # fmt: skip
+
+
+def test_prometheus_scrapes_every_worker_the_api_and_the_engines(compose: dict[str, Any]) -> None:
+    path = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+    promtool = shutil.which("promtool")
+    assert promtool is not None, "promtool comes with Debian's prometheus (scripts/bootstrap)"
+    check = subprocess.run([promtool, "check", "config", str(path)], capture_output=True,
+                           text=True, check=False)  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+    config = yaml.safe_load(path.read_text())
+    targets = {t for job in config["scrape_configs"] for s in job["static_configs"]
+               for t in s["targets"]}  # fmt: skip
+    services = compose["services"]
+    expected = {f"{w}:{services[w]['environment']['SHIBUYA_WORKER_METRICS_PORT']}"
+                for w in services if w.startswith("worker-")}  # fmt: skip
+    expected.add(f"api:{services['api']['environment']['SHIBUYA_API_PORT']}")
+    expected |= {f"{e}:8089" for e in services if e.startswith("engine-")}
+    assert targets == expected
+
+
+def test_grafana_provisions_the_datasources_and_dashboards_it_is_given(
+    compose: dict[str, Any],
+) -> None:
+    provisioning = ROOT / "deploy" / "grafana" / "provisioning"
+    sources = yaml.safe_load((provisioning / "datasources" / "datasources.yml").read_text())
+    uids = {(d["type"], d["uid"]) for d in sources["datasources"]}
+    assert uids == {(dashboards.CLICKHOUSE["type"], dashboards.CLICKHOUSE["uid"]),
+                    (dashboards.PROMETHEUS["type"], dashboards.PROMETHEUS["uid"])}  # fmt: skip
+    provider = yaml.safe_load((provisioning / "dashboards" / "dashboards.yml").read_text())
+    [folder] = [p["options"]["path"] for p in provider["providers"]]
+    mounts = {v["source"]: v["target"] for v in compose["services"]["grafana"]["volumes"]}
+    assert mounts[str(dashboards.FOLDER)] == folder
+    clickhouse = compose["services"]["clickhouse"]["environment"]
+    [ch] = [d for d in sources["datasources"] if d["uid"] == "clickhouse"]
+    assert ch["jsonData"]["username"] == clickhouse["CLICKHOUSE_USER"]
+    assert ch["jsonData"]["defaultDatabase"] == clickhouse["CLICKHOUSE_DB"]
+
+
+@pytest.mark.parametrize("name", ["engine.Dockerfile", "controller.Dockerfile"])
+def test_dockerfiles_are_lint_clean_non_root_and_pinned(deploycheck: Path, name: str) -> None:
+    path = ROOT / "docker" / name
+    out = subprocess.run([str(deploycheck), "dockerfile", str(path)], capture_output=True,
+                         text=True, timeout=60, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = path.read_text().splitlines()
+    final = lines[max(i for i, line in enumerate(lines) if line.startswith("FROM ")) :]
+    assert any(line.startswith("USER 10001") for line in final)
+    [base] = [line for line in lines if line.startswith("ARG PYTHON_IMAGE=")]
+    assert base.split(":", 1)[1].count(".") == 2  # python:X.Y.Z-…, not a moving tag
+
+
+def test_the_linter_does_report(deploycheck: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM debian:12 as build\nRUN true\n")
+    out = subprocess.run([str(deploycheck), "dockerfile", str(bad)], capture_output=True,
+                         text=True, timeout=60, check=False)  # fmt: skip
+    assert out.returncode == 1
+    assert "FromAsCasing" in out.stdout
