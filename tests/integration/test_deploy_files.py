@@ -5,9 +5,13 @@ Prometheus's config by promtool; every setting named is one the code reads."""
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import json
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +131,40 @@ def test_dockerfiles_are_lint_clean_non_root_and_pinned(deploycheck: Path, name:
     assert any(line.startswith("USER 10001") for line in final)
     [base] = [line for line in lines if line.startswith("ARG PYTHON_IMAGE=")]
     assert base.split(":", 1)[1].count(".") == 2  # python:X.Y.Z-…, not a moving tag
+
+
+def _third_party_imports(paths: list[Path], module_level: list[Path]) -> set[str]:
+    """Top-level modules imported by ``paths`` (anywhere) and ``module_level`` (at the top: the
+    CLI imports each command's dependencies inside it), not of the standard library or ours."""
+    found = set()
+    trees = [ast.walk(ast.parse(p.read_text())) for p in paths]
+    trees += [iter(ast.parse(p.read_text()).body) for p in module_level]
+    for tree in trees:
+        for node in tree:
+            if isinstance(node, ast.Import):
+                found |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    ours = {"engine_sidecar", "streams", "shibuya", "control", "__future__"}
+    return {m for m in found if m not in sys.stdlib_module_names and m not in ours}
+
+
+def test_the_engine_image_has_every_dependency_of_the_sidecar_at_the_tested_version() -> None:
+    text = (ROOT / "docker" / "engine.Dockerfile").read_text().replace("\\\n", " ")
+    deps = re.search(r'SIDECAR_DEPS="([^"]+)"', text)
+    assert deps is not None
+    pinned = dict(p.split("==") for p in deps[1].split())
+    sources = [*(ROOT / "engine_sidecar").rglob("*.py"), *(ROOT / "streams" / "wire").rglob("*.py")]
+    imported = _third_party_imports(sources, [ROOT / "shibuya" / "cli.py"])
+    distributions = importlib.metadata.packages_distributions()
+    needed = {_norm(d) for m in imported for d in distributions[m]}
+    assert needed <= {_norm(n) for n in pinned}, needed - {_norm(n) for n in pinned}
+    for name, version in pinned.items():
+        assert importlib.metadata.version(name) == version, name
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def test_the_linter_does_report(deploycheck: Path, tmp_path: Path) -> None:
