@@ -149,16 +149,29 @@ def _third_party_imports(paths: list[Path], module_level: list[Path]) -> set[str
     return {m for m in found if m not in sys.stdlib_module_names and m not in ours}
 
 
-def test_the_engine_image_has_every_dependency_of_the_sidecar_at_the_tested_version() -> None:
-    text = (ROOT / "docker" / "engine.Dockerfile").read_text().replace("\\\n", " ")
-    deps = re.search(r'SIDECAR_DEPS="([^"]+)"', text)
+IMAGES: dict[str, tuple[str, list[Path]]] = {
+    # image: (the Dockerfile's dependency list, the files whose every import it needs; the
+    # CLI's top-level imports come on top)
+    "engine": ("SIDECAR_DEPS", [*(ROOT / "engine_sidecar").rglob("*.py"),
+                                *(ROOT / "streams" / "wire").rglob("*.py")]),
+    "controller": ("CONTROLLER_DEPS", [*(ROOT / "control").rglob("*.py"),
+                                       *(ROOT / "streams").rglob("*.py"),
+                                       ROOT / "shibuya" / "dev" / "target.py"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_each_image_has_every_dependency_of_its_code_at_the_tested_version(image: str) -> None:
+    arg, sources = IMAGES[image]
+    text = (ROOT / "docker" / f"{image}.Dockerfile").read_text().replace("\\\n", " ")
+    deps = re.search(rf'{arg}="([^"]+)"', text)
     assert deps is not None
-    pinned = dict(p.split("==") for p in deps[1].split())
-    sources = [*(ROOT / "engine_sidecar").rglob("*.py"), *(ROOT / "streams" / "wire").rglob("*.py")]
+    pinned = {_norm(name.split("[")[0]): version
+              for name, version in (p.split("==") for p in deps[1].split())}  # fmt: skip
     imported = _third_party_imports(sources, [ROOT / "shibuya" / "cli.py"])
     distributions = importlib.metadata.packages_distributions()
     needed = {_norm(d) for m in imported for d in distributions[m]}
-    assert needed <= {_norm(n) for n in pinned}, needed - {_norm(n) for n in pinned}
+    assert needed <= set(pinned), needed - set(pinned)
     for name, version in pinned.items():
         assert importlib.metadata.version(name) == version, name
 
