@@ -16,12 +16,13 @@ COPY control ./control
 COPY engine_sidecar ./engine_sidecar
 COPY shibuya ./shibuya
 # Only what the sidecar imports (not the API's or the worker's dependencies), at the versions
-# the tests ran with; tests/integration/test_deploy_files.py keeps this list complete.
-ARG SIDECAR_DEPS="aiokafka==0.14.0 cramjam==2.14.0 defusedxml==0.7.1 msgspec==0.22.0 \
-    numpy==2.4.6 prometheus-client==0.26.0 pyarrow==26.0.1 pydantic==2.14.4 \
-    pydantic-settings==2.15.0 rich==15.0.0 typer==0.29.2"
+# the tests run with (constraints.txt); tests/integration/test_deploy_files.py keeps the list
+# complete.
+ARG SIDECAR_DEPS="aiokafka cramjam defusedxml msgspec numpy prometheus-client pyarrow pydantic \
+    pydantic-settings rich typer"
+COPY constraints.txt ./
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir $SIDECAR_DEPS \
+    && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt $SIDECAR_DEPS \
     && /opt/venv/bin/pip install --no-cache-dir --no-deps . \
     && SHIBUYA_CACHE_DIR=/opt/cache /opt/venv/bin/shibuya dev jmeter \
     && mv /opt/cache/jmeter-5.6.3 /opt/jmeter
