@@ -12,6 +12,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -108,6 +109,24 @@ def add_user(
             session.flush()
         session.add(Membership(user_id=user.id, group_id=group.id))
     return issue_token(session, user.id, token_name)
+
+
+def user_id(session: Session, name: str) -> int:
+    found = session.scalar(select(User.id).where(User.name == name))
+    if found is None:
+        raise LookupError(f"no user {name!r}")
+    return found
+
+
+def revoke_tokens(session: Session, name: str, at: datetime) -> int:
+    """Revoke every live token of the user; how many. Replicas stop accepting them within
+    ``auth.cache_s``."""
+    owner = user_id(session, name)
+    live = select(ApiToken).where(ApiToken.user_id == owner, ApiToken.revoked_at.is_(None))
+    tokens = session.scalars(live).all()
+    for t in tokens:
+        t.revoked_at = at
+    return len(tokens)
 
 
 def issue_token(session: Session, user_id: int, name: str) -> str:

@@ -203,6 +203,37 @@ def api_add_user(
     typer.echo(token)
 
 
+@api.command("token")
+def api_token(
+    name: Annotated[str, typer.Argument(help="the user")],
+    revoke: Annotated[
+        bool, typer.Option(help="revoke every token the user has instead of issuing one")
+    ] = False,
+) -> None:
+    """Issue a new API token for a user and print it (shown once), or with --revoke revoke all
+    of its tokens: replicas refuse them within SHIBUYA_API_AUTH__CACHE_S (5 s)."""
+    from datetime import UTC, datetime
+
+    from control.auth import issue_token, revoke_tokens, user_id
+    from control.db import store
+    from control.settings import ApiSettings
+
+    engine = store.open_engine(ApiSettings().database_url)
+    store.migrate(engine)
+    try:
+        with store.sessions(engine)() as session, session.begin():
+            if revoke:
+                out = f"{revoke_tokens(session, name, datetime.now(UTC))} tokens revoked"
+            else:
+                out = issue_token(session, user_id(session, name), "cli")
+    except LookupError as exc:
+        typer.echo(f"error: {exc.args[0]}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    typer.echo(out)
+
+
 DataDir = Annotated[Path, typer.Option(help="broker state: config, KRaft log, PID file, kafka.log")]
 Port = Annotated[int, typer.Option(help="client port on 127.0.0.1")]
 ControllerPort = Annotated[int, typer.Option(help="KRaft controller port on 127.0.0.1")]
