@@ -17,6 +17,8 @@ import typer
 from pydantic_settings import BaseSettings
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from shibuya.dev.kafka import KafkaBroker
 
 app = typer.Typer(
@@ -185,22 +187,9 @@ def api_add_user(
     from sqlalchemy.exc import IntegrityError
 
     from control.auth import add_user
-    from control.db import store
-    from control.settings import ApiSettings
 
-    settings = ApiSettings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = store.open_engine(settings.database_url)
-    store.migrate(engine)
-    try:
-        with store.sessions(engine)() as session, session.begin():
-            token = add_user(session, name, group, admin=admin)
-    except IntegrityError as exc:
-        typer.echo(f"error: user {name!r} exists already", err=True)
-        raise typer.Exit(2) from exc
-    finally:
-        engine.dispose()
-    typer.echo(token)
+    _in_database(lambda session: add_user(session, name, group, admin=admin),
+                 IntegrityError, lambda _: f"user {name!r} exists already")  # fmt: skip
 
 
 @api.command("token")
@@ -215,19 +204,34 @@ def api_token(
     from datetime import UTC, datetime
 
     from control.auth import issue_token, revoke_tokens, user_id
+
+    def act(session: Session) -> str:
+        if revoke:
+            return f"{revoke_tokens(session, name, datetime.now(UTC))} tokens revoked"
+        return issue_token(session, user_id(session, name), "cli")
+
+    _in_database(act, LookupError, lambda exc: str(exc.args[0]))
+
+
+def _in_database(
+    action: Callable[[Session], str],
+    refused: type[Exception],
+    why: Callable[[Exception], str],
+) -> None:
+    """Run ``action`` in one transaction on the database the SHIBUYA_API_* settings name (migrated
+    first) and print what it returns; ``refused`` is an error for the user (exit 2)."""
     from control.db import store
     from control.settings import ApiSettings
 
-    engine = store.open_engine(ApiSettings().database_url)
+    settings = ApiSettings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = store.open_engine(settings.database_url)
     store.migrate(engine)
     try:
         with store.sessions(engine)() as session, session.begin():
-            if revoke:
-                out = f"{revoke_tokens(session, name, datetime.now(UTC))} tokens revoked"
-            else:
-                out = issue_token(session, user_id(session, name), "cli")
-    except LookupError as exc:
-        typer.echo(f"error: {exc.args[0]}", err=True)
+            out = action(session)
+    except refused as exc:
+        typer.echo(f"error: {why(exc)}", err=True)
         raise typer.Exit(2) from exc
     finally:
         engine.dispose()

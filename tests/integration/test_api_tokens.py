@@ -1,5 +1,6 @@
-"""Tokens from the command line: a new one for a user works at once; revoked ones are refused
-by a running API (its caller cache off here; with it, within AUTH__CACHE_S)."""
+"""Users and tokens from the command line: a new token works at once; revoked ones are refused
+by a running API (its caller cache off here; with it, within AUTH__CACHE_S); a user is added
+once."""
 
 from __future__ import annotations
 
@@ -45,5 +46,10 @@ def test_tokens_issued_and_revoked_from_the_cli(tmp_path: Path) -> None:
         unknown = _token_cli(env, "nobody")
         assert unknown.returncode == 2
         assert "no user 'nobody'" in unknown.stderr
+        again = subprocess.run([sys.executable, "-m", "shibuya", "api", "add-user", "alice", "-g",
+                                "team-a"], env=env, capture_output=True, text=True, timeout=60,
+                               check=False)  # fmt: skip
+        assert again.returncode == 2
+        assert "user 'alice' exists already" in again.stderr
     finally:
         api.stop()
