@@ -17,7 +17,9 @@ from kubernetes import client, config, dynamic
 from control.schedulers.kube import RBAC_RULES
 from control.settings import ApiSettings
 from shibuya.dev import kube
+from shibuya.dev.kube import TOLERATION
 from streams.settings import WorkerSettings
+from tests.integration.lifecycle_support import wait_until
 from tests.settings_support import env_names
 
 pytestmark = pytest.mark.integration
@@ -151,3 +153,50 @@ def test_every_rendered_object_passes_the_api_servers_dry_run(helm: Path, kube_a
         assert [c.metadata.name for c in stored] == ["kube-root-ca.crt"]  # a dry run stores nothing
     finally:
         core.delete_namespace(namespace)
+
+
+def test_the_installed_chart_runs_its_workloads(helm: Path, kube_api: Any, tmp_path: Path) -> None:
+    """Applied for real: the controller manager makes the pods, the fake nodes run them, the
+    plan-file claim binds, and the disruption budget counts the API's pods."""
+    core: Any = client.CoreV1Api(kube_api)
+    apps: Any = client.AppsV1Api(kube_api)
+    policy: Any = client.PolicyV1Api(kube_api)
+    namespace = f"h{uuid.uuid4().hex[:10]}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    volume = f"files-{namespace}"
+    core.create_persistent_volume({
+        "metadata": {"name": volume},
+        "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteMany"],
+                 "storageClassName": volume, "hostPath": {"path": str(tmp_path)}},
+    })  # fmt: skip
+    placement = {
+        "nodeSelector.type": "kwok",
+        "tolerations[0].key": TOLERATION["key"],
+        "tolerations[0].operator": "Exists",
+        "tolerations[0].effect": "NoSchedule",
+    }
+    on_fake_nodes = {f"{part}.{k}": v for part in ("api", "worker") for k, v in placement.items()}
+    try:
+        docs = render(helm, namespace, **on_fake_nodes, **{"api.files.storageClass": volume})
+        resources = dynamic.DynamicClient(kube_api).resources  # type: ignore[no-untyped-call]
+        for doc in docs:
+            resources.get(api_version=doc["apiVersion"], kind=doc["kind"]).server_side_apply(
+                body=doc, name=doc["metadata"]["name"], namespace=namespace,
+                field_manager="helm-test")  # fmt: skip
+
+        def ready(name: str) -> int:
+            status = apps.read_namespaced_deployment(name, namespace).status
+            return int(status.ready_replicas or 0)
+
+        wait_until("both API replicas and both workers ready", lambda: (
+            ready("perf-shibuya-api"), ready("perf-shibuya-worker")) == (2, 2), 90)  # fmt: skip
+        claim = core.read_namespaced_persistent_volume_claim("perf-shibuya-files", namespace)
+        assert claim.status.phase == "Bound"
+        wait_until("the budget to count the API's pods", lambda: (
+            policy.read_namespaced_pod_disruption_budget("perf-shibuya-api", namespace).status
+            .current_healthy) == 2, 60)  # fmt: skip
+        budget = policy.read_namespaced_pod_disruption_budget("perf-shibuya-api", namespace)
+        assert (budget.status.expected_pods, budget.status.disruptions_allowed) == (2, 1)
+    finally:
+        core.delete_namespace(namespace)
+        core.delete_persistent_volume(volume)
