@@ -189,6 +189,7 @@ class KubernetesScheduler:
             # Gone already (404), or re-created since it was listed (409): not ours to delete.
             if exc.status not in (404, 409):
                 raise _error(f"delete StatefulSet {s.metadata.name}", exc) from exc
+            return
         log.info("StatefulSet %s deleted", s.metadata.name)
 
     def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -73,10 +73,7 @@ def deploycheck(log: Callable[[str], None] = print) -> Path:
     digest = hashlib.sha256(source).hexdigest()[:12]
     path = cache_root() / f"deploycheck-{digest}" / "deploycheck"
     if not path.exists():
-        t0 = time.monotonic()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(path), "."], TOOLS)
-        log(f"built deploycheck in {time.monotonic() - t0:.0f}s")
+        _go_build(TOOLS, [], ["."], path, log)
     return path
 
 
@@ -113,21 +110,25 @@ def _go(args: list[str], cwd: Path) -> str:
     return result.stdout
 
 
-def _module(folder: Path, tools: list[str]) -> None:
-    """A scratch module that requires ``tools`` (``go get -tool``: the build of a program whose
-    own go.mod has replace directives, which ``go install pkg@version`` refuses)."""
+def _scratch_module(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / "go.mod").exists():
         _go(["mod", "init", "local/build"], folder)
-    _go(["get", "-tool", *tools], folder)
 
 
 def _go_build(folder: Path, tools: list[str], packages: list[str], dest: Path,
               log: Callable[[str], None], ldflags: str = "-s -w") -> None:  # fmt: skip
+    """``go build`` of ``packages`` in ``folder`` into ``dest``. With ``tools``, ``folder`` is a
+    scratch module that requires them (``go get -tool``: the build of a program whose own
+    go.mod has replace directives, which ``go install pkg@version`` refuses)."""
     t0 = time.monotonic()
-    _module(folder, tools)
+    if tools:
+        _scratch_module(folder)
+        _go(["get", "-tool", *tools], folder)
+    dest.parent.mkdir(parents=True, exist_ok=True)
     _go(["build", "-trimpath", "-ldflags", ldflags, "-o", str(dest), *packages], folder)
-    log(f"built {' '.join(t.split('@')[0] for t in tools)} in {time.monotonic() - t0:.0f}s")
+    what = " ".join(t.split("@")[0] for t in tools) or folder.name
+    log(f"built {what} in {time.monotonic() - t0:.0f}s")
 
 
 def _build_kubernetes(folder: Path, out: Path, log: Callable[[str], None]) -> None:
@@ -139,9 +140,7 @@ def _build_kubernetes(folder: Path, out: Path, log: Callable[[str], None]) -> No
     go.mod of the version built.
     """
     v = KUBERNETES_VERSION
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / "go.mod").exists():
-        _go(["mod", "init", "local/build"], folder)
+    _scratch_module(folder)
     info = json.loads(_go(["mod", "download", "-json", f"k8s.io/kubernetes@v{v}"], folder))
     staging = [
         line.split("=>")[0].strip()
