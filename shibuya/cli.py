@@ -47,8 +47,9 @@ api = typer.Typer(
     no_args_is_help=True,
 )
 dev = typer.Typer(
-    help="Development services on this machine: a real Kafka broker without Docker, "
-    "and the end-to-end demo.",
+    help="Development services on this machine, without Docker: a real Kafka broker, "
+    "PostgreSQL, a Kubernetes control plane, JMeter, an HTTP target; the dashboards' generator "
+    "and the main job (demo).",
     no_args_is_help=True,
 )
 kafka = typer.Typer(
