@@ -20,7 +20,7 @@ from rich.table import Table
 
 from streams import histogram
 from streams.aggregate import Aggregator
-from streams.wire import BatchBuilder, ResultBatch
+from wire import BatchBuilder, ResultBatch
 
 
 def make(batches: int, per_batch: int, labels: int) -> list[ResultBatch]:

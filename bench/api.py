@@ -27,10 +27,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from streams.wire import EngineState, Topic
 from tests.integration.api_support import FAST, ApiServer, make_collection, start_api
 from tests.integration.lifecycle_support import Harness, wait_until
 from tests.integration.stream_support import Workers, generate, send
+from wire import EngineState, Topic
 
 
 async def load(base: str, token: str, path: str, rate: float, seconds: float) -> dict[str, float]:

@@ -24,9 +24,9 @@ from rich.console import Console
 from rich.table import Table
 
 from shibuya.dev import kafka_io
-from streams.wire import Topic
 from tests.integration.lifecycle_support import Harness, wait_until
 from tests.integration.stream_support import Workers, generate, send
+from wire import Topic
 
 GRACE_S, STOP_GRACE_S = 2, 1
 

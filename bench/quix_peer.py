@@ -15,7 +15,7 @@ import uuid
 from quixstreams import Application
 
 from streams.aggregate import Aggregator
-from streams.wire import decode_batch
+from wire import decode_batch
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ from engine_sidecar.jtl import JMETER_DEFAULT_COLUMNS, JtlParser, detect_format
 from engine_sidecar.kafka import producer
 from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
 from shibuya.dev import kafka_io
-from streams.wire import BatchBuilder, encode_batch
+from wire import BatchBuilder, encode_batch
 
 QUOTED = [f'"GET /api/item/{i}, ""v2"""' for i in range(20)]  # JMeter quotes these
 PLAIN = [f"GET /api/item/{i}" for i in range(20)]

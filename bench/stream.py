@@ -46,7 +46,7 @@ from shibuya.dev.procs import wait_for
 from shibuya.dev.results import running_sink
 from shibuya.dev.worker_proc import WorkerProcess
 from streams.aggregate import Aggregator
-from streams.wire import BatchBuilder, Topic, decode_batch, encode_batch, result_key, topic_name
+from wire import BatchBuilder, Topic, decode_batch, encode_batch, result_key, topic_name
 
 
 @dataclass

@@ -23,7 +23,7 @@ import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 
-from streams.wire import COLUMNS, BatchBuilder, ResultBatch, decode_batch, encode_batch
+from wire import COLUMNS, BatchBuilder, ResultBatch, decode_batch, encode_batch
 
 FIELDS = (
     "ts_ms",

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from streams.wire.criteria import CriterionError, parse
+from wire.criteria import CriterionError, parse
 
 MAX_CONFIG_BYTES = 1 << 20
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from control import launches
 from control.db.models import Run
 from control.schedulers import Scheduler, SchedulerError
-from streams.wire import (
+from wire import (
     DecodeError,
     PurgeEngines,
     Topic,

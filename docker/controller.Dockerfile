@@ -9,6 +9,7 @@ ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY wire ./wire
 COPY streams ./streams
 COPY control ./control
 COPY engine_sidecar ./engine_sidecar

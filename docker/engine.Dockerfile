@@ -11,6 +11,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY wire ./wire
 COPY streams ./streams
 COPY control ./control
 COPY engine_sidecar ./engine_sidecar

@@ -30,7 +30,7 @@ from engine_sidecar.publisher import (
     PublisherMetrics,
     ResultPublisher,
 )
-from streams.wire import (
+from wire import (
     Command,
     DecodeError,
     EngineState,

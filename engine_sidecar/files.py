@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from streams.wire import PlanFile
+from wire import PlanFile
 
 MAX_FILE_BYTES = 1 << 30
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from engine_sidecar.kafka import PublishError
 from engine_sidecar.procstats import CpuMeter
 from engine_sidecar.publisher import BatchSender
-from streams.wire import EngineState, EngineStatus, collection_key, encode_message
+from wire import EngineState, EngineStatus, collection_key, encode_message
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import Final
 import numpy as np
 
 from engine_sidecar.jtl_arrow import INT_COLUMNS, ArrowBlockParser
-from streams.wire import BatchBuilder
+from wire import BatchBuilder
 
 #: JMeter's default CSV columns (CSVSaveService order, defaults on).
 JMETER_DEFAULT_COLUMNS: Final = (

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from streams.wire import Command, DecodeError, decode_command
+from wire import Command, DecodeError, decode_command
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from engine_sidecar.kafka import CommandConsumer, PublishError, producer
 from engine_sidecar.procstats import CpuMeter, agent_usage, engine_usage
 from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
 from engine_sidecar.settings import SidecarSettings
-from streams.wire import EngineState, Topic, topic_name
+from wire import EngineState, Topic, topic_name
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from engine_sidecar.checkpoint import Checkpoint, Pending
 from engine_sidecar.jtl import ErrorReport, FormatError, JtlParser, detect_format
 from engine_sidecar.kafka import PublishError
 from engine_sidecar.tail import FileTail
-from streams.wire import BatchBuilder, encode_batch, result_key
+from wire import BatchBuilder, encode_batch, result_key
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from streams.wire.criteria import CriterionError, parse
+from wire.criteria import CriterionError, parse
 
 #: Exit codes of ``shibuya run``.
 PASSED, API_ERROR, NOT_FINISHED, CRITERIA = 0, 1, 2, 16

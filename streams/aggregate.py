@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streams import columns, histogram
-from streams.wire import ResultBatch, SecondMetrics
+from wire import ResultBatch, SecondMetrics
 
 OVERFLOW_LABEL: Final = "(other labels)"
 OVERFLOW_CODE: Final = "(other codes)"

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streams import histogram
-from streams.wire import Histogram, SecondMetrics
+from wire import Histogram, SecondMetrics
 
 N_BUCKETS: Final = histogram.MAX_BUCKET + 1
 SLOTS: Final = 3 * N_BUCKETS

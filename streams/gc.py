@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import msgspec
 
-from streams.wire import (
+from wire import (
     Command,
     EngineState,
     EngineStatus,

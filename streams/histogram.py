@@ -17,7 +17,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from streams.wire import MAX_HISTOGRAM_BUCKET
+from wire import MAX_HISTOGRAM_BUCKET
 
 SCHEME: Final = "log2pct"
 GAMMA: Final = 1.02

@@ -12,7 +12,7 @@ from streams.app import create_app
 from streams.kafka_admin import ensure_topics
 from streams.settings import WorkerSettings
 from streams.topics import check_copartitioned, owned_specs
-from streams.wire import Topic, topic_name
+from wire import Topic, topic_name
 
 log = logging.getLogger(__name__)
 

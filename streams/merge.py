@@ -15,7 +15,7 @@ What survives a crash is :class:`RunCursor`, committed atomically with the rows 
 (:mod:`streams.ledger`): the last closed second and the partials offset the rows reflect. A
 window is therefore committed exactly once: on replay, contributions of partials below the
 cursor's offset to closed windows are skipped, and contributions of later partials to closed
-windows are *late* — emitted as :class:`~streams.wire.LateMetrics` under the id of their partial
+windows are *late* — emitted as :class:`~wire.LateMetrics` under the id of their partial
 and counted, never dropped.
 """
 
@@ -29,9 +29,9 @@ import numpy as np
 import numpy.typing as npt
 
 from streams.columns import SLOTS, Columns, Ints, Key, group, rows
-from streams.wire import LateMetrics, SecondMetrics
-from streams.wire.errors import DecodeError
-from streams.wire.messages import NonNegative
+from wire import LateMetrics, SecondMetrics
+from wire.errors import DecodeError
+from wire.messages import NonNegative
 
 RowKey = tuple[str | None, str | None]  # plan, label
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from streams.wire import (
+from wire import (
     CriterionResult,
     EngineCounts,
     EngineState,
@@ -242,7 +242,7 @@ class RunProgress:
         return RunOutcome(self.state.value) if self.state.ended else None
 
     def status(self, now_ms: int, criteria: list[CriterionResult]) -> RunStatus:
-        """The operator view of the run (see :class:`streams.wire.RunStatus`)."""
+        """The operator view of the run (see :class:`wire.RunStatus`)."""
         return RunStatus(
             run_id=self.run.run_id,
             collection_id=self.run.collection_id,

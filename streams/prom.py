@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 
 from streams import histogram
 from streams.aggregate import OVERFLOW_LABEL
-from streams.wire import SecondMetrics
+from wire import SecondMetrics
 
 LE_SECONDS: Final = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,

@@ -4,7 +4,7 @@ Fed the rows of each closed second in order (run totals, and label rows for crit
 label), :class:`RunCriteria` keeps a window per criterion and reports the first breach of each —
 with the second it completed and the value that breached — and at the end a verdict per
 criterion. A second without samples has no latency or error rate (it breaks a ``for`` streak of
-those) and an rps of 0. The syntax is :mod:`streams.wire.criteria`. :meth:`RunCriteria.dump`
+those) and an rps of 0. The syntax is :mod:`wire.criteria`. :meth:`RunCriteria.dump`
 and :meth:`RunCriteria.load` carry the windows over to the run's next owner.
 """
 
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streams import histogram
-from streams.wire import CriterionResult, SecondMetrics
-from streams.wire.criteria import QUANTILES, Criterion, CriterionError, Window, parse
+from wire import CriterionResult, SecondMetrics
+from wire.criteria import QUANTILES, Criterion, CriterionError, Window, parse
 
 
 @dataclass(frozen=True)

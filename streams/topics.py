@@ -8,7 +8,7 @@ import faust
 
 from streams.kafka_admin import TopicSpec
 from streams.settings import WorkerSettings
-from streams.wire import Topic, topic_name
+from wire import Topic, topic_name
 
 #: The wire topics a worker reads or writes: it creates them (if missing) before it subscribes.
 OWNED = (

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from control.results.store import Store
-from streams.wire import RunStatus, decode_run_status
+from wire import RunStatus, decode_run_status
 
 QUANTILES: Final = (0.5, 0.9, 0.95, 0.99, 0.999)
 GAMMA: Final = 1.02

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from control.results.queries import Results, RunReport, Second
 from control.results.store import Store
-from streams.wire import RunStatus
+from wire import RunStatus
 
 T = TypeVar("T")
 

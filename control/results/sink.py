@@ -24,7 +24,7 @@ from clickhouse_connect.driver.exceptions import OperationalError
 from prometheus_client import CollectorRegistry, Counter
 
 from control.results.store import Store
-from streams.wire import (
+from wire import (
     DecodeError,
     EngineStatus,
     LateMetrics,

@@ -30,7 +30,7 @@ from shibuya.dev.procs import ServiceError, wait_for
 from shibuya.dev.progress import engine_counts
 from shibuya.dev.results import running_sink
 from shibuya.dev.worker_proc import WorkerProcess
-from streams.wire import (
+from wire import (
     BatchBuilder,
     ResultBatch,
     Topic,

@@ -32,7 +32,7 @@ from shibuya.dev.api_proc import ApiProcess, add_user, api_env
 from shibuya.dev.kafka import KafkaBroker
 from shibuya.dev.procs import ServiceError, free_port, port_open, wait_for
 from shibuya.dev.worker_proc import WorkerProcess
-from streams.wire import BatchBuilder
+from wire import BatchBuilder
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 JMX = EXAMPLES / "two-samplers.jmx"

@@ -27,7 +27,7 @@ from streams.ledger import Ledger, Record
 from streams.merge import encode, partials_of
 from streams.settings import WorkerSettings
 from streams.topics import Topics
-from streams.wire import DecodeError, decode_batch, run_key
+from wire import DecodeError, decode_batch, run_key
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from streams.gc import Collections
 from streams.ledger import Record
 from streams.settings import WorkerSettings
 from streams.topics import Topics
-from streams.wire import (
+from wire import (
     Command,
     DecodeError,
     EngineStatus,

@@ -24,7 +24,7 @@ from streams.merge import RunCursor, RunWindows, decode
 from streams.prom import RunSeries
 from streams.settings import WorkerSettings
 from streams.topics import Topics
-from streams.wire import DecodeError, SecondMetrics, encode_message, run_key
+from wire import DecodeError, SecondMetrics, encode_message, run_key
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ the flush timer is the clock — duration reached, engines lost, stop timed out.
 
 * one ``StopEngines`` per run (``commands.v1``, keyed by collection), when time is up, a stop is
   requested or a criterion is breached;
-* a :class:`~streams.wire.RunStatus` of every run that changed (``run-status.v1``, compacted: the
+* a :class:`~wire.RunStatus` of every run that changed (``run-status.v1``, compacted: the
   operator view);
 * once the engines are done and the run's metrics are complete (every published sample counted,
   or ``run_settle_s`` passed), the final status with a verdict per criterion and one
@@ -37,7 +37,7 @@ from streams.prom import RunSeries
 from streams.settings import WorkerSettings
 from streams.slo import CriteriaSnapshot, RunCriteria
 from streams.topics import Topics
-from streams.wire import (
+from wire import (
     DecodeError,
     EngineStatus,
     LateMetrics,

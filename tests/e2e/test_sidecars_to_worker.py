@@ -20,7 +20,6 @@ from shibuya.dev.engines import LocalEngines
 from shibuya.dev.jmeter import install
 from shibuya.dev.progress import engine_counts
 from shibuya.dev.worker_proc import WorkerProcess
-from streams.wire import EngineState, EngineStatus
 from tests.integration.agent_support import (
     plan_file,
     send_commands,
@@ -30,6 +29,7 @@ from tests.integration.agent_support import (
     topics,
 )
 from tests.integration.sidecar_support import EXAMPLE_JMX, reference_samples
+from wire import EngineState, EngineStatus
 
 ENGINES = 2
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import msgspec
 
-from streams.wire import (
+from wire import (
     BatchBuilder,
     CriterionResult,
     EngineCounts,

@@ -14,7 +14,7 @@ import pytest
 from shibuya.dev import kafka_io
 from shibuya.dev.engines import plan_server
 from shibuya.dev.jmeter import install
-from streams.wire import (
+from wire import (
     Command,
     EngineStatus,
     PlanFile,

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer
 
 from shibuya.dev import kafka_io
 from shibuya.dev.procs import wait_for
-from streams.wire import (
+from wire import (
     EngineState,
     EngineStatus,
     PlanSpec,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from shibuya.dev import kafka_io
 from shibuya.dev.jmeter import install, launcher
-from streams.wire import decode_batch
+from wire import decode_batch
 
 EXAMPLE_JMX = Path(__file__).resolve().parents[2] / "examples" / "two-samplers.jmx"
 

@@ -24,7 +24,7 @@ from control.results.store import Store
 from shibuya.dev import kafka_io
 from shibuya.dev.procs import wait_for
 from shibuya.dev.worker_proc import WorkerProcess
-from streams.wire import BatchBuilder, encode_batch, result_key, run_key
+from wire import BatchBuilder, encode_batch, result_key, run_key
 
 T0_S = 1_764_288_000
 

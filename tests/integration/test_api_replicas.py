@@ -19,10 +19,10 @@ import pytest
 import yaml
 
 from shibuya.dev import kafka_io
-from streams.wire import EngineState, StartEngines, Topic, decode_command, topic_name
 from tests.integration.api_support import FAST, JMX, ApiServer, start_api
 from tests.integration.lifecycle_support import Harness, wait_until
 from tests.integration.stream_support import Workers
+from wire import EngineState, StartEngines, Topic, decode_command, topic_name
 
 pytestmark = pytest.mark.integration
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from streams.wire import EngineState, Topic
 from tests.integration.api_support import FAST, ApiServer, make_collection
 from tests.integration.lifecycle_support import Harness, wait_until
 from tests.integration.stream_support import GeneratedRun, Workers, generate, send
+from wire import EngineState, Topic
 
 pytestmark = pytest.mark.integration
 

@@ -17,10 +17,10 @@ import httpx
 import pytest
 
 from shibuya.dev import kafka_io
-from streams.wire import EngineState, StartEngines, Topic, decode_command, topic_name
 from tests.integration.api_support import FAST, ApiServer, make_collection
 from tests.integration.lifecycle_support import Harness, wait_until
 from tests.integration.stream_support import Workers, generate, send
+from wire import EngineState, StartEngines, Topic, decode_command, topic_name
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from shibuya.dev import kafka_io
 from shibuya.dev.procs import free_port, port_open, wait_for
-from streams.wire import Topic, topic_name
 from tests.integration.stream_support import send
+from wire import Topic, topic_name
 
 
 def test_api_serves_health_and_metrics_and_stores_the_streams_rows(

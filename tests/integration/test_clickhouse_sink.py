@@ -16,7 +16,9 @@ from control.results.store import Store
 from shibuya.dev import kafka_io
 from shibuya.dev.procs import wait_for
 from shibuya.dev.results import running_sink
-from streams.wire import (
+from tests.golden import MESSAGES
+from tests.integration.stream_support import send
+from wire import (
     BatchBuilder,
     EngineState,
     EngineStatus,
@@ -28,8 +30,6 @@ from streams.wire import (
     result_key,
     topic_name,
 )
-from tests.golden import MESSAGES
-from tests.integration.stream_support import send
 
 pytestmark = pytest.mark.integration
 

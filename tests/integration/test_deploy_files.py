@@ -145,7 +145,7 @@ def _third_party_imports(paths: list[Path], module_level: list[Path]) -> set[str
                 found |= {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 found.add(node.module.split(".")[0])
-    ours = {"engine_sidecar", "streams", "shibuya", "control", "__future__"}
+    ours = {"wire", "engine_sidecar", "streams", "shibuya", "control", "__future__"}
     return {m for m in found if m not in sys.stdlib_module_names and m not in ours}
 
 
@@ -153,9 +153,10 @@ IMAGES: dict[str, tuple[str, list[Path]]] = {
     # image: (the Dockerfile's list of what it installs, the files whose every import it needs; the
     # CLI's top-level imports come on top)
     "engine": ("SIDECAR_DEPS", [*(ROOT / "engine_sidecar").rglob("*.py"),
-                                *(ROOT / "streams" / "wire").rglob("*.py")]),
+                                *(ROOT / "wire").rglob("*.py")]),
     "controller": ("CONTROLLER_DEPS", [*(ROOT / "control").rglob("*.py"),
                                        *(ROOT / "streams").rglob("*.py"),
+                                       *(ROOT / "wire").rglob("*.py"),
                                        ROOT / "shibuya" / "dev" / "target.py"]),
 }  # fmt: skip
 

@@ -17,8 +17,8 @@ from shibuya.dev import kafka_io
 from shibuya.dev.procs import wait_for
 from shibuya.dev.progress import engine_counts
 from shibuya.dev.worker_proc import WorkerProcess
-from streams.wire import BatchBuilder, Topic, encode_batch, result_key, topic_name
 from tests.integration.stream_support import Workers, send
+from wire import BatchBuilder, Topic, encode_batch, result_key, topic_name
 
 PARTITIONS = 4
 

@@ -8,7 +8,8 @@ import msgspec
 import pytest
 
 from shibuya.dev import kafka_io
-from streams.wire import (
+from tests.golden import GOLDEN_DIR, MESSAGES, result_batch
+from wire import (
     Topic,
     collection_key,
     decode_batch,
@@ -20,7 +21,6 @@ from streams.wire import (
     run_key,
     topic_name,
 )
-from tests.golden import GOLDEN_DIR, MESSAGES, result_batch
 
 # Which topic each golden message travels on, and with which key.
 ROUTES: dict[str, tuple[Topic, bytes]] = {

@@ -18,9 +18,9 @@ from control.results.queries import Results
 from control.results.store import Store
 from shibuya.dev import kafka_io
 from shibuya.dev.results import running_sink
-from streams.wire import EngineState, RunStatus, Topic, topic_name
 from tests.integration.lifecycle_support import Harness, wait_until
 from tests.integration.stream_support import Workers, generate, partition_of, send
+from wire import EngineState, RunStatus, Topic, topic_name
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,6 @@ import uuid
 from pathlib import Path
 
 from shibuya.dev import target
-from streams.wire import (
-    StopEngines,
-)
 from tests.integration.agent_support import (
     agent_env,
     plan_file,
@@ -33,6 +30,9 @@ from tests.integration.sidecar_support import (
     consume_published,
     reference_samples,
     stop_process,
+)
+from wire import (
+    StopEngines,
 )
 
 

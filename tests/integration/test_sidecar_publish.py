@@ -27,13 +27,13 @@ from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultP
 from shibuya.dev import kafka_io, target
 from shibuya.dev.kafka import KafkaBroker
 from shibuya.dev.procs import free_port, wait_for
-from streams.wire import EngineState, EngineStatus, Topic, decode_message, topic_name
 from tests.integration.sidecar_support import (
     consume_published,
     reference_samples,
     start_jmeter,
     stop_process,
 )
+from wire import EngineState, EngineStatus, Topic, decode_message, topic_name
 
 
 @pytest.fixture

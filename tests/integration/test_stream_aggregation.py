@@ -22,7 +22,6 @@ from shibuya.dev import kafka_io
 from shibuya.dev.procs import wait_for
 from shibuya.dev.prometheus import Prometheus
 from shibuya.dev.results import running_sink
-from streams.wire import Topic, topic_name
 from tests.integration.stream_support import (
     Workers,
     expected_cells,
@@ -33,6 +32,7 @@ from tests.integration.stream_support import (
     send,
     wait_for_total,
 )
+from wire import Topic, topic_name
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 4

@@ -33,7 +33,7 @@ from control.db.models import Collection, CollectionPlan, Group, Launch, Plan, P
 from control.events import Publisher, UnavailableError
 from control.results.queries import Results
 from control.schedulers import Scheduler
-from streams.wire import PurgeEngines
+from wire import PurgeEngines
 
 router = APIRouter(prefix="/api", tags=["engines"], responses=RESPONSES)
 log = logging.getLogger(__name__)

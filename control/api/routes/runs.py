@@ -31,8 +31,8 @@ from control.db.models import Collection, CollectionPlan, PlanFile, Project, Run
 from control.events import Publisher, UnavailableError
 from control.files.storage import FileStorage
 from control.schedulers import Scheduler
-from streams.wire import PlanFile as WirePlanFile
-from streams.wire import (
+from wire import PlanFile as WirePlanFile
+from wire import (
     PlanSpec,
     RunStarted,
     RunStatus,
@@ -168,7 +168,7 @@ async def current(request: Request, db: Db, who: Who, run_id: str) -> RunOut:
     run = await in_thread(db, run_of, db, who, run_id)
     if run.final_status is not None:
         # Through the wire decoder, built once: building msgspec type info in two threads at
-        # once can deadlock (streams/wire/messages.py).
+        # once can deadlock (wire/messages.py).
         return run_out(run, decode_run_status(msgspec.json.encode(run.final_status)))
     return run_out(run, await request.app.state.results.run_status(run_id))
 

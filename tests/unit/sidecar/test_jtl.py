@@ -12,7 +12,7 @@ from engine_sidecar.jtl import (
     JtlParser,
     detect_format,
 )
-from streams.wire import BatchBuilder, ResultBatch
+from wire import BatchBuilder, ResultBatch
 
 HEADER = ",".join(JMETER_DEFAULT_COLUMNS).encode() + b"\n"
 

@@ -14,8 +14,8 @@ from engine_sidecar.checkpoint import Checkpoint, Pending
 from engine_sidecar.kafka import PublishError
 from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
 from shibuya.dev.procs import wait_for
-from streams.wire import ResultBatch, decode_batch
 from tests.unit.sidecar.test_jtl import HEADER, row
+from wire import ResultBatch, decode_batch
 
 IDENT = Identity("run-1", "plan-1", "engine-0")
 

@@ -10,7 +10,7 @@ import pytest
 
 from streams import columns, histogram
 from streams.aggregate import OVERFLOW_CODE, OVERFLOW_LABEL, Aggregator
-from streams.wire import BatchBuilder, ResultBatch
+from wire import BatchBuilder, ResultBatch
 
 T0 = 1_764_288_000_000
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streams.gc import Collections
-from streams.wire import EngineState, EngineStatus, PurgeEngines, StartEngines
+from wire import EngineState, EngineStatus, PurgeEngines, StartEngines
 
 T0 = 1_764_288_000_000
 IDLE_S, SETTLE_S, FORGET_S = 900, 60, 3600

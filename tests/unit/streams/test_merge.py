@@ -10,7 +10,7 @@ from streams import merge
 from streams.aggregate import Aggregator
 from streams.columns import SLOTS
 from streams.merge import Received, RunCursor, RunWindows, decode, encode, partials_of
-from streams.wire import BatchBuilder, DecodeError, SecondMetrics
+from wire import BatchBuilder, DecodeError, SecondMetrics
 
 T0 = 1_764_288_000
 GRACE = 2

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streams.progress import RunProgress, RunState
-from streams.wire import EngineState, EngineStatus, PlanSpec, RunOutcome, RunStarted
+from wire import EngineState, EngineStatus, PlanSpec, RunOutcome, RunStarted
 
 T0 = 1_764_288_000_000
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from streams import histogram
 from streams.slo import RunCriteria
-from streams.wire import Histogram, SecondMetrics
-from streams.wire.criteria import parse
+from wire import Histogram, SecondMetrics
+from wire.criteria import parse
 
 
 def _row(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streams.topics import PartitionMismatchError, check_copartitioned
-from streams.wire import Topic, topic_name
+from wire import Topic, topic_name
 
 
 def _counts(**overrides: int) -> dict[str, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.wire.criteria import Criterion, CriterionError, Window, parse
+from wire.criteria import Criterion, CriterionError, Window, parse
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ import struct
 
 import pytest
 
-from streams.wire import (
+from tests.golden import GOLDEN_DIR
+from wire import (
     DecodeError,
     EngineStatus,
     SecondMetrics,
@@ -18,7 +19,6 @@ from streams.wire import (
     result_key,
     topic_name,
 )
-from tests.golden import GOLDEN_DIR
 
 BATCH = (GOLDEN_DIR / "result_batch_v1.bin").read_bytes()
 STATUS = (GOLDEN_DIR / "engine_status_v1.json").read_bytes()

@@ -6,7 +6,8 @@ import msgspec
 import numpy as np
 import pytest
 
-from streams.wire import (
+from tests.golden import GOLDEN_DIR, MESSAGES, T0_MS, golden_bytes, result_batch
+from wire import (
     COLUMNS,
     Command,
     EngineStatus,
@@ -21,7 +22,6 @@ from streams.wire import (
     encode_batch,
     encode_message,
 )
-from tests.golden import GOLDEN_DIR, MESSAGES, T0_MS, golden_bytes, result_batch
 
 
 @pytest.mark.parametrize("name", sorted(golden_bytes()))
@@ -103,7 +103,7 @@ def test_round_trip_of_every_message_kind() -> None:
 
 
 def test_empty_batch_round_trips() -> None:
-    from streams.wire import BatchBuilder
+    from wire import BatchBuilder
 
     empty = BatchBuilder().build(run_id="r", plan_id="p", engine_id="e", seq=0)
     assert len(decode_batch(encode_batch(empty))) == 0
@@ -115,7 +115,7 @@ def test_block_encoding_is_the_same_in_every_process() -> None:
     import sys
 
     code = (
-        "from streams.wire import BatchBuilder, encode_batch\n"
+        "from wire import BatchBuilder, encode_batch\n"
         "b = BatchBuilder()\n"
         "labels = [f'label {i % 7}' for i in range(50)]\n"
         "b.add_many(ts_ms=range(50), elapsed_ms=range(50), latency_ms=range(50),"

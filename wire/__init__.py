@@ -5,8 +5,8 @@ no I/O and imports no framework (enforced by import-linter); golden files in ``t
 pin every format. docs/wire-format.md describes each message and why it is encoded as it is.
 """
 
-from streams.wire.errors import DecodeError, WireError
-from streams.wire.messages import (
+from wire.errors import DecodeError, WireError
+from wire.messages import (
     HISTOGRAM_SCHEMES,
     MAX_HISTOGRAM_BUCKET,
     Command,
@@ -37,7 +37,7 @@ from streams.wire.messages import (
     decode_run_status,
     encode_message,
 )
-from streams.wire.results import (
+from wire.results import (
     BYTES_PER_SAMPLE,
     COLUMNS,
     BatchBuilder,
@@ -45,7 +45,7 @@ from streams.wire.results import (
     decode_batch,
     encode_batch,
 )
-from streams.wire.topics import (
+from wire.routing import (
     DEFAULT_PREFIX,
     Topic,
     collection_key,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from streams.wire.errors import WireError
+from wire.errors import WireError
 
 DEFAULT_PREFIX = "shibuya"
 

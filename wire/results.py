@@ -32,8 +32,8 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import ArrayLike
 
-from streams.wire.errors import DecodeError
-from streams.wire.topics import check_id
+from wire.errors import DecodeError
+from wire.routing import check_id
 
 MAGIC: Final = b"SHRB"
 FRAME_VERSION: Final = 1

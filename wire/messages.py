@@ -7,7 +7,7 @@ Times are epoch milliseconds (``*_ms``) or seconds (``*_s``); sizes are bytes.
 
 These travel at human rates (commands, heartbeats) or once per run, plan, label and second
 (metrics), so readability wins over compactness here; raw samples use the columnar frame of
-:mod:`streams.wire.results`.
+:mod:`wire.results`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 
 import msgspec
 
-from streams.wire.errors import DecodeError
+from wire.errors import DecodeError
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^/\s]+$")]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]

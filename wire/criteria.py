@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from streams.wire.errors import WireError
+from wire.errors import WireError
 
 
 class CriterionError(WireError):
