@@ -9,20 +9,18 @@ announced at once as an engine status, besides the periodic heartbeats.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
 from engine_sidecar.engine import JMeterConfig, JMeterProcess
-from engine_sidecar.files import DownloadError, download
+from engine_sidecar.errors import DownloadError, PlanError, PublishError
 from engine_sidecar.heartbeat import Snapshot
-from engine_sidecar.kafka import PublishError
-from engine_sidecar.plan import PlanError, rewrite_jmx, split_csv
 from engine_sidecar.publisher import (
     BatchSender,
     Identity,
@@ -30,6 +28,7 @@ from engine_sidecar.publisher import (
     PublisherMetrics,
     ResultPublisher,
 )
+from engine_sidecar.rundir import RunDir, RunRecord, SeenCommands
 from wire import (
     Command,
     DecodeError,
@@ -40,8 +39,6 @@ from wire import (
 )
 
 log = logging.getLogger(__name__)
-
-REMEMBERED_COMMANDS = 1000
 
 
 @dataclass(frozen=True)
@@ -78,8 +75,12 @@ class Agent:
         self._jmeter: JMeterProcess | None = None
         self._publisher: ResultPublisher | None = None
         self._run_task: asyncio.Task[None] | None = None
-        self._seen_path = config.work_dir / "commands-seen.json"
-        self._seen: list[str] = self._load_seen()
+        self.spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]] = (
+            lambda coro, name: asyncio.create_task(coro, name=name)
+        )
+        """How a run's task is started: the entry point puts runs in its task group, so one
+        that fails stops the sidecar instead of going unnoticed."""
+        self._seen = SeenCommands(config.work_dir / "commands-seen.json")
         self._rejected = Counter(
             "shibuya_sidecar_commands_rejected",
             "messages on the commands topic that are not a valid command",
@@ -118,7 +119,7 @@ class Agent:
         if item.command_id in self._seen:
             log.info("command %s was handled before; no second effect", item.command_id)
             return
-        self._remember(item.command_id)
+        self._seen.remember(item.command_id)
         age_s = time.time() - item.issued_ms / 1000
         if age_s > c.max_command_age_s:
             log.warning("command %s is %.0fs old; ignored", item.command_id, age_s)
@@ -145,7 +146,7 @@ class Agent:
             return
         self._run_id, self._command_id = cmd.run_id, cmd.command_id
         self._exit_code, self._detail, self._publisher = None, "", None
-        self._run_task = asyncio.create_task(self._run(cmd), name=f"run {cmd.run_id}")
+        self._run_task = self.spawn(self._run(cmd), f"run {cmd.run_id}")
 
     async def _stop(self, cmd: StopEngines) -> None:
         self._command_id = cmd.command_id
@@ -165,37 +166,35 @@ class Agent:
 
     async def _run(self, cmd: StartEngines) -> None:
         c = self.config
-        run_dir = c.work_dir / "runs" / cmd.run_id
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = RunDir(c.work_dir, cmd.run_id)
         await self._set(EngineState.PREPARING, f"{len(cmd.files)} files")
         try:
-            jmx = await asyncio.to_thread(self._prepare, cmd, run_dir)
+            jmx = await asyncio.to_thread(run_dir.prepare, cmd, c.engine_index)
         except (DownloadError, PlanError, OSError) as exc:
             log.error("run %s cannot start: %s", cmd.run_id, exc)
             await self._set(EngineState.FAILED, str(exc))
             return
-        jtl = run_dir / "results.jtl"
         publisher, stop_publishing, publishing = self._publish(run_dir, cmd.run_id, cmd.plan_id)
         try:
             self._jmeter = await JMeterProcess.start(
-                c.jmeter, jmx=jmx, jtl=jtl, log_file=run_dir / "jmeter.log"
+                c.jmeter, jmx=jmx, jtl=run_dir.jtl, log_file=run_dir.jmeter_log
             )
         except OSError as exc:
             stop_publishing.set()
             await publishing
             await self._set(EngineState.FAILED, f"JMeter did not start: {exc}")
             return
-        _RunRecord(cmd.run_id, cmd.plan_id, cmd.command_id, self._jmeter.pid).save(run_dir)
+        run_dir.save(RunRecord(cmd.run_id, cmd.plan_id, cmd.command_id, self._jmeter.pid))
         await self._set(EngineState.RUNNING, f"pid {self._jmeter.pid}")
         await self._follow(run_dir, publisher, stop_publishing, publishing, recovered=False)
 
     def _publish(
-        self, run_dir: Path, run_id: str, plan_id: str
+        self, run_dir: RunDir, run_id: str, plan_id: str
     ) -> tuple[ResultPublisher, asyncio.Event, asyncio.Task[None]]:
         c = self.config
         self._publisher = ResultPublisher(
-            path=run_dir / "results.jtl",
-            checkpoint_path=run_dir / "checkpoint.json",
+            path=run_dir.jtl,
+            checkpoint_path=run_dir.checkpoint,
             identity=Identity(run_id, plan_id, c.engine_id),
             producer=self._sender,
             topic=c.results_topic,
@@ -207,7 +206,7 @@ class Agent:
 
     async def _follow(
         self,
-        run_dir: Path,
+        run_dir: RunDir,
         publisher: ResultPublisher,
         stop_publishing: asyncio.Event,
         publishing: asyncio.Task[None],
@@ -225,7 +224,7 @@ class Agent:
             await self._set(EngineState.FAILED, str(exc))
             return
         finally:
-            _RunRecord.end(run_dir)
+            run_dir.end()
         detail = "; ".join(
             filter(None, [f"{publisher.samples_published} samples", publisher.errors.summary()])
         )
@@ -240,14 +239,8 @@ class Agent:
 
     async def recover(self) -> None:
         """After a restart: follow a run whose JMeter still runs, or publish what it left."""
-        for record_path in sorted((self.config.work_dir / "runs").glob("*/run.json")):
-            record = _RunRecord.load(record_path)
-            if record is None or record.ended:
-                continue
-            run_dir = record_path.parent
-            jmeter = JMeterProcess.adopt(
-                self.config.jmeter, record.jmeter_pid, run_dir / "results.jtl"
-            )
+        for run_dir, record in RunDir.unfinished(self.config.work_dir):
+            jmeter = JMeterProcess.adopt(self.config.jmeter, record.jmeter_pid, run_dir.jtl)
             log.warning(
                 "run %s was in progress when the sidecar stopped; JMeter %s",
                 record.run_id,
@@ -259,90 +252,16 @@ class Agent:
                 stop.set()  # nothing more will be written: publish the rest and end
             self._jmeter = jmeter or _gone(self.config)
             await self._set(EngineState.RUNNING, f"pid {record.jmeter_pid}, recovered")
-            self._run_task = asyncio.create_task(
-                self._follow(run_dir, publisher, stop, publishing, recovered=True)
+            self._run_task = self.spawn(
+                self._follow(run_dir, publisher, stop, publishing, recovered=True),
+                f"run {record.run_id}",
             )
             return  # one engine runs one run at a time
-
-    def _prepare(self, cmd: StartEngines, run_dir: Path) -> Path:
-        """Download the plan's files, take this engine's share of the CSVs, rewrite the JMX."""
-        jmx: Path | None = None
-        for f in cmd.files:
-            path = download(f, run_dir, cmd.file_token)
-            if f.name.endswith(".csv") and cmd.split_csv:
-                path.write_bytes(
-                    split_csv(
-                        path.read_bytes(),
-                        engines=cmd.engine_count,
-                        index=self.config.engine_index,
-                        header=f.csv_header,
-                    )
-                )
-            elif f.name.endswith(".jmx"):
-                if jmx is not None:
-                    raise PlanError(f"the plan has two .jmx files: {jmx.name} and {f.name}")
-                jmx = path
-        if jmx is None:
-            raise PlanError("the plan has no .jmx file")
-        rewritten = run_dir / "plan.rewritten.jmx"
-        rewritten.write_bytes(
-            rewrite_jmx(
-                jmx.read_bytes(),
-                threads=cmd.threads_per_engine,
-                ramp_up_s=cmd.ramp_up_s,
-                duration_s=cmd.duration_s,
-            )
-        )
-        return rewritten
 
     async def _set(self, state: EngineState, detail: str) -> None:
         self._state, self._detail = state, detail
         log.info("engine %s: %s (%s)", self.config.engine_id, state.value, detail)
         await self._announce()
-
-    # --- commands already handled ---------------------------------------------------------
-
-    def _load_seen(self) -> list[str]:
-        try:
-            seen: list[str] = json.loads(self._seen_path.read_text())
-        except (FileNotFoundError, ValueError):
-            return []
-        return seen
-
-    def _remember(self, command_id: str) -> None:
-        self._seen = [*self._seen, command_id][-REMEMBERED_COMMANDS:]
-        tmp = self._seen_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._seen))
-        tmp.replace(self._seen_path)
-
-
-@dataclass(frozen=True)
-class _RunRecord:
-    """``runs/<run>/run.json``: what a restarted sidecar needs to pick a run up again."""
-
-    run_id: str
-    plan_id: str
-    command_id: str
-    jmeter_pid: int
-    ended: bool = False
-
-    def save(self, run_dir: Path) -> None:
-        tmp = run_dir / "run.json.tmp"
-        tmp.write_text(json.dumps(self.__dict__))
-        tmp.replace(run_dir / "run.json")
-
-    @classmethod
-    def load(cls, path: Path) -> _RunRecord | None:
-        try:
-            return cls(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError):
-            return None
-
-    @classmethod
-    def end(cls, run_dir: Path) -> None:
-        record = cls.load(run_dir / "run.json")
-        if record is not None:
-            cls(**{**record.__dict__, "ended": True}).save(run_dir)
 
 
 def _gone(config: AgentConfig) -> JMeterProcess:

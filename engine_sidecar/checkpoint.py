@@ -10,9 +10,10 @@ sees an exact repeat — never a batch that differs.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from engine_sidecar.atomic import write_atomic
 
 
 @dataclass(frozen=True)
@@ -37,20 +38,7 @@ class Checkpoint:
 
     def save(self, path: Path) -> None:
         """Atomically: a crash leaves the old or the new checkpoint, never half of one."""
-        tmp = path.with_suffix(".tmp")
-        data = json.dumps(asdict(self)).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(path, json.dumps(asdict(self)).encode())
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint | None:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from engine_sidecar.atomic import commit
+from engine_sidecar.errors import DownloadError
 from wire import PlanFile
 
 MAX_FILE_BYTES = 1 << 30
-
-
-class DownloadError(RuntimeError):
-    """A file could not be fetched or is not the file announced (size, checksum)."""
 
 
 def download(file: PlanFile, dest_dir: Path, token: str, timeout_s: float = 60) -> Path:
@@ -36,6 +35,8 @@ def download(file: PlanFile, dest_dir: Path, token: str, timeout_s: float = 60) 
                     )
                 digest.update(chunk)
                 out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
     except (urllib.error.URLError, OSError) as exc:
         tmp.unlink(missing_ok=True)
         raise DownloadError(f"{file.name}: cannot fetch {file.url}: {exc}") from exc
@@ -48,5 +49,5 @@ def download(file: PlanFile, dest_dir: Path, token: str, timeout_s: float = 60) 
             f"{file.name}: got {size} bytes with SHA-256 {digest.hexdigest()}, "
             f"announced {file.size_bytes} bytes with {file.sha256}"
         )
-    tmp.replace(dest)
+    commit(tmp, dest)
     return dest

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine_sidecar.kafka import PublishError
+from engine_sidecar.errors import PublishError
 from engine_sidecar.procstats import CpuMeter
 from engine_sidecar.publisher import BatchSender
 from wire import EngineState, EngineStatus, collection_key, encode_message

@@ -25,6 +25,7 @@ from typing import Final
 
 import numpy as np
 
+from engine_sidecar.errors import FormatError
 from engine_sidecar.jtl_arrow import INT_COLUMNS, ArrowBlockParser
 from wire import BatchBuilder
 
@@ -65,10 +66,6 @@ SHIBUYA_COLUMNS: Final = (
 )
 REQUIRED: Final = ("timeStamp", "elapsed", "label", "success")
 ERROR_SAMPLES: Final = 20
-
-
-class FormatError(ValueError):
-    """The file's header names no usable JTL column set."""
 
 
 @dataclass(frozen=True)

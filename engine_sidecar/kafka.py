@@ -1,10 +1,5 @@
 """The sidecar's Kafka adapter (aiokafka) — the only module of the sidecar that imports it.
 
-Errors::
-
-    PublishError      a record was not acknowledged (broker down, timeout); retriable: send the
-                      same record again, the consumer drops repeats by (engine, sequence)
-
 After a failed send the underlying aiokafka producer is closed and the next send starts a new
 one: aiokafka's producer spins on metadata refreshes while its broker is away (thousands of
 attempts a second, aio-libs/aiokafka#267), so we back off instead of keeping it alive.
@@ -20,13 +15,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from engine_sidecar.errors import PublishError
 from wire import Command, DecodeError, decode_command
 
 log = logging.getLogger(__name__)
-
-
-class PublishError(RuntimeError):
-    retriable = True
 
 
 class Producer:

@@ -1,11 +1,20 @@
-"""Entry points of the sidecar: settings → resources → run until SIGTERM, drain, exit."""
+"""Entry points of the sidecar: settings → resources → run until SIGTERM, drain, exit.
+
+The long-lived tasks (heartbeats, the commands consumer, each run with its publisher) run in one
+``asyncio.TaskGroup``: one that fails stops the others and the process, with a
+:class:`~engine_sidecar.errors.TaskCrashedError` naming it in the log and exit status 1 — never a
+sidecar that goes on heartbeating while it no longer acts on commands.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 from prometheus_client import CollectorRegistry
@@ -13,12 +22,13 @@ from prometheus_client import CollectorRegistry
 from engine_sidecar import health
 from engine_sidecar.agent import Agent, AgentConfig
 from engine_sidecar.engine import JMeterConfig
+from engine_sidecar.errors import PublishError, TaskCrashedError
 from engine_sidecar.heartbeat import EngineRef, Heartbeat, Snapshot
-from engine_sidecar.kafka import CommandConsumer, PublishError, producer
+from engine_sidecar.kafka import CommandConsumer, producer
 from engine_sidecar.procstats import CpuMeter, agent_usage, engine_usage
 from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
 from engine_sidecar.settings import SidecarSettings
-from wire import EngineState, Topic, topic_name
+from wire import EngineState
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +57,36 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
+class Tasks:
+    """The sidecar's task group: :meth:`start` names each task, and a failure of one surfaces
+    as the :class:`TaskCrashedError` that stops the process."""
+
+    def __init__(self, group: asyncio.TaskGroup) -> None:
+        self._group = group
+
+    def start(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        return self._group.create_task(_named(name, coro), name=name)
+
+
+async def _named(name: str, coro: Coroutine[Any, Any, None]) -> None:
+    try:
+        await coro
+    except Exception as exc:
+        raise TaskCrashedError(name, exc) from exc
+
+
+@asynccontextmanager
+async def supervised() -> AsyncIterator[Tasks]:
+    """A task group whose failure ends the process with the failed task named."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            yield Tasks(group)
+    except* TaskCrashedError as crashed:
+        for exc in crashed.exceptions:
+            log.critical("%s; stopping", exc, exc_info=exc.__cause__)
+        raise SystemExit(1) from None
+
+
 async def _tail(
     settings: SidecarSettings, path: Path, identity: Identity, engine_pid: int | None = None
 ) -> None:
@@ -60,7 +100,7 @@ async def _tail(
             checkpoint_path=settings.work_dir / f"checkpoint-{identity.engine_id}.json",
             identity=identity,
             producer=p,
-            topic=topic_name(Topic.RESULTS, settings.kafka.topic_prefix),
+            topic=settings.kafka.topics.results,
             metrics=PublisherMetrics(registry),
             limits=limits,
         )
@@ -92,7 +132,7 @@ async def _tail(
         e = settings.engine
         heartbeat = Heartbeat(
             sender=p,
-            topic=topic_name(Topic.ENGINE_STATUS, settings.kafka.topic_prefix),
+            topic=settings.kafka.topics.engine_status,
             engine=EngineRef(e.collection_id, identity.plan_id, e.engine_index, identity.engine_id),
             snapshot=snapshot,
             meter=CpuMeter(lambda: engine_usage(engine_pid)),
@@ -103,15 +143,15 @@ async def _tail(
             settings.health_host, settings.health_port, registry, status
         ) as port:
             log.info("tailing %s as %s (health and metrics on port %d)", path, identity, port)
-            beats = asyncio.create_task(heartbeat.run(publisher_done))
-            try:
-                await publisher.run(stop)
-            except PublishError as exc:
-                log.error("%s", exc)
-                raise SystemExit(1) from exc
-            finally:
-                publisher_done.set()
-                await beats
+            async with supervised() as tasks:
+                tasks.start(heartbeat.run(publisher_done), "heartbeats")
+                try:
+                    await publisher.run(stop)
+                except PublishError as exc:
+                    log.error("%s", exc)
+                    raise SystemExit(1) from exc
+                finally:
+                    publisher_done.set()
             await heartbeat.send_now()  # the last word: finished, with the final counts
         log.info(
             "stopped: %d samples published, %d malformed lines skipped, %d heartbeats sent",
@@ -139,12 +179,12 @@ async def _run(settings: SidecarSettings) -> None:
         engine_index=e.engine_index,
         engine_id=settings.engine_id,
         work_dir=settings.work_dir,
-        results_topic=topic_name(Topic.RESULTS, k.topic_prefix),
+        results_topic=k.topics.results,
         jmeter=JMeterConfig(j.home, j.heap, j.stop_port, j.properties),
         limits=Limits(settings.batch.max_samples, settings.batch.max_interval_ms),
         max_command_age_s=settings.max_command_age_s,
     )
-    commands_topic = topic_name(Topic.COMMANDS, k.topic_prefix)
+    commands_topic = k.topics.commands
     async with producer(k.bootstrap, k.compression) as p:
 
         async def announce() -> None:
@@ -153,7 +193,7 @@ async def _run(settings: SidecarSettings) -> None:
         agent = Agent(config, p, registry, announce)
         heartbeat = Heartbeat(
             sender=p,
-            topic=topic_name(Topic.ENGINE_STATUS, k.topic_prefix),
+            topic=k.topics.engine_status,
             engine=EngineRef(e.collection_id, e.plan_id, e.engine_index, settings.engine_id),
             snapshot=agent.snapshot,
             meter=CpuMeter(lambda: agent_usage(agent.engine_pid)),
@@ -186,12 +226,13 @@ async def _run(settings: SidecarSettings) -> None:
                 commands_topic,
                 port,
             )
-            await agent.recover()  # before joining the group: a running JMeter waits for no one
-            beats = asyncio.create_task(heartbeat.run(stop))
-            consuming = asyncio.create_task(consume())
-            await stop.wait()
-            consuming.cancel()
-            await agent.shutdown()
-            await beats
+            async with supervised() as tasks:
+                agent.spawn = tasks.start
+                await agent.recover()  # before joining the group: a running JMeter waits for no one
+                tasks.start(heartbeat.run(stop), "heartbeats")
+                consuming = tasks.start(consume(), "commands")
+                await stop.wait()
+                consuming.cancel()
+                await agent.shutdown()
             await heartbeat.send_now()
         log.info("stopped; %d heartbeats sent", heartbeat.sent)

@@ -17,11 +17,8 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 
 from defusedxml.ElementTree import fromstring
 
+from engine_sidecar.errors import PlanError
 from engine_sidecar.jtl import RecordSplitter
-
-
-class PlanError(ValueError):
-    """A plan file cannot be prepared (not XML, no test plan …); not retriable."""
 
 
 def csv_rows(data: bytes) -> list[bytes]:

@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wire import Topics
+
 
 class KafkaSettings(BaseModel):
     bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated")
@@ -20,6 +22,10 @@ class KafkaSettings(BaseModel):
         description="producer compression: none, gzip, lz4 or zstd (aiokafka compresses lz4 at "
         "level 9: ten times zstd's CPU for bigger batches)",
     )
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
 
 
 class BatchSettings(BaseModel):

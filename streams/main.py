@@ -8,19 +8,18 @@ import logging
 from faust.worker import Worker as FaustWorker
 from prometheus_client import start_http_server
 
-from streams.app import create_app
 from streams.kafka_admin import ensure_topics
 from streams.settings import WorkerSettings
 from streams.topics import check_copartitioned, owned_specs
-from wire import Topic, topic_name
+from streams.worker import create_worker
 
 log = logging.getLogger(__name__)
 
 
 def run(settings: WorkerSettings) -> None:
     partitions = asyncio.run(ensure_topics(settings.kafka.bootstrap, owned_specs(settings)))
-    check_copartitioned(partitions, settings.kafka.topic_prefix)
-    results = topic_name(Topic.RESULTS, settings.kafka.topic_prefix)
+    check_copartitioned(partitions, settings.kafka.topics)
+    results = settings.kafka.topics.results
     if partitions[results] != settings.kafka.partitions:
         # Tables must have as many partitions as the topic they are keyed like, or Faust's
         # agent crashes in a loop (PartitionsMismatch): follow the topic as it is.
@@ -34,7 +33,7 @@ def run(settings: WorkerSettings) -> None:
         settings = settings.model_copy(
             update={"kafka": settings.kafka.model_copy(update={"partitions": partitions[results]})}
         )
-    worker = create_app(settings)
+    worker = create_worker(settings)
     logging.getLogger("streams").setLevel(settings.log_level.upper())
     if settings.metrics_port is not None:
         start_http_server(settings.metrics_port, settings.metrics_host, registry=worker.registry)

@@ -11,12 +11,18 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wire import Topics
+
 
 class KafkaSettings(BaseModel):
     bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated")
     topic_prefix: str = Field("shibuya", description="prefix of every topic name")
     partitions: int = Field(8, ge=1, description="partitions of the topics the worker declares")
     replication: int = Field(1, ge=1, description="replication factor of declared topics")
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
 
 
 class WorkerSettings(BaseSettings):

@@ -8,7 +8,7 @@ import faust
 
 from streams.kafka_admin import TopicSpec
 from streams.settings import WorkerSettings
-from wire import Topic, topic_name
+from wire import Topic, Topics
 
 #: The wire topics a worker reads or writes: it creates them (if missing) before it subscribes.
 OWNED = (
@@ -36,12 +36,8 @@ def state_topic(app_id: str, agent: str) -> str:
 
 def owned_specs(settings: WorkerSettings) -> list[TopicSpec]:
     k = settings.kafka
-    specs = [TopicSpec(topic_name(t, k.topic_prefix), k.partitions, k.replication) for t in OWNED]
-    specs.append(
-        TopicSpec(
-            topic_name(Topic.RUN_STATUS, k.topic_prefix), k.partitions, k.replication, COMPACTED
-        )
-    )
+    specs = [TopicSpec(k.topics[t], k.partitions, k.replication) for t in OWNED]
+    specs.append(TopicSpec(k.topics.run_status, k.partitions, k.replication, COMPACTED))
     specs += [
         TopicSpec(state_topic(settings.app_id, agent), k.partitions, k.replication, COMPACTED)
         for agent in AGENTS
@@ -58,12 +54,12 @@ class PartitionMismatchError(RuntimeError):
     """Topics read together do not have the same number of partitions."""
 
 
-def check_copartitioned(partitions: dict[str, int], prefix: str) -> None:
+def check_copartitioned(partitions: dict[str, int], topics: Topics) -> None:
     """Raise :class:`PartitionMismatchError` unless the topics read together have as many
     partitions as each other — else a run's events and its metrics could reach different
     workers, and neither would see the whole run."""
     for group in READ_TOGETHER:
-        names = [topic_name(t, prefix) for t in group]
+        names = [topics[t] for t in group]
         counts = {n: partitions[n] for n in names}
         if len(set(counts.values())) > 1:
             listed = ", ".join(f"{n} has {c}" for n, c in counts.items())
@@ -75,7 +71,9 @@ def check_copartitioned(partitions: dict[str, int], prefix: str) -> None:
 
 
 @dataclass(frozen=True)
-class Topics:
+class FaustTopics:
+    """The topics the agents read, declared on the app, and the names of those they write."""
+
     results: faust.TopicT
     partials: faust.TopicT
     metrics: faust.TopicT
@@ -89,13 +87,13 @@ class Topics:
     commands: str
 
 
-def declare(app: faust.App, settings: WorkerSettings) -> Topics:
+def declare(app: faust.App, settings: WorkerSettings) -> FaustTopics:
     """Declare the topics on the app (they exist already: :func:`owned_specs`)."""
     k = settings.kafka
 
     def raw(*topics: Topic) -> faust.TopicT:
         return app.topic(
-            *(topic_name(t, k.topic_prefix) for t in topics),
+            *(k.topics[t] for t in topics),
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",
@@ -104,13 +102,13 @@ def declare(app: faust.App, settings: WorkerSettings) -> Topics:
             replicas=k.replication,
         )
 
-    return Topics(
+    return FaustTopics(
         results=raw(Topic.RESULTS),
         partials=raw(Topic.PARTIALS),
         metrics=raw(Topic.METRICS),
         runs_source=raw(Topic.RUN_EVENTS, Topic.METRICS),
         deployments_source=raw(Topic.ENGINE_STATUS, Topic.COMMANDS),
-        run_events=topic_name(Topic.RUN_EVENTS, k.topic_prefix),
-        run_status=topic_name(Topic.RUN_STATUS, k.topic_prefix),
-        commands=topic_name(Topic.COMMANDS, k.topic_prefix),
+        run_events=k.topics.run_events,
+        run_status=k.topics.run_status,
+        commands=k.topics.commands,
     )

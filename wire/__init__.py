@@ -48,6 +48,7 @@ from wire.results import (
 from wire.routing import (
     DEFAULT_PREFIX,
     Topic,
+    Topics,
     collection_key,
     parse_result_key,
     result_key,
@@ -85,6 +86,7 @@ __all__ = [
     "StartEngines",
     "StopEngines",
     "Topic",
+    "Topics",
     "TransitionInfo",
     "WireError",
     "collection_key",

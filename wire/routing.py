@@ -10,6 +10,7 @@ Partitioning is the design (docs/architecture.md):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 from wire.errors import WireError
@@ -53,6 +54,49 @@ def topic_name(topic: Topic, prefix: str = DEFAULT_PREFIX) -> str:
 
 
 _TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The full topic names of one installation: ``Topics("shibuya").results`` is
+    ``shibuya.results.v1``. Each deployable's Kafka settings hand one out (``settings.kafka
+    .topics``), so a prefix travels with its names instead of beside them."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        topic_name(Topic.RESULTS, self.prefix)  # refuse a bad prefix at once
+
+    def __getitem__(self, topic: Topic) -> str:
+        return topic_name(topic, self.prefix)
+
+    @property
+    def results(self) -> str:
+        return self[Topic.RESULTS]
+
+    @property
+    def engine_status(self) -> str:
+        return self[Topic.ENGINE_STATUS]
+
+    @property
+    def run_events(self) -> str:
+        return self[Topic.RUN_EVENTS]
+
+    @property
+    def run_status(self) -> str:
+        return self[Topic.RUN_STATUS]
+
+    @property
+    def commands(self) -> str:
+        return self[Topic.COMMANDS]
+
+    @property
+    def partials(self) -> str:
+        return self[Topic.PARTIALS]
+
+    @property
+    def metrics(self) -> str:
+        return self[Topic.METRICS]
 
 
 def check_id(kind: str, value: str) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 import msgspec
 from faust.types import TP, EventT
@@ -22,22 +21,15 @@ from prometheus_client import CollectorRegistry, Counter
 
 from streams.agents.owner import PartitionOwner
 from streams.aggregate import Aggregator
-from streams.faust_app import App
+from streams.app import App
 from streams.ledger import Ledger, Record
 from streams.merge import encode, partials_of
+from streams.outcomes import Outcome
 from streams.settings import WorkerSettings
-from streams.topics import Topics
+from streams.topics import FaustTopics
 from wire import DecodeError, decode_batch, run_key
 
 log = logging.getLogger(__name__)
-
-
-class Outcome(StrEnum):
-    APPLIED = "applied"
-    DUPLICATE = "duplicate"
-    MALFORMED = "malformed"
-    REPLAYED = "replayed"
-    """Already covered by a committed flush (read again after a restart or rebalance)."""
 
 
 class EngineMark(msgspec.Struct, array_like=True):
@@ -76,7 +68,8 @@ class AggregateMetrics:
             "partitions given up because another worker took them over",
             registry=registry,
         )
-        for outcome in Outcome:  # export zeros, so rates and alerts work from the start
+        # Export zeros, so rates and alerts work from the start.
+        for outcome in (Outcome.APPLIED, Outcome.DUPLICATE, Outcome.MALFORMED, Outcome.REPLAYED):
             self.batches.labels(outcome.value)
 
 
@@ -97,7 +90,7 @@ class Aggregate(PartitionOwner[PartitionWork]):
     name = "aggregate"
 
     def __init__(
-        self, app: App, settings: WorkerSettings, topics: Topics, metrics: AggregateMetrics
+        self, app: App, settings: WorkerSettings, topics: FaustTopics, metrics: AggregateMetrics
     ) -> None:
         super().__init__(app, settings)
         self.topics = topics
@@ -187,7 +180,7 @@ class Aggregate(PartitionOwner[PartitionWork]):
 
 
 def register(
-    app: App, settings: WorkerSettings, topics: Topics, registry: CollectorRegistry
+    app: App, settings: WorkerSettings, topics: FaustTopics, registry: CollectorRegistry
 ) -> Aggregate:
     agg = Aggregate(app, settings, topics, AggregateMetrics(registry))
     agg.register(topics.results)

@@ -23,11 +23,12 @@ import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from streams.agents.table import TableOwner, TableWork
-from streams.faust_app import App
+from streams.app import App
 from streams.gc import Collections
 from streams.ledger import Record
+from streams.outcomes import Outcome
 from streams.settings import WorkerSettings
-from streams.topics import Topics
+from streams.topics import FaustTopics
 from wire import (
     Command,
     DecodeError,
@@ -55,7 +56,7 @@ class Deployments(TableOwner[DeploymentsState]):
     state_type: ClassVar[type[DeploymentsState]] = DeploymentsState
 
     def __init__(
-        self, app: App, settings: WorkerSettings, topics: Topics, registry: CollectorRegistry
+        self, app: App, settings: WorkerSettings, topics: FaustTopics, registry: CollectorRegistry
     ) -> None:
         super().__init__(app, settings, registry)
         self.topics = topics
@@ -73,7 +74,9 @@ class Deployments(TableOwner[DeploymentsState]):
     def opened(self, work: TableWork[DeploymentsState]) -> None:
         self._taken_ms[work.tp.partition] = int(time.time() * 1000)
 
-    def take(self, work: TableWork[DeploymentsState], topic: str, value: bytes, now_ms: int) -> str:
+    def take(
+        self, work: TableWork[DeploymentsState], topic: str, value: bytes, now_ms: int
+    ) -> Outcome:
         message: Command | EngineStatus
         try:
             if topic == self.topics.commands:
@@ -82,14 +85,13 @@ class Deployments(TableOwner[DeploymentsState]):
                 message = decode_message(value, EngineStatus)
         except DecodeError as exc:
             log.warning("deployments: skipped a malformed message on %s: %s", topic, exc.reason)
-            return "malformed"
+            return Outcome.MALFORMED
         if not isinstance(message, EngineStatus):
-            return "applied" if work.state.on_command(message) else "ignored"
+            return Outcome.APPLIED if work.state.on_command(message) else Outcome.IGNORED
         if message.run_id is not None:  # the run's owner tracks its engines
             work.out.append(Record(self.topics.run_events, run_key(message.run_id), value))
-        return (
-            "applied" if work.state.on_status(message, self.settings.purge_settle_s) else "ignored"
-        )
+        applied = work.state.on_status(message, self.settings.purge_settle_s)
+        return Outcome.APPLIED if applied else Outcome.IGNORED
 
     def tick(self, work: TableWork[DeploymentsState], now_ms: int) -> None:
         s = self.settings
@@ -108,7 +110,7 @@ class Deployments(TableOwner[DeploymentsState]):
 
 
 def register(
-    app: App, settings: WorkerSettings, topics: Topics, registry: CollectorRegistry
+    app: App, settings: WorkerSettings, topics: FaustTopics, registry: CollectorRegistry
 ) -> Deployments:
     deployments = Deployments(app, settings, topics, registry)
     deployments.register(topics.deployments_source)

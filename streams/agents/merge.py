@@ -18,12 +18,13 @@ from faust.types import TP, EventT
 from prometheus_client import CollectorRegistry, Counter
 
 from streams.agents.owner import PartitionOwner
-from streams.faust_app import App
+from streams.app import App
 from streams.ledger import Ledger, Record
 from streams.merge import RunCursor, RunWindows, decode
+from streams.outcomes import Outcome
 from streams.prom import RunSeries
 from streams.settings import WorkerSettings
-from streams.topics import Topics
+from streams.topics import FaustTopics
 from wire import DecodeError, SecondMetrics, encode_message, run_key
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,8 @@ class MergeMetrics:
             "samples that reached a window after it closed (kept as late rows)",
             registry=registry,
         )
-        for outcome in ("applied", "malformed"):
-            self.partials.labels(outcome)
+        for outcome in (Outcome.APPLIED, Outcome.MALFORMED):
+            self.partials.labels(outcome.value)
 
 
 @dataclass
@@ -91,7 +92,7 @@ class Merge(PartitionOwner[MergeWork]):
         self,
         app: App,
         settings: WorkerSettings,
-        topics: Topics,
+        topics: FaustTopics,
         metrics: MergeMetrics,
         series: RunSeries,
     ) -> None:
@@ -127,10 +128,10 @@ class Merge(PartitionOwner[MergeWork]):
                 m.offset,
                 exc.reason,
             )
-            self.metrics.partials.labels("malformed").inc()
+            self.metrics.partials.labels(Outcome.MALFORMED.value).inc()
             work.held.append(Held(event, "", -1))
             return
-        self.metrics.partials.labels("applied").inc()
+        self.metrics.partials.labels(Outcome.APPLIED.value).inc()
         run_id = message.partial.run_id
         windows = work.runs.get(run_id)
         if windows is None:
@@ -206,7 +207,7 @@ class Merge(PartitionOwner[MergeWork]):
 def register(
     app: App,
     settings: WorkerSettings,
-    topics: Topics,
+    topics: FaustTopics,
     registry: CollectorRegistry,
     series: RunSeries,
 ) -> Merge:

@@ -21,7 +21,7 @@ import faust
 from faust import Stream
 from faust.types import TP, EventT, StreamT
 
-from streams.faust_app import App
+from streams.app import App
 from streams.ledger import FencedError, Ledger
 from streams.settings import WorkerSettings
 from streams.topics import state_topic

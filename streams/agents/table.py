@@ -20,8 +20,9 @@ from faust.types import TP, EventT
 from prometheus_client import CollectorRegistry, Counter
 
 from streams.agents.owner import PartitionOwner
-from streams.faust_app import App
+from streams.app import App
 from streams.ledger import Ledger, Record
+from streams.outcomes import Outcome
 from streams.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,8 @@ class TableMetrics:
             ["outcome"],
             registry=registry,
         )
-        for outcome in ("applied", "ignored", "malformed", "replayed"):
-            self.messages.labels(outcome)
+        for outcome in (Outcome.APPLIED, Outcome.IGNORED, Outcome.MALFORMED, Outcome.REPLAYED):
+            self.messages.labels(outcome.value)
 
 
 class TableOwner(PartitionOwner[TableWork[S]]):
@@ -92,13 +93,13 @@ class TableOwner(PartitionOwner[TableWork[S]]):
         m = event.message
         work.held.append(event)  # acked once the flush covering it is committed
         if m.offset <= max(work.state.offsets.get(m.topic, -1), work.offsets.get(m.topic, -1)):
-            self.counts.messages.labels("replayed").inc()
+            self.counts.messages.labels(Outcome.REPLAYED.value).inc()
             return
         work.offsets[m.topic] = m.offset
         outcome = self.take(work, m.topic, event.value, int(time.time() * 1000))
-        self.counts.messages.labels(outcome).inc()
+        self.counts.messages.labels(outcome.value).inc()
 
-    def take(self, work: TableWork[S], topic: str, value: bytes, now_ms: int) -> str:
+    def take(self, work: TableWork[S], topic: str, value: bytes, now_ms: int) -> Outcome:
         """Apply one message; return its outcome: applied, ignored or malformed."""
         raise NotImplementedError
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -223,3 +224,34 @@ def test_a_sidecar_killed_during_a_run_picks_it_up_again(
     expected = reference_samples(work / "runs" / "run-k" / "results.jtl")
     got = asyncio.run(consume_published(kafka_bootstrap, results, sum(expected.values())))
     assert got.samples == expected
+
+
+def test_a_task_that_fails_stops_the_sidecar_with_the_task_named(
+    kafka_bootstrap: str,
+    unique: str,
+    tmp_path: Path,
+    file_server: tuple[str, dict[str, bytes], list[str]],
+) -> None:
+    """Its work folder removed under it, a sidecar cannot remember the commands it acts on: it
+    must not go on heartbeating as if it could."""
+    base, files, _ = file_server
+    commands, _, status = topics(kafka_bootstrap, unique)
+    work = tmp_path / "work"
+    log = tmp_path / "sidecar.log"
+    with log.open("wb") as out:
+        sidecar = subprocess.Popen(
+            [sys.executable, "-m", "shibuya", "sidecar", "run"],
+            env=agent_env(kafka_bootstrap, unique, work, 1), stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        asyncio.run(statuses_until(kafka_bootstrap, status, lambda ss: len(ss) > 0))
+        shutil.rmtree(work)
+        plan = [plan_file(base, files, "plan.jmx", EXAMPLE_JMX.read_bytes())]
+        asyncio.run(send_commands(kafka_bootstrap, commands, start_command("c", "r", plan, 3)))
+        assert sidecar.wait(timeout=60) == 1, log.read_text()
+    finally:
+        if sidecar.poll() is None:
+            stop_process(sidecar)
+    text = log.read_text()
+    assert "the sidecar's commands task failed: FileNotFoundError" in text, text
+    assert "Traceback" in text  # the cause, for whoever reads the log

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from engine_sidecar.errors import FormatError
 from engine_sidecar.jtl import (
     JMETER_DEFAULT_COLUMNS,
     SHIBUYA_COLUMNS,
-    FormatError,
     JtlFormat,
     JtlParser,
     detect_format,

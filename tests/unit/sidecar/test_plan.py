@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from defusedxml.ElementTree import fromstring
 
-from engine_sidecar.plan import PlanError, csv_rows, rewrite_jmx, split_csv
+from engine_sidecar.errors import PlanError
+from engine_sidecar.plan import csv_rows, rewrite_jmx, split_csv
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "two-samplers.jmx"
 

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from engine_sidecar.checkpoint import Checkpoint, Pending
-from engine_sidecar.kafka import PublishError
+from engine_sidecar.errors import PublishError
 from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
 from shibuya.dev.procs import wait_for
 from tests.unit.sidecar.test_jtl import HEADER, row

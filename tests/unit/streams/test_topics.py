@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streams.topics import PartitionMismatchError, check_copartitioned
-from wire import Topic, topic_name
+from wire import Topic, Topics, topic_name
 
 
 def _counts(**overrides: int) -> dict[str, int]:
@@ -16,10 +16,10 @@ def _counts(**overrides: int) -> dict[str, int]:
 
 
 def test_equal_counts_pass_and_unrelated_topics_may_differ() -> None:
-    check_copartitioned(_counts(results=4, partials=16), "p")
+    check_copartitioned(_counts(results=4, partials=16), Topics("p"))
 
 
 @pytest.mark.parametrize("topic", ["run_events", "metrics", "engine_status", "commands"])
 def test_a_mismatch_names_both_topics(topic: str) -> None:
     with pytest.raises(PartitionMismatchError, match=r"need as many partitions each: .* has 4"):
-        check_copartitioned(_counts(**{topic: 4}), "p")
+        check_copartitioned(_counts(**{topic: 4}), Topics("p"))

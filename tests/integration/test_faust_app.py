@@ -1,0 +1,63 @@
+"""What streams/app.py sets inside Faust, held against the installed Faust and a real broker.
+
+The worker reaches into three places Faust 0.15 does not expose (streams/app.py says why). If an
+upgrade of Faust or aiokafka moves one of them, these tests fail here, with the place named —
+not a worker that quietly reads uncommitted partials, stalls on idle partitions, or loses the
+agents' last flush on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import faust
+from aiokafka.consumer.fetcher import READ_COMMITTED
+from aiokafka.structs import TopicPartition
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from streams.app import FETCH_MAX_WAIT_MS, ISOLATION_LEVEL, App
+
+
+def test_the_worker_consumer_fetches_committed_records_without_faust_s_long_wait(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    async def check() -> None:
+        app = App(unique, broker=f"kafka://{kafka_bootstrap}", store="memory://")
+        thread = app.consumer._thread
+        assert isinstance(thread, faust_aiokafka.AIOKafkaConsumerThread)
+        consumer = thread._create_worker_consumer(app.transport)
+        await consumer.start()  # the settings take effect when aiokafka builds its fetcher
+        try:
+            fetcher = consumer._fetcher
+            assert fetcher._fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 100
+            assert ISOLATION_LEVEL == "read_committed"
+            assert fetcher._isolation_level == READ_COMMITTED
+            consumer.assign([TopicPartition(f"{unique}.absent", 0)])  # the fetcher is alive
+        finally:
+            await consumer.stop()
+            thread.thread_loop.close()  # Faust made it for the consumer's own thread
+
+    asyncio.run(check())
+
+
+def test_drain_hooks_run_after_the_fetcher_stops_and_before_the_last_commit() -> None:
+    # Faust stops its consumer in this order; our drain hooks ride on the wait in the middle.
+    source = inspect.getsource(faust.App._stop_consumer)
+    order = [source.index(step) for step in (
+        "await self._stop_fetcher()", "await self._consumer_wait_empty(", "self.tables.stop()"
+    )]  # fmt: skip
+    assert order == sorted(order), source
+    assert "stream_wait_empty" in inspect.getsource(faust.App._consumer_wait_empty)
+
+
+def test_our_transport_and_consumer_are_the_ones_faust_builds(kafka_bootstrap: str) -> None:
+    async def check() -> None:
+        app = App("pins", broker=f"kafka://{kafka_bootstrap}", store="memory://")
+        assert type(app.transport).__name__ == "_Transport"
+        assert type(app.consumer).__name__ == "_Consumer"
+        assert type(app.consumer._thread).__name__ == "_ConsumerThread"
+        app.consumer._thread.thread_loop.close()
+        assert app.conf.stream_wait_empty is False  # else a SIGTERM waits for held events forever
+
+    asyncio.run(check())

@@ -1,0 +1,167 @@
+"""The runs table without Faust: early rows, the clock's sweeps, when a run's metrics are
+complete, and what it asks its owner to emit."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from streams.outcomes import Outcome
+from streams.runs import EARLY_ROWS, EARLY_RUNS, EARLY_S, RunRules, RunsState, RunsTable
+from wire import (
+    EngineState,
+    EngineStatus,
+    Histogram,
+    LateMetrics,
+    PlanSpec,
+    RunEnded,
+    RunOutcome,
+    RunStarted,
+    RunStatus,
+    RunStopRequested,
+    SecondMetrics,
+    StopEngines,
+)
+
+T0 = 1_764_288_000_000
+S0 = T0 // 1000
+RULES = RunRules(stop_grace_s=5, engine_lost_s=15, stop_timeout_s=60, run_settle_s=10,
+                 ended_run_ttl_s=100, window_grace_s=2, flush_interval_s=0.5)  # fmt: skip
+
+
+def _started(run: str = "r1", thresholds: tuple[str, ...] = ()) -> RunStarted:
+    return RunStarted(
+        run_id=run, collection_id="c1", project_id="p1", started_ms=T0,
+        plans=[PlanSpec(plan_id="p", engines=1, threads_per_engine=1, duration_s=30)],
+        thresholds=list(thresholds),
+    )  # fmt: skip
+
+
+def _row(second: int, count: int = 10, failures: int = 0, run: str = "r1") -> SecondMetrics:
+    empty = Histogram(scheme="log2pct", buckets=[], counts=[])
+    return SecondMetrics(
+        run_id=run, plan_id=None, label=None, second_s=S0 + second, count=count,
+        failures=failures, codes={"200": count - failures}, bytes_recv=0, bytes_sent=0,
+        elapsed_min_ms=1, elapsed_max_ms=1, elapsed_sum_ms=count, threads_max=1,
+        elapsed=empty, latency=empty, connect=empty,
+    )  # fmt: skip
+
+
+def _engine(state: EngineState, at_s: float, published: int = 0) -> EngineStatus:
+    return EngineStatus(
+        engine_id="e0", collection_id="c1", plan_id="p", engine_index=0, state=state,
+        ts_ms=T0 + int(at_s * 1000), run_id="r1", samples_published=published,
+    )  # fmt: skip
+
+
+def _at(s: float) -> int:
+    return T0 + int(s * 1000)
+
+
+def _kinds(table: RunsTable) -> list[str]:
+    return [type(o).__name__ for o in table.take_output()]
+
+
+def test_rows_before_the_announcement_wait_and_count_in_their_order() -> None:
+    table = RunsTable(RunsState(), RULES, _at(0))
+    assert table.on_metrics(_row(0, 7), _at(1)) is Outcome.APPLIED
+    assert table.on_metrics(LateMetrics(run_id="r1", source="x@1", rows=[_row(0, 3)]), _at(1)) \
+        is Outcome.APPLIED  # fmt: skip
+    assert table.live == {}
+    assert table.on_event(_started(), _at(2)) is Outcome.APPLIED
+    assert table.state.early == {}
+    assert table.live["r1"].progress.samples == 10
+    assert table.on_event(_started(), _at(2)) is Outcome.IGNORED  # announced twice
+
+
+def test_early_rows_are_bounded_in_rows_runs_and_time() -> None:
+    table = RunsTable(RunsState(), RULES, _at(0))
+    for i in range(EARLY_ROWS + 5):
+        table.on_metrics(_row(i, 1), _at(1))
+    assert table.state.early["r1"].dropped == 5
+    for r in range(EARLY_RUNS + 3):
+        table.on_metrics(_row(0, 1, run=f"x{r}"), _at(1))
+    assert len(table.state.early) == EARLY_RUNS
+    assert table.on_metrics(_row(0, 1, run="late-comer"), _at(1)) is Outcome.IGNORED
+    assert not table.tick(_at(1 + EARLY_S))  # not yet
+    assert table.tick(_at(1 + EARLY_S + 1))  # never announced: forgotten, a change to commit
+    assert table.state.early == {}
+
+
+def test_a_run_ends_once_its_metrics_are_complete_and_is_remembered_then_forgotten() -> None:
+    table = RunsTable(RunsState(), RULES, _at(0))
+    table.on_event(_started(), _at(0))
+    table.on_event(_engine(EngineState.RUNNING, 1), _at(1))
+    table.on_metrics(_row(1, 10), _at(3))
+    table.tick(_at(3))
+    assert _kinds(table) == ["RunStatus"]
+    table.tick(_at(3.5))
+    assert _kinds(table) == []  # nothing changed: no status
+    table.on_event(_engine(EngineState.FINISHED, 4, published=15), _at(4))
+    table.tick(_at(5))
+    assert _kinds(table) == []  # ended, but 5 of 15 samples still to come: no status before
+    table.on_metrics(_row(2, 5), _at(7))
+    table.tick(_at(7))
+    final, ended = table.take_output()
+    assert isinstance(final, RunStatus)
+    assert isinstance(ended, RunEnded)
+    assert (final.state, final.samples, final.ended_ms) == ("finished", 15, _at(4))
+    assert ended.outcome is RunOutcome.FINISHED
+    assert table.live == {}
+    assert table.state.runs == {}
+    assert table.on_metrics(_row(3, 1), _at(8)) is Outcome.IGNORED  # ended: not early either
+    assert not table.tick(_at(7 + RULES.ended_run_ttl_s))
+    assert table.tick(_at(8 + RULES.ended_run_ttl_s))
+    assert table.state.ended == {}
+
+
+def test_a_run_whose_samples_never_all_arrive_ends_after_the_settle_time() -> None:
+    table = RunsTable(RunsState(), RULES, _at(0))
+    table.on_event(_started(), _at(0))
+    table.on_event(_engine(EngineState.FINISHED, 1, published=100), _at(1))
+    table.tick(_at(1 + RULES.run_settle_s - 1))
+    assert "RunEnded" not in _kinds(table)
+    table.tick(_at(1 + RULES.run_settle_s))
+    assert _kinds(table) == ["RunStatus", "RunEnded"]
+
+
+def test_a_breach_stops_the_run_once_when_a_later_second_arrives_or_the_second_goes_quiet() -> None:
+    table = RunsTable(RunsState(), RULES, _at(0))
+    table.on_event(_started(thresholds=("failures > 4 for 1s",)), _at(0))
+    table.on_metrics(_row(1, 10, failures=5), _at(3))
+    assert _kinds(table) == []  # second 1 may still get rows
+    table.on_metrics(_row(2, 10), _at(4))
+    (stop,) = table.take_output()
+    assert isinstance(stop, StopEngines)
+    assert stop.reason.startswith("criterion breached")
+    table.on_event(RunStopRequested(run_id="r1", requested_ms=_at(5), reason="me"), _at(5))
+    assert _kinds(table) == []  # stopping already: one stop per run
+
+    quiet = RunsTable(RunsState(), RULES, _at(0))
+    quiet.on_event(_started(thresholds=("failures > 4 for 1s",)), _at(0))
+    quiet.on_metrics(_row(1, 10, failures=5), _at(3))
+    quiet.tick(_at(2) + int(RULES.quiet_second_ms))
+    assert "StopEngines" not in _kinds(quiet)
+    quiet.tick(_at(2) + int(RULES.quiet_second_ms) + 1)
+    assert "StopEngines" in _kinds(quiet)
+
+
+@pytest.mark.parametrize("heard_s", [1, 10])
+def test_a_new_owner_rebuilds_the_table_and_gives_engines_time_from_the_takeover(
+    heard_s: int,
+) -> None:
+    table = RunsTable(RunsState(), RULES, _at(0))
+    table.on_event(_started(thresholds=("failures > 100 over 10s",)), _at(0))
+    table.on_event(_engine(EngineState.RUNNING, heard_s), _at(heard_s))
+    table.on_metrics(_row(1, 100, failures=50), _at(3))
+    table.tick(_at(3))
+    record = msgspec.json.encode(table.state)  # what the ledger commits
+
+    taken_over_s = 100  # long after the last heartbeat: nobody owned the partition meanwhile
+    again = RunsTable(msgspec.json.decode(record, type=RunsState), RULES, _at(taken_over_s))
+    assert again.live["r1"].progress.samples == 100
+    again.tick(_at(taken_over_s + RULES.engine_lost_s - 1))
+    assert again.live["r1"].progress.counts()["lost"] == 0
+    again.on_metrics(_row(2, 100, failures=51), _at(taken_over_s))  # the window carried over
+    again.on_metrics(_row(3, 10), _at(taken_over_s))
+    assert "StopEngines" in _kinds(again)
