@@ -32,7 +32,7 @@ from rich.table import Table
 from control.schedulers import Deployment, PlanEngines
 from control.schedulers import manifests as m
 from control.schedulers.kube import KubernetesScheduler, pod_phase
-from control.settings import KubernetesSettings
+from control.settings import KafkaSettings, KubernetesSettings
 from shibuya.dev.kube import FAKE_NODE, TOLERATION, KubeCluster
 from shibuya.dev.procs import wait_for
 
@@ -97,7 +97,9 @@ def measure(kubeconfig: Path, plans: int, engines: int, baseline: bool) -> dict[
         memory_request="128Mi", node_selector={FAKE_NODE["label"][0]: FAKE_NODE["label"][1]},
     )  # fmt: skip
     d = Deployment("9", "1", [PlanEngines(str(p), engines) for p in range(plans)])
-    ours = KubernetesScheduler(settings, bootstrap="kafka:9092", topic_prefix="b", api=api)
+    ours = KubernetesScheduler(
+        settings, kafka=KafkaSettings(bootstrap="kafka:9092", topic_prefix="b"), api=api
+    )
     naive = PodPerEngine(settings, api)
 
     def status() -> list[str]:

@@ -38,7 +38,7 @@ from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.table import Table
 
-from control.results.store import Store
+from control.results.clickhouse import Store
 from engine_sidecar.procstats import process_usage
 from shibuya.dev import kafka_io
 from shibuya.dev.maven import cache_root

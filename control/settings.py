@@ -12,10 +12,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wire import Topics
+
 
 class KafkaSettings(BaseModel):
     bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated")
     topic_prefix: str = Field("shibuya", description="prefix of every topic name")
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
 
 
 class DatabaseSettings(BaseModel):

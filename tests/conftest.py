@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from control.results.store import Store
+from control.results.clickhouse import Store
 from shibuya.dev.kafka import KafkaBroker
 from shibuya.dev.kube import KubeCluster
 from shibuya.dev.postgres import PostgresServer

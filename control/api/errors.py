@@ -1,9 +1,11 @@
 """One error body for every failure: ``{"error": {"code", "message", "details"}}``.
 
 ``code`` is stable and machine-readable (``not_found``, ``forbidden``, ``conflict``,
-``invalid``, ``unauthenticated``, ``too_large``, ``unsupported_file``); ``message`` says what
-is wrong in words a person can act on. A caller gets ``not_found`` for what exists but is not
-theirs, so ids of other groups' things are not disclosed.
+``invalid``, ``unauthenticated``, ``too_large``, ``unsupported_file``, ``unavailable``,
+``scheduler_failed``, ``internal``); ``message`` says what is wrong in words a person can act
+on. A caller gets ``not_found`` for what exists but is not theirs, so ids of other groups' things
+are not disclosed. The control plane's errors (:mod:`control.errors`) are mapped to a status and
+a code here, in one handler; routes raise nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -15,10 +17,21 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException
 
-from control.schedulers import SchedulerError
+from control.errors import (
+    ConflictError,
+    ConstraintError,
+    ControlError,
+    ForbiddenError,
+    InvalidError,
+    NotFoundError,
+    SchedulerError,
+    TooLargeError,
+    UnauthenticatedError,
+    UnavailableError,
+    UnsupportedError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,26 +46,25 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.details = status, code, message, details
+#: The answer to each of the control plane's errors: status and code.
+ANSWERS: dict[type[ControlError], tuple[int, str]] = {
+    NotFoundError: (404, "not_found"),
+    UnauthenticatedError: (401, "unauthenticated"),
+    ForbiddenError: (403, "forbidden"),
+    ConflictError: (409, "conflict"),
+    InvalidError: (422, "invalid"),
+    TooLargeError: (413, "too_large"),
+    UnsupportedError: (415, "unsupported_file"),
+    UnavailableError: (503, "unavailable"),
+    SchedulerError: (502, "scheduler_failed"),
+}
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError(404, "not_found", f"{what} not found")
-
-
-def forbidden(message: str) -> ApiError:
-    return ApiError(403, "forbidden", message)
-
-
-def conflict(message: str) -> ApiError:
-    return ApiError(409, "conflict", message)
-
-
-def invalid(message: str, details: Any = None) -> ApiError:
-    return ApiError(422, "invalid", message, details)
+def answer(exc: ControlError) -> tuple[int, str]:
+    for cls in type(exc).__mro__:
+        if cls in ANSWERS:
+            return ANSWERS[cls]
+    return 500, "internal"
 
 
 def _body(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
@@ -73,9 +85,16 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return _body(exc.status, exc.code, exc.message, exc.details)
+    @app.exception_handler(ControlError)
+    async def control_error(_: Request, exc: ControlError) -> JSONResponse:
+        status, code = answer(exc)
+        message, details = exc.message, getattr(exc, "problems", None)
+        if isinstance(exc, ConstraintError):
+            log.info("refused by a database constraint: %s", exc.detail)
+        elif isinstance(exc, SchedulerError):
+            log.warning("scheduler failed: %s", exc)
+            message = f"the engine scheduler failed: {exc}"
+        return _body(status, code, message, details)
 
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -89,17 +108,7 @@ def install(app: FastAPI) -> None:
     async def http(_: Request, exc: HTTPException) -> JSONResponse:
         return _body(exc.status_code, _CODES.get(exc.status_code, "error"), str(exc.detail))
 
-    @app.exception_handler(SchedulerError)
-    async def scheduler(_: Request, exc: SchedulerError) -> JSONResponse:
-        log.warning("scheduler failed: %s", exc)
-        return _body(502, "scheduler_failed", f"the engine scheduler failed: {exc}")
-
     @app.exception_handler(Exception)
     async def internal(_: Request, exc: Exception) -> JSONResponse:
         # The traceback is logged by the server; the caller gets the same body as ever.
         return _body(500, "internal", f"internal error ({type(exc).__name__}); see the API's log")
-
-    @app.exception_handler(IntegrityError)
-    async def integrity(_: Request, exc: IntegrityError) -> JSONResponse:
-        log.info("refused by a database constraint: %s", exc.orig)
-        return _body(409, "conflict", "refused by a constraint: it exists already or is in use")

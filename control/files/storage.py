@@ -16,11 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-
-class TooLargeError(ValueError):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"file larger than the limit of {limit:,} bytes")
-        self.limit = limit
+from control.errors import TooLargeError
 
 
 @dataclass(frozen=True)
@@ -63,7 +59,7 @@ class LocalFiles:
                 async for chunk in chunks:
                     size += len(chunk)
                     if size > max_bytes:
-                        raise TooLargeError(max_bytes)
+                        raise TooLargeError(f"larger than the limit of {max_bytes:,} bytes")
                     digest.update(chunk)
                     out.write(chunk)
             os.replace(tmp, path)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from control.results.store import Store
+from control.results.clickhouse import Store
 from wire import RunStatus, decode_run_status
 
 QUANTILES: Final = (0.5, 0.9, 0.95, 0.99, 0.999)

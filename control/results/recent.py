@@ -14,8 +14,8 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
+from control.results.clickhouse import Store
 from control.results.queries import Results, RunReport, Second
-from control.results.store import Store
 from wire import RunStatus
 
 T = TypeVar("T")

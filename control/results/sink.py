@@ -1,29 +1,26 @@
-"""The ClickHouse sink: a consumer group on the stream's output topics, inserting idempotently.
+"""The ClickHouse sink: the stream's output messages stored as rows, idempotently.
 
-It runs in the control process, which also answers the queries: the embedded engine (chdb) can
-be opened by one process only, and with a ClickHouse server every API replica runs a sink in the
-same consumer group, each inserting the partitions it owns. Topics are read ``read_committed``
-(the stream writes in transactions); offsets are committed only after the rows are inserted, so
-a crash re-inserts at most one batch, which the ReplacingMergeTree keys store once. A malformed
-message is counted, logged with its position, and skipped.
+:class:`Sink` turns a batch of messages from the stream's output topics (per-second metrics,
+engine statuses, run statuses, and raw batches if asked) into rows and inserts them. A consumer
+group feeds it (:func:`control.services.followers.clickhouse_sink`) and commits the batch's
+offsets only after :meth:`Sink.store_messages` returned, so a crash re-inserts at most one
+batch, which the ReplacingMergeTree keys store once. A malformed message is counted, logged with its position, and
+skipped; a row ClickHouse refuses is counted, logged, and the rest of its batch kept; while
+ClickHouse is unreachable the insert is retried.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from aiokafka.errors import KafkaError
-from clickhouse_connect.driver.exceptions import OperationalError
 from prometheus_client import CollectorRegistry, Counter
 
-from control.results.store import Store
+from control.errors import RejectedError, UnavailableError
+from control.results.clickhouse import Store
 from wire import (
     DecodeError,
     EngineStatus,
@@ -31,12 +28,11 @@ from wire import (
     ResultBatch,
     RunStatus,
     SecondMetrics,
-    Topic,
+    Topics,
     decode_batch,
     decode_message,
     decode_metrics,
     decode_run_status,
-    topic_name,
 )
 
 log = logging.getLogger(__name__)
@@ -152,64 +148,46 @@ class _Batch:
     raw: list[list[Any]] = field(default_factory=list)
 
 
+class Message(Protocol):
+    """A message read from a topic."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
 class Sink:
     def __init__(
         self,
         store: Store,
-        bootstrap: str,
+        topics: Topics,
         *,
-        topic_prefix: str = "shibuya",
-        group_id: str = "shibuya-clickhouse-sink",
         raw_samples: bool = False,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.store = store
         self.metrics = SinkMetrics(registry or CollectorRegistry())
-        self._topics = {
-            topic_name(Topic.METRICS, topic_prefix): "metrics",
-            topic_name(Topic.ENGINE_STATUS, topic_prefix): "status",
-            topic_name(Topic.RUN_STATUS, topic_prefix): "runs",
-        }
+        self._topics = {topics.metrics: "metrics", topics.engine_status: "status",
+                        topics.run_status: "runs"}  # fmt: skip
         if raw_samples:
-            self._topics[topic_name(Topic.RESULTS, topic_prefix)] = "raw"
-        self._bootstrap = bootstrap
-        self._group_id = group_id
-        self._stopping = threading.Event()
+            self._topics[topics.results] = "raw"
+        self.stopping: Callable[[], bool] = lambda: False
+        """While it is false, an insert ClickHouse cannot take now is retried."""
 
-    async def run(self) -> None:
-        """Consume and insert until :meth:`stop`."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
-            group_id=self._group_id,
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=5000,
-            fetch_max_wait_ms=100,
-            metadata_max_age_ms=5000,  # topics created after the sink started are found soon
-        )
-        await consumer.start()
-        # Subscribed after start: a topic nobody created yet is then waited for, not an error.
-        consumer.subscribe(list(self._topics))
-        try:
-            while not self._stopping.is_set():
-                records = await consumer.getmany(timeout_ms=200)
-                if not records:
-                    continue
-                batch = self._rows(r for rs in records.values() for r in rs)
-                await self._insert(batch)
-                with contextlib.suppress(KafkaError):  # a rebalance: the rows stay idempotent
-                    await consumer.commit()
-        finally:
-            await consumer.stop()
+    @property
+    def topics(self) -> list[str]:
+        """The topics whose messages it stores."""
+        return list(self._topics)
 
-    def stop(self) -> None:
-        self._stopping.set()
+    async def store_messages(self, messages: Iterable[Message]) -> None:
+        await self._insert(self._rows(messages))
 
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
-
-    def _rows(self, records: Iterable[ConsumerRecord[bytes, bytes]]) -> _Batch:
+    def _rows(self, records: Iterable[Message]) -> _Batch:
         batch = _Batch()
         for r in records:
             kind = self._topics[r.topic]
@@ -252,21 +230,17 @@ class Sink:
             try:
                 await self.store.insert(table, rows, columns)
                 break
-            except TRANSIENT as exc:
-                if self._stopping.is_set():
+            except UnavailableError as exc:
+                if self.stopping():
                     raise
-                log.warning("insert into %s failed, retrying: %r", table, exc)
+                log.warning("insert into %s failed, retrying: %s", table, exc)
                 await asyncio.sleep(1)
-            except Exception as exc:
+            except RejectedError as exc:
                 if len(rows) == 1:
-                    log.error("ClickHouse refused a row for %s: %r: %r", table, exc, rows[0])
+                    log.error("ClickHouse refused a row for %s: %s: %r", table, exc, rows[0])
                     self.metrics.rejected.labels(table).inc()
                     return
                 for row in rows:
                     await self._insert_rows(table, [row], columns)
                 return
         self.metrics.rows.labels(table).inc(len(rows))
-
-
-#: Errors after which the same insert may succeed (the server restarting, a network blip).
-TRANSIENT: Final = (OperationalError, OSError)

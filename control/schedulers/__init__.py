@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from control.errors import SchedulerError
 
-class SchedulerError(RuntimeError):
-    """The backend could not do what was asked; the message says what and why."""
+__all__ = ["Deployment", "EngineInfo", "External", "PlanEngines", "Scheduler", "SchedulerError"]
 
 
 @dataclass(frozen=True)

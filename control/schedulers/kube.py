@@ -24,7 +24,7 @@ from kubernetes.client.exceptions import ApiException
 
 from control.schedulers import Deployment, EngineInfo, SchedulerError
 from control.schedulers import manifests as m
-from control.settings import KubernetesSettings
+from control.settings import KafkaSettings, KubernetesSettings
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +66,15 @@ class KubernetesScheduler:
         self,
         settings: KubernetesSettings,
         *,
-        bootstrap: str,
-        topic_prefix: str,
+        kafka: KafkaSettings,
         env: Mapping[str, str] | None = None,
         api: client.ApiClient | None = None,
     ) -> None:
         self.settings = settings
         self.namespace = settings.namespace
         self._env = {
-            "SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": bootstrap,
-            "SHIBUYA_SIDECAR_KAFKA__TOPIC_PREFIX": topic_prefix,
+            "SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": kafka.bootstrap,
+            "SHIBUYA_SIDECAR_KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
             **(env or {}),
         }
         self._api = api or api_client(settings)

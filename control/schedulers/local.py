@@ -28,6 +28,7 @@ from typing import Any
 
 from control.schedulers import Deployment, EngineInfo, SchedulerError
 from control.schedulers.processes import alive, spawn, wait_for
+from control.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,7 @@ class LocalScheduler:
         self,
         root: Path,
         *,
-        bootstrap: str,
-        topic_prefix: str,
+        kafka: KafkaSettings,
         env: Mapping[str, str] | None = None,
         stop_timeout_s: float = 15,
     ) -> None:
@@ -50,8 +50,8 @@ class LocalScheduler:
         self.stop_timeout_s = stop_timeout_s
         self._env = {
             **os.environ,
-            "SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": bootstrap,
-            "SHIBUYA_SIDECAR_KAFKA__TOPIC_PREFIX": topic_prefix,
+            "SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": kafka.bootstrap,
+            "SHIBUYA_SIDECAR_KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
             "SHIBUYA_SIDECAR_HEALTH_PORT": "0",
             "PYTHONUNBUFFERED": "1",
             **(env or {}),

@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from control.results.clickhouse import Store
 from control.results.queries import Results, RunReport, Summary
-from control.results.store import Store
 from shibuya.dev import kafka_io
 from shibuya.dev.main_job import kafka, stopped
 from shibuya.dev.procs import ServiceError, wait_for

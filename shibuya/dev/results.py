@@ -12,8 +12,10 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
+from control.results.clickhouse import Store
 from control.results.sink import Sink
-from control.results.store import Store
+from control.services.followers import clickhouse_sink
+from control.settings import KafkaSettings
 
 
 @contextlib.contextmanager
@@ -25,18 +27,15 @@ def running_sink(
     group_id: str | None = None,
     sink: Sink | None = None,
 ) -> Iterator[Sink]:
-    sink = sink or Sink(
-        store,
-        bootstrap,
-        topic_prefix=topic_prefix,
-        group_id=group_id or f"{topic_prefix}-clickhouse-sink",
-    )
+    kafka = KafkaSettings(bootstrap=bootstrap, topic_prefix=topic_prefix)
+    sink = sink or Sink(store, kafka.topics)
+    follower = clickhouse_sink(kafka, group_id or f"{topic_prefix}-clickhouse-sink", sink)
     loop = asyncio.new_event_loop()
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
-            loop.run_until_complete(sink.run())
+            loop.run_until_complete(follower.run())
         except BaseException as exc:  # reported to the caller on exit
             failure.append(exc)
         finally:
@@ -48,7 +47,7 @@ def running_sink(
         yield sink
     finally:
         if not loop.is_closed():
-            loop.call_soon_threadsafe(sink.stop)
+            loop.call_soon_threadsafe(follower.stop)
         thread.join(timeout=30)
         if failure:
             raise RuntimeError("the ClickHouse sink failed") from failure[0]

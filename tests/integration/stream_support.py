@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from aiokafka.partitioner import murmur2
 
+from control.results.clickhouse import Store
 from control.results.queries import QUANTILES
-from control.results.store import Store
 from shibuya.dev import kafka_io
 from shibuya.dev.procs import wait_for
 from shibuya.dev.worker_proc import WorkerProcess

@@ -10,9 +10,9 @@ import msgspec
 import pytest
 
 from control.results import schema
+from control.results.clickhouse import Store
 from control.results.queries import Results
 from control.results.sink import METRICS_COLUMNS, Sink, metrics_rows
-from control.results.store import Store
 from shibuya.dev import kafka_io
 from shibuya.dev.procs import wait_for
 from shibuya.dev.results import running_sink
@@ -24,6 +24,7 @@ from wire import (
     EngineStatus,
     SecondMetrics,
     Topic,
+    Topics,
     collection_key,
     encode_batch,
     encode_message,
@@ -77,8 +78,7 @@ def test_engine_status_and_raw_samples_are_stored_and_bad_messages_counted(
     for i in range(40):
         b.add(ts_ms=now_ms + i, elapsed_ms=i, label="L", code="200", success=True)
     batch = b.build(run_id=f"run-{unique}", plan_id="p", engine_id="e0", seq=0)
-    sink = Sink(clickhouse, kafka_bootstrap, topic_prefix=unique, raw_samples=True,
-                group_id=f"{unique}-sink")  # fmt: skip
+    sink = Sink(clickhouse, Topics(unique), raw_samples=True)
     with running_sink(clickhouse, kafka_bootstrap, topic_prefix=unique, sink=sink):
         send(
             kafka_bootstrap,

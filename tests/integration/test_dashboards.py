@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from control.results.clickhouse import Store
 from control.results.sink import METRICS_COLUMNS, RUN_STATUS_COLUMNS, STATUS_COLUMNS
-from control.results.store import Store
 from shibuya import dashboards
 from shibuya.dev.procs import wait_for
 from shibuya.dev.prometheus import Prometheus

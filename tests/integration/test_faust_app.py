@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from typing import Any, cast
 
 import faust
 from aiokafka.consumer.fetcher import READ_COMMITTED
@@ -24,9 +25,9 @@ def test_the_worker_consumer_fetches_committed_records_without_faust_s_long_wait
 ) -> None:
     async def check() -> None:
         app = App(unique, broker=f"kafka://{kafka_bootstrap}", store="memory://")
-        thread = app.consumer._thread
+        thread = _thread_of(app)
         assert isinstance(thread, faust_aiokafka.AIOKafkaConsumerThread)
-        consumer = thread._create_worker_consumer(app.transport)
+        consumer = thread._create_worker_consumer(cast(faust_aiokafka.Transport, app.transport))
         await consumer.start()  # the settings take effect when aiokafka builds its fetcher
         try:
             fetcher = consumer._fetcher
@@ -39,6 +40,11 @@ def test_the_worker_consumer_fetches_committed_records_without_faust_s_long_wait
             thread.thread_loop.close()  # Faust made it for the consumer's own thread
 
     asyncio.run(check())
+
+
+def _thread_of(app: App) -> Any:
+    """The consumer's thread (Faust's typed interface does not name it)."""
+    return cast(Any, app.consumer)._thread
 
 
 def test_drain_hooks_run_after_the_fetcher_stops_and_before_the_last_commit() -> None:
@@ -56,8 +62,8 @@ def test_our_transport_and_consumer_are_the_ones_faust_builds(kafka_bootstrap: s
         app = App("pins", broker=f"kafka://{kafka_bootstrap}", store="memory://")
         assert type(app.transport).__name__ == "_Transport"
         assert type(app.consumer).__name__ == "_Consumer"
-        assert type(app.consumer._thread).__name__ == "_ConsumerThread"
-        app.consumer._thread.thread_loop.close()
+        assert type(_thread_of(app)).__name__ == "_ConsumerThread"
+        _thread_of(app).thread_loop.close()
         assert app.conf.stream_wait_empty is False  # else a SIGTERM waits for held events forever
 
     asyncio.run(check())

@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from control.schedulers import Deployment, EngineInfo, PlanEngines, SchedulerError
 from control.schedulers import manifests as m
 from control.schedulers.kube import RBAC_RULES, KubernetesScheduler
-from control.settings import KubernetesSettings
+from control.settings import KafkaSettings, KubernetesSettings
 from shibuya.dev.kube import FAKE_NODE, TOLERATION
 from tests.integration.api_support import ApiServer, make_collection, start_api
 from tests.integration.lifecycle_support import Harness, wait_until
@@ -56,7 +56,9 @@ def _scheduler(kubeconfig: Path, namespace: str, **over: Any) -> KubernetesSched
         "memory_limit": "1Gi", "pull_secrets": ["registry"], "service_account": "engine",
         **over,
     })  # fmt: skip
-    return KubernetesScheduler(settings, bootstrap="kafka:9092", topic_prefix="t1")
+    return KubernetesScheduler(
+        settings, kafka=KafkaSettings(bootstrap="kafka:9092", topic_prefix="t1")
+    )
 
 
 def _sets(kube: Any, namespace: str) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from control.results.clickhouse import Store
 from control.results.queries import Results
-from control.results.store import Store
 from shibuya.dev import kafka_io
 from shibuya.dev.results import running_sink
 from tests.integration.lifecycle_support import Harness, wait_until

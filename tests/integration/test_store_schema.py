@@ -8,7 +8,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from control.db import store
+from control.db.database import Database
 from control.db.models import Base
 
 
@@ -20,12 +20,12 @@ def test_migrations_match_the_models(
         url = f"sqlite:///{tmp_path / 'meta.db'}"
     else:
         url = request.getfixturevalue("postgres_url")
-    engine = store.open_engine(url)
+    db = Database(url)
     try:
-        store.migrate(engine)
-        store.migrate(engine)  # a second start changes nothing
-        with engine.connect() as c:
+        db.migrate()
+        db.migrate()  # a second start changes nothing
+        with db.engine.connect() as c:
             diff = compare_metadata(MigrationContext.configure(c), Base.metadata)
     finally:
-        engine.dispose()
+        db.close()
     assert diff == []

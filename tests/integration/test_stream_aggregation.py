@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from control.results.clickhouse import Store
 from control.results.queries import QUANTILES, Results
-from control.results.store import Store
 from shibuya.dev import kafka_io
 from shibuya.dev.procs import wait_for
 from shibuya.dev.prometheus import Prometheus

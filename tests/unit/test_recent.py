@@ -1,6 +1,6 @@
 """What the API remembers for a moment: answers (control/results/recent.py) — one query for
 concurrent callers, a new one after the time to live, failures not remembered — and callers of
-valid tokens (control/auth.py)."""
+valid tokens (control/services/auth.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 
-from control.auth import Caller, KnownCallers
 from control.results.recent import Recent
+from control.services.auth import Caller, KnownCallers
 
 
 class Clock:

@@ -9,14 +9,16 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter
 
-from control.api.deps import Db, Who, shared_json
+from control.api.deps import Ctx, Db, Who, shared_json
 from control.api.errors import RESPONSES
-from control.api.routes.runs import RunId, current
-from control.api.schemas import (
+from control.api.routes.runs import RunId
+from control.results.compare import MEASURES, Row, compare
+from control.results.queries import Second, Summary
+from control.schemas import (
     ChangeOut,
     ComparedOut,
     ComparisonOut,
@@ -25,17 +27,11 @@ from control.api.schemas import (
     SecondOut,
     SummaryOut,
 )
-from control.results.compare import MEASURES, Row, compare
-from control.results.queries import Results, Second, Summary
+from control.services.runs import current
 
 router = APIRouter(prefix="/api", tags=["results"], responses=RESPONSES)
 
 Filter = Annotated[str | None, Query(max_length=1000, pattern=r"^[^\x00]*$")]
-
-
-def _results(request: Request) -> Results:
-    results: Results = request.app.state.results
-    return results
 
 
 def _percentiles(p: dict[float, float]) -> Percentiles:
@@ -68,7 +64,7 @@ _SECONDS = TypeAdapter(list[SecondOut])
 @router.get("/runs/{run_id}/series", response_model=list[SecondOut])
 async def series(
     run_id: RunId,
-    request: Request,
+    ctx: Ctx,
     db: Db,
     who: Who,
     plan: Filter = None,
@@ -76,46 +72,44 @@ async def series(
     since: Annotated[int | None, Query(ge=0, le=2**32 - 1, description="Unix second")] = None,
 ) -> Response:
     """Per-second rows of the run (or of one plan, or one label), oldest first."""
-    await current(request, db, who, run_id)
+    await current(db, ctx.results, who, run_id)
 
     async def build() -> bytes:
-        rows = await _results(request).series(run_id, plan_id=plan, label=label, since_s=since)
+        rows = await ctx.results.series(run_id, plan_id=plan, label=label, since_s=since)
         return _SECONDS.dump_json([second_out(s) for s in rows])
 
-    return await shared_json(request, ("series", run_id, plan, label, since), build)
+    return await shared_json(ctx, ("series", run_id, plan, label, since), build)
 
 
 @router.get("/runs/{run_id}/report", response_model=ReportOut)
-async def report(run_id: RunId, request: Request, db: Db, who: Who) -> Response:
+async def report(run_id: RunId, ctx: Ctx, db: Db, who: Who) -> Response:
     """The run with its verdicts, its totals and one summary per label."""
-    run = await current(request, db, who, run_id)
+    run = await current(db, ctx.results, who, run_id)
 
     async def build() -> bytes:
-        r = await _results(request).report(run_id)
+        r = await ctx.results.report(run_id)
         return ReportOut(run=run, total=summary_out(r.total) if r.total else None,
                          labels=[summary_out(s) for s in r.labels],
                          late_samples=r.late_samples).model_dump_json().encode()  # fmt: skip
 
-    return await shared_json(request, ("report", run_id), build)
+    return await shared_json(ctx, ("report", run_id), build)
 
 
 @router.get("/runs/{run_id}/compare/{other_id}", response_model=ComparisonOut)
-async def comparison(
-    run_id: RunId, other_id: RunId, request: Request, db: Db, who: Who
-) -> Response:
+async def comparison(run_id: RunId, other_id: RunId, ctx: Ctx, db: Db, who: Who) -> Response:
     """Two runs side by side (``a`` = ``run_id``, ``b`` = ``other_id``), per label, with the
     change of each measure from a to b."""
-    a = await current(request, db, who, run_id)
-    b = await current(request, db, who, other_id)
+    a = await current(db, ctx.results, who, run_id)
+    b = await current(db, ctx.results, who, other_id)
 
     async def build() -> bytes:
-        results = _results(request)
+        results = ctx.results
         total, labels = compare(await results.report(run_id), await results.report(other_id))
         out = ComparisonOut(a=a, b=b, total=_compared(total),
                             labels=[_compared(r) for r in labels])  # fmt: skip
         return out.model_dump_json().encode()
 
-    return await shared_json(request, ("compare", run_id, other_id), build)
+    return await shared_json(ctx, ("compare", run_id, other_id), build)
 
 
 def _compared(row: Row) -> ComparedOut:
@@ -134,7 +128,7 @@ def _compared(row: Row) -> ComparedOut:
 )
 async def live(
     run_id: RunId,
-    request: Request,
+    ctx: Ctx,
     db: Db,
     who: Who,
     since: Annotated[int, Query(ge=0, le=2**32 - 1, description="Unix second")] = 0,
@@ -143,18 +137,16 @@ async def live(
     """Server-sent events while the run goes on: ``second`` (a whole-run row as each second
     lands; its ``id`` is the second, so a reconnecting client resumes with ``Last-Event-ID``),
     ``status`` (the run, when its state or counts change) and a last ``end`` (the ended run)."""
-    run = await current(request, db, who, run_id)
+    run = await current(db, ctx.results, who, run_id)
     if last_event_id is not None and last_event_id.isdigit():
         since = max(since, int(last_event_id) + 1)
-    poll_s = request.app.state.settings.live_poll_s
-    sessions = request.app.state.sessions
 
     async def events() -> AsyncIterator[str]:
         nonlocal run
         next_s, shown = since, None
         while True:
             ended = run.outcome is not None  # rows read after the end are complete
-            for s in await _results(request).series(run_id, since_s=next_s):
+            for s in await ctx.results.series(run_id, since_s=next_s):
                 yield _event("second", second_out(s).model_dump_json(), str(s.second))
                 next_s = s.second + 1
             if ended:
@@ -164,9 +156,9 @@ async def live(
             if view != shown:
                 shown = view
                 yield _event("status", run.model_dump_json())
-            await asyncio.sleep(poll_s)
-            with sessions() as s:
-                run = await current(request, s, who, run_id)
+            await asyncio.sleep(ctx.settings.live_poll_s)
+            with ctx.db.sessions() as session:
+                run = await current(session, ctx.results, who, run_id)
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache"})  # fmt: skip

@@ -1,6 +1,6 @@
-"""Alembic's environment: migrations run on the connection :func:`control.db.store.migrate`
-passes in (never from alembic.ini); on PostgreSQL under an advisory lock, so replicas starting
-together migrate once."""
+"""Alembic's environment: migrations run on the connection
+:meth:`control.db.database.Database.migrate` passes in (never from alembic.ini); on PostgreSQL
+under an advisory lock, so replicas starting together migrate once."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Request and response bodies of the REST API."""
+"""The API's request and response bodies: what the services take and give back, and what the CLI
+and the web UI read."""
 
 from __future__ import annotations
 
@@ -93,6 +94,10 @@ class CollectionPatch(BaseModel):
 
 
 class ExecutionPlan(BaseModel):
+    """A plan in a collection: how many engines, threads, for how long (Shibuya's name). The
+    collection config, the collection's answer and the run's start commands all speak of it."""
+
+    model_config = ConfigDict(frozen=True)
     plan_id: int
     name: str
     engines: int

@@ -5,15 +5,15 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from control.api.errors import not_found
-from control.auth import Caller
 from control.db.models import Collection, Plan, Project, Run
+from control.errors import NotFoundError
+from control.services.auth import Caller
 
 
 def project_of(db: Session, who: Caller, project_id: int) -> Project:
     project = db.get(Project, project_id)
     if project is None or not who.owns(project.group_id):
-        raise not_found(f"project {project_id}")
+        raise NotFoundError(f"project {project_id}")
     return project
 
 
@@ -22,7 +22,7 @@ def plan_of(db: Session, who: Caller, plan_id: int) -> tuple[Plan, Project]:
         select(Plan, Project).join(Project, Plan.project_id == Project.id).where(Plan.id == plan_id)
     ).first()
     if row is None or not who.owns(row[1].group_id):
-        raise not_found(f"plan {plan_id}")
+        raise NotFoundError(f"plan {plan_id}")
     return row[0], row[1]
 
 
@@ -33,7 +33,7 @@ def collection_of(db: Session, who: Caller, collection_id: int) -> tuple[Collect
         .where(Collection.id == collection_id)
     ).first()
     if row is None or not who.owns(row[1].group_id):
-        raise not_found(f"collection {collection_id}")
+        raise NotFoundError(f"collection {collection_id}")
     return row[0], row[1]
 
 
@@ -45,5 +45,5 @@ def run_of(db: Session, who: Caller, run_id: str) -> Run:
         .where(Run.id == run_id)
     ).first()
     if row is None or not who.owns(row[1]):
-        raise not_found(f"run {run_id}")
+        raise NotFoundError(f"run {run_id}")
     return row[0]

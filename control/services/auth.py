@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from control.db.models import ApiToken, Group, Membership, User
+from control.errors import NotFoundError
 
 TOKEN_PREFIX = "shb_"  # noqa: S105 (a marker, not a secret)
 
@@ -114,7 +115,7 @@ def add_user(
 def user_id(session: Session, name: str) -> int:
     found = session.scalar(select(User.id).where(User.name == name))
     if found is None:
-        raise LookupError(f"no user {name!r}")
+        raise NotFoundError(f"user {name!r}")
     return found
 
 

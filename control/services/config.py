@@ -26,20 +26,11 @@ from typing import Any
 
 import yaml
 
+from control.errors import InvalidError
+from control.schemas import ExecutionPlan
 from wire.criteria import CriterionError, parse
 
 MAX_CONFIG_BYTES = 1 << 20
-
-
-@dataclass(frozen=True)
-class PlanConfig:
-    plan_id: int
-    name: str
-    engines: int
-    threads_per_engine: int
-    ramp_up_s: int
-    duration_s: int
-    csv_split: bool
 
 
 @dataclass(frozen=True)
@@ -49,12 +40,14 @@ class CollectionConfig:
     collection_id: int
     csv_split: bool
     thresholds: list[str]
-    plans: list[PlanConfig]
+    plans: list[ExecutionPlan]
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidError):
+    """Every problem of a config, each with where it is."""
+
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
+        super().__init__(problems[0], problems)
         self.problems = problems
 
 
@@ -90,7 +83,7 @@ def parse_config(text: str) -> CollectionConfig:
         thresholds = []
     problems += criteria_problems(thresholds)
     tests = top.get("tests")
-    plans: list[PlanConfig] = []
+    plans: list[ExecutionPlan] = []
     if not isinstance(tests, list) or not tests:
         problems.append("tests: a non-empty list of plans is needed")
         tests = []
@@ -109,7 +102,7 @@ def parse_config(text: str) -> CollectionConfig:
         else:
             duration_s = integer(f"{at}.duration", t.get("duration"), 1) * 60
         plans.append(
-            PlanConfig(
+            ExecutionPlan(
                 plan_id=plan_id,
                 name=str(t.get("name", "")),
                 engines=integer(f"{at}.engines", t.get("engines"), 1),

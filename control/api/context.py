@@ -1,0 +1,102 @@
+"""What every request may use, built once by the app's lifespan and closed with it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from control.db.database import Database
+from control.files.storage import FileStorage, LocalFiles
+from control.kafka import Producer
+from control.results.clickhouse import Store
+from control.results.recent import Recent, RecentResults
+from control.results.sink import Sink
+from control.schedulers import External, Scheduler
+from control.services.auth import KnownCallers
+from control.services.followers import PurgeExecutor, RunOutcomes, clickhouse_sink
+from control.services.runs import Launcher
+from control.settings import ApiSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: ApiSettings
+    db: Database
+    files: FileStorage
+    producer: Producer
+    scheduler: Scheduler
+    results: RecentResults
+    """ClickHouse reads, each answer shared for ``results_cache_s``."""
+    answers: Recent
+    """Whole JSON answers shared for ``results_cache_s`` (:func:`control.api.deps.shared_json`)."""
+    callers: KnownCallers
+    registry: CollectorRegistry
+
+    @property
+    def launcher(self) -> Launcher:
+        s = self.settings
+        return Launcher(self.producer, self.scheduler, s.kafka.topics, s.base_url)
+
+
+@contextlib.asynccontextmanager
+async def context(settings: ApiSettings, registry: CollectorRegistry) -> AsyncIterator[Context]:
+    """Open everything a replica needs, start its followers (runs' ends, purges, and the
+    ClickHouse sink where this process runs it), and close it all in reverse order."""
+    async with contextlib.AsyncExitStack() as stack:
+        db = Database(settings.database_url)
+        stack.callback(db.close)
+        await asyncio.to_thread(db.migrate)
+        # This process owns ClickHouse (the embedded engine admits one process): it stores the
+        # stream's rows (the sink) and answers the queries.
+        store = await asyncio.to_thread(Store.open, settings.clickhouse_dsn)
+        stack.push_async_callback(asyncio.to_thread, store.close)
+        producer = Producer(settings.kafka)
+        stack.push_async_callback(producer.close)
+        scheduler = make_scheduler(settings)
+        followers = [
+            RunOutcomes(settings.kafka, settings.runs_group_id, db.sessions).follower,
+            PurgeExecutor(settings.kafka, settings.commands_group_id, db.sessions,
+                          scheduler).follower,
+        ]  # fmt: skip
+        if settings.sink.enabled:
+            sink = Sink(store, settings.kafka.topics, raw_samples=settings.sink.raw_samples,
+                        registry=registry)  # fmt: skip
+            followers.append(clickhouse_sink(settings.kafka, settings.sink.group_id, sink))
+        tasks = [asyncio.create_task(f.run(), name=f.name) for f in followers]
+
+        async def stop_following() -> None:
+            for f in followers:
+                f.stop()
+            _, pending = await asyncio.wait(tasks, timeout=15)
+            for task in pending:
+                log.warning("%s did not stop in time", task.get_name())
+                task.cancel()
+
+        stack.push_async_callback(stop_following)
+        yield Context(
+            settings=settings, db=db, files=LocalFiles(settings.files_dir), producer=producer,
+            scheduler=scheduler, results=RecentResults(store, settings.results_cache_s),
+            answers=Recent(settings.results_cache_s), callers=KnownCallers(settings.auth.cache_s),
+            registry=registry,
+        )  # fmt: skip
+
+
+def make_scheduler(settings: ApiSettings) -> Scheduler:
+    if settings.scheduler.kind == "external":
+        return External()
+    if settings.scheduler.kind == "kubernetes":
+        from control.schedulers.kube import KubernetesScheduler  # the client loads slowly
+
+        return KubernetesScheduler(settings.scheduler.kubernetes, kafka=settings.kafka,
+                                   env=settings.scheduler.sidecar_env)  # fmt: skip
+    from control.schedulers.local import LocalScheduler
+
+    return LocalScheduler(settings.engines_dir, kafka=settings.kafka,
+                          env=settings.scheduler.sidecar_env)  # fmt: skip

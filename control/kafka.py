@@ -1,0 +1,154 @@
+"""The control plane's Kafka adapter (aiokafka) — the only module of control that imports it.
+
+* :class:`Producer`: what the API tells the stream and the engines (run events, commands), with an
+  idempotent ``acks=all`` producer started on first use; a send returns once Kafka has every
+  record, or raises :class:`~control.errors.UnavailableError`.
+* :class:`Follower`: one loop that follows topics as a consumer group shared by the replicas,
+  ``read_committed``; each batch of records is handed to a handler and its offsets committed only
+  after the handler returned, so a replica that dies re-delivers to another what it had not
+  finished. While Kafka is away (or a topic does not exist yet) it tries again every few seconds.
+  The ClickHouse sink, the recorder of runs' ends and the purge executor are followers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from control.errors import UnavailableError
+from control.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    key: bytes
+    value: bytes
+
+
+@dataclass(frozen=True)
+class Incoming:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+
+
+class Producer:
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.bootstrap = kafka.bootstrap
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def _started(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap, enable_idempotence=True, acks="all",
+                    request_timeout_ms=10_000,
+                )  # fmt: skip
+                try:
+                    await asyncio.wait_for(producer.start(), 15)
+                except (KafkaError, TimeoutError) as exc:
+                    await producer.stop()
+                    raise UnavailableError(
+                        f"Kafka at {self.bootstrap} is unavailable: {exc!r}"
+                    ) from exc
+                self._producer = producer
+            return self._producer
+
+    async def send(self, records: Sequence[Outgoing]) -> None:
+        """Send in order and wait until Kafka has all of them."""
+        producer = await self._started()
+        try:
+            for r in records:
+                await producer.send_and_wait(r.topic, r.value, key=r.key)
+        except KafkaError as exc:
+            raise UnavailableError(f"Kafka refused a message: {exc!r}") from exc
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+
+Handler = Callable[[list[Incoming]], Awaitable[None]]
+
+
+class Follower:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topics: Sequence[str],
+        group_id: str,
+        handle: Handler,
+        *,
+        name: str,
+        max_records: int = 500,
+        poll_ms: int = 500,
+        fetch_wait_ms: int = 500,
+        retry_s: float = 5,
+    ) -> None:
+        self.name = name
+        self._kafka = kafka
+        self._topics = list(topics)
+        self._group_id = group_id
+        self._handle = handle
+        self._max_records = max_records
+        self._poll_ms = poll_ms
+        self._fetch_wait_ms = fetch_wait_ms
+        self._retry_s = retry_s
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def run(self) -> None:
+        """Follow until :meth:`stop`."""
+        while not self._stop.is_set():
+            try:
+                await self._follow()
+            except Exception as exc:  # Kafka away, a topic not created yet
+                if self._stop.is_set():
+                    return
+                log.warning("%s stopped (%r); again in %g s", self.name, exc, self._retry_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self._retry_s)
+
+    async def _follow(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._kafka.bootstrap, group_id=self._group_id,
+            auto_offset_reset="earliest", enable_auto_commit=False,
+            isolation_level="read_committed", max_poll_records=self._max_records,
+            fetch_max_wait_ms=self._fetch_wait_ms,
+            metadata_max_age_ms=5000,  # topics created after it started are found soon
+        )  # fmt: skip
+        await consumer.start()
+        try:
+            # Subscribed after start: a topic nobody created yet is then waited for, not an error.
+            consumer.subscribe(self._topics)
+            while not self._stop.is_set():
+                batches = await consumer.getmany(timeout_ms=self._poll_ms)
+                records = [
+                    Incoming(r.topic, r.partition, r.offset, r.value)
+                    for rs in batches.values()
+                    for r in rs
+                ]
+                if not records:
+                    continue
+                await self._handle(records)
+                with contextlib.suppress(KafkaError):  # a rebalance: the handlers are idempotent
+                    await consumer.commit()
+        finally:
+            await consumer.stop()

@@ -1,0 +1,153 @@
+"""Collections: plans with their engines, threads, ramp-up and duration; the ``multi-test`` YAML
+config of Shibuya (import and export, :mod:`control.services.config`) and our pass/fail
+criteria."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from control.db.models import Collection, CollectionPlan, Launch, Plan, Run
+from control.errors import ConflictError, InvalidError, TooLargeError
+from control.schemas import CollectionIn, CollectionOut, CollectionPatch, ExecutionPlan, Page
+from control.services.access import collection_of, project_of
+from control.services.auth import Caller
+from control.services.config import (
+    MAX_CONFIG_BYTES,
+    CollectionConfig,
+    criteria_problems,
+    parse_config,
+    render_config,
+)
+from control.services.pages import Paging, paginate
+
+
+def create(db: Session, who: Caller, project_id: int, body: CollectionIn) -> CollectionOut:
+    project = project_of(db, who, project_id)
+    _check_criteria(body.thresholds)
+    c = Collection(project_id=project.id, name=body.name, csv_split=body.csv_split,
+                   thresholds=body.thresholds)  # fmt: skip
+    db.add(c)
+    db.flush()
+    return _out(db, c)
+
+
+def listing(db: Session, who: Caller, project_id: int, page: Paging) -> Page[CollectionOut]:
+    project = project_of(db, who, project_id)
+    query = select(Collection).where(Collection.project_id == project.id)
+    return paginate(db, query, Collection.id, page, lambda c: _out(db, c))
+
+
+def get(db: Session, who: Caller, collection_id: int) -> CollectionOut:
+    return _out(db, collection_of(db, who, collection_id)[0])
+
+
+def change(db: Session, who: Caller, collection_id: int, body: CollectionPatch) -> CollectionOut:
+    c, _ = collection_of(db, who, collection_id)
+    if body.name is not None:
+        c.name = body.name
+    if body.csv_split is not None:
+        c.csv_split = body.csv_split
+    if body.thresholds is not None:
+        _check_criteria(body.thresholds)
+        c.thresholds = body.thresholds
+    return _out(db, c)
+
+
+def delete(db: Session, who: Caller, collection_id: int) -> None:
+    c, _ = collection_of(db, who, collection_id)
+    why = _busy(db, c.id)
+    if why is not None:
+        raise ConflictError(f"collection {collection_id} cannot be deleted: {why}")
+    db.delete(c)
+
+
+def put_config(
+    db: Session, who: Caller, collection_id: int, document: bytes, max_engines: int
+) -> CollectionOut:
+    """Replace the collection's plans (and name, CSV split, criteria) from a ``multi-test``
+    YAML document; every problem is reported at once."""
+    c, project = collection_of(db, who, collection_id)
+    if len(document) > MAX_CONFIG_BYTES:
+        raise TooLargeError(f"a config is at most {MAX_CONFIG_BYTES:,} bytes")
+    config = parse_config(document.decode("utf-8", errors="replace"))
+    problems = []
+    if config.collection_id != c.id:
+        problems.append(f"collectionid: {config.collection_id} is not this collection ({c.id})")
+    if config.project_id != project.id:
+        problems.append(f"projectid: {config.project_id} is not this collection's ({project.id})")
+    ids = [p.plan_id for p in config.plans]
+    known = set(db.scalars(select(Plan.id).where(Plan.id.in_(ids), Plan.project_id == project.id)))
+    problems += [f"tests[{i}].testid: plan {pid} is not in project {project.id}"
+                 for i, pid in enumerate(ids) if pid not in known]  # fmt: skip
+    engines = sum(p.engines for p in config.plans)
+    if engines > max_engines:
+        problems.append(f"tests: {engines} engines in all, more than the limit of {max_engines}")
+    if problems:
+        raise InvalidError(problems[0], problems)
+    why = _busy(db, c.id)
+    if why is not None:
+        raise ConflictError(f"collection {collection_id} cannot change its plans: {why}")
+    c.name, c.csv_split, c.thresholds = config.name, config.csv_split, config.thresholds
+    db.execute(sql_delete(CollectionPlan).where(CollectionPlan.collection_id == c.id))
+    for p in config.plans:
+        db.add(CollectionPlan(collection_id=c.id, plan_id=p.plan_id, engines=p.engines,
+                              threads_per_engine=p.threads_per_engine, ramp_up_s=p.ramp_up_s,
+                              duration_s=p.duration_s, csv_split=p.csv_split))  # fmt: skip
+    db.flush()
+    return _out(db, c)
+
+
+def get_config(db: Session, who: Caller, collection_id: int) -> tuple[str, str]:
+    """The collection as a ``multi-test`` YAML document, and a file name for it."""
+    c, project = collection_of(db, who, collection_id)
+    text = render_config(CollectionConfig(name=c.name, project_id=project.id,
+                                          collection_id=c.id, csv_split=c.csv_split,
+                                          thresholds=list(c.thresholds),
+                                          plans=plans_of(db, c.id)))  # fmt: skip
+    return text, f"{c.id}.yaml"
+
+
+def plans_of(db: Session, collection_id: int) -> list[ExecutionPlan]:
+    rows = db.execute(
+        select(CollectionPlan, Plan.name)
+        .join(Plan, CollectionPlan.plan_id == Plan.id)
+        .where(CollectionPlan.collection_id == collection_id)
+        .order_by(CollectionPlan.plan_id)
+    ).all()
+    return [
+        ExecutionPlan(plan_id=cp.plan_id, name=name, engines=cp.engines,
+                      threads_per_engine=cp.threads_per_engine, ramp_up_s=cp.ramp_up_s,
+                      duration_s=cp.duration_s, csv_split=cp.csv_split)
+        for cp, name in rows
+    ]  # fmt: skip
+
+
+def _out(db: Session, c: Collection) -> CollectionOut:
+    plans = plans_of(db, c.id)
+    return CollectionOut(
+        id=c.id, project_id=c.project_id, name=c.name, csv_split=c.csv_split,
+        thresholds=list(c.thresholds), plans=plans,
+        engines=sum(p.engines for p in plans),
+        virtual_users=sum(p.engines * p.threads_per_engine for p in plans),
+        created_at=c.created_at,
+    )  # fmt: skip
+
+
+def _check_criteria(texts: list[str]) -> None:
+    problems = criteria_problems(texts)
+    if problems:
+        raise InvalidError(problems[0], problems)
+
+
+def _busy(db: Session, collection_id: int) -> str | None:
+    """Why the collection's plans cannot change now, if they cannot."""
+    if db.scalar(select(Run.id).where(Run.collection_id == collection_id, Run.ended_at.is_(None))):
+        return "it has a run in progress"
+    launched = select(Launch.id).where(
+        Launch.collection_id == collection_id, Launch.purged_at.is_(None)
+    )
+    if db.scalar(launched):
+        return "its engines are deployed (purge them first)"
+    return None

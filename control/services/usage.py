@@ -1,0 +1,64 @@
+"""Usage: engine-hours and virtual-user-hours of launches, and runs started, per project."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from control.db.models import Collection, Group, Launch, Project, Run
+from control.errors import InvalidError
+from control.schemas import UsageOut, UsageReportOut
+from control.services.auth import Caller
+from control.services.launches import utc
+
+
+def report(
+    db: Session, who: Caller, since: datetime | None, until: datetime | None
+) -> UsageReportOut:
+    """The part of each launch within the period (default: the 30 days before ``until``, which
+    defaults to now), and runs started in it, per project the caller can see."""
+    until = utc(until) if until else datetime.now(UTC)
+    since = utc(since) if since else until - timedelta(days=30)
+    if since >= until:
+        raise InvalidError("since must be before until")
+    theirs = [] if who.is_admin else [Project.group_id.in_(who.groups)]
+    project = (Project.id, Project.name, Group.name)
+    rows = db.execute(
+        select(Launch, *project)
+        .join(Collection, Launch.collection_id == Collection.id)
+        .join(Project, Collection.project_id == Project.id)
+        .join(Group, Project.group_id == Group.id)
+        .where(Launch.launched_at < until,
+               or_(Launch.purged_at.is_(None), Launch.purged_at > since), *theirs)
+    ).all()  # fmt: skip
+    runs = db.execute(
+        select(func.count(Run.id), *project)
+        .join(Collection, Run.collection_id == Collection.id)
+        .join(Project, Collection.project_id == Project.id)
+        .join(Group, Project.group_id == Group.id)
+        .where(Run.started_at >= since, Run.started_at < until, *theirs)
+        .group_by(*project)
+    ).all()  # fmt: skip
+    projects: dict[int, UsageOut] = {}
+
+    def of(pid: int, name: str, group: str) -> UsageOut:
+        return projects.setdefault(pid, UsageOut(project_id=pid, project=name, group=group,
+                                                 launches=0, engine_hours=0.0,
+                                                 virtual_user_hours=0.0, runs=0))  # fmt: skip
+
+    for count, pid, name, group in runs:
+        of(pid, name, group).runs = count
+    for launch, pid, name, group in rows:
+        u = of(pid, name, group)
+        start = max(utc(launch.launched_at), since)
+        stop = min(utc(launch.purged_at) if launch.purged_at else until, until)
+        hours = max(0.0, (stop - start).total_seconds() / 3600)
+        u.launches += 1
+        u.engine_hours += launch.engines * hours
+        u.virtual_user_hours += launch.virtual_users * hours
+    out = sorted(projects.values(), key=lambda u: u.project_id)
+    return UsageReportOut(since=since, until=until, projects=out,
+                          engine_hours=sum(u.engine_hours for u in out),
+                          virtual_user_hours=sum(u.virtual_user_hours for u in out))  # fmt: skip
