@@ -27,9 +27,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from tests.integration.api_support import FAST, ApiServer, make_collection, start_api
-from tests.integration.lifecycle_support import Harness, wait_until
-from tests.integration.stream_support import Workers, generate, send
+from tests.support.api import FAST, ApiServer, make_collection, start_api
+from tests.support.lifecycle import Harness
+from tests.support.stream import Workers, generate, send
+from tests.support.waiting import wait_until
 from wire import EngineState, Topic
 
 

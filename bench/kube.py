@@ -32,9 +32,9 @@ from rich.table import Table
 from control.schedulers import Deployment, PlanEngines
 from control.schedulers import manifests as m
 from control.schedulers.kube import KubernetesScheduler, pod_phase
+from control.schedulers.processes import wait_for
 from control.settings import KafkaSettings, KubernetesSettings
 from shibuya.dev.kube import FAKE_NODE, TOLERATION, KubeCluster
-from shibuya.dev.procs import wait_for
 
 SHAPES = [(1, 10), (1, 100), (10, 10)]
 

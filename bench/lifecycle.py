@@ -24,8 +24,9 @@ from rich.console import Console
 from rich.table import Table
 
 from shibuya.dev import kafka_io
-from tests.integration.lifecycle_support import Harness, wait_until
-from tests.integration.stream_support import Workers, generate, send
+from tests.support.lifecycle import Harness
+from tests.support.stream import Workers, generate, send
+from tests.support.waiting import wait_until
 from wire import Topic
 
 GRACE_S, STOP_GRACE_S = 2, 1

@@ -39,10 +39,10 @@ from rich.console import Console
 from rich.table import Table
 
 from control.results.clickhouse import Store
+from control.schedulers.processes import wait_for
 from engine_sidecar.procstats import process_usage
 from shibuya.dev import kafka_io
 from shibuya.dev.maven import cache_root
-from shibuya.dev.procs import wait_for
 from shibuya.dev.results import running_sink
 from shibuya.dev.worker_proc import WorkerProcess
 from streams.aggregate import Aggregator

@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from streams.errors import TopicSetupError
+
 log = logging.getLogger(__name__)
-
-
-class TopicSetupError(RuntimeError):
-    """The topics could not be created or did not appear in time (retriable: Kafka may be down)."""
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,9 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
+from streams.errors import FencedError
+
 log = logging.getLogger(__name__)
-
-
-class FencedError(RuntimeError):
-    """Another worker owns the partition now: drop what is in memory for it."""
 
 
 @dataclass(frozen=True)

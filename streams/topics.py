@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import faust
 
+from streams.errors import PartitionMismatchError
 from streams.kafka_admin import TopicSpec
 from streams.settings import WorkerSettings
 from wire import Topic, Topics
@@ -48,10 +49,6 @@ def owned_specs(settings: WorkerSettings) -> list[TopicSpec]:
 #: Topics an agent reads together: Faust assigns partition *p* of each to one worker only when
 #: they have as many partitions (streams/agents/owner.py).
 READ_TOGETHER = ((Topic.RUN_EVENTS, Topic.METRICS), (Topic.ENGINE_STATUS, Topic.COMMANDS))
-
-
-class PartitionMismatchError(RuntimeError):
-    """Topics read together do not have the same number of partitions."""
 
 
 def check_copartitioned(partitions: dict[str, int], topics: Topics) -> None:

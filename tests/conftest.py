@@ -62,7 +62,17 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer, unique: str) -> str:
     """A fresh, empty PostgreSQL database for this test."""
-    return postgres_server.create_database(unique)
+    return create_database(postgres_server, unique)
+
+
+def create_database(server: PostgresServer, name: str) -> str:
+    """Create an empty database on ``server``; return its SQLAlchemy URL."""
+    import psycopg
+
+    with psycopg.connect(f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres",
+                         autocommit=True) as conn:  # fmt: skip
+        conn.execute(f'CREATE DATABASE "{name}"')  # name is ours, not user input
+    return server.url(name)
 
 
 @pytest.fixture(scope="session")

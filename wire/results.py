@@ -126,16 +126,6 @@ class ResultBatch:
         value: npt.NDArray[np.generic] = getattr(self, name)
         return value
 
-    def same_as(self, other: ResultBatch) -> bool:
-        """Equal identity, dictionaries and columns (arrays make ``==`` unsuitable)."""
-        return (
-            (self.run_id, self.plan_id, self.engine_id, self.seq, self.ts_base_ms)
-            == (other.run_id, other.plan_id, other.engine_id, other.seq, other.ts_base_ms)
-            and (self.labels, self.codes, self.messages)
-            == (other.labels, other.codes, other.messages)
-            and all(np.array_equal(self.column(n), other.column(n)) for n, _ in COLUMNS)
-        )
-
 
 def encode_batch(batch: ResultBatch) -> bytes:
     """The version-1 frame of ``batch``."""

@@ -179,18 +179,6 @@ class Results:
         )
         return decode_run_status(rows[0][0].encode()) if rows else None
 
-    async def run_statuses(
-        self, *, collection_id: str | None = None, limit: int = 100
-    ) -> list[RunStatus]:
-        """The latest status of every run (of one collection), most recently started first."""
-        where = "WHERE collection_id = {collection:String}" if collection_id else ""
-        rows = await self.store.query(
-            f"""SELECT argMax(status, updated) AS s, max(started) AS t FROM run_status {where}
-            GROUP BY run_id ORDER BY t DESC LIMIT {{limit:UInt32}}""",  # noqa: S608 (constant)
-            {"collection": collection_id or "", "limit": limit},
-        )
-        return [decode_run_status(r[0].encode()) for r in rows]
-
     async def engines(self, collection_id: str, since_ms: int) -> list[Heartbeat]:
         """The latest heartbeat of each of the collection's engines heard from since then."""
         rows = await self.store.query(

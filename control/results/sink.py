@@ -4,9 +4,9 @@
 engine statuses, run statuses, and raw batches if asked) into rows and inserts them. A consumer
 group feeds it (:func:`control.services.followers.clickhouse_sink`) and commits the batch's
 offsets only after :meth:`Sink.store_messages` returned, so a crash re-inserts at most one
-batch, which the ReplacingMergeTree keys store once. A malformed message is counted, logged with its position, and
-skipped; a row ClickHouse refuses is counted, logged, and the rest of its batch kept; while
-ClickHouse is unreachable the insert is retried.
+batch, which the ReplacingMergeTree keys store once. A malformed message is counted, logged
+with its position, and skipped; a row ClickHouse refuses is counted, logged, and the rest of its
+batch kept; while ClickHouse is unreachable the insert is retried.
 """
 
 from __future__ import annotations

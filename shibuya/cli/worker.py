@@ -22,9 +22,9 @@ def worker_run() -> None:
     It joins the consumer group SHIBUYA_WORKER_APP_ID, creates the pipeline's topics if they are
     missing, and serves Prometheus metrics on SHIBUYA_WORKER_METRICS_PORT.
     """
+    from streams.errors import PartitionMismatchError
     from streams.main import run
     from streams.settings import WorkerSettings
-    from streams.topics import PartitionMismatchError
 
     try:
         run(WorkerSettings())

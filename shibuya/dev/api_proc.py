@@ -10,7 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from shibuya.dev.procs import ServiceError, free_port, port_open, tail, terminate, wait_for
+from control.schedulers.processes import wait_for
+from shibuya.dev.procs import ServiceError, free_port, port_open, tail, terminate
 
 
 def api_env(data_dir: Path, **settings: str) -> dict[str, str]:

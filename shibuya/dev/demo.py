@@ -24,10 +24,11 @@ from rich.table import Table
 
 from control.results.clickhouse import Store
 from control.results.queries import Results, RunReport, Summary
+from control.schedulers.processes import wait_for
 from shibuya.dev import kafka_io
+from shibuya.dev.engine_counts import engine_counts
 from shibuya.dev.main_job import kafka, stopped
-from shibuya.dev.procs import ServiceError, wait_for
-from shibuya.dev.progress import engine_counts
+from shibuya.dev.procs import ServiceError
 from shibuya.dev.results import running_sink
 from shibuya.dev.worker_proc import WorkerProcess
 from wire import (

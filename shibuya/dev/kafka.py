@@ -15,17 +15,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from control.schedulers.processes import alive, spawn, wait_for
 from shibuya.dev.maven import cache_root, fetch
-from shibuya.dev.procs import (
-    PidFile,
-    ServiceError,
-    alive,
-    port_open,
-    spawn,
-    tail,
-    terminate,
-    wait_for,
-)
+from shibuya.dev.procs import PidFile, ServiceError, port_open, tail, terminate
 
 KAFKA_VERSION = "4.1.2"
 LOG4J_VERSION = "2.25.3"

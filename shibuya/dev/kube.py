@@ -23,17 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from control.schedulers.processes import alive, spawn, wait_for
 from shibuya.dev.maven import cache_root
-from shibuya.dev.procs import (
-    PidFile,
-    ServiceError,
-    alive,
-    free_port,
-    spawn,
-    tail,
-    terminate,
-    wait_for,
-)
+from shibuya.dev.procs import PidFile, ServiceError, free_port, tail, terminate
 
 KUBERNETES_VERSION = "1.36.3"
 ETCD_VERSION = "3.6.16"

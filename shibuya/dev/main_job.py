@@ -25,12 +25,13 @@ import httpx
 import yaml
 from rich.console import Console
 
+from control.schedulers.processes import wait_for
 from engine_sidecar.jtl import JtlParser, detect_format
 from shibuya import client
 from shibuya.dev import jmeter, target
 from shibuya.dev.api_proc import ApiProcess, add_user, api_env
 from shibuya.dev.kafka import KafkaBroker
-from shibuya.dev.procs import ServiceError, free_port, port_open, wait_for
+from shibuya.dev.procs import ServiceError, free_port, port_open
 from shibuya.dev.worker_proc import WorkerProcess
 from wire import BatchBuilder
 

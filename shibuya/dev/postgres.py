@@ -68,15 +68,6 @@ class PostgresServer:
             self._run([str(bin_dir() / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w",
                        "stop"])  # fmt: skip
 
-    def create_database(self, name: str) -> str:
-        """Create an empty database; return its SQLAlchemy URL."""
-        import psycopg
-
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
-                             autocommit=True) as conn:  # fmt: skip
-            conn.execute(f'CREATE DATABASE "{name}"')  # name is ours, not user input
-        return self.url(name)
-
     def _run(self, argv: list[str]) -> None:
         result = subprocess.run(_as_owner(argv), capture_output=True, text=True, check=False)
         if result.returncode != 0:

@@ -12,9 +12,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from control.schedulers.processes import alive as alive
-from control.schedulers.processes import spawn as spawn
-from control.schedulers.processes import wait_for as wait_for
+from control.schedulers.processes import alive, wait_for
 
 
 class ServiceError(RuntimeError):

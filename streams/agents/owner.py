@@ -22,7 +22,8 @@ from faust import Stream
 from faust.types import TP, EventT, StreamT
 
 from streams.app import App
-from streams.ledger import FencedError, Ledger
+from streams.errors import FencedError
+from streams.ledger import Ledger
 from streams.settings import WorkerSettings
 from streams.topics import state_topic
 

@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 
 from shibuya.dev import target
-from shibuya.dev.engines import LocalEngines
+from shibuya.dev.engine_counts import engine_counts
 from shibuya.dev.jmeter import install
-from shibuya.dev.progress import engine_counts
 from shibuya.dev.worker_proc import WorkerProcess
-from tests.integration.agent_support import (
+from tests.support.agents import (
     plan_file,
     send_commands,
     serve_files,
@@ -28,7 +27,8 @@ from tests.integration.agent_support import (
     statuses_until,
     topics,
 )
-from tests.integration.sidecar_support import EXAMPLE_JMX, reference_samples
+from tests.support.engines import LocalEngines
+from tests.support.sidecars import EXAMPLE_JMX, reference_samples
 from wire import EngineState, EngineStatus
 
 ENGINES = 2

@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
+import numpy as np
 
 from wire import (
+    COLUMNS,
     BatchBuilder,
     CriterionResult,
     EngineCounts,
@@ -260,3 +262,13 @@ def write_missing() -> list[str]:
             path.write_bytes(data)
             written.append(name)
     return written
+
+
+def same_batch(a: ResultBatch, b: ResultBatch) -> bool:
+    """Equal identity, dictionaries and columns (arrays make ``==`` unsuitable)."""
+    return (
+        (a.run_id, a.plan_id, a.engine_id, a.seq, a.ts_base_ms)
+        == (b.run_id, b.plan_id, b.engine_id, b.seq, b.ts_base_ms)
+        and (a.labels, a.codes, a.messages) == (b.labels, b.codes, b.messages)
+        and all(np.array_equal(a.column(n), b.column(n)) for n, _ in COLUMNS)
+    )

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from shibuya.dev.postgres import PostgresServer
-from tests.integration.agent_support import serve_files
-from tests.integration.api_support import ApiServer, start_api
-from tests.integration.lifecycle_support import Harness
-from tests.integration.stream_support import Workers
+from tests.conftest import create_database
+from tests.support.agents import serve_files
+from tests.support.api import ApiServer, start_api
+from tests.support.lifecycle import Harness
+from tests.support.stream import Workers
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -44,7 +45,7 @@ def api(  # the real server: one per module and database
     if request.param == "sqlite":
         url = f"sqlite:///{data / 'meta.db'}"
     else:
-        url = postgres_server.create_database(f"api_{uuid.uuid4().hex[:10]}")
+        url = create_database(postgres_server, f"api_{uuid.uuid4().hex[:10]}")
     prefix = f"t{uuid.uuid4().hex[:10]}"
     server = start_api(data, url, FILES__MAX_BYTES="100000", KAFKA__BOOTSTRAP=kafka_bootstrap,
                        KAFKA__TOPIC_PREFIX=prefix, RUNS_GROUP_ID=f"{prefix}-runs",

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, text
 
-from tests.integration.api_support import JMX, ApiServer
+from tests.support.api import JMX, ApiServer
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 
-from tests.integration.api_support import ApiServer
+from tests.support.api import ApiServer
 
 pytestmark = pytest.mark.integration
 

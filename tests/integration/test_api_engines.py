@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from shibuya.dev.procs import alive
-from tests.integration.api_support import ApiServer, make_collection, start_api
-from tests.integration.lifecycle_support import wait_until
-from tests.integration.stream_support import Workers
+from control.schedulers.processes import alive
+from tests.support.api import ApiServer, make_collection, start_api
+from tests.support.stream import Workers
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.api_support import ApiServer
+from tests.support.api import ApiServer
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.api_support import ApiServer, start_api
+from tests.support.api import ApiServer, start_api
 
 pytestmark = pytest.mark.integration
 

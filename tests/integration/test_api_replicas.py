@@ -18,10 +18,11 @@ import httpx
 import pytest
 import yaml
 
-from shibuya.dev import kafka_io
-from tests.integration.api_support import FAST, JMX, ApiServer, start_api
-from tests.integration.lifecycle_support import Harness, wait_until
-from tests.integration.stream_support import Workers
+from tests.support.api import FAST, JMX, ApiServer, start_api
+from tests.support.kafka import read_all
+from tests.support.lifecycle import Harness
+from tests.support.stream import Workers
+from tests.support.waiting import wait_until
 from wire import EngineState, StartEngines, Topic, decode_command, topic_name
 
 pytestmark = pytest.mark.integration
@@ -64,7 +65,7 @@ def _race(calls: list[Any]) -> list[httpx.Response]:
 
 
 def _starts(bootstrap: str, prefix: str) -> list[StartEngines]:
-    records = asyncio.run(kafka_io.read_all(bootstrap, topic_name(Topic.COMMANDS, prefix)))
+    records = asyncio.run(read_all(bootstrap, topic_name(Topic.COMMANDS, prefix)))
     commands = [decode_command(r.value or b"") for r in records]
     return [c for c in commands if isinstance(c, StartEngines)]
 

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from tests.integration.api_support import FAST, ApiServer, make_collection
-from tests.integration.lifecycle_support import Harness, wait_until
-from tests.integration.stream_support import GeneratedRun, Workers, generate, send
+from tests.support.api import FAST, ApiServer, make_collection
+from tests.support.lifecycle import Harness
+from tests.support.stream import GeneratedRun, Workers, generate, send
+from tests.support.waiting import wait_until
 from wire import EngineState, Topic
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,7 @@
 """Runs through the whole control path: the API starts a run (one per collection), the stream
 tracks and ends it, the API records the end — real API server, real broker, a real worker, the
 real ClickHouse engine behind the API's sink. Engines are heartbeats
-(tests/integration/lifecycle_support.py); they fetch plan files with the run's token."""
+(tests/support/lifecycle.py); they fetch plan files with the run's token."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ import httpx
 import pytest
 
 from shibuya.dev import kafka_io
-from tests.integration.api_support import FAST, ApiServer, make_collection
-from tests.integration.lifecycle_support import Harness, wait_until
-from tests.integration.stream_support import Workers, generate, send
+from tests.support.api import FAST, ApiServer, make_collection
+from tests.support.lifecycle import Harness
+from tests.support.stream import Workers, generate, send
+from tests.support.waiting import wait_until
 from wire import EngineState, StartEngines, Topic, decode_command, topic_name
 
 pytestmark = pytest.mark.integration

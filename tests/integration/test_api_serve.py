@@ -11,8 +11,9 @@ import urllib.request
 from pathlib import Path
 
 from shibuya.dev import kafka_io
-from shibuya.dev.procs import free_port, port_open, wait_for
-from tests.integration.stream_support import send
+from shibuya.dev.procs import free_port, port_open
+from tests.support.stream import send
+from tests.support.waiting import wait_until
 from wire import Topic, topic_name
 
 
@@ -37,7 +38,7 @@ def test_api_serves_health_and_metrics_and_stores_the_streams_rows(
             stderr=subprocess.STDOUT,
         )
     try:
-        assert wait_for(lambda: port_open("127.0.0.1", port), timeout_s=30)
+        wait_until("the API to listen", lambda: port_open("127.0.0.1", port), 30)
         base = f"http://127.0.0.1:{port}"
         with urllib.request.urlopen(f"{base}/healthz", timeout=5) as resp:
             assert resp.read() == b'{"status":"ok"}'
@@ -54,7 +55,9 @@ def test_api_serves_health_and_metrics_and_stores_the_streams_rows(
             with urllib.request.urlopen(f"{base}/metrics", timeout=5) as resp:
                 return str(resp.read().decode())
 
-        assert wait_for(lambda: stored in metrics_text(), timeout_s=60), metrics_text()
+        wait_until(
+            "the sink's rows in /metrics", lambda: stored in metrics_text(), 60, metrics_text
+        )
     finally:
         proc.terminate()
         # uvicorn shuts down gracefully, then re-raises the signal it caught.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.api_support import env_for_tests, start_api
+from tests.support.api import env_for_tests, start_api
 
 pytestmark = pytest.mark.integration
 

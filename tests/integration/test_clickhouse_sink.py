@@ -14,10 +14,10 @@ from control.results.clickhouse import Store
 from control.results.queries import Results
 from control.results.sink import METRICS_COLUMNS, Sink, metrics_rows
 from shibuya.dev import kafka_io
-from shibuya.dev.procs import wait_for
 from shibuya.dev.results import running_sink
 from tests.golden import MESSAGES
-from tests.integration.stream_support import send
+from tests.support.stream import send
+from tests.support.waiting import wait_until
 from wire import (
     BatchBuilder,
     EngineState,
@@ -88,11 +88,17 @@ def test_engine_status_and_raw_samples_are_stored_and_bad_messages_counted(
         )
         send(kafka_bootstrap, results, [(result_key(batch.run_id, "e0"), encode_batch(batch))] * 2)
         stored = "SELECT count() FROM engine_status FINAL WHERE collection_id = {c:String}"
-        assert wait_for(lambda: _count(clickhouse, stored, c=unique) == 3, timeout_s=30)
+        wait_until(
+            "3 engine statuses stored", lambda: _count(clickhouse, stored, c=unique) == 3, 30
+        )
         raw = "SELECT count() FROM samples_raw FINAL WHERE run_id = {r:String}"
-        assert wait_for(lambda: _count(clickhouse, raw, r=batch.run_id) == 40, timeout_s=30)
-        assert wait_for(
-            lambda: sink.metrics.malformed.labels(status_topic)._value.get() == 1, timeout_s=10
+        wait_until(
+            "40 raw samples stored", lambda: _count(clickhouse, raw, r=batch.run_id) == 40, 30
+        )
+        wait_until(
+            "the malformed status counted",
+            lambda: sink.metrics.malformed.labels(status_topic)._value.get() == 1,
+            10,
         )
     row = clickhouse.query_sync(
         "SELECT engine_index, state, threads, cpu_cores, memory_bytes, toUnixTimestamp64Milli(ts)"

@@ -17,10 +17,10 @@ import pytest
 from control.results.clickhouse import Store
 from control.results.sink import METRICS_COLUMNS, RUN_STATUS_COLUMNS, STATUS_COLUMNS
 from shibuya import dashboards
-from shibuya.dev.procs import wait_for
-from shibuya.dev.prometheus import Prometheus
 from streams.histogram import histogram
-from tests.integration.stream_support import Workers
+from tests.support.prometheus import Prometheus
+from tests.support.stream import Workers
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -163,7 +163,11 @@ def test_every_pipeline_query_runs_on_prometheus_scraping_a_worker(
     prometheus = Prometheus.start(tmp_path / "prometheus", [f"127.0.0.1:{worker.metrics_port}"])
     try:
         owned = dashboards.PIPELINE_QUERIES["Partitions owned per worker"][0]
-        assert wait_for(lambda: prometheus.scalar(f"sum({owned})") == workers.partitions, 60)
+        wait_until(
+            "Prometheus to see every partition owned",
+            lambda: prometheus.scalar(f"sum({owned})") == workers.partitions,
+            60,
+        )
         for title, (expr, _) in dashboards.PIPELINE_QUERIES.items():
             assert isinstance(prometheus.query(expr), list), title  # raises if refused
         assert prometheus.scalar(dashboards.PIPELINE_QUERIES["Runs tracked"][0]) == 0

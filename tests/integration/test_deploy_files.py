@@ -24,7 +24,7 @@ from engine_sidecar.settings import SidecarSettings
 from shibuya import dashboards
 from shibuya.dev import kube
 from streams.settings import WorkerSettings
-from tests.settings_support import env_names
+from tests.support.settings import env_names
 
 pytestmark = pytest.mark.integration
 

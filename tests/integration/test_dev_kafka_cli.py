@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from control.schedulers.processes import alive
 from shibuya.dev import kafka_io
-from shibuya.dev.procs import alive, free_port, port_open
+from shibuya.dev.procs import free_port, port_open
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from shibuya.dev import kafka_io
-from shibuya.dev.procs import wait_for
-from shibuya.dev.progress import engine_counts
+from shibuya.dev.engine_counts import engine_counts
 from shibuya.dev.worker_proc import WorkerProcess
-from tests.integration.stream_support import Workers, send
+from tests.support.stream import Workers, send
+from tests.support.waiting import wait_until
 from wire import BatchBuilder, Topic, encode_batch, result_key, topic_name
 
 PARTITIONS = 4
@@ -58,7 +58,12 @@ def _batches(worker: WorkerProcess, outcome: str, expected: float) -> float:
     Counters of messages on other partitions may trail the table by a moment: poll, don't sleep.
     """
     series = f'shibuya_ingest_batches_total{{outcome="{outcome}"}}'
-    wait_for(lambda: worker.metrics().get(series, 0.0) == expected, timeout_s=30)
+    wait_until(
+        f"{series} = {expected}",
+        lambda: worker.metrics().get(series, 0.0) == expected,
+        30,
+        worker.log_tail,
+    )
     return worker.metrics().get(series, 0.0)
 
 

@@ -19,8 +19,8 @@ from control.settings import ApiSettings
 from shibuya.dev import kube
 from shibuya.dev.kube import TOLERATION
 from streams.settings import WorkerSettings
-from tests.integration.lifecycle_support import wait_until
-from tests.settings_support import env_names
+from tests.support.settings import env_names
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from shibuya.dev import kafka_io
-from tests.golden import GOLDEN_DIR, MESSAGES, result_batch
+from tests.golden import GOLDEN_DIR, MESSAGES, result_batch, same_batch
 from wire import (
     Topic,
     collection_key,
@@ -72,7 +72,7 @@ def test_every_contract_round_trips_through_the_broker(kafka_bootstrap: str, uni
     assert batch_record.value == (GOLDEN_DIR / "result_batch_v1.bin").read_bytes()
     assert batch_record.key is not None
     assert parse_result_key(batch_record.key) == ("run-42", "c1-plan-7-0")
-    assert decode_batch(batch_record.value).same_as(result_batch())
+    assert same_batch(decode_batch(batch_record.value), result_batch())
 
     by_bytes = {(GOLDEN_DIR / name).read_bytes(): name for name in ROUTES}
     seen = set()

@@ -21,9 +21,10 @@ from control.schedulers import manifests as m
 from control.schedulers.kube import RBAC_RULES, KubernetesScheduler
 from control.settings import KafkaSettings, KubernetesSettings
 from shibuya.dev.kube import FAKE_NODE, TOLERATION
-from tests.integration.api_support import ApiServer, make_collection, start_api
-from tests.integration.lifecycle_support import Harness, wait_until
-from tests.integration.stream_support import Workers
+from tests.support.api import ApiServer, make_collection, start_api
+from tests.support.lifecycle import Harness
+from tests.support.stream import Workers
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,7 @@
 breach — exactly once, decided by the run's owner among two real workers, even when that owner
 is SIGKILLed; idle collections are purged once, busy ones never; ended runs leave no state.
 
-Real broker and worker processes; engines are heartbeats (tests/integration/lifecycle_support.py)
+Real broker and worker processes; engines are heartbeats (tests/support/lifecycle.py)
 and generated result batches. Time is shortened through the workers' settings.
 """
 
@@ -18,8 +18,9 @@ from control.results.clickhouse import Store
 from control.results.queries import Results
 from shibuya.dev import kafka_io
 from shibuya.dev.results import running_sink
-from tests.integration.lifecycle_support import Harness, wait_until
-from tests.integration.stream_support import Workers, generate, partition_of, send
+from tests.support.lifecycle import Harness
+from tests.support.stream import Workers, generate, partition_of, send
+from tests.support.waiting import wait_until
 from wire import EngineState, RunStatus, Topic, topic_name
 
 pytestmark = pytest.mark.integration

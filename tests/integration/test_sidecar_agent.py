@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 
 from shibuya.dev import target
-from tests.integration.agent_support import (
+from tests.support.agents import (
     agent_env,
     plan_file,
     send_commands,
@@ -26,7 +26,7 @@ from tests.integration.agent_support import (
     topics,
     transitions,
 )
-from tests.integration.sidecar_support import (
+from tests.support.sidecars import (
     EXAMPLE_JMX,
     consume_published,
     reference_samples,

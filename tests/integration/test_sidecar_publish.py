@@ -26,13 +26,14 @@ from engine_sidecar.kafka import producer
 from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
 from shibuya.dev import kafka_io, target
 from shibuya.dev.kafka import KafkaBroker
-from shibuya.dev.procs import free_port, wait_for
-from tests.integration.sidecar_support import (
+from shibuya.dev.procs import free_port
+from tests.support.sidecars import (
     consume_published,
     reference_samples,
     start_jmeter,
     stop_process,
 )
+from tests.support.waiting import wait_until
 from wire import EngineState, EngineStatus, Topic, decode_message, topic_name
 
 
@@ -140,7 +141,7 @@ def test_a_sidecar_killed_mid_run_resumes_without_loss(
     sidecar = _sidecar(kafka_bootstrap, unique, work, jtl, log, jmeter.pid)
     try:
         # Kill it once it has published something and JMeter is still writing.
-        assert wait_for(lambda: _next_seq(checkpoint) >= 3, timeout_s=30), log.read_text()
+        wait_until("3 batches acknowledged", lambda: _next_seq(checkpoint) >= 3, 30, log.read_text)
         assert jmeter.poll() is None, "JMeter finished before the kill: the test proves nothing"
         _check_health_endpoints(log)
         sidecar.send_signal(signal.SIGKILL)
@@ -218,15 +219,24 @@ def test_a_broker_restart_mid_run_loses_nothing(
         sidecar = _sidecar(broker.bootstrap, unique, work, jtl, log, jmeter.pid)
         try:
             published = "shibuya_sidecar_samples_published_total"
-            assert wait_for(lambda: _next_seq(work / "checkpoint-engine-7.json") >= 2, 30)
+            wait_until(
+                "2 batches acknowledged",
+                lambda: _next_seq(work / "checkpoint-engine-7.json") >= 2,
+                30,
+            )
             broker.stop()
             # JMeter goes on writing while the broker is away: those samples must get through.
             size_at_stop = jtl.stat().st_size
-            assert wait_for(lambda: jtl.stat().st_size > size_at_stop + 20_000, 30)
+            wait_until("JMeter to write on", lambda: jtl.stat().st_size > size_at_stop + 20_000, 30)
             before = _metric(log, published)
             assert jmeter.poll() is None, "JMeter finished during the outage: restart it sooner"
             broker.start()
-            assert wait_for(lambda: _metric(log, published) > before, 60), log.read_text()
+            wait_until(
+                "a sample published after the broker's restart",
+                lambda: _metric(log, published) > before,
+                60,
+                log.read_text,
+            )
             assert jmeter.wait(timeout=60) == 0
         finally:
             assert stop_process(sidecar) == 0, log.read_text()

@@ -19,10 +19,9 @@ import pytest
 from control.results.clickhouse import Store
 from control.results.queries import QUANTILES, Results
 from shibuya.dev import kafka_io
-from shibuya.dev.procs import wait_for
-from shibuya.dev.prometheus import Prometheus
 from shibuya.dev.results import running_sink
-from tests.integration.stream_support import (
+from tests.support.prometheus import Prometheus
+from tests.support.stream import (
     Workers,
     expected_cells,
     generate,
@@ -32,6 +31,7 @@ from tests.integration.stream_support import (
     send,
     wait_for_total,
 )
+from tests.support.waiting import wait_until
 from wire import Topic, topic_name
 
 pytestmark = pytest.mark.integration
@@ -80,7 +80,12 @@ def test_rows_in_clickhouse_are_exact(
         report = asyncio.run(Results(clickhouse).report(run.run_id))
         assert report.late_samples == 50
 
-    assert wait_for(lambda: workers.summed("shibuya_late_samples_total") == 50, timeout_s=10)
+    wait_until(
+        "50 late samples counted",
+        lambda: workers.summed("shibuya_late_samples_total") == 50,
+        10,
+        workers.logs,
+    )
     duplicate = 'shibuya_ingest_batches_total{outcome="duplicate"}'
     malformed = 'shibuya_ingest_batches_total{outcome="malformed"}'
     assert workers.summed(duplicate) == run.duplicates
@@ -116,7 +121,12 @@ def test_sigkilled_worker_loses_and_repeats_nothing(
     if takeover == "survivor":
         other = workers.start(**often)
         joined = "shibuya_rebalances_total"
-        assert wait_for(lambda: other.metrics().get(joined, 0) >= 1, 60), workers.logs()
+        wait_until(
+            "the second worker to join",
+            lambda: other.metrics().get(joined, 0) >= 1,
+            60,
+            workers.logs,
+        )
     asyncio.run(kafka_io.wait_for_topics(kafka_bootstrap, [results], timeout_s=60))
     run = generate(f"run-{unique}", engines=6, seconds=20, per_second=300)
     expected = run.expected
@@ -131,7 +141,12 @@ def test_sigkilled_worker_loses_and_repeats_nothing(
         sender = threading.Thread(target=paced)
         sender.start()
         samples = "shibuya_ingest_samples_total"
-        assert wait_for(lambda: worker.metrics().get(samples, 0) > expected.total / 8, 60)
+        wait_until(
+            "an eighth of the samples aggregated",
+            lambda: worker.metrics().get(samples, 0) > expected.total / 8,
+            60,
+            workers.logs,
+        )
         worker.kill()
         assert sender.is_alive(), "the kill should land while batches are still arriving"
         sender.join()
@@ -174,10 +189,11 @@ def test_prometheus_sums_two_workers_to_the_input(
             def complete(expected: float = expected) -> bool:
                 return summed("shibuya_samples_total") == expected
 
-            assert wait_for(complete, 90), (
-                summed("shibuya_samples_total"),
-                expected,
-                workers.logs(),
+            wait_until(
+                f"Prometheus to sum {expected} samples",
+                complete,
+                90,
+                lambda: f"{summed('shibuya_samples_total')}\n{workers.logs()}",
             )
             assert summed("shibuya_response_time_seconds_count") == expected
             failures = sum(c["failures"] for c in run.expected.cells.values())

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from engine_sidecar.checkpoint import Checkpoint, Pending
 from engine_sidecar.errors import PublishError
 from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
-from shibuya.dev.procs import wait_for
+from tests.support.waiting import wait_until
 from tests.unit.sidecar.test_jtl import HEADER, row
 from wire import ResultBatch, decode_batch
 
@@ -63,7 +63,7 @@ async def _running(publisher: ResultPublisher, during: Callable[[], Awaitable[No
 
 
 async def _until(cond: Callable[[], bool]) -> None:
-    assert await asyncio.to_thread(wait_for, cond, 10), "condition not reached"
+    await asyncio.to_thread(wait_until, "the publisher's progress", cond, 10)
 
 
 def rows(*ts: int) -> bytes:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams.topics import PartitionMismatchError, check_copartitioned
+from streams.errors import PartitionMismatchError
+from streams.topics import check_copartitioned
 from wire import Topic, Topics, topic_name
 
 

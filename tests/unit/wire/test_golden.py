@@ -6,7 +6,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from tests.golden import GOLDEN_DIR, MESSAGES, T0_MS, golden_bytes, result_batch
+from tests.golden import GOLDEN_DIR, MESSAGES, T0_MS, golden_bytes, result_batch, same_batch
 from wire import (
     COLUMNS,
     Command,
@@ -55,7 +55,7 @@ def test_result_batch_golden_decodes_to_the_samples() -> None:
     assert batch.bytes_recv.tolist() == [1523, 2**40, 0]
     assert batch.success.tolist() == [1, 0, 1]
     assert batch.all_threads.tolist() == [10, 10, 1]
-    assert batch.same_as(result_batch())
+    assert same_batch(batch, result_batch())
 
 
 def test_decoded_columns_use_native_dtypes() -> None:

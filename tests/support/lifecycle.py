@@ -14,13 +14,11 @@ import contextlib
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer
 
 from shibuya.dev import kafka_io
-from shibuya.dev.procs import wait_for
 from wire import (
     EngineState,
     EngineStatus,
@@ -271,14 +269,3 @@ class Harness:
                 elif isinstance(command, PurgeEngines):
                     d.purges.append(command)
                     self.set_engines(f"{command.collection_id}-", beating=False)
-
-
-def wait_until(
-    what: str,
-    condition: Callable[[], bool],
-    timeout_s: float,
-    logs: Callable[[], str] | None = None,
-) -> None:
-    """Poll ``condition``; fail with ``what`` and ``logs()`` (what may tell why) at the deadline."""
-    if not wait_for(condition, timeout_s):
-        raise AssertionError(f"timed out waiting for {what}\n{logs() if logs else ''}")

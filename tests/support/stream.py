@@ -22,8 +22,8 @@ from aiokafka.partitioner import murmur2
 from control.results.clickhouse import Store
 from control.results.queries import QUANTILES
 from shibuya.dev import kafka_io
-from shibuya.dev.procs import wait_for
 from shibuya.dev.worker_proc import WorkerProcess
+from tests.support.waiting import wait_until
 from wire import BatchBuilder, encode_batch, result_key, run_key
 
 T0_S = 1_764_288_000
@@ -183,8 +183,7 @@ class Workers:
             owned = [w.metrics().get("shibuya_owned_partitions", 0) for w in self.started]
             return all(owned) and sum(owned) == self.partitions
 
-        if not wait_for(settled, timeout_s=timeout_s):
-            raise AssertionError(f"the consumer group did not settle\n{self.logs()}")
+        wait_until("the consumer group to settle", settled, timeout_s, self.logs)
 
     def summed(self, series: str) -> float:
         """A Prometheus series summed over the workers."""
@@ -221,7 +220,9 @@ def run_total(store: Store, run_id: str) -> int:
 
 
 def wait_for_total(store: Store, run_id: str, total: int, timeout_s: float = 90) -> int:
-    wait_for(lambda: run_total(store, run_id) >= total, timeout_s=timeout_s)
+    wait_until(f"{total} samples of {run_id} in ClickHouse",
+               lambda: run_total(store, run_id) >= total, timeout_s,
+               lambda: f"counted {run_total(store, run_id)}")  # fmt: skip
     return run_total(store, run_id)
 
 

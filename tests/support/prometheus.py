@@ -13,7 +13,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from shibuya.dev.procs import ServiceError, free_port, tail, terminate, wait_for
+from control.schedulers.processes import wait_for
+from shibuya.dev.procs import ServiceError, free_port, tail, terminate
 
 
 @dataclass

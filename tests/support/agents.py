@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from shibuya.dev import kafka_io
-from shibuya.dev.engines import plan_server
 from shibuya.dev.jmeter import install
+from tests.support.engines import plan_server
 from wire import (
     Command,
     EngineStatus,
