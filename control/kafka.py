@@ -27,15 +27,19 @@ from control.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outgoing:
+    """A record to send."""
+
     topic: str
     key: bytes
     value: bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Incoming:
+    """A record read, with where it was."""
+
     topic: str
     partition: int
     offset: int
@@ -84,27 +88,13 @@ Handler = Callable[[list[Incoming]], Awaitable[None]]
 
 class Follower:
     def __init__(
-        self,
-        kafka: KafkaSettings,
-        topics: Sequence[str],
-        group_id: str,
-        handle: Handler,
-        *,
-        name: str,
-        max_records: int = 500,
-        poll_ms: int = 500,
-        fetch_wait_ms: int = 500,
+        self, kafka: KafkaSettings, topics: Sequence[str], group_id: str, handle: Handler, *,
+        name: str, max_records: int = 500, poll_ms: int = 500, fetch_wait_ms: int = 500,
         retry_s: float = 5,
-    ) -> None:
-        self.name = name
-        self._kafka = kafka
-        self._topics = list(topics)
-        self._group_id = group_id
-        self._handle = handle
-        self._max_records = max_records
-        self._poll_ms = poll_ms
-        self._fetch_wait_ms = fetch_wait_ms
-        self._retry_s = retry_s
+    ) -> None:  # fmt: skip
+        self.name, self._kafka, self._topics, self._group_id = name, kafka, list(topics), group_id
+        self._handle, self._max_records, self._retry_s = handle, max_records, retry_s
+        self._poll_ms, self._fetch_wait_ms = poll_ms, fetch_wait_ms
         self._stop = asyncio.Event()
 
     def stop(self) -> None:

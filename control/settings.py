@@ -23,6 +23,11 @@ class KafkaSettings(BaseModel):
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
 
+    def sidecar_env(self) -> dict[str, str]:
+        """The same Kafka for the engines: their sidecars' settings (``SHIBUYA_SIDECAR_*``)."""
+        return {"SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": self.bootstrap,
+                "SHIBUYA_SIDECAR_KAFKA__TOPIC_PREFIX": self.topic_prefix}  # fmt: skip
+
 
 class DatabaseSettings(BaseModel):
     url: str = Field("", description="SQLAlchemy URL; empty means SQLite under data_dir")

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from engine_sidecar.errors import PublishError
 from engine_sidecar.procstats import CpuMeter
@@ -21,8 +22,7 @@ from wire import EngineState, EngineStatus, collection_key, encode_message
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class EngineRef:
+class EngineRef(NamedTuple):
     collection_id: str
     plan_id: str
     engine_index: int

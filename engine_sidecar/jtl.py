@@ -344,20 +344,10 @@ class JtlParser:
             message = (
                 (fields[fm] if fm is not None else "") or (fields[rm] if rm is not None else "")
             )[:500]
-        out.add(
-            ts_ms=ts,
-            elapsed_ms=elapsed,
-            latency_ms=latency,
-            connect_ms=connect,
-            label=fields[ix["label"]],  # type: ignore[index]
-            code=code[:200],
-            success=success,
-            bytes_recv=bytes_recv,
-            bytes_sent=bytes_sent,
-            grp_threads=grp,
-            all_threads=all_threads,
-            message=message,
-        )
+        label: str = fields[ix["label"]]  # type: ignore[index]
+        out.add(ts_ms=ts, elapsed_ms=elapsed, latency_ms=latency, connect_ms=connect, label=label,
+                code=code[:200], success=success, bytes_recv=bytes_recv, bytes_sent=bytes_sent,
+                grp_threads=grp, all_threads=all_threads, message=message)  # fmt: skip
         return None
 
 

@@ -165,24 +165,10 @@ def rows(run_id: str, c: Columns) -> list[SecondMetrics]:
             )
             for k in range(3)
         ]
-        out.append(
-            SecondMetrics(
-                run_id=run_id,
-                plan_id=plan,
-                label=label,
-                second_s=second,
-                count=count,
-                failures=failures,
-                codes=code_maps[i],
-                bytes_recv=recv,
-                bytes_sent=sent,
-                elapsed_min_ms=mins[i] if count else 0,
-                elapsed_max_ms=maxs[i],
-                elapsed_sum_ms=total,
-                threads_max=threads[i],
-                elapsed=h[0],
-                latency=h[1],
-                connect=h[2],
-            )
-        )
+        out.append(SecondMetrics(
+            run_id=run_id, plan_id=plan, label=label, second_s=second, count=count,
+            failures=failures, codes=code_maps[i], bytes_recv=recv, bytes_sent=sent,
+            elapsed_min_ms=mins[i] if count else 0, elapsed_max_ms=maxs[i], elapsed_sum_ms=total,
+            threads_max=threads[i], elapsed=h[0], latency=h[1], connect=h[2],
+        ))  # fmt: skip
     return out

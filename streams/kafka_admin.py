@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -21,8 +21,7 @@ from streams.errors import TopicSetupError
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class TopicSpec:
+class TopicSpec(NamedTuple):
     name: str
     partitions: int
     replication: int

@@ -86,13 +86,5 @@ def create_worker(settings: WorkerSettings) -> Worker:
         return end
 
     registry.register(ConsumerLag(positions, highwater))
-    return Worker(
-        app=app,
-        topics=topics,
-        registry=registry,
-        aggregate=agg,
-        merge=mrg,
-        runs=rns,
-        deployments=dep,
-        series=series,
-    )
+    return Worker(app=app, topics=topics, registry=registry, aggregate=agg, merge=mrg, runs=rns,
+                  deployments=dep, series=series)  # fmt: skip

@@ -334,17 +334,9 @@ class BatchBuilder:
         arrays["ts_off_ms"] = (ts - base).astype(np.int32)
         labels, codes, messages = (tuple(d) for d in self._dicts)
         self._reset()
-        return ResultBatch(
-            run_id=run_id,
-            plan_id=plan_id,
-            engine_id=engine_id,
-            seq=seq,
-            ts_base_ms=base,
-            labels=labels,
-            codes=codes,
-            messages=messages,
-            **arrays,
-        )
+        return ResultBatch(run_id=run_id, plan_id=plan_id, engine_id=engine_id, seq=seq,
+                           ts_base_ms=base, labels=labels, codes=codes, messages=messages,
+                           **arrays)  # fmt: skip
 
 
 Strings = Sequence[str] | tuple[Sequence[str], ArrayLike]

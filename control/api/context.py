@@ -18,7 +18,7 @@ from control.results.recent import Recent, RecentResults
 from control.results.sink import Sink
 from control.schedulers import External, Scheduler
 from control.services.auth import KnownCallers
-from control.services.followers import PurgeExecutor, RunOutcomes, clickhouse_sink
+from control.services.followers import clickhouse_sink, purge_executor, run_outcomes
 from control.services.runs import Launcher
 from control.settings import ApiSettings
 
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Context:
+    """The replica's resources; routes take it as :data:`control.api.deps.Ctx`."""
+
     settings: ApiSettings
     db: Database
     files: FileStorage
@@ -61,9 +63,8 @@ async def context(settings: ApiSettings, registry: CollectorRegistry) -> AsyncIt
         stack.push_async_callback(producer.close)
         scheduler = make_scheduler(settings)
         followers = [
-            RunOutcomes(settings.kafka, settings.runs_group_id, db.sessions).follower,
-            PurgeExecutor(settings.kafka, settings.commands_group_id, db.sessions,
-                          scheduler).follower,
+            run_outcomes(settings.kafka, settings.runs_group_id, db.sessions),
+            purge_executor(settings.kafka, settings.commands_group_id, db.sessions, scheduler),
         ]  # fmt: skip
         if settings.sink.enabled:
             sink = Sink(store, settings.kafka.topics, raw_samples=settings.sink.raw_samples,

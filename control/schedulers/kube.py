@@ -72,11 +72,7 @@ class KubernetesScheduler:
     ) -> None:
         self.settings = settings
         self.namespace = settings.namespace
-        self._env = {
-            "SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": kafka.bootstrap,
-            "SHIBUYA_SIDECAR_KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
-            **(env or {}),
-        }
+        self._env = {**kafka.sidecar_env(), **(env or {})}
         self._api = api or api_client(settings)
         self._apps = client.AppsV1Api(self._api)
         self._core = client.CoreV1Api(self._api)

@@ -39,19 +39,14 @@ class LocalScheduler:
     kind = "local"
 
     def __init__(
-        self,
-        root: Path,
-        *,
-        kafka: KafkaSettings,
-        env: Mapping[str, str] | None = None,
+        self, root: Path, *, kafka: KafkaSettings, env: Mapping[str, str] | None = None,
         stop_timeout_s: float = 15,
-    ) -> None:
+    ) -> None:  # fmt: skip
         self.root = root.resolve()
         self.stop_timeout_s = stop_timeout_s
         self._env = {
             **os.environ,
-            "SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": kafka.bootstrap,
-            "SHIBUYA_SIDECAR_KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
+            **kafka.sidecar_env(),
             "SHIBUYA_SIDECAR_HEALTH_PORT": "0",
             "PYTHONUNBUFFERED": "1",
             **(env or {}),

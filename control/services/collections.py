@@ -20,7 +20,7 @@ from control.services.config import (
     parse_config,
     render_config,
 )
-from control.services.pages import Paging, paginate
+from control.services.pages import Paging, in_project
 
 
 def create(db: Session, who: Caller, project_id: int, body: CollectionIn) -> CollectionOut:
@@ -34,9 +34,7 @@ def create(db: Session, who: Caller, project_id: int, body: CollectionIn) -> Col
 
 
 def listing(db: Session, who: Caller, project_id: int, page: Paging) -> Page[CollectionOut]:
-    project = project_of(db, who, project_id)
-    query = select(Collection).where(Collection.project_id == project.id)
-    return paginate(db, query, Collection.id, page, lambda c: _out(db, c))
+    return in_project(db, who, project_id, Collection, page, lambda c: _out(db, c))
 
 
 def get(db: Session, who: Caller, collection_id: int) -> CollectionOut:

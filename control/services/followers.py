@@ -1,9 +1,9 @@
 """What the control plane hears from the stream, and acts on.
 
 Three followers, each a consumer group shared by the replicas, act on what the stream decides:
-:class:`RunOutcomes` reads ``run-status.v1`` (the operator view) and writes each run's end
+:func:`run_outcomes` reads ``run-status.v1`` (the operator view) and writes each run's end
 (outcome, reason, verdicts) into its row once (:func:`control.services.runs.record_status`);
-:class:`PurgeExecutor` reads ``commands.v1`` and executes purges through the scheduler
+:func:`purge_executor` reads ``commands.v1`` and executes purges through the scheduler
 (:func:`control.services.launches.execute_purge`); :func:`clickhouse_sink` stores the stream's
 output in ClickHouse (:class:`control.results.sink.Sink`) where this process runs the sink.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import TypeVar
 
 from control.db.database import Sessions
 from control.kafka import Follower, Handler, Incoming
@@ -20,63 +21,63 @@ from control.results.sink import Sink
 from control.schedulers import Scheduler
 from control.services import launches, runs
 from control.settings import KafkaSettings
-from wire import DecodeError, PurgeEngines, decode_command, decode_run_status
+from wire import (
+    Command,
+    DecodeError,
+    PurgeEngines,
+    RunStatus,
+    decode_command,
+    decode_run_status,
+)
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 
-def each_in_a_thread(apply: Callable[[bytes], None]) -> Handler:
-    """A follower's handler applying each record's value in a worker thread (database work),
-    in order."""
+
+def decoded(decode: Callable[[bytes], T], apply: Callable[[T], None], kind: str) -> Handler:
+    """A follower's handler: each record's value decoded (a malformed one is logged and skipped)
+    and applied in a worker thread (database work, the scheduler), in order."""
 
     async def handle(records: list[Incoming]) -> None:
         for r in records:
-            await asyncio.to_thread(apply, r.value or b"")
+            try:
+                message = decode(r.value or b"")
+            except DecodeError as exc:
+                log.warning("skipped a malformed %s at %s[%d]@%d: %s", kind, r.topic,
+                            r.partition, r.offset, exc.reason)  # fmt: skip
+                continue
+            await asyncio.to_thread(apply, message)
 
     return handle
 
 
-class RunOutcomes:
+def run_outcomes(kafka: KafkaSettings, group_id: str, sessions: Sessions) -> Follower:
     """Record runs' ends from ``run-status.v1`` in the SQL store."""
 
-    def __init__(self, kafka: KafkaSettings, group_id: str, sessions: Sessions) -> None:
-        self.sessions = sessions
-        self.follower = Follower(kafka, [kafka.topics.run_status], group_id,
-                                 each_in_a_thread(self.apply), name="run outcomes")  # fmt: skip
-
-    def apply(self, value: bytes) -> None:
-        try:
-            status = decode_run_status(value)
-        except DecodeError as exc:
-            log.warning("run outcomes: skipped a malformed run status: %s", exc.reason)
-            return
-        with self.sessions() as s, s.begin():
+    def apply(status: RunStatus) -> None:
+        with sessions() as s, s.begin():
             runs.record_status(s, status)
 
+    handle = decoded(decode_run_status, apply, "run status")
+    return Follower(kafka, [kafka.topics.run_status], group_id, handle, name="run outcomes")
 
-class PurgeExecutor:
+
+def purge_executor(
+    kafka: KafkaSettings, group_id: str, sessions: Sessions, scheduler: Scheduler
+) -> Follower:
     """Execute the purge commands on ``commands.v1`` (the stream's GC, a user's purge) through
     the scheduler. Commands are keyed by collection, so each is executed by the replica that
     owns its partition; a purge removes only engines deployed before it was issued, so one
     delivered again (or late) removes nothing newer."""
 
-    def __init__(
-        self, kafka: KafkaSettings, group_id: str, sessions: Sessions, scheduler: Scheduler
-    ) -> None:
-        self.sessions = sessions
-        self.scheduler = scheduler
-        self.follower = Follower(kafka, [kafka.topics.commands], group_id,
-                                 each_in_a_thread(self.apply), name="purge executor")  # fmt: skip
-
-    def apply(self, value: bytes) -> None:
-        try:
-            command = decode_command(value)
-        except DecodeError as exc:
-            log.warning("purges: skipped a malformed command: %s", exc.reason)
-            return
+    def apply(command: Command) -> None:
         if isinstance(command, PurgeEngines) and command.collection_id.isdigit():
-            with self.sessions() as s:  # start and stop are for the engines; other ids not ours
-                launches.execute_purge(s, self.scheduler, command)
+            with sessions() as s:  # start and stop are for the engines; other ids are not ours
+                launches.execute_purge(s, scheduler, command)
+
+    handle = decoded(decode_command, apply, "command")
+    return Follower(kafka, [kafka.topics.commands], group_id, handle, name="purge executor")
 
 
 def clickhouse_sink(kafka: KafkaSettings, group_id: str, sink: Sink) -> Follower:

@@ -10,6 +10,8 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from control.schemas import Page
+from control.services.access import project_of
+from control.services.auth import Caller
 
 E = TypeVar("E")
 T = TypeVar("T")
@@ -19,6 +21,15 @@ T = TypeVar("T")
 class Paging:
     limit: int = 50
     offset: int = 0
+
+
+def in_project(
+    db: Session, who: Caller, project_id: int, model: Any, page: Paging, out: Callable[[Any], T]
+) -> Page[T]:
+    """One page of the caller's project's plans or collections (``model``), oldest first."""
+    project = project_of(db, who, project_id)
+    query = select(model).where(model.project_id == project.id)
+    return paginate(db, query, model.id, page, out)
 
 
 def paginate(

@@ -23,7 +23,7 @@ from control.files.storage import FileStorage
 from control.schemas import FileOut, Page, PlanOut
 from control.services.access import plan_of, project_of
 from control.services.auth import Caller
-from control.services.pages import Paging, paginate
+from control.services.pages import Paging, in_project
 
 #: Safe file names: no path, no leading dot, printable ASCII letters, digits and ``._ -``.
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,254}$")
@@ -39,9 +39,7 @@ def create(db: Session, who: Caller, project_id: int, name: str) -> PlanOut:
 
 
 def listing(db: Session, who: Caller, project_id: int, page: Paging) -> Page[PlanOut]:
-    project = project_of(db, who, project_id)
-    query = select(Plan).where(Plan.project_id == project.id)
-    return paginate(db, query, Plan.id, page, lambda p: _out(db, p))
+    return in_project(db, who, project_id, Plan, page, lambda p: _out(db, p))
 
 
 def get(db: Session, who: Caller, plan_id: int) -> PlanOut:

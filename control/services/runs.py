@@ -3,7 +3,7 @@
 Triggering inserts the run first — the database allows one active run per collection, so of two
 replicas racing only one gets past the insert — then announces it to the stream
 (``run_started``) and starts the engines of each plan (``start`` commands). The stream ends the
-run; :class:`control.services.followers.RunOutcomes` writes the end into the run's row
+run; :func:`control.services.followers.run_outcomes` writes the end into the run's row
 (:func:`record_status`).
 """
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from control.schedulers.processes import wait_for
-from shibuya.dev.procs import ServiceError, free_port, port_open, tail, terminate
+from shibuya.dev.procs import ServiceError, free_port, port_open, shibuya_process, tail, terminate
 
 
 def api_env(data_dir: Path, **settings: str) -> dict[str, str]:
@@ -42,13 +42,8 @@ class ApiProcess:
     def start(cls, env: dict[str, str], log: Path, timeout_s: float = 60) -> ApiProcess:
         """Serve on a free port of 127.0.0.1; return once it answers."""
         port = free_port()
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "shibuya", "api", "serve"],
-                env={**env, "SHIBUYA_API_HOST": "127.0.0.1", "SHIBUYA_API_PORT": str(port)},
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
+        env = {**env, "SHIBUYA_API_HOST": "127.0.0.1", "SHIBUYA_API_PORT": str(port)}
+        proc = shibuya_process("api", "serve", env=env, log=log)
         api = cls(proc=proc, base=f"http://127.0.0.1:{port}", log=log)
         up = wait_for(lambda: port_open("127.0.0.1", port) or proc.poll() is not None, timeout_s)
         if not up or proc.poll() is not None:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +42,16 @@ class PidFile:
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def shibuya_process(*args: str, env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``shibuya ARGS`` with this interpreter, in the background, its output appended to
+    ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "shibuya", *args], env=dict(env),
+                                stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)  # fmt: skip
 
 
 def terminate(pid: int, timeout_s: float) -> bool:

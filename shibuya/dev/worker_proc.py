@@ -6,13 +6,12 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from shibuya.dev.procs import free_port, tail, terminate
+from shibuya.dev.procs import free_port, shibuya_process, tail, terminate
 
 
 @dataclass
@@ -46,15 +45,7 @@ class WorkerProcess:
         env.update({f"SHIBUYA_WORKER_{k}": v for k, v in (settings or {}).items()})
         if partitions is not None:
             env["SHIBUYA_WORKER_KAFKA__PARTITIONS"] = str(partitions)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "shibuya", "worker", "run"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        proc = shibuya_process("worker", "run", env=env, log=log)
         return cls(proc=proc, log=log, metrics_port=port)
 
     @property

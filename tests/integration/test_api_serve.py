@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 from shibuya.dev import kafka_io
-from shibuya.dev.procs import free_port, port_open
+from shibuya.dev.procs import free_port, port_open, shibuya_process
 from tests.support.stream import send
 from tests.support.waiting import wait_until
 from wire import Topic, topic_name
@@ -30,13 +28,7 @@ def test_api_serves_health_and_metrics_and_stores_the_streams_rows(
         "SHIBUYA_API_SINK__GROUP_ID": f"{unique}-sink",
     }
     log = tmp_path / "api.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "shibuya", "api", "serve"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = shibuya_process("api", "serve", env=env, log=log)
     try:
         wait_until("the API to listen", lambda: port_open("127.0.0.1", port), 30)
         base = f"http://127.0.0.1:{port}"

@@ -13,8 +13,10 @@ import inspect
 from typing import Any, cast
 
 import faust
+import pytest
 from aiokafka.consumer.fetcher import READ_COMMITTED
 from aiokafka.structs import TopicPartition
+from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from streams.app import FETCH_MAX_WAIT_MS, ISOLATION_LEVEL, App
@@ -42,7 +44,7 @@ def test_the_worker_consumer_fetches_committed_records_without_faust_s_long_wait
     asyncio.run(check())
 
 
-def _thread_of(app: App) -> Any:
+def _thread_of(app: faust.App) -> Any:
     """The consumer's thread (Faust's typed interface does not name it)."""
     return cast(Any, app.consumer)._thread
 
@@ -67,3 +69,36 @@ def test_our_transport_and_consumer_are_the_ones_faust_builds(kafka_bootstrap: s
         assert app.conf.stream_wait_empty is False  # else a SIGTERM waits for held events forever
 
     asyncio.run(check())
+
+
+# --- why the stream keeps its state in records of its own (docs/stream.md §9) ---------------
+
+
+def test_a_faust_table_cannot_be_written_by_the_clock(kafka_bootstrap: str) -> None:
+    """A table write takes its changelog partition from the event being processed. The runs
+    and deployments agents act on the clock — a run's time is up, an engine went silent, a
+    collection idled — with no event at hand, and what they decide must commit with the state
+    that says it was decided."""
+
+    async def check() -> None:
+        app = faust.App("pins-eos", broker=f"kafka://{kafka_bootstrap}", store="memory://",
+                        processing_guarantee="exactly_once")  # fmt: skip
+        runs = app.Table("runs", default=int)
+        try:
+            with pytest.raises(TypeError, match="outside of stream iteration"):
+                runs["run-1"] = 1
+        finally:
+            _thread_of(app).thread_loop.close()
+
+    asyncio.run(check())
+
+
+def test_faust_exactly_once_puts_each_record_in_the_transaction_of_its_output_partition() -> None:
+    """Faust's ``exactly_once`` opens one transaction per output partition and picks it by the
+    partition a record is sent to — not by the input partition whose offsets it commits. A flush
+    of one results partition sends partials for many runs (many partitions): it would span
+    several transactions, none holding the input offset with all the output. If this changes,
+    read docs/stream.md §9 again."""
+    source = inspect.getsource(TransactionManager.send)
+    assert "p = self.consumer.key_partition(topic, key, partition)" in source, source
+    assert 'transactional_id = f"{self.app.conf.id}-{group}-{p}"' in source, source

@@ -11,12 +11,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 from shibuya.dev import target
+from shibuya.dev.procs import shibuya_process
 from tests.support.agents import (
     agent_env,
     plan_file,
@@ -53,13 +53,7 @@ def test_start_and_stop_commands_run_jmeter_and_publish_everything(
     with target.serve(fail_every=25) as target_port:
         env = agent_env(kafka_bootstrap, unique, work, target_port)
         log = tmp_path / "sidecar.log"
-        with log.open("wb") as out:
-            sidecar = subprocess.Popen(
-                [sys.executable, "-m", "shibuya", "sidecar", "run"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        sidecar = shibuya_process("sidecar", "run", env=env, log=log)
         try:
             # 1. A run that ends on its own after its duration.
             first = start_command("cmd-1", "run-1", plan, duration_s=3)
@@ -147,12 +141,7 @@ def test_a_file_that_does_not_match_its_checksum_fails_the_run(
         "SHIBUYA_SIDECAR_ENGINE__COLLECTION_ID": "coll-1",
         "SHIBUYA_SIDECAR_ENGINE__PLAN_ID": "plan-1",
     }
-    sidecar = subprocess.Popen(
-        [sys.executable, "-m", "shibuya", "sidecar", "run"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    sidecar = shibuya_process("sidecar", "run", env=env, log=tmp_path / "sidecar.log")
     try:
         cid = f"cmd-{uuid.uuid4().hex[:6]}"
         asyncio.run(
@@ -184,13 +173,7 @@ def test_a_sidecar_killed_during_a_run_picks_it_up_again(
         log = tmp_path / "sidecar.log"
 
         def start_sidecar() -> subprocess.Popen[bytes]:
-            with log.open("ab") as out:
-                return subprocess.Popen(
-                    [sys.executable, "-m", "shibuya", "sidecar", "run"],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
+            return shibuya_process("sidecar", "run", env=env, log=log)
 
         sidecar = start_sidecar()
         try:
@@ -238,11 +221,8 @@ def test_a_task_that_fails_stops_the_sidecar_with_the_task_named(
     commands, _, status = topics(kafka_bootstrap, unique)
     work = tmp_path / "work"
     log = tmp_path / "sidecar.log"
-    with log.open("wb") as out:
-        sidecar = subprocess.Popen(
-            [sys.executable, "-m", "shibuya", "sidecar", "run"],
-            env=agent_env(kafka_bootstrap, unique, work, 1), stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    env = agent_env(kafka_bootstrap, unique, work, 1)
+    sidecar = shibuya_process("sidecar", "run", env=env, log=log)
     try:
         asyncio.run(statuses_until(kafka_bootstrap, status, lambda ss: len(ss) > 0))
         shutil.rmtree(work)

@@ -14,7 +14,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from engine_sidecar.kafka import producer
 from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
 from shibuya.dev import kafka_io, target
 from shibuya.dev.kafka import KafkaBroker
-from shibuya.dev.procs import free_port
+from shibuya.dev.procs import free_port, shibuya_process
 from tests.support.sidecars import (
     consume_published,
     reference_samples,
@@ -98,26 +97,8 @@ def _sidecar(
         "SHIBUYA_SIDECAR_HEARTBEAT_INTERVAL_S": "0.5",
         "SHIBUYA_SIDECAR_ENGINE__COLLECTION_ID": "coll-1",
     }
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "shibuya",
-                "sidecar",
-                "tail",
-                str(jtl),
-                "--run-id",
-                "run-1",
-                "--engine-id",
-                "engine-7",
-                "--plan-id",
-                "plan-1",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    return shibuya_process("sidecar", "tail", str(jtl), "--run-id", "run-1", "--engine-id",
+                           "engine-7", "--plan-id", "plan-1", env=env, log=log)  # fmt: skip
 
 
 def _next_seq(checkpoint: Path) -> int:

@@ -7,11 +7,12 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from shibuya.dev.procs import shibuya_process
 
 
 @contextlib.contextmanager
@@ -96,16 +97,9 @@ class LocalEngines:
                 "SHIBUYA_SIDECAR_WORK_DIR": str(folder),
                 "SHIBUYA_SIDECAR_ENGINE__ENGINE_INDEX": str(index),
             }
-            with (folder / "sidecar.log").open("ab") as out:
-                self._procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "shibuya", "sidecar", "run"],
-                        env=env,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                    )
-                )
+            self._procs.append(
+                shibuya_process("sidecar", "run", env=env, log=folder / "sidecar.log")
+            )
 
     def stop(self) -> list[int | None]:
         """SIGTERM all, wait; SIGKILL what does not end in 60 s. Exit codes (``None``: killed)."""
