@@ -92,8 +92,9 @@ class KafkaBroker:
                     f"-Dlog4j2.configurationFile={self._log4j_path}",
                     "kafka.tools.StorageTool",
                     "format",
-                    "-t",
-                    _cluster_id(),
+                    # One argument: a random id may start with "-", which the tool would read
+                    # as an option (one start in 64 failed so).
+                    f"--cluster-id={_cluster_id()}",
                     "-c",
                     str(props),
                     "--ignore-formatted",
