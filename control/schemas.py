@@ -143,6 +143,8 @@ class RunOut(BaseModel):
     """expected, started, finished, failed, lost (from the stream)."""
     samples: int = 0
     failures: int = 0
+    samples_missing: int = 0
+    """Once ended: samples the engines published that the run did not count (lost data)."""
     criteria: list[CriterionVerdict] = []
 
 

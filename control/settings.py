@@ -149,6 +149,13 @@ class SchedulerSettings(BaseModel):
     status_window_s: int = Field(
         30, ge=1, description="an engine heard from within this many seconds counts as up"
     )
+    drain_s: float = Field(
+        120,
+        ge=0,
+        description="local scheduler: how long a purge waits for engines still publishing "
+        "results (Kafka away) before it stops them by force; their folders are then kept, not "
+        "deleted, and the purge says so (Kubernetes: the pods' termination_grace_s)",
+    )
 
 
 class ApiSettings(BaseSettings):

@@ -19,7 +19,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter
 
 from engine_sidecar.engine import JMeterConfig, JMeterProcess
-from engine_sidecar.errors import DownloadError, PlanError, PublishError
+from engine_sidecar.errors import DownloadError, PlanError
 from engine_sidecar.heartbeat import Snapshot
 from engine_sidecar.publisher import (
     BatchSender,
@@ -91,6 +91,7 @@ class Agent:
 
     def snapshot(self) -> Snapshot:
         p = self._publisher
+        behind = p.behind() if p else ""
         return Snapshot(
             state=self._state,
             run_id=self._run_id,
@@ -99,7 +100,8 @@ class Agent:
             samples_published=p.samples_published if p else 0,
             malformed_lines=p.errors.count if p else 0,
             exit_code=self._exit_code,
-            detail=self._detail,
+            detail=f"{self._detail}; {behind}" if behind else self._detail,
+            unpublished_bytes=p.unpublished_bytes if p and behind else 0,
         )
 
     @property
@@ -155,11 +157,17 @@ class Agent:
             await self._jmeter.stop()
 
     async def shutdown(self) -> None:
-        """SIGTERM: stop JMeter gracefully, let the results drain, report the end."""
+        """SIGTERM: stop JMeter gracefully, let the results drain, report the end. Results
+        Kafka does not take are retried until it does, or until the process is killed (the
+        run's folder keeps them for the next start)."""
         if self._jmeter is not None and self._state is EngineState.RUNNING:
             await self._set(EngineState.STOPPING, "sidecar shutting down")
             await self._jmeter.stop()
         if self._run_task is not None:
+            if self._publisher is not None and self._publisher.behind():
+                log.error("shutting down while %s; still trying until stopped by force — the "
+                          "run's folder keeps them for the next start",
+                          self._publisher.behind())  # fmt: skip
             await self._run_task
 
     # --- one run --------------------------------------------------------------------------
@@ -218,13 +226,11 @@ class Agent:
         self._exit_code = await self._jmeter.wait()
         stop_publishing.set()
         self._jmeter = None
-        try:
-            await publishing  # every line JMeter wrote is published before we say "finished"
-        except PublishError as exc:
-            await self._set(EngineState.FAILED, str(exc))
-            return
-        finally:
-            run_dir.end()
+        # Every line JMeter wrote is published before we say "finished", however long Kafka is
+        # away (the heartbeats say how far behind we are). Until then the run is not ended on
+        # disk: a sidecar stopped meanwhile publishes the rest when it starts again.
+        await publishing
+        run_dir.end()
         detail = "; ".join(
             filter(None, [f"{publisher.samples_published} samples", publisher.errors.summary()])
         )

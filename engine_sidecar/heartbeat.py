@@ -41,6 +41,7 @@ class Snapshot:
     malformed_lines: int = 0
     exit_code: int | None = None
     detail: str = ""
+    unpublished_bytes: int = 0
 
 
 class Heartbeat:
@@ -82,6 +83,7 @@ class Heartbeat:
             malformed_lines=s.malformed_lines,
             exit_code=s.exit_code,
             detail=s.detail,
+            unpublished_bytes=s.unpublished_bytes,
         )
 
     async def send_now(self) -> None:

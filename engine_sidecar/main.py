@@ -93,7 +93,8 @@ async def _tail(
     stop = _stop_on_signals()
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     registry = CollectorRegistry()
-    limits = Limits(settings.batch.max_samples, settings.batch.max_interval_ms)
+    limits = Limits(settings.batch.max_samples, settings.batch.max_interval_ms,
+                    give_up_s=settings.tail_give_up_s)  # fmt: skip
     async with producer(settings.kafka.bootstrap, settings.kafka.compression) as p:
         publisher = ResultPublisher(
             path=path,
@@ -208,6 +209,8 @@ async def _run(settings: SidecarSettings) -> None:
                 "state": s.state.value,
                 "run_id": s.run_id,
                 "samples_published": s.samples_published,
+                "unpublished_bytes": s.unpublished_bytes,
+                "detail": s.detail,
             }
 
         async def consume() -> None:

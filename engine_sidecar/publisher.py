@@ -5,7 +5,10 @@
 ``max_interval_ms``, writes the batch's range to the checkpoint as pending, sends it, and once the
 broker acknowledged it, commits the range. On stop it reads to the end of the file and flushes
 once more: the last second of a test is never lost. A send that fails is retried with the same
-sequence until it is acknowledged (broker restarts).
+sequence, with back-off, until it is acknowledged — in agent mode for as long as it takes (a
+broker outage over the end of a run loses nothing: the engine reports how far it is behind, and
+a purge waits for it); in tail mode, once stopping, for ``give_up_s``, after which the batch
+stays pending in the checkpoint for the next start.
 """
 
 from __future__ import annotations
@@ -48,8 +51,9 @@ class Limits:
     max_interval_ms: int = 500
     poll_interval_s: float = 0.2  # a batch still leaves within max_interval_ms
     max_record_bytes: int = 64 * 1024
-    stop_grace_s: float = 30
-    """After a stop, how long to keep retrying a batch Kafka does not take."""
+    give_up_s: float | None = None
+    """After the stop, how long to keep retrying a batch Kafka does not take before giving up
+    (the checkpoint keeps it); ``None``: never give up."""
 
 
 class PublisherMetrics:
@@ -99,20 +103,36 @@ class ResultPublisher:
         self.threads = 0
         """Active threads of the engine in the last batch (JMeter's ``allThreads``)."""
         self._key = result_key(identity.run_id, identity.engine_id)
-        self._ckpt: Checkpoint
+        self._ckpt = Checkpoint(identity.run_id, identity.engine_id, file_dev=0, file_ino=0)
         self._stop = asyncio.Event()
         self._give_up_at: float | None = None
+        self.refused_since: float | None = None
+        """Since when (monotonic) Kafka has not taken the batch being sent; ``None`` while it
+        takes them."""
 
     @property
     def errors(self) -> ErrorReport:
         return self.reader.errors
+
+    @property
+    def unpublished_bytes(self) -> int:
+        """Bytes of the results file not published yet."""
+        return self.reader.backlog(self._ckpt.offset)
+
+    def behind(self) -> str:
+        """What holds the results back, in words; ``""`` while nothing does."""
+        if self.refused_since is None:
+            return ""
+        waited = time.monotonic() - self.refused_since
+        return (f"publishing: {self.unpublished_bytes:,} bytes of results not published yet, "
+                f"Kafka not taking them for {waited:.0f} s")  # fmt: skip
 
     # --- the loop ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until ``stop`` is set, then drain the file and flush; returns when done.
 
-        Raises :class:`PublishError` if, after the stop, Kafka stays away for ``stop_grace_s``.
+        Raises :class:`PublishError` if, after the stop, Kafka stays away for ``give_up_s``.
         """
         self._stop = stop
         await self._recover()
@@ -181,7 +201,7 @@ class ResultPublisher:
         self.threads = int(batch.all_threads[-1])
 
     async def _send(self, value: bytes) -> None:
-        """Send until acknowledged; once stopping, give up after ``stop_grace_s``.
+        """Send until acknowledged; once stopping, give up after ``give_up_s`` (if set).
 
         Giving up loses nothing: the batch stays pending in the checkpoint, and the next start
         sends it first.
@@ -190,16 +210,20 @@ class ResultPublisher:
         while True:
             try:
                 await self.producer.send(self.topic, self._key, value)
+                self.refused_since = None
                 return
             except PublishError as exc:
                 self.metrics.retries.inc()
-                if self._stop.is_set():
+                if self.refused_since is None:
+                    self.refused_since = time.monotonic()
+                give_up_s = self.limits.give_up_s
+                if self._stop.is_set() and give_up_s is not None:
                     if self._give_up_at is None:
-                        self._give_up_at = time.monotonic() + self.limits.stop_grace_s
+                        self._give_up_at = time.monotonic() + give_up_s
                     if time.monotonic() >= self._give_up_at:
                         raise PublishError(
                             f"stopping, and Kafka did not take the batch for "
-                            f"{self.limits.stop_grace_s:g}s: {exc}; the checkpoint keeps it"
+                            f"{give_up_s:g}s: {exc}; the checkpoint keeps it"
                         ) from exc
                 log.warning("batch not acknowledged (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
@@ -224,10 +248,7 @@ class ResultPublisher:
         loaded = Checkpoint.load(self.checkpoint_path)
         ident = self.identity
         if loaded is None or (loaded.run_id, loaded.engine_id) != (ident.run_id, ident.engine_id):
-            self._ckpt = Checkpoint(
-                run_id=ident.run_id, engine_id=ident.engine_id, file_dev=0, file_ino=0
-            )
-            return
+            return  # a fresh start: the placeholder of __init__
         self._ckpt = loaded
         p = loaded.pending
         if p is not None:

@@ -64,6 +64,12 @@ class SidecarSettings(BaseSettings):
     health_port: int = Field(8089, description="port of /healthz and /metrics (0: any free one)")
     heartbeat_interval_s: float = Field(5.0, gt=0, description="seconds between heartbeats")
     max_command_age_s: float = Field(600, gt=0, description="older commands are ignored")
+    tail_give_up_s: float = Field(
+        30,
+        gt=0,
+        description="tail-only mode: after SIGTERM, how long Kafka may refuse a batch before the "
+        "sidecar exits (1), keeping it in its checkpoint for the next start",
+    )
     engine: EngineIdentity = EngineIdentity()
     jmeter: JMeterSettings = JMeterSettings()
     kafka: KafkaSettings = KafkaSettings()

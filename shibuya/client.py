@@ -69,8 +69,9 @@ def apply(client: httpx.Client, collection_id: int, config: Path) -> dict[str, A
 
 
 def exit_code(run: dict[str, Any]) -> int:
-    """0 when the run finished and passed every criterion; 16 + one bit per class of failed
-    criterion (latency 1, errors 2, throughput 4, invalid 8); else 2 (failed, or stopped)."""
+    """0 when the run finished, counted every sample its engines published and passed every
+    criterion; 16 + one bit per class of failed criterion (latency 1, errors 2, throughput 4,
+    invalid 8); else 2 (failed, stopped, or samples lost: its verdicts saw only part of it)."""
     failed = [c for c in run.get("criteria", []) if c.get("passed") is False]
     if failed:
         bits = 0
@@ -80,7 +81,8 @@ def exit_code(run: dict[str, Any]) -> int:
             except CriterionError:
                 bits |= CLASS_BITS["invalid"]
         return CRITERIA + bits
-    return PASSED if run.get("outcome") == "finished" else NOT_FINISHED
+    whole = not run.get("samples_missing")
+    return PASSED if run.get("outcome") == "finished" and whole else NOT_FINISHED
 
 
 def watch(

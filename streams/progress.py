@@ -59,6 +59,8 @@ class Engine:
     lost: bool = False
     published: int = 0
     """Samples the engine's sidecar has published (its latest heartbeat says)."""
+    unpublished_bytes: int = 0
+    """Results it wrote that Kafka had not taken yet (its latest heartbeat says)."""
 
 
 @dataclass
@@ -133,6 +135,7 @@ class RunProgress:
         engine.state, engine.lost = status.state, False
         engine.heard_ms = max(engine.heard_ms, status.ts_ms)
         engine.published = max(engine.published, status.samples_published)
+        engine.unpublished_bytes = status.unpublished_bytes
         if self.state is RunState.DEPLOYING and status.state is EngineState.RUNNING:
             self._to(status.ts_ms, RunState.RUNNING, f"engine {status.engine_id} running")
         self._maybe_end(status.ts_ms)
@@ -142,6 +145,14 @@ class RunProgress:
         engines get ``lost_after_s`` from now."""
         for e in self.engines.values():
             e.heard_ms = max(e.heard_ms, now_ms)
+
+    def stalled(self, gap_ms: int, now_ms: int) -> None:
+        """The owner could not listen for ``gap_ms`` (Kafka away, the worker paused): the
+        engines' silence meanwhile is not theirs — a broker outage stops their heartbeats too —
+        and a stop's timeout does not run while nobody could hear them finish."""
+        self.resume(now_ms)
+        if self.stopping_ms is not None:
+            self.stopping_ms += gap_ms
 
     def on_second(self, second: int, samples: int, failures: int = 0) -> None:
         if samples:
@@ -166,7 +177,11 @@ class RunProgress:
             silent = now_ms - e.heard_ms >= self.lost_after_s * 1000
             if silent and not e.lost and e.state not in (EngineState.FINISHED, EngineState.FAILED):
                 e.lost = True
-                self.transitions.append(Transition(now_ms, self.state, f"engine {engine_id} lost"))
+                behind = (f" with {e.unpublished_bytes:,} bytes of results unpublished"
+                          if e.unpublished_bytes else "")  # fmt: skip
+                self.transitions.append(
+                    Transition(now_ms, self.state, f"engine {engine_id} lost{behind}")
+                )
         commands: list[StopEngines] = []
         if now_ms >= self.deadline_ms + self.stop_grace_s * 1000:
             commands = self._stop(now_ms, "duration reached", None)
@@ -241,6 +256,11 @@ class RunProgress:
     def outcome(self) -> RunOutcome | None:
         return RunOutcome(self.state.value) if self.state.ended else None
 
+    @property
+    def samples_missing(self) -> int:
+        """Samples the engines published that the run has not counted (0 while it goes on)."""
+        return max(0, self.published - self.samples) if self.state.ended else 0
+
     def status(self, now_ms: int, criteria: list[CriterionResult]) -> RunStatus:
         """The operator view of the run (see :class:`wire.RunStatus`)."""
         return RunStatus(
@@ -260,5 +280,11 @@ class RunProgress:
             transitions=[
                 TransitionInfo(at_ms=t.at_ms, state=t.to, reason=t.reason) for t in self.transitions
             ],
-            reason=self.transitions[-1].reason,
+            reason=self.transitions[-1].reason
+            + (
+                f"; {self.samples_missing:,} samples the engines published were not counted"
+                if self.samples_missing
+                else ""
+            ),
+            samples_missing=self.samples_missing,
         )

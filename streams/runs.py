@@ -85,6 +85,12 @@ class RunRules:
     flush_interval_s: float = 0.5
 
     @property
+    def stall_ms(self) -> float:
+        """Ticks further apart than this mean the owner could not listen meanwhile (its flush
+        waited on a broker that was away, the worker was paused): silence then is nobody's."""
+        return (4 * self.flush_interval_s + 1) * 1000
+
+    @property
     def quiet_second_ms(self) -> float:
         """A pending second no later second followed for this long is complete: the merge agent
         closes a quiet run's seconds after its grace period and a few flushes."""
@@ -123,6 +129,7 @@ class RunsTable:
             self.live[run_id] = Live(t.progress, RunCriteria.load(t.criteria), list(t.pending))
         self.out: list[Output] = []
         """What to emit, in order (the owner takes it with :meth:`take_output`)."""
+        self.last_tick_ms = now_ms
 
     def take_output(self) -> list[Output]:
         out, self.out = self.out, []
@@ -202,6 +209,13 @@ class RunsTable:
     def tick(self, now_ms: int) -> bool:
         """Act on every run; forget early rows and ended runs past their time. True if the
         table changed in a way worth committing even without new input."""
+        gap_ms = now_ms - self.last_tick_ms
+        self.last_tick_ms = now_ms
+        if gap_ms > self.rules.stall_ms:
+            log.warning("runs: no tick for %.1f s (Kafka away, or the worker paused): %d runs' "
+                        "engines get their time again", gap_ms / 1000, len(self.live))  # fmt: skip
+            for live in self.live.values():
+                live.progress.stalled(gap_ms, now_ms)
         for run_id in list(self.live):
             live = self.live[run_id]
             p = live.progress

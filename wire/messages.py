@@ -62,6 +62,9 @@ class EngineStatus(_Message, tag="engine_status", frozen=True, kw_only=True):
     malformed_lines: NonNegative = 0
     exit_code: int | None = None
     detail: str = ""
+    unpublished_bytes: NonNegative = 0
+    """Results the engine wrote that Kafka has not taken yet: an engine that is behind (a
+    broker outage) is not lost, and its run's metrics are not complete."""
 
 
 # --- run events ----------------------------------------------------------------------------------
@@ -164,6 +167,9 @@ class RunStatus(_Message, tag="run_status", frozen=True, kw_only=True):
     transitions: list[TransitionInfo] = []
     reason: str = ""
     """The reason of the latest transition."""
+    samples_missing: NonNegative = 0
+    """On the final status: samples the engines said they published that the run did not count
+    (they never arrived in time) — a run that lost data says so."""
 
 
 # --- commands ------------------------------------------------------------------------------------

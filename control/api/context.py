@@ -100,4 +100,5 @@ def make_scheduler(settings: ApiSettings) -> Scheduler:
     from control.schedulers.local import LocalScheduler
 
     return LocalScheduler(settings.engines_dir, kafka=settings.kafka,
-                          env=settings.scheduler.sidecar_env)  # fmt: skip
+                          env=settings.scheduler.sidecar_env,
+                          drain_s=settings.scheduler.drain_s)  # fmt: skip

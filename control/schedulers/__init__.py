@@ -68,6 +68,10 @@ class Scheduler(Protocol):
     def logs(self, collection_id: str, plan_id: str, index: int, tail_bytes: int) -> str | None:
         """The last ``tail_bytes`` of an engine's log; None if there is no such engine."""
 
+    def kept(self, collection_id: str) -> list[str]:
+        """Where purged engines' results wait that they could not publish before the purge's
+        drain limit (Kafka away): kept, not deleted; the next deploy publishes them."""
+
 
 class External:
     """Engines deployed by someone else: nothing to do, nothing known but their heartbeats."""
@@ -88,3 +92,6 @@ class External:
 
     def logs(self, collection_id: str, plan_id: str, index: int, tail_bytes: int) -> str | None:
         return None
+
+    def kept(self, collection_id: str) -> list[str]:
+        return []

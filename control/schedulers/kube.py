@@ -163,6 +163,11 @@ class KubernetesScheduler:
         data = text.encode()
         return data[-tail_bytes:].decode("utf-8", "replace")
 
+    def kept(self, collection_id: str) -> list[str]:
+        # A pod's folder goes with it: the drain limit is terminationGracePeriodSeconds
+        # (docs/schedulers.md), within which a stopping sidecar publishes what it holds.
+        return []
+
     # --- helpers ---------------------------------------------------------------------------
 
     def _statefulsets(self, collection_id: str) -> list[Any]:

@@ -40,10 +40,11 @@ class LocalScheduler:
 
     def __init__(
         self, root: Path, *, kafka: KafkaSettings, env: Mapping[str, str] | None = None,
-        stop_timeout_s: float = 15,
+        stop_timeout_s: float = 15, drain_s: float = 120,
     ) -> None:  # fmt: skip
         self.root = root.resolve()
         self.stop_timeout_s = stop_timeout_s
+        self.drain_s = drain_s
         self._env = {
             **os.environ,
             **kafka.sidecar_env(),
@@ -88,6 +89,11 @@ class LocalScheduler:
         if not self.root.is_dir():
             return []
         return sorted(d.name for d in self.root.iterdir() if d.is_dir() and self._records(d.name))
+
+    def kept(self, collection_id: str) -> list[str]:
+        base = self.root / _safe(collection_id)
+        folders = sorted(base.iterdir()) if base.is_dir() else []
+        return [str(f) for f in folders if (f / KEPT).exists()]
 
     def logs(self, collection_id: str, plan_id: str, index: int, tail_bytes: int) -> str | None:
         path = self._folder(_safe(collection_id), _safe(plan_id), index) / "sidecar.log"
@@ -165,20 +171,54 @@ class LocalScheduler:
         return pid if marker in environ and alive(pid) else None
 
     def _stop(self, folders: list[Path]) -> None:
-        """Stop the engines (SIGTERM: the sidecar stops JMeter and flushes; after the timeout,
-        SIGKILL to the whole session) and remove their folders."""
+        """Stop the engines and remove their folders. SIGTERM: the sidecar stops JMeter and
+        publishes what is left. One still publishing after the stop timeout (Kafka away) gets
+        up to ``drain_s``; then SIGKILL to the whole session. A folder whose results are still
+        not all published is kept, not deleted: it is named loudly (the log, :meth:`kept`), and
+        the next deploy of that engine publishes them."""
         pids = {f: self._pid(f) for f in folders}
         for pid in filter(None, pids.values()):
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGTERM)
-        running = [p for p in pids.values() if p is not None]
-        if not wait_for(lambda: not any(alive(p) for p in running), self.stop_timeout_s):
-            for p in running:
+        running = {f: p for f, p in pids.items() if p is not None}
+        wait_for(lambda: not any(alive(p) for p in running.values()), self.stop_timeout_s)
+        publishing = {f: p for f, p in running.items() if alive(p) and _unpublished(f)}
+        if publishing:
+            log.warning("%d engines are still publishing results (Kafka away?); waiting up to "
+                        "%g s", len(publishing), self.drain_s)  # fmt: skip
+            wait_for(lambda: not any(alive(p) for p in publishing.values()), self.drain_s)
+        for p in running.values():
+            if alive(p):
                 with contextlib.suppress(OSError):
                     os.killpg(p, signal.SIGKILL)
-            wait_for(lambda: not any(alive(p) for p in running), 10)
+        wait_for(lambda: not any(alive(p) for p in running.values()), 10)
         for folder in folders:
-            shutil.rmtree(folder, ignore_errors=True)
+            runs = _unpublished(folder)
+            if not runs:
+                shutil.rmtree(folder, ignore_errors=True)
+                continue
+            (folder / "engine.json").unlink(missing_ok=True)  # no longer an engine
+            kept = {"runs": runs, "kept_ms": int(time.time() * 1000)}
+            (folder / KEPT).write_text(json.dumps(kept))
+            log.error("engine folder %s KEPT: the results of runs %s were not all published "
+                      "within %g s; the next deploy of this engine publishes them",
+                      folder, ", ".join(runs), self.drain_s)  # fmt: skip
+
+
+#: A file in a purged engine's folder kept because its results are not all published.
+KEPT = "KEPT-UNPUBLISHED.json"
+
+
+def _unpublished(folder: Path) -> list[str]:
+    """Runs of the engine whose results the sidecar has not all published: it marks a run
+    ended in ``runs/<run>/run.json`` only once every line is acknowledged
+    (engine_sidecar/rundir.py)."""
+    out = []
+    for record in sorted((folder / "work" / "runs").glob("*/run.json")):
+        with contextlib.suppress(OSError, ValueError):
+            if not json.loads(record.read_text()).get("ended", False):
+                out.append(record.parent.name)
+    return out
 
 
 def _read(folder: Path) -> dict[str, Any] | None:

@@ -156,6 +156,10 @@ def purge(
     """Remove the engines deployed before ``issued`` and end the launches begun before it;
     (engines removed, the launch ended)."""
     removed = scheduler.purge(str(collection_id), ms(issued))
+    kept = scheduler.kept(str(collection_id))
+    if kept:
+        reason += (f"; {len(kept)} engines could not publish all their results in time: kept in "
+                   f"{', '.join(kept)}")  # fmt: skip
     return removed, end(db, collection_id, issued, reason, done=datetime.now(UTC))
 
 

@@ -69,6 +69,7 @@ def run_out(run: Run, status: RunStatus | None) -> RunOut:
         out.reason = status.reason
         out.engines = msgspec.to_builtins(status.engines)
         out.samples, out.failures = status.samples, status.failures
+        out.samples_missing = status.samples_missing
         out.criteria = [CriterionVerdict(criterion=c.criterion, passed=c.passed,
                                          breach_second_s=c.breach_second_s, value=c.value,
                                          error=c.error)

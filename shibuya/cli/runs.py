@@ -18,8 +18,9 @@ def client_run(
 ) -> None:
     """Start a run of a collection and follow it to its end.
 
-    Exit code: 0 finished and passed every criterion; 16 + a bit per class of failed criterion
-    (1 latency, 2 errors, 4 throughput, 8 invalid); 2 failed or stopped otherwise; 1 API error.
+    Exit code: 0 finished, every published sample counted, and passed every criterion; 16 + a
+    bit per class of failed criterion (1 latency, 2 errors, 4 throughput, 8 invalid); 2 failed,
+    stopped or samples lost otherwise; 1 API error.
     """
     from rich.console import Console
 

@@ -121,7 +121,7 @@ class MainJob:
             run = client.call(c, "POST", f"{path}/runs")
             self.console.print(f"Run {run['id']} started")
             final = client.watch(c, run["id"], self.console)
-            in_jtl = sum(_samples_in(f) for f in self._jtl_files(collection, run["id"]))
+            in_jtl = sum(samples_in(f) for f in self._jtl_files(collection, run["id"]))
             report = self._report(c, run["id"], in_jtl)
         finally:
             removed = client.call(c, "POST", f"{path}/purge", json={"reason": "main job done"})
@@ -217,7 +217,7 @@ def stopped(console: Console, name: str, stop: Callable[[], object]) -> None:
     console.print(f"{name}: stopped")
 
 
-def _samples_in(jtl: Path) -> int:
+def samples_in(jtl: Path) -> int:
     """Samples in a JTL file, by the sidecar's parser (what JMeter wrote, read independently)."""
     data = jtl.read_bytes()
     if b"\n" not in data:

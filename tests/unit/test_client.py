@@ -26,6 +26,7 @@ def _run(outcome: str, *failed: str, passed: tuple[str, ...] = ()) -> dict[str, 
         (_run("aborted", "rps < 10 for 5s"), 20),
         (_run("aborted", "max(latency) > 2s for 1s", "failures > 10 over 60s"), 19),
         (_run("finished", "p95(elapsed) > 5 parsecs for 3s"), 24),
+        ({**_run("finished", passed=("rps < 10 for 5s",)), "samples_missing": 3}, 2),  # lost data
     ],
 )
 def test_exit_codes(run: dict[str, Any], code: int) -> None:

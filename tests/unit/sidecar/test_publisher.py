@@ -187,7 +187,7 @@ def test_on_stop_an_absent_broker_is_waited_for_a_while_then_the_batch_kept(
     (tmp_path / "r.jtl").write_bytes(HEADER + rows(1, 2))
     sender = FakeSender(failures=10**6)
     publisher = _publisher(tmp_path, sender)
-    publisher.limits = Limits(poll_interval_s=0.01, stop_grace_s=0.5)
+    publisher.limits = Limits(poll_interval_s=0.01, give_up_s=0.5)
     stop = asyncio.Event()
     stop.set()
     with pytest.raises(PublishError, match=r"did not take the batch for 0\.5s"):

@@ -165,3 +165,35 @@ def test_a_new_owner_rebuilds_the_table_and_gives_engines_time_from_the_takeover
     again.on_metrics(_row(2, 100, failures=51), _at(taken_over_s))  # the window carried over
     again.on_metrics(_row(3, 10), _at(taken_over_s))
     assert "StopEngines" in _kinds(again)
+
+
+def test_engines_are_not_lost_while_their_owner_could_not_listen() -> None:
+    """A broker outage silences the heartbeats and stalls the owner's flushes alike: when the
+    ticks come back, the engines get their time again, and a stop's timeout did not run."""
+    table = RunsTable(RunsState(), RULES, _at(0))
+    table.on_event(_started(), _at(0))
+    for s in range(1, 20):
+        table.on_event(_engine(EngineState.RUNNING, s), _at(s))  # a heartbeat a second
+        table.tick(_at(s))
+    table.on_event(RunStopRequested(run_id="r1", requested_ms=_at(19), reason="me"), _at(19))
+    table.tick(_at(19))  # stopping now; then the broker goes away for 5 minutes
+    table.tick(_at(19 + 300))
+    p = table.live["r1"].progress
+    assert p.counts()["lost"] == 0
+    assert not p.state.ended  # the stop timeout (60 s) did not run out meanwhile
+    table.take_output()
+    for s in range(320, 320 + RULES.engine_lost_s):  # still silent after it came back: lost
+        table.tick(_at(s))
+    final = [o for o in table.take_output() if isinstance(o, RunStatus)][-1]
+    assert (final.state, final.engines.lost) == ("failed", 1)
+
+
+def test_a_run_that_lost_samples_says_so_in_its_final_status() -> None:
+    table = RunsTable(RunsState(), RULES, _at(0))
+    table.on_event(_started(), _at(0))
+    table.on_metrics(_row(1, 10), _at(2))
+    table.on_event(_engine(EngineState.FINISHED, 3, published=15), _at(3))
+    table.tick(_at(3 + RULES.run_settle_s))
+    final = next(o for o in table.take_output() if isinstance(o, RunStatus))
+    assert final.samples_missing == 5
+    assert final.reason.endswith("5 samples the engines published were not counted")

@@ -136,3 +136,17 @@ def test_block_encoding_is_the_same_in_every_process() -> None:
         for seed in ("1", "2", "3")
     }
     assert len(outputs) == 1
+
+
+def test_fields_added_to_a_version_keep_older_messages_readable() -> None:
+    """An engine status written before ``unpublished_bytes`` existed (an older sidecar during an
+    upgrade) decodes, the field at its default; and the new field does not break older readers,
+    which ignore fields they do not know (msgspec's default, kept for every message)."""
+    older = (
+        b'{"kind":"engine_status","v":1,"engine_id":"c1-plan-7-0","collection_id":"c1",'
+        b'"plan_id":"plan-7","engine_index":0,"state":"running","ts_ms":1764288000000}'
+    )
+    status = decode_message(older, EngineStatus)
+    assert status.unpublished_bytes == 0
+    newer = msgspec.json.encode({**msgspec.json.decode(older), "a_later_field": 1})
+    assert decode_message(newer, EngineStatus) == status

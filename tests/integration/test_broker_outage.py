@@ -1,0 +1,109 @@
+"""A broker outage over the end of a run loses nothing, and is nobody's fault.
+
+Real JMeter engines deployed by the API's local scheduler, a real worker, the API's ClickHouse
+sink — and a broker of this test's own, SIGKILLed 4 s before the run's end and started again
+after the outage. The engines finish while Kafka is away and keep what they could not publish;
+the worker cannot listen meanwhile, so it blames no engine; when the broker is back, the engines
+publish the rest, and the run ends *finished* with every sample the engines wrote counted.
+
+The 60 s outage runs in the suite; ``SHIBUYA_LONG_TRIALS=1`` adds 90 s and 5 minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shibuya.dev import jmeter, target
+from shibuya.dev.kafka import KafkaBroker
+from shibuya.dev.main_job import samples_in
+from shibuya.dev.procs import free_port
+from shibuya.dev.worker_proc import WorkerProcess
+from tests.support.api import FAST, ApiServer, make_collection, start_api
+from tests.support.waiting import wait_until
+
+DURATION_S, KILL_BEFORE_END_S = 20, 4
+OUTAGES_S = [60] + ([90, 300] if os.environ.get("SHIBUYA_LONG_TRIALS") else [])
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[KafkaBroker]:
+    b = KafkaBroker(tmp_path / "kafka", port=free_port(), controller_port=free_port())
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("outage_s", OUTAGES_S)
+def test_a_broker_outage_over_the_end_of_a_run_loses_nothing(
+    outage_s: int, broker: KafkaBroker, tmp_path: Path
+) -> None:
+    worker = WorkerProcess.start(bootstrap=broker.bootstrap, app_id="outage",
+                                 data_dir=tmp_path / "worker", log=tmp_path / "worker.log",
+                                 settings=FAST)  # fmt: skip
+    with target.serve() as port:
+        sidecars = {
+            "SHIBUYA_SIDECAR_JMETER__HOME": str(jmeter.install()),
+            "SHIBUYA_SIDECAR_JMETER__HEAP": "256m",
+            "SHIBUYA_SIDECAR_JMETER__PROPERTIES": json.dumps({"target.port": str(port)}),
+            "SHIBUYA_SIDECAR_HEARTBEAT_INTERVAL_S": "1",
+        }
+        api = start_api(tmp_path / "api", f"sqlite:///{tmp_path / 'meta.db'}",
+                        KAFKA__BOOTSTRAP=broker.bootstrap, SCHEDULER__KIND="local",
+                        SCHEDULER__SIDECAR_ENV=json.dumps(sidecars),
+                        SINK__ENABLED="true")  # fmt: skip
+        try:
+            run, jtl = _run_through_an_outage(api, broker, worker, outage_s)
+        finally:
+            api.stop()
+            worker.stop()
+    written = sum(samples_in(f) for f in jtl)
+    assert written > 0
+    assert (run["outcome"], run["samples_missing"]) == ("finished", 0), run["reason"]
+    assert run["samples"] == written  # counted by the stream, exactly
+    assert run["engines"]["lost"] == 0
+
+
+def _run_through_an_outage(
+    api: ApiServer, broker: KafkaBroker, worker: WorkerProcess, outage_s: int
+) -> tuple[dict[str, Any], list[Path]]:
+    collection, _ = make_collection(api, duration_s=DURATION_S)
+    with api.client("alice") as c:
+        assert c.post(f"/api/collections/{collection}/deploy").status_code == 201
+
+        def ready() -> bool:
+            plans = c.get(f"/api/collections/{collection}/status").json()["plans"]
+            return all(p["ready"] == p["engines"] for p in plans)
+
+        wait_until("the engines to be ready", ready, 120, lambda: api.log.read_text()[-3000:])
+        run_id = c.post(f"/api/collections/{collection}/runs").json()["id"]
+        started = time.monotonic()
+
+        def running() -> bool:
+            return bool(c.get(f"/api/runs/{run_id}").json()["state"] == "running")
+
+        wait_until("the run to be running", running, 60, worker.log_tail)
+        wait_until("4 s before the end", lambda: time.monotonic() - started
+                   >= DURATION_S - KILL_BEFORE_END_S, DURATION_S)  # fmt: skip
+        pid = broker.pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        wait_until("the broker to die", lambda: broker.pid() is None, 30)
+        time.sleep(outage_s)  # the fault itself: Kafka away for this long
+        broker.start()
+
+        def ended() -> bool:
+            return c.get(f"/api/runs/{run_id}").json()["outcome"] is not None
+
+        wait_until("the run to end", ended, 300, worker.log_tail)
+        run: dict[str, Any] = c.get(f"/api/runs/{run_id}").json()
+    engines = api.log.parent / "engines" / str(collection)
+    return run, sorted(engines.glob(f"*/work/runs/{run_id}/results.jtl"))
