@@ -22,7 +22,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,11 @@ class LocalScheduler:
     def __init__(
         self, root: Path, *, kafka: KafkaSettings, env: Mapping[str, str] | None = None,
         stop_timeout_s: float = 15, drain_s: float = 120,
+        command: Sequence[str] = (sys.executable, "-m", "shibuya", "sidecar", "run"),
     ) -> None:  # fmt: skip
         self.root = root.resolve()
+        self.command = list(command)
+        """What an engine runs: the sidecar in agent mode."""
         self.stop_timeout_s = stop_timeout_s
         self.drain_s = drain_s
         self._env = {
@@ -122,6 +125,10 @@ class LocalScheduler:
 
     def _start(self, d: Deployment, plan_id: str, index: int, folder: Path) -> None:
         (folder / "work").mkdir(parents=True, exist_ok=True)
+        if (folder / KEPT).exists():  # its sidecar publishes the kept results first
+            log.warning("engine %s-%s of collection %s starts in a kept folder: %s",
+                        plan_id, index, d.collection_id, (folder / KEPT).read_text())  # fmt: skip
+            (folder / KEPT).unlink()
         env = {
             **self._env,
             "SHIBUYA_SIDECAR_WORK_DIR": str(folder / "work"),
@@ -129,9 +136,8 @@ class LocalScheduler:
             "SHIBUYA_SIDECAR_ENGINE__PLAN_ID": plan_id,
             "SHIBUYA_SIDECAR_ENGINE__ENGINE_INDEX": str(index),
         }
-        argv = [sys.executable, "-m", "shibuya", "sidecar", "run"]
         try:
-            pid = spawn(argv, log=folder / "sidecar.log", env=env)
+            pid = spawn(self.command, log=folder / "sidecar.log", env=env)
         except OSError as exc:
             raise SchedulerError(f"could not start engine {plan_id}-{index}: {exc}") from exc
         record = {"pid": pid, "deployed_ms": int(time.time() * 1000), "plan_id": plan_id,
