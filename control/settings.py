@@ -149,6 +149,23 @@ class SchedulerSettings(BaseModel):
     status_window_s: int = Field(
         30, ge=1, description="an engine heard from within this many seconds counts as up"
     )
+    sandbox: Literal["auto", "bwrap", "none"] = Field(
+        "auto",
+        description="local scheduler: run each engine in a bubblewrap sandbox that sees its own "
+        "folder, not the API's data or environment (a test plan is code); auto: when bubblewrap "
+        "is installed",
+    )
+    single_tenant: bool = Field(
+        False,
+        description="local scheduler without a sandbox, with authentication on: every user may "
+        "run code as the API's user (their plans can read the API's data); refused otherwise",
+    )
+    jmeter_home: Path | None = Field(
+        None,
+        description="local scheduler: the JMeter its engines run; empty: "
+        "$SHIBUYA_CACHE_DIR/jmeter-5.6.3 (default ~/.cache/shibuya), where `shibuya dev jmeter` "
+        "installs it",
+    )
     drain_s: float = Field(
         120,
         ge=0,

@@ -1,8 +1,10 @@
-"""The worker's Kafka admin adapter (aiokafka): the topics it owns exist before it subscribes.
+"""The worker's Kafka admin adapter (aiokafka): its topics, and whether it reaches Kafka.
 
-Faust creates the topics it declares while it subscribes; on a fresh cluster its first
-assignment can then miss a topic that did not exist yet ("Ignoring missing topic"), and the
-worker idles until the next metadata refresh minutes later. Creating them first closes that race.
+The topics it owns exist before it subscribes: Faust creates the topics it declares while it
+subscribes; on a fresh cluster its first assignment can then miss a topic that did not exist yet
+("Ignoring missing topic"), and the worker idles until the next metadata refresh minutes later.
+Creating them first closes that race. :class:`Reachability` tells the runs' owners whether the
+silence they hear is Kafka's.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 from typing import NamedTuple
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.errors import TopicSetupError
@@ -63,3 +67,42 @@ async def ensure_topics(
         raise TopicSetupError(f"cannot set up topics on {bootstrap}: {exc!r}") from exc
     finally:
         await admin.close()
+
+
+class Reachability:
+    """Whether this worker reaches Kafka: one metadata request a second.
+
+    A broker outage silences the engines' heartbeats and the worker alike; :attr:`last_ok_ms`
+    lets the runs' owners tell that from engines that went quiet while Kafka was there to hear
+    them (:meth:`streams.runs.RunsTable.tick`).
+    """
+
+    def __init__(self, bootstrap: str, timeout_s: float = 2.0) -> None:
+        self._bootstrap = bootstrap
+        self._timeout_s = timeout_s
+        self._client: AIOKafkaClient | None = None
+        self.last_ok_ms = int(time.time() * 1000)
+        """When Kafka last answered (the start counts as an answer)."""
+
+    async def check(self) -> None:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                if self._client is None:
+                    timeout_ms = int(self._timeout_s * 1000)
+                    client = AIOKafkaClient(bootstrap_servers=self._bootstrap,
+                                            request_timeout_ms=timeout_ms)  # fmt: skip
+                    try:
+                        await client.bootstrap()
+                    except BaseException:
+                        await client.close()
+                        raise
+                    self._client = client
+                await self._client.fetch_all_metadata()
+        except (TimeoutError, KafkaError) as exc:
+            log.debug("Kafka did not answer: %r", exc)
+            return
+        self.last_ok_ms = int(time.time() * 1000)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()

@@ -167,14 +167,16 @@ class RunProgress:
     def on_breach(self, criterion: str, value: float, at_ms: int) -> list[StopEngines]:
         return self._stop(at_ms, f"criterion breached: {criterion} (value {value:g})", criterion)
 
-    def tick(self, now_ms: int) -> list[StopEngines]:
-        """Time passes: stop the run when its time is up, mark silent engines lost."""
+    def tick(self, now_ms: int, heard_until_ms: int | None = None) -> list[StopEngines]:
+        """Time passes: stop the run when its time is up, mark silent engines lost — silent up
+        to ``heard_until_ms`` (default now): when the owner last could hear them."""
         if self.state.ended:
             return []
         if self.state is RunState.STOPPING and self._stop_timed_out(now_ms):
             self._give_up(now_ms)
+        until_ms = now_ms if heard_until_ms is None else min(now_ms, heard_until_ms)
         for engine_id, e in self.engines.items():
-            silent = now_ms - e.heard_ms >= self.lost_after_s * 1000
+            silent = until_ms - e.heard_ms >= self.lost_after_s * 1000
             if silent and not e.lost and e.state not in (EngineState.FINISHED, EngineState.FAILED):
                 e.lost = True
                 behind = (f" with {e.unpublished_bytes:,} bytes of results unpublished"

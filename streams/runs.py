@@ -91,6 +91,12 @@ class RunRules:
         return (4 * self.flush_interval_s + 1) * 1000
 
     @property
+    def deaf_ms(self) -> float:
+        """Kafka not answering for longer than this: the owner hears nothing and judges nothing
+        (under half the silence that loses an engine, so no engine is lost meanwhile)."""
+        return min(self.stall_ms, self.engine_lost_s * 500)
+
+    @property
     def quiet_second_ms(self) -> float:
         """A pending second no later second followed for this long is complete: the merge agent
         closes a quiet run's seconds after its grace period and a few flushes."""
@@ -130,6 +136,8 @@ class RunsTable:
         self.out: list[Output] = []
         """What to emit, in order (the owner takes it with :meth:`take_output`)."""
         self.last_tick_ms = now_ms
+        self.deaf_since: int | None = None
+        """Since when the owner has not reached Kafka (``None`` while it does)."""
 
     def take_output(self) -> list[Output]:
         out, self.out = self.out, []
@@ -206,16 +214,29 @@ class RunsTable:
 
     # --- the clock ------------------------------------------------------------------------
 
-    def tick(self, now_ms: int) -> bool:
+    def tick(self, now_ms: int, kafka_ok_ms: int | None = None) -> bool:
         """Act on every run; forget early rows and ended runs past their time. True if the
-        table changed in a way worth committing even without new input."""
+        table changed in a way worth committing even without new input.
+
+        ``kafka_ok_ms``: when the owner last reached Kafka. While it does not, nothing is
+        judged — the engines' silence is the broker's, and nothing could be sent anyway; when
+        it does again (or after ticks stalled: a paused worker), the engines get their time
+        again and a stop's timeout resumes where it was.
+        """
         gap_ms = now_ms - self.last_tick_ms
         self.last_tick_ms = now_ms
-        if gap_ms > self.rules.stall_ms:
-            log.warning("runs: no tick for %.1f s (Kafka away, or the worker paused): %d runs' "
-                        "engines get their time again", gap_ms / 1000, len(self.live))  # fmt: skip
+        if kafka_ok_ms is not None and now_ms - kafka_ok_ms > self.rules.deaf_ms:
+            if self.deaf_since is None:
+                self.deaf_since = kafka_ok_ms
+                log.warning("runs: Kafka does not answer; judging no engine until it does")
+            return False
+        if self.deaf_since is not None or gap_ms > self.rules.stall_ms:
+            lost_ms = max(gap_ms, now_ms - self.deaf_since) if self.deaf_since else gap_ms
+            self.deaf_since = None
+            log.warning("runs: deaf for %.1f s (Kafka away, or the worker paused): %d runs' "
+                        "engines get their time again", lost_ms / 1000, len(self.live))  # fmt: skip
             for live in self.live.values():
-                live.progress.stalled(gap_ms, now_ms)
+                live.progress.stalled(lost_ms, now_ms)
         for run_id in list(self.live):
             live = self.live[run_id]
             p = live.progress
@@ -224,7 +245,7 @@ class RunsTable:
                 self.rules.quiet_second_ms
             ):
                 self._evaluate(live, now_ms)
-            self.out += p.tick(now_ms)
+            self.out += p.tick(now_ms, kafka_ok_ms)
             if p.state.ended and self._complete(p, now_ms):
                 self._end(live, now_ms)
                 del self.live[run_id]

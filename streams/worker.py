@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from streams import topics as topics_mod
 from streams.agents import aggregate, deployments, merge, runs
 from streams.app import App
+from streams.kafka_admin import Reachability
 from streams.prom import ConsumerLag, RunSeries
 from streams.settings import WorkerSettings
 
@@ -68,7 +69,10 @@ def create_worker(settings: WorkerSettings) -> Worker:
 
     agg = aggregate.register(app, settings, topics, registry)
     mrg = merge.register(app, settings, topics, registry, series)
-    rns = runs.register(app, settings, topics, registry, series)
+    reach = Reachability(settings.kafka.bootstrap)
+    app.every(1.0, "kafka-reachability", reach.check)
+    app.drain_hooks.append(reach.close)
+    rns = runs.register(app, settings, topics, registry, series, reach)
     dep = deployments.register(app, settings, topics, registry)
 
     def positions() -> list[tuple[str, int, int]]:

@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
 from control.db.database import Database
+from control.errors import SchedulerError
 from control.files.storage import FileStorage, LocalFiles
 from control.kafka import Producer
 from control.results.clickhouse import Store
 from control.results.recent import Recent, RecentResults
 from control.results.sink import Sink
-from control.schedulers import External, Scheduler
+from control.schedulers import External, Scheduler, sandbox
 from control.services.auth import KnownCallers
 from control.services.followers import clickhouse_sink, purge_executor, run_outcomes
 from control.services.runs import Launcher
@@ -99,6 +102,28 @@ def make_scheduler(settings: ApiSettings) -> Scheduler:
                                    env=settings.scheduler.sidecar_env)  # fmt: skip
     from control.schedulers.local import LocalScheduler
 
+    s = settings.scheduler
+    cache = Path(os.environ.get("SHIBUYA_CACHE_DIR") or Path.home() / ".cache" / "shibuya")
     return LocalScheduler(settings.engines_dir, kafka=settings.kafka,
-                          env=settings.scheduler.sidecar_env,
-                          drain_s=settings.scheduler.drain_s)  # fmt: skip
+                          jmeter_home=s.jmeter_home or cache / "jmeter-5.6.3",
+                          env=s.sidecar_env, drain_s=s.drain_s,
+                          bwrap=local_sandbox(settings))  # fmt: skip
+
+
+def local_sandbox(settings: ApiSettings) -> str | None:
+    """The bubblewrap program the local scheduler's engines run under; ``None`` when they run
+    without a sandbox, which an API with authentication allows only if told it has one tenant.
+    Raises :class:`SchedulerError` with what to do otherwise."""
+    s = settings.scheduler
+    bwrap = sandbox.available() if s.sandbox != "none" else None
+    if s.sandbox == "bwrap" and bwrap is None:
+        raise SchedulerError("SCHEDULER__SANDBOX=bwrap, but bubblewrap is not installed "
+                             "(apt-get install bubblewrap)")  # fmt: skip
+    if bwrap is None and settings.auth.mode == "tokens" and not s.single_tenant:
+        raise SchedulerError(
+            "the local scheduler runs every user's test plan — code — on this machine, and "
+            "without a sandbox a plan can read other groups' plans and the API's data. Install "
+            "bubblewrap (apt-get install bubblewrap), or, if every user of this API may run code "
+            "as its user, set SHIBUYA_API_SCHEDULER__SINGLE_TENANT=true (docs/schedulers.md)"
+        )
+    return bwrap

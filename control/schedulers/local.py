@@ -8,6 +8,9 @@ process finds its engines again; an engine whose process has gone is ``exited`` 
 restarts it or a purge removes it. A PID is signalled only while its environment still names
 the engine's folder, so a recycled PID is never touched. Engines run in their own session: they
 outlive the control process, and a purge that must kill takes the engine's JMeter with it.
+
+Each engine runs in a sandbox when bubblewrap is there (:mod:`control.schedulers.sandbox`): it
+sees its own folder, not the API's data or environment.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from control.schedulers import Deployment, EngineInfo, SchedulerError
+from control.schedulers import Deployment, EngineInfo, SchedulerError, sandbox
 from control.schedulers.processes import alive, spawn, wait_for
 from control.settings import KafkaSettings
 
@@ -39,22 +42,22 @@ class LocalScheduler:
     kind = "local"
 
     def __init__(
-        self, root: Path, *, kafka: KafkaSettings, env: Mapping[str, str] | None = None,
-        stop_timeout_s: float = 15, drain_s: float = 120,
+        self, root: Path, *, kafka: KafkaSettings, jmeter_home: Path,
+        env: Mapping[str, str] | None = None, stop_timeout_s: float = 15, drain_s: float = 120,
+        bwrap: str | None = None,
         command: Sequence[str] = (sys.executable, "-m", "shibuya", "sidecar", "run"),
     ) -> None:  # fmt: skip
+        """``bwrap``: the bubblewrap program engines run under; ``None``: no sandbox."""
         self.root = root.resolve()
         self.command = list(command)
         """What an engine runs: the sidecar in agent mode."""
         self.stop_timeout_s = stop_timeout_s
         self.drain_s = drain_s
-        self._env = {
-            **os.environ,
-            **kafka.sidecar_env(),
-            "SHIBUYA_SIDECAR_HEALTH_PORT": "0",
-            "PYTHONUNBUFFERED": "1",
-            **(env or {}),
-        }
+        self.bwrap = bwrap
+        engine = {**kafka.sidecar_env(), "SHIBUYA_SIDECAR_HEALTH_PORT": "0",
+                  "SHIBUYA_SIDECAR_JMETER__HOME": str(jmeter_home), **(env or {})}  # fmt: skip
+        self._env = sandbox.engine_env(os.environ, engine)
+        self._read_only = sandbox.read_only_paths(Path(engine["SHIBUYA_SIDECAR_JMETER__HOME"]))
 
     # --- the interface ---------------------------------------------------------------------
 
@@ -129,6 +132,7 @@ class LocalScheduler:
             log.warning("engine %s-%s of collection %s starts in a kept folder: %s",
                         plan_id, index, d.collection_id, (folder / KEPT).read_text())  # fmt: skip
             (folder / KEPT).unlink()
+        folder.chmod(0o700)
         env = {
             **self._env,
             "SHIBUYA_SIDECAR_WORK_DIR": str(folder / "work"),
@@ -136,8 +140,16 @@ class LocalScheduler:
             "SHIBUYA_SIDECAR_ENGINE__PLAN_ID": plan_id,
             "SHIBUYA_SIDECAR_ENGINE__ENGINE_INDEX": str(index),
         }
+        log_file = folder / "sidecar.log"
         try:
-            pid = spawn(self.command, log=folder / "sidecar.log", env=env)
+            if self.bwrap is None:
+                pid = spawn(self.command, log=log_file, env=env)
+            else:
+                info = folder / "sandbox.json"
+                info.unlink(missing_ok=True)
+                argv = sandbox.argv(self.bwrap, self.command, folder, self._read_only)
+                spawn(argv, log=log_file, env={**env, "HOME": str(folder)}, fd3=info)
+                pid = sandbox.child_pid(info)
         except OSError as exc:
             raise SchedulerError(f"could not start engine {plan_id}-{index}: {exc}") from exc
         record = {"pid": pid, "deployed_ms": int(time.time() * 1000), "plan_id": plan_id,
@@ -196,7 +208,7 @@ class LocalScheduler:
         for p in running.values():
             if alive(p):
                 with contextlib.suppress(OSError):
-                    os.killpg(p, signal.SIGKILL)
+                    os.killpg(os.getpgid(p), signal.SIGKILL)  # the engine's session
         wait_for(lambda: not any(alive(p) for p in running.values()), 10)
         for folder in folders:
             runs = _unpublished(folder)

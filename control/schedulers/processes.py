@@ -8,27 +8,31 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 
-def spawn(argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None) -> int:
-    """Start ``argv`` in its own session (it survives our exit), output appended to ``log``.
+def spawn(
+    argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None,
+    fd3: Path | None = None,
+) -> int:  # fmt: skip
+    """Start ``argv`` in its own session (it survives our exit), output appended to ``log``
+    (and, if given, ``fd3`` opened for writing as its file descriptor 3).
 
     ``posix_spawn`` rather than ``Popen``: the caller keeps a PID, not an object that would
     complain when it is collected while the service runs on.
     """
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    actions: list[tuple[Any, ...]] = [
+        (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_DUP2, fd, 1),
+        (os.POSIX_SPAWN_DUP2, fd, 2),
+    ]
+    if fd3 is not None:
+        actions.append((os.POSIX_SPAWN_OPEN, 3, str(fd3), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                        0o600))  # fmt: skip
     try:
-        return os.posix_spawnp(
-            argv[0],
-            list(argv),
-            dict(env if env is not None else os.environ),
-            file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_DUP2, fd, 1),
-                (os.POSIX_SPAWN_DUP2, fd, 2),
-            ],
-            setsid=True,
-        )
+        return os.posix_spawnp(argv[0], list(argv), dict(env if env is not None else os.environ),
+                               file_actions=actions, setsid=True)  # fmt: skip
     finally:
         os.close(fd)
 

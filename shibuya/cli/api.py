@@ -22,10 +22,15 @@ app = typer.Typer(
 @app.command("serve")
 def api_serve() -> None:
     """Serve the control API on SHIBUYA_API_HOST:SHIBUYA_API_PORT until SIGTERM or Ctrl-C."""
+    from control.errors import SchedulerError
     from control.main import serve
     from control.settings import ApiSettings
 
-    serve(ApiSettings())
+    try:
+        serve(ApiSettings())
+    except SchedulerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command("config")

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from streams.agents.table import TableOwner, TableWork
 from streams.app import App
+from streams.kafka_admin import Reachability
 from streams.ledger import Record
 from streams.outcomes import Outcome
 from streams.prom import RunSeries
@@ -71,8 +72,10 @@ class Runs(TableOwner[RunsState]):
         topics: FaustTopics,
         registry: CollectorRegistry,
         series: RunSeries,
+        reach: Reachability,
     ) -> None:
         super().__init__(app, settings, registry)
+        self.reach = reach
         self.topics = topics
         self.metrics_topic = topics.metrics.get_topic_name()
         self.series = series
@@ -122,7 +125,7 @@ class Runs(TableOwner[RunsState]):
     def tick(self, work: TableWork[RunsState], now_ms: int) -> None:
         table = self.tables.get(work.tp.partition)
         if table is not None:
-            work.changed |= table.tick(now_ms)
+            work.changed |= table.tick(now_ms, self.reach.last_ok_ms)
             self._emit(work, table)
             self._count()
 
@@ -148,7 +151,8 @@ def register(
     topics: FaustTopics,
     registry: CollectorRegistry,
     series: RunSeries,
+    reach: Reachability,
 ) -> Runs:
-    runs = Runs(app, settings, topics, registry, series)
+    runs = Runs(app, settings, topics, registry, series, reach)
     runs.register(topics.runs_source)
     return runs

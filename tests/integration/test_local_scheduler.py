@@ -42,7 +42,8 @@ while not stopping or index:
 def test_a_purge_waits_for_engines_still_publishing_and_keeps_what_it_could_not_drain(
     tmp_path: Path,
 ) -> None:
-    scheduler = LocalScheduler(tmp_path / "engines", kafka=KafkaSettings(), stop_timeout_s=1,
+    scheduler = LocalScheduler(tmp_path / "engines", kafka=KafkaSettings(), jmeter_home=tmp_path,
+                               stop_timeout_s=1,
                                drain_s=5, command=[sys.executable, "-c", ENGINE])  # fmt: skip
     scheduler.deploy(Deployment("7", "1", [PlanEngines("p", 3)]))
     engines = scheduler.engines("7")

@@ -197,3 +197,22 @@ def test_a_run_that_lost_samples_says_so_in_its_final_status() -> None:
     final = next(o for o in table.take_output() if isinstance(o, RunStatus))
     assert final.samples_missing == 5
     assert final.reason.endswith("5 samples the engines published were not counted")
+
+
+def test_silence_while_kafka_does_not_answer_is_nobody_s_fault() -> None:
+    """The owner's ticks go on (nothing to commit), but Kafka does not answer: no engine is lost
+    however long that lasts, and once it answers the engines get their time again."""
+    table = RunsTable(RunsState(), RULES, _at(0))
+    table.on_event(_started(), _at(0))
+    table.on_event(_engine(EngineState.RUNNING, 1), _at(1))
+    table.tick(_at(2), kafka_ok_ms=_at(1.5))
+    table.take_output()  # running
+    for s in range(3, 200):
+        assert not table.tick(_at(s), kafka_ok_ms=_at(1.5))  # nothing judged meanwhile
+    assert table.take_output() == []
+    table.tick(_at(200), kafka_ok_ms=_at(200))
+    assert table.live["r1"].progress.counts()["lost"] == 0
+    for s in range(201, 200 + RULES.engine_lost_s + 1):  # Kafka answers, the engine does not
+        table.tick(_at(s), kafka_ok_ms=_at(s))
+    final = [o for o in table.take_output() if isinstance(o, RunStatus)][-1]
+    assert (final.state, final.engines.lost) == ("failed", 1)
