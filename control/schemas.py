@@ -8,12 +8,18 @@ from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from wire.criteria import MAX_CRITERIA, MAX_CRITERION_CHARS
+
 T = TypeVar("T")
 
-#: Printable text: no control characters (PostgreSQL refuses NUL in text, terminals mangle
-#: the rest), no leading or trailing space.
-_PRINTABLE = r"[^\x00-\x1f\x7f]"
-_VISIBLE = r"[^\x00-\x20\x7f]"
+#: Characters a name may not hold: C0 and C1 controls (PostgreSQL refuses NUL, terminals mangle
+#: the rest), and the invisible ones that make two names look alike or text read backwards
+#: (zero-width spaces and joiners, directional marks, embeddings, overrides and isolates, BOM).
+HIDDEN = (r"\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069"
+          r"\ufeff")  # fmt: skip
+#: Printable text, and no leading or trailing space.
+_PRINTABLE = rf"[^{HIDDEN}]"
+_VISIBLE = rf"[^{HIDDEN}\x20]"
 Name = Annotated[
     str,
     Field(min_length=1, max_length=200, pattern=rf"^{_VISIBLE}({_PRINTABLE}*{_VISIBLE})?$"),
@@ -74,8 +80,11 @@ class PlanOut(BaseModel):
 
 
 Criteria = Annotated[
-    list[str],
-    Field(description="pass/fail criteria, e.g. 'p95(elapsed) > 500ms for 30s' (docs/criteria.md)"),
+    list[Annotated[str, Field(max_length=MAX_CRITERION_CHARS)]],
+    Field(
+        max_length=MAX_CRITERIA,
+        description="pass/fail criteria, e.g. 'p95(elapsed) > 500ms for 30s' (docs/criteria.md)",
+    ),
 ]
 
 

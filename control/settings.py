@@ -74,6 +74,25 @@ class LimitsSettings(BaseModel):
     max_engines_per_collection: int = Field(
         100, ge=1, description="engines a collection may have over all its plans"
     )
+    max_threads_per_engine: int = Field(
+        5_000, ge=1, description="threads (virtual users) one engine may run"
+    )
+    max_duration_s: int = Field(86_400, ge=1, description="the longest a plan may run")
+    max_ramp_up_s: int = Field(86_400, ge=0, description="the longest a plan's ramp-up")
+    max_engines_per_group: int = Field(
+        500, ge=1, description="engines a group's collections may have deployed at once"
+    )
+    max_virtual_users_per_group: int = Field(
+        250_000,
+        ge=1,
+        description="engines × threads a group's collections may have deployed at once",
+    )
+    max_body_bytes: int = Field(
+        2 * 2**20,
+        ge=1024,
+        description="the largest request body (plan files have files.max_bytes), refused while "
+        "it is read",
+    )
 
 
 class KubernetesSettings(BaseModel):

@@ -44,6 +44,9 @@ class Window(StrEnum):
     """The window as a whole breaches."""
 
 
+#: The longest criterion accepted, and the most a run may have: each is evaluated every second.
+MAX_CRITERION_CHARS: Final = 500
+MAX_CRITERIA: Final = 50
 QUANTILES: Final = {"p50": 0.5, "p75": 0.75, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
 FIELDS: Final = ("elapsed", "latency", "connect")
 OPS: Final = (">=", "<=", ">", "<")
@@ -100,14 +103,18 @@ class _Token:
 
 
 def parse(text: str) -> Criterion:
-    """Parse one criterion (see the module doc for the syntax)."""
+    """Parse one criterion (see the module doc for the syntax). Linear in its length, which is
+    at most :data:`MAX_CRITERION_CHARS`; messages quote it shortened."""
+    if len(text) > MAX_CRITERION_CHARS:
+        raise CriterionError(f"criterion {_quoted(text)}: longer than {MAX_CRITERION_CHARS} "
+                             "characters")  # fmt: skip
     tokens = _tokens(text)
     pos = 0
 
     def fail(expected: str, at: int | None = None) -> CriterionError:
         i = pos if at is None else at
         where = tokens[i].where if i < len(tokens) else "the end"
-        return CriterionError(f"criterion {text!r}: expected {expected} at {where}")
+        return CriterionError(f"criterion {_quoted(text)}: expected {expected} at {where}")
 
     def take(kind: str, expected: str) -> _Token:
         nonlocal pos
@@ -129,7 +136,12 @@ def parse(text: str) -> Criterion:
     label = None
     if pos < len(tokens) and tokens[pos].value == "on":
         pos += 1
-        label = json.loads(take("string", 'a label in double quotes, e.g. "GET /items"').value)
+        quoted = take("string", 'a label in double quotes, e.g. "GET /items"')
+        try:
+            label = json.loads(quoted.value)
+        except ValueError as exc:
+            raise CriterionError(f"criterion {_quoted(text)}: the label at {quoted.where} is not "
+                                 f"a valid quoted string ({exc.args[0]})") from exc  # fmt: skip
     op = take("op", "a comparison: >, >=, <, <=").value
     number = take("number", "a threshold, e.g. 500ms, 5%, 100")
     threshold = _threshold(text, measure, field, float(number.value), number.unit)
@@ -148,13 +160,13 @@ def parse(text: str) -> Criterion:
 
 def _tokens(text: str) -> list[_Token]:
     out: list[_Token] = []
-    i = 0
-    while text[i:].strip():
+    i, end = 0, len(text.rstrip())
+    while i < end:
         m = _TOKEN.match(text, i)
         if m is None:
             start = len(text) - len(text[i:].lstrip())
             raise CriterionError(
-                f"criterion {text!r}: unexpected character at {_where(text, start)}"
+                f"criterion {_quoted(text)}: unexpected character at {_where(text, start)}"
             )
         start = m.end() - len(m.group(0).lstrip())
         where = _where(text, start)
@@ -172,6 +184,11 @@ def _tokens(text: str) -> list[_Token]:
     return out
 
 
+def _quoted(text: str, limit: int = 80) -> str:
+    """The criterion for a message: quoted, shortened."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 def _where(text: str, i: int) -> str:
     return f"position {i + 1} ({text[i : i + 12]!r})" if i < len(text) else "the end"
 
@@ -182,24 +199,26 @@ def _threshold(text: str, measure: str, field: str | None, value: float, unit: s
             return value
         if unit == "s":
             return value * 1000
-        raise CriterionError(f"criterion {text!r}: a time threshold needs a unit: ms or s")
+        raise CriterionError(f"criterion {_quoted(text)}: a time threshold needs a unit: ms or s")
     if measure == "error_rate":
         if unit != "%":
-            raise CriterionError(f"criterion {text!r}: error_rate is given in %, e.g. 5%")
+            raise CriterionError(f"criterion {_quoted(text)}: error_rate is given in %, e.g. 5%")
         if value > 100:
-            raise CriterionError(f"criterion {text!r}: error_rate cannot exceed 100%")
+            raise CriterionError(f"criterion {_quoted(text)}: error_rate cannot exceed 100%")
         return value / 100
     if unit is not None:
-        raise CriterionError(f"criterion {text!r}: {measure} takes a plain number, no unit")
+        raise CriterionError(f"criterion {_quoted(text)}: {measure} takes a plain number, no unit")
     return value
 
 
 def _seconds(text: str, value: float, unit: str | None) -> int:
     if unit not in ("s", "m") or value != int(value):
         raise CriterionError(
-            f"criterion {text!r}: a duration is whole seconds or minutes, e.g. 30s or 2m"
+            f"criterion {_quoted(text)}: a duration is whole seconds or minutes, e.g. 30s or 2m"
         )
     seconds = int(value) * (60 if unit == "m" else 1)
     if not 1 <= seconds <= MAX_WINDOW_S:
-        raise CriterionError(f"criterion {text!r}: a duration is 1s to {MAX_WINDOW_S // 60}m")
+        raise CriterionError(
+            f"criterion {_quoted(text)}: a duration is 1s to {MAX_WINDOW_S // 60}m"
+        )
     return seconds

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from control.api import context, errors
 from control.api.deps import Ctx
+from control.api.limits import BodyLimit
 from control.api.routes import collections, launches, plans, projects, results, runs
 from control.settings import ApiSettings
 
@@ -28,6 +29,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
             yield
 
     app = FastAPI(title="Shibuya control API", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes,
+                       max_file_bytes=settings.files.max_bytes)  # fmt: skip
     errors.install(app)
     app.include_router(projects.router)
     app.include_router(plans.router)

@@ -47,7 +47,7 @@ class Context:
     @property
     def launcher(self) -> Launcher:
         s = self.settings
-        return Launcher(self.producer, self.scheduler, s.kafka.topics, s.base_url)
+        return Launcher(self.producer, self.scheduler, s.limits, s.kafka.topics, s.base_url)
 
 
 @contextlib.asynccontextmanager

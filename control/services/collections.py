@@ -15,12 +15,14 @@ from control.services.access import collection_of, project_of
 from control.services.auth import Caller
 from control.services.config import (
     MAX_CONFIG_BYTES,
+    Bounds,
     CollectionConfig,
     criteria_problems,
     parse_config,
     render_config,
 )
 from control.services.pages import Paging, in_project
+from control.settings import LimitsSettings
 
 
 def create(db: Session, who: Caller, project_id: int, body: CollectionIn) -> CollectionOut:
@@ -62,14 +64,19 @@ def delete(db: Session, who: Caller, collection_id: int) -> None:
 
 
 def put_config(
-    db: Session, who: Caller, collection_id: int, document: bytes, max_engines: int
+    db: Session, who: Caller, collection_id: int, document: bytes, limits: LimitsSettings
 ) -> CollectionOut:
     """Replace the collection's plans (and name, CSV split, criteria) from a ``multi-test``
     YAML document; every problem is reported at once."""
     c, project = collection_of(db, who, collection_id)
     if len(document) > MAX_CONFIG_BYTES:
         raise TooLargeError(f"a config is at most {MAX_CONFIG_BYTES:,} bytes")
-    config = parse_config(document.decode("utf-8", errors="replace"))
+    bounds = Bounds(max_engines=limits.max_engines_per_collection,
+                    max_threads_per_engine=limits.max_threads_per_engine,
+                    max_duration_s=limits.max_duration_s,
+                    max_ramp_up_s=limits.max_ramp_up_s)  # fmt: skip
+    config = parse_config(document.decode("utf-8", errors="replace"), bounds)
+    max_engines = limits.max_engines_per_collection
     problems = []
     if config.collection_id != c.id:
         problems.append(f"collectionid: {config.collection_id} is not this collection ({c.id})")

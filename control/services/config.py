@@ -21,16 +21,31 @@ Every problem is reported with where it is (``tests[1].engines``), all at once.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from control.errors import InvalidError
-from control.schemas import ExecutionPlan
-from wire.criteria import CriterionError, parse
+from control.schemas import HIDDEN, ExecutionPlan
+from wire.criteria import MAX_CRITERIA, CriterionError, parse
 
 MAX_CONFIG_BYTES = 1 << 20
+#: How deep a config may nest (it needs 4), and how many problems one answer lists.
+MAX_DEPTH, MAX_PROBLEMS = 20, 50
+#: The databases' integer keys are 32-bit.
+MAX_ID = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What one plan of a collection may ask for (``LIMITS__*`` settings)."""
+
+    max_engines: int = 100
+    max_threads_per_engine: int = 5_000
+    max_duration_s: int = 86_400
+    max_ramp_up_s: int = 86_400
 
 
 @dataclass(frozen=True)
@@ -44,39 +59,81 @@ class CollectionConfig:
 
 
 class ConfigError(InvalidError):
-    """Every problem of a config, each with where it is."""
+    """Every problem of a config, each with where it is (at most :data:`MAX_PROBLEMS`)."""
 
     def __init__(self, problems: list[str]) -> None:
+        if len(problems) > MAX_PROBLEMS:
+            problems = [*problems[:MAX_PROBLEMS], f"… and {len(problems) - MAX_PROBLEMS} more"]
         super().__init__(problems[0], problems)
         self.problems = problems
 
 
-def parse_config(text: str) -> CollectionConfig:
+class _Loader(yaml.SafeLoader):
+    """YAML without aliases (a few hundred bytes of nested aliases expand to gigabytes) and
+    without deep nesting."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        line = self.peek_event().start_mark.line + 1  # type: ignore[no-untyped-call]
+        if self.check_event(yaml.AliasEvent):
+            raise ConfigError([f"line {line}: YAML aliases (*name) are not accepted"])
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise ConfigError([f"line {line}: nested deeper than {MAX_DEPTH} levels"])
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def shown(value: Any) -> str:
+    """A value a user sent, for a message: short, never a whole structure."""
+    if isinstance(value, (bool, int, float)) or value is None:
+        text = repr(value)
+        return text if len(text) <= 40 else f"a number of {len(text)} digits"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:40] + "…")
+    return f"a {type(value).__name__}"
+
+
+def parse_config(text: str, bounds: Bounds = Bounds()) -> CollectionConfig:
     """Parse and check the document's shape; raise :class:`ConfigError` listing every problem."""
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader, aliases refused)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
+        raise ConfigError([f"not YAML: line {line}: {exc.problem or 'unreadable'}"]) from exc
     except yaml.YAMLError as exc:
-        raise ConfigError([f"not YAML: {exc}"]) from exc
+        raise ConfigError(["not YAML"]) from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("multi-test"), dict):
         raise ConfigError(["the document needs a top-level 'multi-test' mapping"])
     top: dict[str, Any] = doc["multi-test"]
     problems: list[str] = []
 
-    def integer(where: str, value: Any, low: int) -> int:
+    def integer(where: str, value: Any, low: int, high: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{where}: a whole number is needed, not {value!r}")
+            problems.append(f"{where}: a whole number is needed, not {shown(value)}")
             return low
-        if value < low:
-            problems.append(f"{where}: at least {low}, not {value}")
+        if not low <= value <= high:
+            problems.append(f"{where}: {low} to {high:,}, not {shown(value)}")
+            return low
+        return value
+
+    def text_of(where: str, value: Any, default: str = "") -> str:
+        if value is None:
+            return default
+        if not isinstance(value, str) or len(value) > 200:
+            problems.append(f"{where}: a text of at most 200 characters is needed, "
+                            f"not {shown(value)}")  # fmt: skip
+            return default
         return value
 
     name = top.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         problems.append("name: a non-empty text of at most 200 characters is needed")
-    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
-        problems.append("name: control characters are not allowed")
-    project_id = integer("projectid", top.get("projectid"), 1)
-    collection_id = integer("collectionid", top.get("collectionid"), 1)
+    elif re.search(f"[{HIDDEN}]", name):
+        problems.append("name: control and invisible characters are not allowed")
+    project_id = integer("projectid", top.get("projectid"), 1, MAX_ID)
+    collection_id = integer("collectionid", top.get("collectionid"), 1, MAX_ID)
     thresholds = top.get("thresholds", [])
     if not isinstance(thresholds, list) or not all(isinstance(t, str) for t in thresholds):
         problems.append("thresholds: a list of criteria is needed")
@@ -88,26 +145,30 @@ def parse_config(text: str) -> CollectionConfig:
         problems.append("tests: a non-empty list of plans is needed")
         tests = []
     seen: set[int] = set()
+    b = bounds
     for i, t in enumerate(tests):
         at = f"tests[{i}]"
         if not isinstance(t, dict):
             problems.append(f"{at}: a mapping is needed")
             continue
-        plan_id = integer(f"{at}.testid", t.get("testid"), 1)
+        plan_id = integer(f"{at}.testid", t.get("testid"), 1, MAX_ID)
         if plan_id in seen:
             problems.append(f"{at}.testid: plan {plan_id} is listed twice")
         seen.add(plan_id)
         if "duration_s" in t:
-            duration_s = integer(f"{at}.duration_s", t["duration_s"], 1)
+            duration_s = integer(f"{at}.duration_s", t["duration_s"], 1, b.max_duration_s)
         else:
-            duration_s = integer(f"{at}.duration", t.get("duration"), 1) * 60
+            duration_s = integer(f"{at}.duration", t.get("duration"), 1,
+                                 b.max_duration_s // 60) * 60  # fmt: skip
         plans.append(
             ExecutionPlan(
                 plan_id=plan_id,
-                name=str(t.get("name", "")),
-                engines=integer(f"{at}.engines", t.get("engines"), 1),
-                threads_per_engine=integer(f"{at}.concurrency", t.get("concurrency"), 1),
-                ramp_up_s=integer(f"{at}.rampup", t.get("rampup", 0), 0),
+                name=text_of(f"{at}.name", t.get("name")),
+                engines=integer(f"{at}.engines", t.get("engines"), 1, b.max_engines),
+                threads_per_engine=integer(
+                    f"{at}.concurrency", t.get("concurrency"), 1, b.max_threads_per_engine
+                ),
+                ramp_up_s=integer(f"{at}.rampup", t.get("rampup", 0), 0, b.max_ramp_up_s),
                 duration_s=duration_s,
                 csv_split=bool(t.get("csv_split", False)),
             )
@@ -125,6 +186,9 @@ def parse_config(text: str) -> CollectionConfig:
 
 
 def criteria_problems(texts: list[str]) -> list[str]:
+    """Every criterion that does not parse, with where; too many criteria are one problem."""
+    if len(texts) > MAX_CRITERIA:
+        return [f"thresholds: at most {MAX_CRITERIA} criteria, not {len(texts)}"]
     problems = []
     for i, text in enumerate(texts):
         try:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from control.db.database import in_thread
-from control.db.models import Collection, CollectionPlan, Launch, Run
+from control.db.models import Collection, CollectionPlan, Group, Launch, Project, Run
 from control.errors import ConflictError, ConstraintError, SchedulerError, UnavailableError
 from control.kafka import Producer
 from control.schedulers import Deployment, PlanEngines, Scheduler
@@ -26,6 +26,7 @@ from control.services.access import collection_of
 from control.services.auth import Caller
 from control.services.messages import command
 from control.services.pages import Paging, paginate
+from control.settings import LimitsSettings
 from wire import PurgeEngines, Topics
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def launch_out(launch: Launch) -> LaunchOut:
 
 
 def deploy_collection(
-    db: Session, scheduler: Scheduler, who: Caller, collection_id: int
+    db: Session, scheduler: Scheduler, limits: LimitsSettings, who: Caller, collection_id: int
 ) -> tuple[LaunchOut, bool]:
     """Deploy the collection's engines (as many per plan as its config says); the launch, and
     whether it is new. Deploying again starts only engines that are missing."""
@@ -46,7 +47,7 @@ def deploy_collection(
     if not db.scalar(select(CollectionPlan.plan_id).where(
             CollectionPlan.collection_id == collection.id)):  # fmt: skip
         raise ConflictError(f"collection {collection_id} has no plans: import its config first")
-    launch, created = deploy(db, scheduler, collection, who.user_id)
+    launch, created = deploy(db, scheduler, limits, collection, who.user_id)
     return launch_out(launch), created
 
 
@@ -102,6 +103,29 @@ def listing(db: Session, who: Caller, collection_id: int, page: Paging) -> Page[
     return paginate(db, query, Launch.launched_at.desc(), page, launch_out)
 
 
+def _within_quota(db: Session, limits: LimitsSettings, collection: Collection, new: Launch) -> None:
+    """Refuse a launch that would take its group past its quota of engines or virtual users."""
+    group_id = db.scalar(select(Project.group_id).where(Project.id == collection.project_id))
+    engines, users = db.execute(
+        select(func.coalesce(func.sum(Launch.engines), 0),
+               func.coalesce(func.sum(Launch.virtual_users), 0))
+        .join(Collection, Launch.collection_id == Collection.id)
+        .join(Project, Collection.project_id == Project.id)
+        .where(Project.group_id == group_id, Launch.purged_at.is_(None))
+    ).one()  # fmt: skip
+    group = db.scalar(select(Group.name).where(Group.id == group_id))
+    for what, deployed, more, quota, setting in (
+        ("engines", engines, new.engines, limits.max_engines_per_group, "MAX_ENGINES_PER_GROUP"),
+        ("virtual users", users, new.virtual_users, limits.max_virtual_users_per_group,
+         "MAX_VIRTUAL_USERS_PER_GROUP"),
+    ):  # fmt: skip
+        if deployed + more > quota:
+            raise ConflictError(
+                f"group {group!r} has {deployed:,} {what} deployed; {more:,} more would pass its "
+                f"quota of {quota:,} (LIMITS__{setting}): purge other collections first"
+            )
+
+
 def run_in_progress(db: Session, collection_id: int) -> str | None:
     return db.scalar(select(Run.id).where(Run.collection_id == collection_id,
                                           Run.ended_at.is_(None)))  # fmt: skip
@@ -114,11 +138,13 @@ def active(db: Session, collection_id: int) -> Launch | None:
 
 
 def deploy(
-    db: Session, scheduler: Scheduler, collection: Collection, user_id: int | None
-) -> tuple[Launch, bool]:
+    db: Session, scheduler: Scheduler, limits: LimitsSettings, collection: Collection,
+    user_id: int | None,
+) -> tuple[Launch, bool]:  # fmt: skip
     """The collection's active launch, created if there is none, with its engines deployed;
-    and whether it was created. Deploying again creates only missing engines. A scheduler that
-    fails leaves nothing of a new launch behind (:class:`SchedulerError` is raised)."""
+    and whether it was created. Deploying again creates only missing engines. A new launch must
+    fit its group's quotas. A scheduler that fails leaves nothing of a new launch behind
+    (:class:`SchedulerError` is raised)."""
     plans = list(db.scalars(select(CollectionPlan).where(
         CollectionPlan.collection_id == collection.id)))  # fmt: skip
     launch, created = active(db, collection.id), False
@@ -126,6 +152,7 @@ def deploy(
         launch = Launch(collection_id=collection.id, engines=sum(p.engines for p in plans),
                         virtual_users=sum(p.engines * p.threads_per_engine for p in plans),
                         launched_by=user_id)  # fmt: skip
+        _within_quota(db, limits, collection, launch)
         db.add(launch)
         try:
             db.commit()

@@ -6,8 +6,10 @@ import codecs
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
-from defusedxml import ElementTree
+from anyio import to_thread
+from defusedxml import DefusedXmlException, DTDForbidden, ElementTree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -93,8 +95,8 @@ async def upload(
         stored = await files.put(key, body, max_bytes)
     except TooLargeError as exc:
         raise TooLargeError(f"{name}: {exc}") from exc
-    try:
-        _check_content(files, key, name, kind)
+    try:  # a JMX is parsed in a worker thread: the event loop serves others meanwhile
+        await to_thread.run_sync(_check_content, files, key, name, kind)
     except InvalidError:
         files.delete(key)
         raise
@@ -145,6 +147,35 @@ def _out(db: Session, plan: Plan) -> PlanOut:
                    created_at=plan.created_at, files=_files(db, plan.id))  # fmt: skip
 
 
+#: How deep a JMX may nest: a plan nests its controllers a few dozen levels at most.
+MAX_JMX_DEPTH = 200
+
+
+def check_jmx(path: Path, name: str) -> None:
+    """A JMeter test plan, read as a stream (memory stays flat whatever its size): no DOCTYPE
+    (no entities), at most :data:`MAX_JMX_DEPTH` levels, ``<jmeterTestPlan>`` at the root."""
+    open_elements: list[Any] = []
+    try:
+        for event, element in ElementTree.iterparse(path, events=("start", "end"),
+                                                    forbid_dtd=True):  # fmt: skip
+            if event == "end":  # what was read is not kept: the element leaves its parent
+                open_elements.pop()
+                if open_elements:
+                    del open_elements[-1][-1]
+                continue
+            open_elements.append(element)
+            depth = len(open_elements)
+            if depth == 1 and element.tag != "jmeterTestPlan":
+                raise InvalidError(f"{name} is not a JMeter test plan: its root is "
+                                   f"<{element.tag[:80]}>")  # fmt: skip
+            if depth > MAX_JMX_DEPTH:
+                raise InvalidError(f"{name}: nested deeper than {MAX_JMX_DEPTH} levels")
+    except DTDForbidden as exc:
+        raise InvalidError(f"{name}: a DOCTYPE is not accepted in a test plan") from exc
+    except (ElementTree.ParseError, DefusedXmlException) as exc:
+        raise InvalidError(f"{name} is not a JMeter test plan: {str(exc)[:200]}") from exc
+
+
 def _kind(name: str) -> str:
     if not FILE_NAME.match(name) or ".." in name:
         raise InvalidError(
@@ -165,13 +196,7 @@ def _check_content(files: FileStorage, key: str, name: str, kind: str) -> None:
     path = files.path(key)
     assert path is not None
     if kind == "jmx":
-        try:
-            root = ElementTree.parse(path).getroot()
-        except Exception as exc:  # defusedxml refuses entities; ParseError for bad XML
-            raise InvalidError(f"{name} is not a JMeter test plan: {exc}") from exc
-        tag = "" if root is None else root.tag
-        if tag != "jmeterTestPlan":
-            raise InvalidError(f"{name} is not a JMeter test plan: its root is <{tag}>")
+        check_jmx(path, name)
         return
     decoder = codecs.getincrementaldecoder("utf-8")()
     try:

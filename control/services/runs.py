@@ -37,6 +37,7 @@ from control.services.access import collection_of, run_of
 from control.services.auth import Caller, new_token, token_hash
 from control.services.messages import command, run_event
 from control.services.pages import Paging, paginate
+from control.settings import LimitsSettings
 from wire import PlanFile as WirePlanFile
 from wire import (
     PlanSpec,
@@ -55,6 +56,7 @@ class Launcher:
 
     producer: Producer
     scheduler: Scheduler
+    limits: LimitsSettings
     topics: Topics
     base_url: str
     """Where engines fetch plan files: the API's public URL."""
@@ -82,7 +84,7 @@ async def trigger(db: Session, launcher: Launcher, who: Caller, collection_id: i
     than ``external``), announce the run to the stream, start each plan's engines."""
     token = new_token()
     run, collection, project, plans, files = await in_thread(
-        db, _insert_run, db, who, collection_id, token, launcher.scheduler
+        db, _insert_run, db, who, collection_id, token, launcher
     )
     messages = _start_messages(launcher, run, collection, project, plans, files, token)
     try:
@@ -98,7 +100,7 @@ def _failed(run: Run, reason: str) -> None:
 
 
 def _insert_run(
-    db: Session, who: Caller, collection_id: int, token: str, scheduler: Scheduler
+    db: Session, who: Caller, collection_id: int, token: str, launcher: Launcher
 ) -> tuple[Run, Collection, Project, list[CollectionPlan], dict[int, list[PlanFile]]]:
     collection, project = collection_of(db, who, collection_id)
     plans = list(db.scalars(select(CollectionPlan).where(
@@ -112,8 +114,8 @@ def _insert_run(
         raise ConflictError(f"plans without a test plan (.jmx): {missing}")
     if launches.run_in_progress(db, collection.id):
         raise ConflictError(f"collection {collection_id} has a run in progress")
-    if scheduler.kind != "external":
-        launches.deploy(db, scheduler, collection, who.user_id)
+    if launcher.scheduler.kind != "external":
+        launches.deploy(db, launcher.scheduler, launcher.limits, collection, who.user_id)
     run = Run(id=f"run-{uuid.uuid4().hex[:12]}", collection_id=collection.id,
               thresholds=list(collection.thresholds), started_by=who.user_id,
               file_token_hash=token_hash(token))  # fmt: skip

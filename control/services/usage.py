@@ -13,12 +13,18 @@ from control.schemas import UsageOut, UsageReportOut
 from control.services.auth import Caller
 from control.services.launches import utc
 
+#: The dates a usage report may name (arithmetic on them stays within datetime's range).
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+
 
 def report(
     db: Session, who: Caller, since: datetime | None, until: datetime | None
 ) -> UsageReportOut:
     """The part of each launch within the period (default: the 30 days before ``until``, which
     defaults to now), and runs started in it, per project the caller can see."""
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and not EARLIEST <= utc(value) <= LATEST:
+            raise InvalidError(f"{name}: between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
     until = utc(until) if until else datetime.now(UTC)
     since = utc(since) if since else until - timedelta(days=30)
     if since >= until:

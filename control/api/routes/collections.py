@@ -39,9 +39,27 @@ def delete_collection(collection_id: Id, db: Db, who: Who) -> Response:
     return Response(status_code=204)
 
 
+#: The ``multi-test`` document, for the OpenAPI document (and the tools that read it).
+_PLAN = {"type": "object", "required": ["testid", "concurrency", "engines"], "properties": {
+    "name": {"type": "string"}, "testid": {"type": "integer"},
+    "concurrency": {"type": "integer", "description": "threads per engine"},
+    "engines": {"type": "integer"}, "rampup": {"type": "integer", "description": "seconds"},
+    "duration": {"type": "integer", "description": "minutes"},
+    "duration_s": {"type": "integer", "description": "seconds, instead of duration"},
+    "csv_split": {"type": "boolean"}}}  # fmt: skip
+MULTI_TEST = {"type": "object", "required": ["multi-test"], "properties": {"multi-test": {
+    "type": "object", "required": ["name", "projectid", "collectionid", "tests"], "properties": {
+        "name": {"type": "string"}, "projectid": {"type": "integer"},
+        "collectionid": {"type": "integer"}, "csv_split": {"type": "boolean"},
+        "thresholds": {"type": "array", "items": {"type": "string"}},
+        "tests": {"type": "array", "items": _PLAN}}}}}  # fmt: skip
+
+
 @router.put(
     "/collections/{collection_id}/config",
-    openapi_extra={"requestBody": {"content": {"application/yaml": {}}, "required": True}},
+    openapi_extra={
+        "requestBody": {"content": {"application/yaml": {"schema": MULTI_TEST}}, "required": True}
+    },
 )
 async def put_config(
     collection_id: Id, request: Request, ctx: Ctx, db: Db, who: Who
@@ -49,8 +67,7 @@ async def put_config(
     """Replace the collection's plans (and name, CSV split, criteria) from a ``multi-test``
     YAML document (docs/api.md)."""
     body = await request.body()
-    return collections.put_config(db, who, collection_id, body,
-                                  ctx.settings.limits.max_engines_per_collection)  # fmt: skip
+    return collections.put_config(db, who, collection_id, body, ctx.settings.limits)
 
 
 @router.get(

@@ -32,7 +32,8 @@ router = APIRouter(prefix="/api", tags=["engines"], responses=RESPONSES)
 def deploy(collection_id: Id, response: Response, ctx: Ctx, db: Db, who: Who) -> LaunchOut:
     """Deploy the collection's engines (as many per plan as its config says). Idempotent: a
     second deploy starts only engines that are missing and answers 200."""
-    launch, created = launches.deploy_collection(db, ctx.scheduler, who, collection_id)
+    launch, created = launches.deploy_collection(db, ctx.scheduler, ctx.settings.limits, who,
+                                                 collection_id)  # fmt: skip
     ctx.answers.forget(("status", collection_id))
     response.status_code = 201 if created else 200
     return launch

@@ -6,6 +6,7 @@ comparison of two runs. Every route first finds the run on behalf of the caller.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from pydantic import TypeAdapter
 from control.api.deps import Ctx, Db, Who, shared_json
 from control.api.errors import RESPONSES
 from control.api.routes.runs import RunId
+from control.errors import InvalidError
 from control.results.compare import MEASURES, Row, compare
 from control.results.queries import Second, Summary
 from control.schemas import (
@@ -137,9 +139,12 @@ async def live(
     """Server-sent events while the run goes on: ``second`` (a whole-run row as each second
     lands; its ``id`` is the second, so a reconnecting client resumes with ``Last-Event-ID``),
     ``status`` (the run, when its state or counts change) and a last ``end`` (the ended run)."""
-    run = await current(db, ctx.results, who, run_id)
-    if last_event_id is not None and last_event_id.isdigit():
+    if last_event_id is not None:  # the second of the last event the client got
+        if not re.fullmatch(r"[0-9]{1,10}", last_event_id) or int(last_event_id) >= 2**32 - 1:
+            raise InvalidError("Last-Event-ID: the second of an event of this stream (a Unix "
+                               "second, digits 0-9)")  # fmt: skip
         since = max(since, int(last_event_id) + 1)
+    run = await current(db, ctx.results, who, run_id)
 
     async def events() -> AsyncIterator[str]:
         nonlocal run
