@@ -47,7 +47,7 @@ def test_bad_input_gets_a_bounded_4xx(api: ApiServer) -> None:  # fmt: skip
             ),
             (
                 "Last-Event-ID of other digits",
-                c.get(f"/api/runs/{run}/live", headers={"Last-Event-ID": "²³".encode()}),
+                c.get(f"/api/runs/{run}/live", headers={b"Last-Event-ID": "²³".encode()}),
                 422,
             ),
             (
