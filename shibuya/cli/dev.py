@@ -161,6 +161,26 @@ def kube_stop(data_dir: KubeDir = Path(".shibuya/kube")) -> None:
     typer.echo("stopped")
 
 
+@app.command("compose-env")
+def compose_env(
+    path: Annotated[Path, typer.Option(help="where docker compose reads it")] = Path(".env"),
+) -> None:
+    """Write the secrets docker-compose.yml needs — ClickHouse's password and Grafana's admin
+    password, generated — into PATH (mode 0600). An existing file is left as it is."""
+    import os
+    import secrets
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        typer.echo(f"error: {path} exists; it is left as it is", err=True)
+        raise typer.Exit(2) from None
+    with os.fdopen(fd, "w") as out:
+        for name in ("CLICKHOUSE_PASSWORD", "GRAFANA_ADMIN_PASSWORD"):
+            out.write(f"{name}={secrets.token_urlsafe(24)}\n")
+    typer.echo(f"{path}: generated passwords of ClickHouse and Grafana's admin (mode 0600)")
+
+
 @app.command("jmeter")
 def dev_jmeter() -> None:
     """Fetch Apache JMeter 5.6.3 (non-GUI) from Maven Central into the cache; print its home."""

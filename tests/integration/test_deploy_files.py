@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -39,13 +40,55 @@ def deploycheck() -> Path:
     return kube.deploycheck()
 
 
+#: The secrets `shibuya dev compose-env` generates into .env.
+SECRETS = {"CLICKHOUSE_PASSWORD": "ch-secret-1", "GRAFANA_ADMIN_PASSWORD": "gf-secret-2"}
+
+
 @pytest.fixture(scope="module")
 def compose(deploycheck: Path) -> dict[str, Any]:
     out = subprocess.run([str(deploycheck), "compose", str(ROOT / "docker-compose.yml")],
-                         capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+                         capture_output=True, text=True, timeout=60, check=False,
+                         env={**os.environ, **SECRETS})  # fmt: skip
     assert out.returncode == 0, out.stderr
     model: dict[str, Any] = json.loads(out.stdout)
     return model
+
+
+def test_compose_needs_its_secrets_and_publishes_on_loopback_only(
+    deploycheck: Path, compose: dict[str, Any], tmp_path: Path
+) -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "admin/admin" not in text
+    assert "CLICKHOUSE_PASSWORD: shibuya" not in text
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    alone = tmp_path / "docker-compose.yml"  # away from any .env beside the checkout's copy
+    alone.write_text(text)
+    without = subprocess.run([str(deploycheck), "compose", str(alone)],
+                             capture_output=True, text=True, timeout=60, check=False,
+                             env=env, cwd=tmp_path)  # fmt: skip
+    assert without.returncode != 0
+    assert "compose-env" in without.stdout + without.stderr
+    published = [p for s in compose["services"].values() for p in s.get("ports", [])]
+    assert published
+    assert all(p["host_ip"] == "127.0.0.1" for p in published), published
+    grafana = compose["services"]["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == SECRETS["GRAFANA_ADMIN_PASSWORD"]
+    assert SECRETS["CLICKHOUSE_PASSWORD"] in compose["services"]["api"]["environment"][
+        "SHIBUYA_API_CLICKHOUSE__DSN"]  # fmt: skip
+
+
+def test_compose_env_writes_fresh_secrets_once(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    shibuya = [sys.executable, "-m", "shibuya", "dev", "compose-env", "--path", str(path)]
+    first = subprocess.run(shibuya, capture_output=True, text=True, check=False)
+    assert first.returncode == 0, first.stderr
+    assert path.stat().st_mode & 0o777 == 0o600
+    values = dict(line.split("=", 1) for line in path.read_text().splitlines())
+    assert set(values) == set(SECRETS)
+    assert all(len(v) >= 24 for v in values.values())
+    again = subprocess.run(shibuya, capture_output=True, text=True, check=False)
+    assert (again.returncode, dict(line.split("=", 1) for line in
+                                   path.read_text().splitlines())) == (2, values)  # fmt: skip
 
 
 def test_compose_has_the_whole_system(compose: dict[str, Any]) -> None:
