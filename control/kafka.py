@@ -2,7 +2,8 @@
 
 * :class:`Producer`: what the API tells the stream and the engines (run events, commands), with an
   idempotent ``acks=all`` producer started on first use; a send returns once Kafka has every
-  record, or raises :class:`~control.errors.UnavailableError`.
+  record, or raises :class:`~control.errors.UnavailableError` — within ``send_timeout_s``, so a
+  request made while Kafka is away answers 503 at once rather than hanging.
 * :class:`Follower`: one loop that follows topics as a consumer group shared by the replicas,
   ``read_committed``; each batch of records is handed to a handler and its offsets committed only
   after the handler returned, so a replica that dies re-delivers to another what it had not
@@ -48,7 +49,7 @@ class Incoming:
 
 class Producer:
     def __init__(self, kafka: KafkaSettings) -> None:
-        self.bootstrap = kafka.bootstrap
+        self.bootstrap, self._timeout_s = kafka.bootstrap, kafka.send_timeout_s
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
 
@@ -60,7 +61,7 @@ class Producer:
                     request_timeout_ms=10_000,
                 )  # fmt: skip
                 try:
-                    await asyncio.wait_for(producer.start(), 15)
+                    await asyncio.wait_for(producer.start(), self._timeout_s)
                 except (KafkaError, TimeoutError) as exc:
                     await producer.stop()
                     raise UnavailableError(
@@ -70,17 +71,30 @@ class Producer:
             return self._producer
 
     async def send(self, records: Sequence[Outgoing]) -> None:
-        """Send in order and wait until Kafka has all of them."""
+        """Send in order and wait until Kafka has all of them, for at most ``send_timeout_s``.
+        Records not confirmed by then may still arrive later (the producer keeps them): every
+        record the API sends is idempotent for its readers."""
         producer = await self._started()
         try:
-            for r in records:
-                await producer.send_and_wait(r.topic, r.value, key=r.key)
+            async with asyncio.timeout(self._timeout_s):
+                for r in records:
+                    await producer.send_and_wait(r.topic, r.value, key=r.key)
         except KafkaError as exc:
             raise UnavailableError(f"Kafka refused a message: {exc!r}") from exc
+        except TimeoutError:
+            raise UnavailableError(
+                f"Kafka at {self.bootstrap} did not take the message within "
+                f"{self._timeout_s:g} s; it may still arrive when Kafka is back"
+            ) from None
 
     async def close(self) -> None:
+        """Flush and close, for at most ``send_timeout_s``: the API does not hang on its way out
+        while Kafka is away (what was not delivered by then was answered 503)."""
         if self._producer is not None:
-            await self._producer.stop()
+            try:
+                await asyncio.wait_for(self._producer.stop(), self._timeout_s)
+            except TimeoutError:
+                log.warning("Kafka at %s away: closed with records undelivered", self.bootstrap)
 
 
 Handler = Callable[[list[Incoming]], Awaitable[None]]
@@ -141,4 +155,7 @@ class Follower:
                 with contextlib.suppress(KafkaError):  # a rebalance: the handlers are idempotent
                     await consumer.commit()
         finally:
-            await consumer.stop()
+            try:  # leaving the group waits for a broker that may be away
+                await asyncio.wait_for(consumer.stop(), self._retry_s)
+            except TimeoutError:
+                log.warning("%s: Kafka away, left without leaving the group", self.name)

@@ -16,6 +16,7 @@ def serve(settings: ApiSettings) -> None:
     :class:`control.errors.SchedulerError` with what to do)."""
     if settings.scheduler.kind == "local":
         local_sandbox(settings)
+    settings.make_private_dirs()
     # Requests hop between the event loop and worker threads (database, ClickHouse); with the
     # default 5 ms GIL switch interval each hop can wait that long for the GIL.
     sys.setswitchinterval(0.0005)

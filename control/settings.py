@@ -6,6 +6,7 @@ Nested groups use ``__``: ``SHIBUYA_API_DATABASE__URL=postgresql+psycopg://…``
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,10 @@ from wire import Topics
 class KafkaSettings(BaseModel):
     bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated")
     topic_prefix: str = Field("shibuya", description="prefix of every topic name")
+    send_timeout_s: float = Field(
+        5, gt=0, le=120,
+        description="how long a request waits for Kafka to take its records before it answers 503",
+    )  # fmt: skip
 
     @property
     def topics(self) -> Topics:
@@ -58,6 +63,11 @@ class AuthSettings(BaseModel):
         ge=0,
         description="a valid token's caller is remembered this long (a revoked token or a "
         "change of groups takes effect within it); 0: ask the database every time",
+    )
+    docs: Literal["users", "public", "off"] = Field(
+        "users",
+        description="the OpenAPI document (/openapi.json): users: any valid token; public: "
+        "anyone, with the interactive pages /docs and /redoc too; off: not served",
     )
 
 
@@ -247,6 +257,15 @@ class ApiSettings(BaseSettings):
     @property
     def files_dir(self) -> Path:
         return self.files.dir or self.data_dir / "files"
+
+    def make_private_dirs(self) -> None:
+        """Create the data, plan files and engines folders readable by this user alone (0700),
+        and make all this process creates from now on private too (umask 077): the SQLite
+        database, plan files, the engines' folders and their copies of plan files."""
+        os.umask(0o077)
+        for path in (self.data_dir, self.files_dir, self.engines_dir):
+            path.mkdir(parents=True, exist_ok=True)
+            path.chmod(0o700)
 
     @property
     def clickhouse_dsn(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -37,6 +38,7 @@ def tail(
     settings: SidecarSettings, path: Path, identity: Identity, engine_pid: int | None = None
 ) -> None:
     """Tail-only mode: publish the results file of an engine this sidecar did not start."""
+    os.umask(0o077)  # checkpoints are the engine user's alone
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # aiokafka logs every failed reconnect at ERROR; our own warnings say what is retried.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -164,6 +166,7 @@ async def _tail(
 
 def run(settings: SidecarSettings) -> None:
     """Agent mode: act on commands for this engine, run JMeter, publish its results."""
+    os.umask(0o077)  # plan copies, results, JMeter's files: the engine user's alone
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     asyncio.run(_run(settings))

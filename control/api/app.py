@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from control.api import context, errors
-from control.api.deps import Ctx
+from control.api.deps import Ctx, Who
 from control.api.limits import BodyLimit
 from control.api.routes import collections, launches, plans, projects, results, runs
 from control.settings import ApiSettings
@@ -28,7 +31,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
             app.state.context = ctx
             yield
 
-    app = FastAPI(title="Shibuya control API", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="Shibuya control API", version="0.1.0", lifespan=lifespan,
+                  openapi_url=None, docs_url=None, redoc_url=None)  # fmt: skip
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes,
                        max_file_bytes=settings.files.max_bytes)  # fmt: skip
     errors.install(app)
@@ -38,6 +42,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(results.router)
     app.include_router(launches.router)
+    describe(app, settings.auth.docs)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -60,3 +65,30 @@ def create_app(settings: ApiSettings) -> FastAPI:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def describe(app: FastAPI, docs: str) -> None:
+    """Serve the OpenAPI document to whom ``AUTH__DOCS`` says (the routes' own checks run
+    anyway: the document only tells what exists)."""
+    if docs == "off":
+        return
+
+    if docs == "public":
+
+        @app.get("/openapi.json", include_in_schema=False)
+        async def public_openapi() -> dict[str, Any]:
+            return app.openapi()
+
+        @app.get("/docs", include_in_schema=False)
+        async def swagger() -> HTMLResponse:
+            return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
+
+        @app.get("/redoc", include_in_schema=False)
+        async def redoc() -> HTMLResponse:
+            return get_redoc_html(openapi_url="/openapi.json", title=app.title)
+
+        return
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(who: Who) -> dict[str, Any]:
+        return app.openapi()

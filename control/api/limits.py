@@ -12,6 +12,7 @@ import json
 import re
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Plan files: ``PUT /api/plans/{id}/files/{name}``.
@@ -54,7 +55,12 @@ class BodyLimit:
             started = True
             await send(message)
 
-        await self.app(scope, limited, guarded)
+        try:
+            await self.app(scope, limited, guarded)
+        except ClientDisconnect:
+            if not cut:
+                raise
+            # a route reading the body itself (a plan file's upload) saw the client go
         if cut and not started:
             await _too_large(send, limit)
 

@@ -91,7 +91,7 @@ def _in_database(
     from control.settings import ApiSettings
 
     settings = ApiSettings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.make_private_dirs()
     db = Database(settings.database_url)
     try:
         db.migrate()

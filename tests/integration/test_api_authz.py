@@ -118,8 +118,16 @@ def test_every_endpoint_checks_who_calls_and_what_they_own(api: ApiServer, who: 
             assert c.get("/api/me").json()["name"] == who
 
 
-def test_the_matrix_covers_every_route(api: ApiServer) -> None:
+def test_the_openapi_document_is_for_users_only(api: ApiServer) -> None:
     with httpx.Client(base_url=api.base) as c:
+        assert c.get("/openapi.json").status_code == 401
+        assert [c.get(page).status_code for page in ("/docs", "/redoc")] == [404, 404]
+    with api.client("bob") as c:
+        assert c.get("/openapi.json").json()["info"]["title"] == "Shibuya control API"
+
+
+def test_the_matrix_covers_every_route(api: ApiServer) -> None:
+    with api.client("alice") as c:
         spec = c.get("/openapi.json").json()
     called = [(m, t) for m, t, _, _ in MATRIX]
     unchecked = set()

@@ -150,7 +150,7 @@ def test_an_oversize_upload_without_a_length_is_cut_off(api: ApiServer) -> None:
 
 
 def test_the_openapi_document_lists_the_routes(api: ApiServer) -> None:
-    with httpx.Client(base_url=api.base) as c:
+    with api.client("alice") as c:
         spec = c.get("/openapi.json").json()
     assert {"/api/projects", "/api/plans/{plan_id}/files/{name}"} <= set(spec["paths"])
     assert "HTTPBearer" in spec["components"]["securitySchemes"]

@@ -11,6 +11,7 @@ The 60 s outage runs in the suite; ``SHIBUYA_LONG_TRIALS=1`` adds 90 s and 5 min
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -21,13 +22,14 @@ from typing import Any
 
 import pytest
 
-from shibuya.dev import jmeter, target
+from shibuya.dev import jmeter, kafka_io, target
 from shibuya.dev.kafka import KafkaBroker
 from shibuya.dev.main_job import samples_in
 from shibuya.dev.procs import free_port
 from shibuya.dev.worker_proc import WorkerProcess
 from tests.support.api import FAST, ApiServer, make_collection, start_api
 from tests.support.waiting import wait_until
+from wire.routing import Topics
 
 DURATION_S, KILL_BEFORE_END_S = 20, 4
 OUTAGES_S = [60] + ([90, 300] if os.environ.get("SHIBUYA_LONG_TRIALS") else [])
@@ -107,3 +109,40 @@ def _run_through_an_outage(
         run: dict[str, Any] = c.get(f"/api/runs/{run_id}").json()
     engines = api.log.parent / "engines" / str(collection)
     return run, sorted(engines.glob(f"*/work/runs/{run_id}/results.jtl"))
+
+
+def test_requests_that_need_kafka_answer_503_while_it_is_away(
+    broker: KafkaBroker, tmp_path: Path
+) -> None:
+    """A stop and a run's start while the broker is down: each answers 503 within
+    ``KAFKA__SEND_TIMEOUT_S`` (the client gives up after 30 s), saying why; the run that could not
+    start is failed, so its engines could not fetch its files if its start arrived later."""
+    topics = Topics("shibuya")
+    asyncio.run(kafka_io.create_topics(broker.bootstrap, [topics.run_events, topics.commands], 1))
+    api = start_api(tmp_path / "api", f"sqlite:///{tmp_path / 'meta.db'}",
+                    KAFKA__BOOTSTRAP=broker.bootstrap, KAFKA__SEND_TIMEOUT_S="3")  # fmt: skip
+    try:
+        running, _ = make_collection(api, duration_s=60)
+        with api.client("alice") as c:
+            started = c.post(f"/api/collections/{running}/runs")
+            assert started.status_code == 201, started.text
+            run_id = started.json()["id"]
+            other = c.post("/api/projects/1/collections", json={"name": "other"}).json()["id"]
+            pid = broker.pid()
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            wait_until("the broker to die", lambda: broker.pid() is None, 30)
+            stop = c.post(f"/api/runs/{run_id}/stop", json={"reason": "enough"})
+            assert stop.status_code == 503, stop.text
+            assert "did not take the message within 3 s" in stop.json()["error"]["message"]
+            assert c.get(f"/api/runs/{run_id}").json()["ended_at"] is None
+            config = c.get(f"/api/collections/{running}/config").text
+            mine = config.replace(f"collectionid: {running}", f"collectionid: {other}")
+            assert c.put(f"/api/collections/{other}/config", content=mine).status_code == 200
+            start = c.post(f"/api/collections/{other}/runs")
+            assert start.status_code == 503, start.text
+            failed = c.get(f"/api/collections/{other}/runs").json()["items"]
+            assert [(r["outcome"], r["reason"][:19]) for r in failed] == [
+                ("failed", "could not start: Ka")]
+    finally:
+        api.stop()

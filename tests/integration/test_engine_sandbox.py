@@ -69,11 +69,15 @@ def test_a_plan_cannot_read_the_api_s_data_from_a_sandboxed_engine(
                           SCHEDULER__SANDBOX="none", **settings)  # fmt: skip
             settings |= {"SCHEDULER__SANDBOX": "none", "SCHEDULER__SINGLE_TENANT": "true"}
         api = start_api(data, f"sqlite:///{db}", None, **settings)
+        api_log = api.log
         try:
             label = _probe(api, data, db)
         finally:
             api.stop()
     found = dict(re.findall(r"(\w+)=(\S+)", label))
+    # The API's data, the plan files, the engines' folders and what they wrote: the user's alone.
+    ours = [data, db, *(p for p in data.rglob("*") if p != api_log)]  # the log is the test's
+    assert [p for p in ours if p.stat().st_mode & 0o077] == []
     if sandboxed:
         assert (found["db"], found["plan"], found["env"]) == ("absent", "absent", "none"), label
         assert int(found["pids"]) < 10  # its own few: not the API, nor anything else here
@@ -115,5 +119,8 @@ def _probe(api: ApiServer, data: Path, db: Path) -> str:
         wait_until("the probe's sample", probed, 120, lambda: api.log.read_text()[-3000:])
         wait_until("the run's end", lambda: c.get(f"/api/runs/{run_id}").json()["outcome"]
                    is not None, 60)  # fmt: skip
+        engine_files = list(jtls.rglob("*"))  # plan copies, results, checkpoints, JMeter's log
+        assert len(engine_files) > 5
+        assert [p for p in engine_files if p.stat().st_mode & 0o077] == []
         c.post(f"/api/collections/{collection}/purge", json={})
     return probes[0]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from control.settings import ApiSettings
+from control.settings import ApiSettings, AuthSettings
 from engine_sidecar.settings import SidecarSettings
 from streams.settings import WorkerSettings
 
@@ -59,3 +59,24 @@ def test_engine_id_is_derived_from_the_identity(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("SHIBUYA_SIDECAR_ENGINE__PLAN_ID", "p3")
     monkeypatch.setenv("SHIBUYA_SIDECAR_ENGINE__ENGINE_INDEX", "2")
     assert SidecarSettings().engine_id == "c9-p3-2"
+
+
+def test_the_openapi_document_is_served_as_auth_docs_says(tmp_path: Path) -> None:
+    import asyncio
+
+    import httpx
+
+    from control.api.app import create_app
+
+    async def get_all(docs: str) -> list[int]:
+        settings = ApiSettings(data_dir=tmp_path, auth=AuthSettings(docs=docs))
+        # No lifespan: these pages need nothing the context opens.
+        transport = httpx.ASGITransport(app=create_app(settings))
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            return [(await client.get(p)).status_code for p in ("/openapi.json", "/docs", "/redoc")]
+
+    def codes(docs: str) -> list[int]:
+        return asyncio.run(get_all(docs))
+
+    assert codes("public") == [200, 200, 200]
+    assert codes("off") == [404, 404, 404]
