@@ -143,6 +143,7 @@ def test_requests_that_need_kafka_answer_503_while_it_is_away(
             assert start.status_code == 503, start.text
             failed = c.get(f"/api/collections/{other}/runs").json()["items"]
             assert [(r["outcome"], r["reason"][:19]) for r in failed] == [
-                ("failed", "could not start: Ka")]
+                ("failed", "could not start: Ka")
+            ]
     finally:
         api.stop()
