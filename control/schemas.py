@@ -128,6 +128,10 @@ class CollectionOut(BaseModel):
     virtual_users: int
     """Engines × threads over all plans."""
     created_at: datetime
+    warnings: list[str] = Field(
+        default=[], description="what will not go as the config may mean, e.g. a CSV split among "
+        "more engines than it has data rows",
+    )  # fmt: skip
 
 
 class CriterionVerdict(BaseModel):

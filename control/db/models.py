@@ -110,6 +110,8 @@ class PlanFile(Base):
     """``jmx``, ``csv`` or ``data``."""
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
+    records: Mapped[int | None] = mapped_column(Integer, default=None)
+    """A CSV's records, its header row included (``None``: not a CSV, or not countable)."""
     uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 

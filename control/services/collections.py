@@ -8,7 +8,7 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from control.db.models import Collection, CollectionPlan, Launch, Plan, Run
+from control.db.models import Collection, CollectionPlan, Launch, Plan, PlanFile, Run
 from control.errors import ConflictError, InvalidError, TooLargeError
 from control.schemas import CollectionIn, CollectionOut, CollectionPatch, ExecutionPlan, Page
 from control.services.access import collection_of, project_of
@@ -136,8 +136,28 @@ def _out(db: Session, c: Collection) -> CollectionOut:
         thresholds=list(c.thresholds), plans=plans,
         engines=sum(p.engines for p in plans),
         virtual_users=sum(p.engines * p.threads_per_engine for p in plans),
-        created_at=c.created_at,
+        created_at=c.created_at, warnings=_split_warnings(db, c, plans),
     )  # fmt: skip
+
+
+def _split_warnings(db: Session, c: Collection, plans: list[ExecutionPlan]) -> list[str]:
+    """The CSV files split among more engines than they have data rows: some engines would get
+    the header only (and JMeter's CSV Data Set, at its end of file, stops or recycles nothing)."""
+    engines = {p.plan_id: p.engines for p in plans if p.csv_split or c.csv_split}
+    csv = (PlanFile.plan_id.in_(engines), PlanFile.kind == "csv", PlanFile.records.is_not(None))
+    counted = db.execute(
+        select(PlanFile.plan_id, PlanFile.name, PlanFile.records)
+        .where(*csv)
+        .order_by(PlanFile.plan_id, PlanFile.name)
+    ).all()
+    warnings = []
+    for plan_id, name, records in counted:
+        rows, n = max((records or 0) - 1, 0), engines[plan_id]  # the header is every share's
+        if rows < n:
+            warnings.append(f"plan {plan_id}: {name} has {rows} data rows for {n} engines; "
+                            f"{n - rows} engines get its header only (fewer engines, more rows, "
+                            "or csv_split off)")  # fmt: skip
+    return warnings
 
 
 def _check_criteria(texts: list[str]) -> None:

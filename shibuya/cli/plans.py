@@ -37,3 +37,5 @@ def client_apply(
         out = or_exit(lambda: client.apply(c, collection_id, config))
     typer.echo(f"collection {out['id']}: {len(out['plans'])} plans, {out['engines']} engines, "
                f"{out['virtual_users']} virtual users")  # fmt: skip
+    for warning in out.get("warnings", []):
+        typer.echo(f"warning: {warning}", err=True)

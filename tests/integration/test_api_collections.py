@@ -4,6 +4,9 @@ and the database refusing a second active run of a collection."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,19 +96,20 @@ def test_a_bad_config_is_refused_with_every_problem_named(api: ApiServer) -> Non
         problems = r.json()["error"]["details"]
         assert problems[0].startswith("thresholds[0]: criterion 'p95(elapsed) > 5 parsecs for 3s'")
         assert problems[1:] == [
-            "tests[0].concurrency: at least 1, not 0",
+            "tests[0].concurrency: 1 to 5,000, not 0",
             "tests[1].duration: a whole number is needed, not 'ten'",
             f"tests[2].testid: plan {browse} is listed twice",
         ]
         # Shape right, facts wrong: another project's plan, the wrong ids, too many engines.
-        test = {"testid": bob_plan, "concurrency": 1, "engines": 101, "duration": 1}
-        wrong = _config(project + 1000, collection + 1000, [test])
+        tests = [{"testid": plan, "concurrency": 1, "engines": 60, "duration": 1}
+                 for plan in (bob_plan, browse)]  # fmt: skip
+        wrong = _config(project + 1000, collection + 1000, tests)
         r = c.put(f"/api/collections/{collection}/config", content=wrong)
         assert r.json()["error"]["details"] == [
             f"collectionid: {collection + 1000} is not this collection ({collection})",
             f"projectid: {project + 1000} is not this collection's ({project})",
             f"tests[0].testid: plan {bob_plan} is not in project {project}",
-            "tests: 101 engines in all, more than the limit of 100",
+            "tests: 120 engines in all, more than the limit of 100",
         ]
         assert c.put(f"/api/collections/{collection}/config", content="- [").status_code == 422
         assert c.get(f"/api/collections/{collection}").json()["plans"] == []  # unchanged
@@ -170,3 +174,32 @@ def test_runs_of_a_collection_are_the_owners_only(api: ApiServer) -> None:
         r = c.get("/api/engine-files/run-0123456789ab/1/plan.jmx",
                   headers={"Authorization": f"Bearer {api.tokens['root']}"})  # fmt: skip
         assert r.status_code == 401
+
+
+def test_a_csv_split_among_more_engines_than_its_rows_is_warned_of(
+    api: ApiServer, tmp_path: Path
+) -> None:
+    project, (browse, buy), collection = _setup(api)
+    users = b'user,address\nann,"1 Main St\nFlat 2"\nbob,x\n'  # 2 records; one spans 2 lines
+    with api.client("alice") as c:
+        for plan in (browse, buy):
+            assert c.put(f"/api/plans/{plan}/files/users.csv", content=users).status_code == 200
+        config = _config(project, collection, [
+            {"testid": browse, "concurrency": 1, "engines": 3, "duration": 1, "csv_split": True},
+            {"testid": buy, "concurrency": 1, "engines": 5, "duration": 1}])  # fmt: skip
+        out = c.put(f"/api/collections/{collection}/config", content=config).json()
+        assert out["warnings"] == [f"plan {browse}: users.csv has 2 data rows for 3 engines; 1 "
+                                   "engines get its header only (fewer engines, more rows, or "
+                                   "csv_split off)"]  # fmt: skip
+        assert c.get(f"/api/collections/{collection}").json()["warnings"] == out["warnings"]
+        more = users + b"cy,y\n"
+        assert c.put(f"/api/plans/{browse}/files/users.csv", content=more).status_code == 200
+        assert c.get(f"/api/collections/{collection}").json()["warnings"] == []
+    path = tmp_path / "c.yaml"
+    path.write_text(config.replace("engines: 3", "engines: 4"))
+    env = {**os.environ, "SHIBUYA_URL": api.base, "SHIBUYA_TOKEN": api.tokens["alice"]}
+    cli = subprocess.run([sys.executable, "-m", "shibuya", "apply", str(collection), str(path)],
+                         capture_output=True, text=True, env=env, check=False)  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    assert "warning: plan" in cli.stderr
+    assert "3 data rows for 4 engines" in cli.stderr
