@@ -8,8 +8,11 @@
     ├── PartitionMismatchError  topics read together have different partition counts, so a run's
     │                           events and metrics could reach different workers; not retriable:
     │                           add partitions to the smaller (between runs), then start again
-    └── FencedError             another worker owns the partition now (a rebalance): drop what is
-                                in memory for it; the new owner redoes it from the state record
+    ├── FencedError             another worker owns the partition now (a rebalance): drop what is
+    │                           in memory for it; the new owner redoes it from the state record
+    └── StateTooLargeError      an agent's state record is over STATE_MAX_BYTES: a bound of the
+                                agent's table is wrong (a bug); not retriable — retrying would
+                                never commit, so the agent stops and says so
 
 Bytes from a topic that are not a valid message are the wire contract's
 :class:`wire.DecodeError`: counted, logged with their position and skipped, never raised out of
@@ -32,4 +35,8 @@ class PartitionMismatchError(StreamError):
 
 
 class FencedError(StreamError):
+    pass
+
+
+class StateTooLargeError(StreamError):
     pass

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
-from streams.errors import FencedError
+from streams.errors import FencedError, StateTooLargeError
+from streams.topics import STATE_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,15 @@ class Ledger:
     async def commit(self, records: Sequence[Record], state: bytes) -> None:
         """Send ``records`` and the state record in one transaction; retry until it commits.
 
-        Raises :class:`FencedError` when another worker has taken the partition.
+        Raises :class:`FencedError` when another worker has taken the partition, and
+        :class:`StateTooLargeError` at once for a state record over ``STATE_MAX_BYTES`` (the
+        state topic would refuse it for ever).
         """
+        if len(state) > STATE_MAX_BYTES:
+            raise StateTooLargeError(
+                f"the state record of {self.state_tp} is {len(state):,} bytes, over the limit of "
+                f"{STATE_MAX_BYTES:,}"
+            )
         async with self._lock:
             while True:
                 if self.fenced:

@@ -310,7 +310,10 @@ class RunWindows:
         for second in sorted(self._open):
             window = self._open[second]
             if second > through or (active and now - window.opened < self.grace_s):
-                self.cursor.closed_s = max(self.cursor.closed_s, second - 1)
+                # Closed: what every source has passed by the grace, short of this window; a
+                # second before the first window is not closed until then (another engine's
+                # first second may still come).
+                self.cursor.closed_s = max(self.cursor.closed_s, min(second - 1, through))
                 return self._close(closing)
             del self._open[second]
             closing.append((second, window.parts))

@@ -11,7 +11,7 @@ and ticked by the clock, :class:`RunsTable` keeps a :class:`~streams.progress.Ru
   then it forgets the run and only remembers, for ``ended_run_ttl_s``, that it ended.
 
 The two input topics are read side by side, so a run's first rows may arrive before its
-announcement: they wait as *early* rows (bounded in time, rows and runs) and are applied, in
+announcement: they wait as *early* rows (bounded in time, runs and bytes) and are applied, in
 order, when it comes. A second's rows are evaluated once a row of a later second arrives (the
 merge agent emits a second's rows in one transaction, in order), once no later second followed
 for a while, or when the run ends. :mod:`streams.agents.runs` feeds the table, emits what it says
@@ -42,8 +42,10 @@ from wire import (
 
 log = logging.getLogger(__name__)
 
-#: How long, and how many rows, metrics of a run not announced yet are kept; for how many runs.
-EARLY_S, EARLY_ROWS, EARLY_RUNS = 20, 1000, 50
+#: How long metrics of runs not announced yet are kept, for how many runs, and how many bytes of
+#: them in all (as the state record holds them): the record is rewritten every flush and must
+#: stay far below the state topic's message limit (streams/topics.py).
+EARLY_S, EARLY_RUNS, EARLY_BYTES = 20, 50, 1 << 20
 
 
 class TrackedRun(msgspec.Struct, kw_only=True):
@@ -57,6 +59,8 @@ class Early(msgspec.Struct, kw_only=True):
     first_ms: int
     messages: list[SecondMetrics | LateMetrics] = []
     dropped: int = 0
+    size: int = 0
+    """Bytes of ``messages`` in the state record."""
 
 
 class RunsState(msgspec.Struct, kw_only=True):
@@ -68,8 +72,8 @@ class RunsState(msgspec.Struct, kw_only=True):
     ended: dict[str, int] = {}
     """Runs that ended → when (remembered for ``ended_run_ttl_s``, to ignore what comes late)."""
     early: dict[str, Early] = {}
-    """Metrics of runs not announced (yet), kept for ``EARLY_S``, at most ``EARLY_ROWS`` rows
-    per run and ``EARLY_RUNS`` runs."""
+    """Metrics of runs not announced (yet), kept for ``EARLY_S``, for at most ``EARLY_RUNS``
+    runs and ``EARLY_BYTES`` in all."""
 
 
 @dataclass(frozen=True)
@@ -175,8 +179,8 @@ class RunsTable:
             for message in early.messages:
                 self.on_metrics(message, now_ms)
             if early.dropped:
-                log.warning("run %s: %d early rows were dropped (over %d)", run.run_id,
-                            early.dropped, EARLY_ROWS)  # fmt: skip
+                log.warning("run %s: %d early rows were dropped (over %d bytes)", run.run_id,
+                            early.dropped, EARLY_BYTES)  # fmt: skip
         return Outcome.APPLIED
 
     def on_metrics(self, message: SecondMetrics | LateMetrics, now_ms: int) -> Outcome:
@@ -206,10 +210,12 @@ class RunsTable:
             if len(self.state.early) >= EARLY_RUNS:
                 return Outcome.IGNORED
             early = self.state.early[message.run_id] = Early(first_ms=now_ms)
-        if len(early.messages) >= EARLY_ROWS:
+        size = len(msgspec.json.encode(message))
+        if sum(e.size for e in self.state.early.values()) + size > EARLY_BYTES:
             early.dropped += 1
         else:
             early.messages.append(message)
+            early.size += size
         return Outcome.APPLIED
 
     # --- the clock ------------------------------------------------------------------------

@@ -28,6 +28,10 @@ COMPACTED = {
     "min.cleanable.dirty.ratio": "0.1",
     "segment.ms": "600000",
 }
+#: The largest state record a ledger writes (:class:`streams.ledger.Ledger` refuses more); the
+#: state topics take it uncompressed, with room for the batch's overhead.
+STATE_MAX_BYTES = 8 << 20
+STATE = {**COMPACTED, "max.message.bytes": str(STATE_MAX_BYTES + (64 << 10))}
 
 
 def state_topic(app_id: str, agent: str) -> str:
@@ -40,7 +44,7 @@ def owned_specs(settings: WorkerSettings) -> list[TopicSpec]:
     specs = [TopicSpec(k.topics[t], k.partitions, k.replication) for t in OWNED]
     specs.append(TopicSpec(k.topics.run_status, k.partitions, k.replication, COMPACTED))
     specs += [
-        TopicSpec(state_topic(settings.app_id, agent), k.partitions, k.replication, COMPACTED)
+        TopicSpec(state_topic(settings.app_id, agent), k.partitions, k.replication, STATE)
         for agent in AGENTS
     ]
     return specs

@@ -22,7 +22,7 @@ from faust import Stream
 from faust.types import TP, EventT, StreamT
 
 from streams.app import App
-from streams.errors import FencedError
+from streams.errors import FencedError, StateTooLargeError
 from streams.ledger import Ledger
 from streams.settings import WorkerSettings
 from streams.topics import state_topic
@@ -114,6 +114,9 @@ class PartitionOwner(Generic[W]):
             log.warning("%s: a partition was taken over by another worker; dropping it", self.name)
             self.fenced(work)
             await self._drop(work)
+        except StateTooLargeError as exc:
+            log.critical("%s: %s; the agent stops (a bound of its table is wrong)", self.name, exc)
+            raise
 
     async def ack(self, events: list[EventT[bytes]]) -> None:
         """Ack in the order given, which must be offset order: Faust 0.15 commits the first run

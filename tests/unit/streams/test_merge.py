@@ -49,6 +49,15 @@ def test_a_window_waits_for_every_active_source() -> None:
     assert w.closed_s == T0 + 7
 
 
+def test_a_run_s_first_second_from_a_second_source_within_the_grace_is_not_late() -> None:
+    w = RunWindows("r", GRACE, IDLE)
+    assert w.apply(_partial("A", [10]), 0, "P/0", now=0.0).rows == []
+    assert w.tick(now=0.5) == []
+    out = w.apply(_partial("B", [9, 10]), 1, "P/0", now=1.0)  # B started a second earlier
+    assert (out.late, out.late_samples, w.cursor.late_samples) == (None, 0, 0)
+    assert _seconds(w.tick(now=100.0)) == [9, 10]
+
+
 def test_rows_per_label_and_run_totals_add_up() -> None:
     w = RunWindows("r", GRACE, IDLE)
     w.apply(_partial("A", [0], label="GET"), 0, "P/0", now=0.0)

@@ -7,7 +7,7 @@ import msgspec
 import pytest
 
 from streams.outcomes import Outcome
-from streams.runs import EARLY_ROWS, EARLY_RUNS, EARLY_S, RunRules, RunsState, RunsTable
+from streams.runs import EARLY_BYTES, EARLY_RUNS, EARLY_S, RunRules, RunsState, RunsTable
 from wire import (
     EngineState,
     EngineStatus,
@@ -74,11 +74,20 @@ def test_rows_before_the_announcement_wait_and_count_in_their_order() -> None:
     assert table.on_event(_started(), _at(2)) is Outcome.IGNORED  # announced twice
 
 
-def test_early_rows_are_bounded_in_rows_runs_and_time() -> None:
+def test_early_rows_are_bounded_in_bytes_runs_and_time() -> None:
     table = RunsTable(RunsState(), RULES, _at(0))
-    for i in range(EARLY_ROWS + 5):
-        table.on_metrics(_row(i, 1), _at(1))
+    full = Histogram(scheme="log2pct", buckets=list(range(300)), counts=[1] * 300)
+    heavy = [msgspec.structs.replace(_row(i, 300), elapsed=full, latency=full, connect=full)
+             for i in range(100, 1000)]  # fmt: skip
+    fits = EARLY_BYTES // len(msgspec.json.encode(heavy[0]))
+    for row in heavy[: fits + 5]:
+        table.on_metrics(row, _at(1))
     assert table.state.early["r1"].dropped == 5
+    assert len(msgspec.json.encode(table.state)) <= EARLY_BYTES + 1024  # the record, bounded
+    another = msgspec.structs.replace(heavy[-1], run_id="x")
+    assert table.on_metrics(another, _at(1)) is Outcome.APPLIED
+    assert table.state.early["x"].dropped == 1  # the bytes are spent for every run
+    table = RunsTable(RunsState(), RULES, _at(0))
     for r in range(EARLY_RUNS + 3):
         table.on_metrics(_row(0, 1, run=f"x{r}"), _at(1))
     assert len(table.state.early) == EARLY_RUNS
