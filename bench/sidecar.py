@@ -28,7 +28,8 @@ from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.table import Table
 
-from engine_sidecar.jtl import JMETER_DEFAULT_COLUMNS, JtlParser, detect_format
+from engine_sidecar.jtl import JtlParser
+from engine_sidecar.jtl_format import JMETER_DEFAULT_COLUMNS, detect_format
 from engine_sidecar.kafka import producer
 from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
 from shibuya.dev import kafka_io

@@ -89,6 +89,8 @@ class JMeterProcess:
             str(log_file),
             f"-Jjmeterengine.nongui.port={stop_port}",
             f"-Jjmeterengine.nongui.maxport={stop_port}",
+            # CSV, whatever JMETER_HOME's properties say: the reader refuses XML results.
+            "-Jjmeter.save.saveservice.output_format=csv",
             *props,
         ]
         with (log_file.with_suffix(".out")).open("ab") as out:

@@ -25,94 +25,41 @@ from typing import Final
 
 import numpy as np
 
-from engine_sidecar.errors import FormatError
 from engine_sidecar.jtl_arrow import INT_COLUMNS, ArrowBlockParser
+from engine_sidecar.jtl_format import JtlFormat
 from wire import BatchBuilder
 
-#: JMeter's default CSV columns (CSVSaveService order, defaults on).
-JMETER_DEFAULT_COLUMNS: Final = (
-    "timeStamp",
-    "elapsed",
-    "label",
-    "responseCode",
-    "responseMessage",
-    "threadName",
-    "dataType",
-    "success",
-    "failureMessage",
-    "bytes",
-    "sentBytes",
-    "grpThreads",
-    "allThreads",
-    "URL",
-    "Latency",
-    "IdleTime",
-    "Connect",
-)
-#: Shibuya's engine configuration (``shibuya.properties``): ``|``, no header, these 12 columns.
-SHIBUYA_COLUMNS: Final = (
-    "timeStamp",
-    "elapsed",
-    "label",
-    "responseCode",
-    "responseMessage",
-    "threadName",
-    "success",
-    "bytes",
-    "grpThreads",
-    "allThreads",
-    "Latency",
-    "Connect",
-)
-REQUIRED: Final = ("timeStamp", "elapsed", "label", "success")
 ERROR_SAMPLES: Final = 20
-
-
-@dataclass(frozen=True)
-class JtlFormat:
-    delimiter: str
-    columns: tuple[str, ...]
-    has_header: bool
-
-    def __post_init__(self) -> None:
-        missing = [c for c in REQUIRED if c not in self.columns]
-        if missing:
-            raise FormatError(f"JTL columns {list(self.columns)} lack {missing}")
-
-
-def detect_format(first_record: bytes) -> JtlFormat:
-    """The format of a file from its first record (its header, if it has one)."""
-    text = first_record.decode("utf-8", errors="replace").rstrip("\r\n")
-    if text.startswith("timeStamp") and len(text) > len("timeStamp"):
-        delimiter = text[len("timeStamp")]
-        [columns] = csv.reader([text], delimiter=delimiter)
-        return JtlFormat(delimiter, tuple(c.strip() for c in columns), has_header=True)
-    if text.count("|") == len(SHIBUYA_COLUMNS) - 1 or (text.count("|") and "," not in text):
-        return JtlFormat("|", SHIBUYA_COLUMNS, has_header=False)
-    return JtlFormat(",", JMETER_DEFAULT_COLUMNS, has_header=False)
 
 
 @dataclass
 class ErrorReport:
-    """Malformed records: counted by reason, the first few kept with their line numbers."""
+    """Malformed records: counted exactly by reason, the first few kept with their line numbers
+    (the samples are an illustration; the counts are the truth)."""
 
     count: int = 0
     by_reason: Counter[str] = field(default_factory=Counter)
     samples: list[tuple[int, str]] = field(default_factory=list)
+    unreadable: str | None = None
+    """Why a file could not be read as results at all (its lines are counted, as malformed)."""
 
     def summary(self) -> str:
         """``""`` or e.g. ``"3 malformed lines (wrong field count: 2, not a number: 1); first:
         line 17: wrong field count: 3 fields, expected 17"``."""
-        if not self.count:
+        if not self.count and self.unreadable is None:
             return ""
+        if self.unreadable is not None:
+            return f"results file unreadable, {self.count} lines not counted: {self.unreadable}"
         kinds = ", ".join(f"{k}: {n}" for k, n in self.by_reason.most_common())
         line_no, reason = self.samples[0]
         return f"{self.count} malformed lines ({kinds}); first: line {line_no}: {reason}"
 
-    def add(self, line_no: int, reason: str) -> None:
-        self.count += 1
-        self.by_reason[reason.split(":")[0]] += 1
-        if len(self.samples) < ERROR_SAMPLES:
+    def add(self, line_no: int, reason: str, lines: int = 1, *, sample: bool = True) -> None:
+        """``lines`` malformed lines from ``line_no`` on, for one reason (kept as a sample
+        unless ``sample`` is false, or there are enough)."""
+        self.count += lines
+        self.by_reason[reason.split(":")[0]] += lines
+        if sample and len(self.samples) < ERROR_SAMPLES:
             self.samples.append((line_no, reason))
 
 
@@ -215,9 +162,13 @@ class RecordSplitter:
 class JtlParser:
     """Feed it bytes as the file grows; it adds complete samples to a :class:`BatchBuilder`."""
 
-    def __init__(self, fmt: JtlFormat, *, max_record_bytes: int = 64 * 1024) -> None:
+    def __init__(
+        self, fmt: JtlFormat, *, max_record_bytes: int = 64 * 1024,
+        errors: ErrorReport | None = None,
+    ) -> None:  # fmt: skip
         self.format = fmt
-        self.errors = ErrorReport()
+        self.errors = errors if errors is not None else ErrorReport()
+        """Where malformed records are counted (its reader's, shared by every file it reads)."""
         self.progress = Progress()
         self._splitter = RecordSplitter(max_record_bytes)
         self._header_pending = fmt.has_header
@@ -361,3 +312,29 @@ def _quotes_balanced_per_line(buf: bytes, end: int) -> bool:
 
 def _int(fields: list[str], index: int | None) -> int:
     return int(fields[index]) if index is not None and fields[index] != "" else 0
+
+
+class UnreadableFile:
+    """A file that cannot be read as results (:class:`FormatError` from its first record): fed
+    like a :class:`JtlParser`, it adds no sample and counts every line as malformed, for the one
+    reason, so a report says how much was not counted."""
+
+    def __init__(self, reason: str, errors: ErrorReport, *, max_record_bytes: int) -> None:
+        self.reason = reason
+        self.errors = errors
+        errors.unreadable = reason
+        self.progress = Progress()
+        self._splitter = RecordSplitter(max_record_bytes)
+
+    def feed(self, data: bytes, out: BatchBuilder, limit: int | None = None) -> int:
+        split = self._splitter.split(data)
+        lines = sum(split.lines)
+        if lines:  # one sample says why; the count says how much
+            self.errors.add(self.progress.line_no, f"file unreadable: {self.reason}", lines,
+                            sample=self.progress.line_no == 1)  # fmt: skip
+        self.progress.offset += sum(split.sizes)
+        self.progress.line_no += lines
+        return 0
+
+    def skip_to(self, offset: int, line_no: int) -> None:
+        self.progress = Progress(offset, line_no)

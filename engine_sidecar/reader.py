@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine_sidecar.errors import FormatError
-from engine_sidecar.jtl import ErrorReport, JtlParser, Progress, detect_format
+from engine_sidecar.jtl import ErrorReport, JtlParser, Progress, UnreadableFile
+from engine_sidecar.jtl_format import detect_format
 from engine_sidecar.tail import FileTail
 from wire import BatchBuilder, ResultBatch
 
@@ -60,7 +61,7 @@ class ResultReader:
         """Malformed records of every file read, for the engine's status."""
         self._on_malformed = on_malformed
         self._tail = FileTail(path)
-        self._parser: JtlParser | None = None
+        self._parser: JtlParser | UnreadableFile | None = None
         self._builder = BatchBuilder()
         self._generation = -1
 
@@ -101,14 +102,14 @@ class ResultReader:
         if head is None:
             self._parser = None  # not even one complete line yet: wait for it
             return None
+        parser: JtlParser | UnreadableFile
         try:
-            fmt = detect_format(head)
+            parser = JtlParser(detect_format(head), max_record_bytes=self.max_record_bytes,
+                               errors=self.errors)  # fmt: skip
         except FormatError as exc:
-            log.error("%s: %s; its lines are counted as malformed", self.path, exc)
-            self.errors.add(1, str(exc))
-            self._parser = None
-            return None
-        parser = JtlParser(fmt, max_record_bytes=self.max_record_bytes)
+            log.error("%s cannot be read as results: %s; its lines are counted, as malformed",
+                      self.path, exc)  # fmt: skip
+            parser = UnreadableFile(str(exc), self.errors, max_record_bytes=self.max_record_bytes)
         tail = self._tail
         if (committed.dev, committed.ino) == (tail.dev, tail.ino):
             parser.skip_to(committed.offset, committed.line_no)
@@ -143,7 +144,11 @@ class ResultReader:
         head = self._read_head() if same else None
         if head is None:
             return None
-        parser = JtlParser(detect_format(head), max_record_bytes=self.max_record_bytes)
+        try:
+            fmt = detect_format(head)
+        except FormatError:  # nothing of it was ever sent
+            return None
+        parser = JtlParser(fmt, max_record_bytes=self.max_record_bytes)
         parser.skip_to(start.offset, start.line_no)
         builder = BatchBuilder()
         parser.feed(data, builder)
@@ -160,15 +165,18 @@ class ResultReader:
     def _parse(self, data: bytes) -> None:
         """Parse ``data`` into the batch, up to its size; the rest waits in the parser."""
         assert self._parser is not None
-        before = self._parser.errors.count
+        errors = self.errors  # the parser's too: counted exactly, whatever it keeps as samples
+        before, shown = errors.count, len(errors.samples)
         room = max(0, self.max_samples - len(self._builder))
         self._parser.feed(data, self._builder, limit=room)
-        new_errors = self._parser.errors.count - before
-        if new_errors:
-            self._on_malformed(new_errors)
-            for line_no, reason in self._parser.errors.samples[-new_errors:]:
+        new = errors.count - before
+        if new:
+            self._on_malformed(new)
+            for line_no, reason in errors.samples[shown:]:
                 log.warning("%s line %d skipped: %s", self.path, line_no, reason)
-                self.errors.add(line_no, reason)
+            unshown = new - (len(errors.samples) - shown)
+            if unshown:
+                log.warning("%s: %d more lines skipped (%s)", self.path, unshown, errors.summary())
 
     def _read_head(self) -> bytes | None:
         try:

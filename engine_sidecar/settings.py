@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wire import Topics
@@ -41,6 +41,10 @@ class EngineIdentity(BaseModel):
     engine_index: int = Field(0, ge=0, description="index of the engine within its plan")
 
 
+#: The JMeter property of the results' format (csv or xml).
+OUTPUT_FORMAT = "jmeter.save.saveservice.output_format"
+
+
 class JMeterSettings(BaseModel):
     home: Path = Field(
         Path.home() / ".cache" / "shibuya" / "jmeter-5.6.3",
@@ -52,6 +56,16 @@ class JMeterSettings(BaseModel):
     properties: dict[str, str] = Field(
         default_factory=dict, description='extra -J properties, as JSON: {"target.port": "80"}'
     )
+
+    @field_validator("properties")
+    @classmethod
+    def _results_in_csv(cls, properties: dict[str, str]) -> dict[str, str]:
+        """The sidecar reads JMeter's CSV results: it asks JMeter for them, and refuses to be
+        told otherwise."""
+        fmt = properties.get(OUTPUT_FORMAT, "csv").strip().lower()
+        if fmt != "csv":
+            raise ValueError(f"{OUTPUT_FORMAT}={fmt!r}: the sidecar reads CSV results only")
+        return properties
 
 
 class SidecarSettings(BaseSettings):

@@ -26,7 +26,8 @@ import yaml
 from rich.console import Console
 
 from control.schedulers.processes import wait_for
-from engine_sidecar.jtl import JtlParser, detect_format
+from engine_sidecar.jtl import JtlParser
+from engine_sidecar.jtl_format import detect_format
 from shibuya import client
 from shibuya.dev import jmeter, target
 from shibuya.dev.api_proc import ApiProcess, add_user, api_env

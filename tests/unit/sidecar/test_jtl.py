@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from engine_sidecar.errors import FormatError
-from engine_sidecar.jtl import (
+from engine_sidecar.jtl import JtlParser
+from engine_sidecar.jtl_format import (
     JMETER_DEFAULT_COLUMNS,
     SHIBUYA_COLUMNS,
+    XML_REFUSED,
     JtlFormat,
-    JtlParser,
     detect_format,
 )
 from wire import BatchBuilder, ResultBatch
@@ -48,9 +49,11 @@ def row(
     return sep.join(values[c] for c in JMETER_DEFAULT_COLUMNS).encode() + b"\n"
 
 
-def parse(data: bytes, chunk: int = 7, **kw: int) -> tuple[ResultBatch, JtlParser]:
+def parse(
+    data: bytes, chunk: int = 7, max_record_bytes: int = 64 * 1024
+) -> tuple[ResultBatch, JtlParser]:
     first = data[: data.index(b"\n") + 1]
-    parser = JtlParser(detect_format(first), **kw)
+    parser = JtlParser(detect_format(first), max_record_bytes=max_record_bytes)
     out = BatchBuilder()
     for i in range(0, len(data), chunk):
         parser.feed(data[i : i + chunk], out)
@@ -127,8 +130,24 @@ def test_default_columns_without_header() -> None:
 
 
 def test_a_header_without_the_required_columns_is_refused() -> None:
-    with pytest.raises(FormatError, match=r"lack \['elapsed', 'label', 'success'\]"):
+    with pytest.raises(FormatError, match=r"lacks \['elapsed', 'label', 'success'\]"):
         detect_format(b"timeStamp,foo,bar\n")
+    with pytest.raises(FormatError, match=r"lacks \['label'\].*saveservice.label=true"):
+        detect_format(b"elapsed;timeStamp;success;responseCode\n")
+
+
+def test_jmeter_s_xml_results_are_refused_with_how_to_switch() -> None:
+    for first in (b'<?xml version="1.0" encoding="UTF-8"?>\n', b'<testResults version="1.2">\n'):
+        with pytest.raises(FormatError) as refused:
+            detect_format(first)
+        assert str(refused.value) == XML_REFUSED
+        assert "output_format=csv" in XML_REFUSED
+
+
+def test_a_row_is_not_taken_for_a_header() -> None:
+    assert not detect_format(row(ts=1)).has_header
+    assert detect_format(b"label|elapsed|timeStamp|success\n").columns == (
+        "label", "elapsed", "timeStamp", "success")  # fmt: skip
 
 
 @pytest.mark.parametrize(
