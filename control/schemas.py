@@ -116,6 +116,11 @@ class ExecutionPlan(BaseModel):
     csv_split: bool
 
 
+class EngineTokenOut(BaseModel):
+    collection_id: int
+    token: str = Field(description="shown once: SHIBUYA_SIDECAR_ENGINE_TOKEN of the engines")
+
+
 class CollectionOut(BaseModel):
     id: int
     project_id: int

@@ -53,6 +53,8 @@ class AgentConfig:
     limits: Limits = field(default_factory=Limits)
     max_command_age_s: float = 600
     """Commands issued longer ago than this (say, before a long outage) are ignored."""
+    engine_token: str = field(default="", repr=False)
+    """What plan files are fetched with (the start command carries no secret)."""
 
 
 class Agent:
@@ -177,7 +179,7 @@ class Agent:
         run_dir = RunDir(c.work_dir, cmd.run_id)
         await self._set(EngineState.PREPARING, f"{len(cmd.files)} files")
         try:
-            jmx = await asyncio.to_thread(run_dir.prepare, cmd, c.engine_index)
+            jmx = await asyncio.to_thread(run_dir.prepare, cmd, c.engine_index, c.engine_token)
         except (DownloadError, PlanError, OSError) as exc:
             log.error("run %s cannot start: %s", cmd.run_id, exc)
             await self._set(EngineState.FAILED, str(exc))

@@ -16,7 +16,7 @@ MAX_FILE_BYTES = 1 << 30
 
 
 def download(file: PlanFile, dest_dir: Path, token: str, timeout_s: float = 60) -> Path:
-    """Fetch ``file`` into ``dest_dir`` (atomically); the per-run token goes in a header."""
+    """Fetch ``file`` into ``dest_dir`` (atomically); the engine token goes in a header."""
     if not file.url.startswith(("http://", "https://")):
         raise DownloadError(f"{file.name}: only http(s) URLs are fetched, not {file.url!r}")
     dest = dest_dir / file.name  # the wire contract forbids separators in names
@@ -37,6 +37,11 @@ def download(file: PlanFile, dest_dir: Path, token: str, timeout_s: float = 60) 
                 out.write(chunk)
             out.flush()
             os.fsync(out.fileno())
+    except urllib.error.HTTPError as exc:
+        tmp.unlink(missing_ok=True)
+        why = (" — the engine token (SHIBUYA_SIDECAR_ENGINE_TOKEN) is missing, wrong, revoked "
+               "or of another collection" if exc.code == 401 else "")  # fmt: skip
+        raise DownloadError(f"{file.name}: cannot fetch {file.url}: {exc}{why}") from exc
     except (urllib.error.URLError, OSError) as exc:
         tmp.unlink(missing_ok=True)
         raise DownloadError(f"{file.name}: cannot fetch {file.url}: {exc}") from exc

@@ -187,6 +187,7 @@ async def _run(settings: SidecarSettings) -> None:
         jmeter=JMeterConfig(j.home, j.heap, j.stop_port, j.properties),
         limits=Limits(settings.batch.max_samples, settings.batch.max_interval_ms),
         max_command_age_s=settings.max_command_age_s,
+        engine_token=settings.engine_token.get_secret_value(),
     )
     commands_topic = k.topics.commands
     async with producer(k.bootstrap, k.compression) as p:

@@ -89,13 +89,13 @@ class RunDir:
         if record is not None:
             self.save(replace(record, ended=True))
 
-    def prepare(self, cmd: StartEngines, engine_index: int) -> Path:
+    def prepare(self, cmd: StartEngines, engine_index: int, token: str) -> Path:
         """Download the plan's files, take this engine's share of the CSVs, rewrite the JMX;
         the JMX to run. Raises ``DownloadError``, ``PlanError`` or ``OSError``."""
         self.path.mkdir(parents=True, exist_ok=True)
         jmx: Path | None = None
         for f in cmd.files:
-            path = download(f, self.path, cmd.file_token)
+            path = download(f, self.path, token)
             if f.name.endswith(".csv") and cmd.split_csv:
                 share = split_csv(path.read_bytes(), engines=cmd.engine_count,
                                   index=engine_index, header=f.csv_header)  # fmt: skip

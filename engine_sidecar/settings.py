@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wire import Topics
@@ -83,6 +83,12 @@ class SidecarSettings(BaseSettings):
         gt=0,
         description="tail-only mode: after SIGTERM, how long Kafka may refuse a batch before the "
         "sidecar exits (1), keeping it in its checkpoint for the next start",
+    )
+    engine_token: SecretStr = Field(
+        SecretStr(""),
+        description="what the engine fetches its runs' plan files with: given by the scheduler "
+        "that deploys it, or issued by `shibuya engine-token COLLECTION` for engines run "
+        "elsewhere",
     )
     engine: EngineIdentity = EngineIdentity()
     jmeter: JMeterSettings = JMeterSettings()

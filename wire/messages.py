@@ -201,7 +201,9 @@ class StartEngines(_Message, tag="start", frozen=True, kw_only=True):
     duration_s: Annotated[int, msgspec.Meta(ge=1)]
     files: list[PlanFile] = []
     file_token: str = ""
-    """Per-run bearer token that the file URLs accept."""
+    """Retired: the API sends none and no engine reads it (every engine reads this topic, so it
+    carries no secret; engines fetch files with an engine token of their collection). Kept so
+    that older records decode."""
     split_csv: bool = False
     issued_ms: NonNegative
 

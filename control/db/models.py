@@ -39,6 +39,11 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def utc(t: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they were stored as UTC."""
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
@@ -77,6 +82,21 @@ class ApiToken(Timestamped, Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class EngineToken(Timestamped, Base):
+    """What an engine of a collection fetches a run's plan files with; only its SHA-256 is
+    stored. ``deploy`` tokens are handed to the engines a deploy starts and revoked by the
+    purge; ``user`` tokens are issued to engines someone else runs, until revoked."""
+
+    __tablename__ = "engine_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(10))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 

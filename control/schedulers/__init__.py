@@ -33,6 +33,9 @@ class Deployment:
     collection_id: str
     project_id: str
     plans: list[PlanEngines]
+    engine_token: str = ""
+    """What the engines this deploy starts fetch their runs' plan files with
+    (``SHIBUYA_SIDECAR_ENGINE_TOKEN``; :mod:`control.services.engine_tokens`)."""
 
 
 @dataclass(frozen=True)

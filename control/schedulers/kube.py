@@ -34,6 +34,7 @@ RBAC_RULES: list[dict[str, list[str]]] = [
      "verbs": ["get", "list", "create", "patch", "delete"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "patch", "delete"]},
 ]  # fmt: skip
 """Everything the scheduler does in the engines' namespace (a Role's rules; tested against the
 API server's RBAC). Server-side apply of a new object needs ``create`` besides ``patch``."""
@@ -81,6 +82,13 @@ class KubernetesScheduler:
 
     def deploy(self, deployment: Deployment) -> None:
         cid = deployment.collection_id
+        # The engines read their token from a Secret when they start: pods started before keep
+        # the token they had, which stays valid until the purge.
+        secret = m.token_secret(cid, deployment.engine_token)
+        name = secret["metadata"]["name"]
+        self._call(f"apply Secret {name}", self._core.patch_namespaced_secret, name,
+                   self.namespace, secret, field_manager=FIELD_MANAGER, force=True,
+                   _content_type="application/apply-patch+yaml")  # fmt: skip
         existing = {s.metadata.name: s for s in self._statefulsets(cid)}
         now_ms = int(time.time() * 1000)
         wanted = set()
@@ -112,6 +120,13 @@ class KubernetesScheduler:
             if deployed_ms < deployed_before_ms:
                 removed += s.spec.replicas or 0
                 self._delete(s)
+        if not self._statefulsets(collection_id):  # nothing newer left that needs the token
+            name = m.token_secret_name(collection_id)
+            try:
+                self._core.delete_namespaced_secret(name, self.namespace, _request_timeout=30)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise _error(f"delete Secret {name}", exc) from exc
         return removed
 
     def engines(self, collection_id: str) -> list[EngineInfo]:

@@ -139,6 +139,7 @@ class LocalScheduler:
             "SHIBUYA_SIDECAR_ENGINE__COLLECTION_ID": d.collection_id,
             "SHIBUYA_SIDECAR_ENGINE__PLAN_ID": plan_id,
             "SHIBUYA_SIDECAR_ENGINE__ENGINE_INDEX": str(index),
+            "SHIBUYA_SIDECAR_ENGINE_TOKEN": d.engine_token,
         }
         log_file = folder / "sidecar.log"
         try:

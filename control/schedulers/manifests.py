@@ -32,6 +32,7 @@ ENGINES = f"{KIND}=engine"
 """Label selector of every engine this scheduler made."""
 
 CONTAINER = "engine"
+TOKEN_KEY = "engine-token"  # noqa: S105 - the key of the Secret, not a secret
 WORK_DIR = "/work"
 
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
@@ -52,12 +53,37 @@ def label_value(value: str) -> str:
 def workload_name(collection_id: str, plan_id: str) -> str:
     """``engines-<collection>-<plan>``, made a DNS label; long names are cut and made unique
     by a hash of the whole."""
-    raw = f"engines-{collection_id}-{plan_id}".lower()
+    return _dns_label(f"engines-{collection_id}-{plan_id}", f"{collection_id}\0{plan_id}")
+
+
+def _dns_label(raw: str, unique: str) -> str:
+    """``raw`` made a DNS label; a long or altered one is cut and made unique by a hash of
+    ``unique``."""
+    raw = raw.lower()
     name = re.sub(r"[^a-z0-9-]+", "-", raw).strip("-")
     if len(name) > _MAX_NAME or name != raw:
-        digest = hashlib.sha256(f"{collection_id}\0{plan_id}".encode()).hexdigest()[:8]
+        digest = hashlib.sha256(unique.encode()).hexdigest()[:8]
         name = f"{name[: _MAX_NAME - 9].rstrip('-')}-{digest}"
     return name
+
+
+def token_secret_name(collection_id: str) -> str:
+    """``engine-token-<collection>``, made a DNS label as the workloads' names are."""
+    return _dns_label(f"engine-token-{collection_id}", collection_id)
+
+
+def token_secret(collection_id: str, token: str) -> dict[str, Any]:
+    """The Secret the collection's engines read their engine token from."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": token_secret_name(collection_id),
+            "labels": {KIND: "engine-token", COLLECTION: label_value(collection_id)},
+        },
+        "type": "Opaque",
+        "stringData": {TOKEN_KEY: token},
+    }
 
 
 def pod_name(collection_id: str, plan_id: str, index: int) -> str:
@@ -216,7 +242,10 @@ def _env(
     index_label = f"metadata.labels['{POD_INDEX}']"
     index = {"name": "SHIBUYA_SIDECAR_ENGINE__ENGINE_INDEX",
              "valueFrom": {"fieldRef": {"fieldPath": index_label}}}  # fmt: skip
-    return [*({"name": n, "value": v} for n, v in sorted(fixed.items())), index]
+    token = {"name": "SHIBUYA_SIDECAR_ENGINE_TOKEN",
+             "valueFrom": {"secretKeyRef": {"name": token_secret_name(collection_id),
+                                            "key": TOKEN_KEY}}}  # fmt: skip
+    return [*({"name": n, "value": v} for n, v in sorted(fixed.items())), index, token]
 
 
 def _resources(k: KubernetesSettings) -> dict[str, dict[str, str]]:

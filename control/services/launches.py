@@ -17,11 +17,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from control.db.database import in_thread
-from control.db.models import Collection, CollectionPlan, Group, Launch, Project, Run
+from control.db.models import Collection, CollectionPlan, Group, Launch, Project, Run, utc
 from control.errors import ConflictError, ConstraintError, SchedulerError, UnavailableError
 from control.kafka import Producer
 from control.schedulers import Deployment, PlanEngines, Scheduler
 from control.schemas import LaunchOut, Page, PurgeOut
+from control.services import engine_tokens
 from control.services.access import collection_of
 from control.services.auth import Caller
 from control.services.messages import command
@@ -162,9 +163,14 @@ def deploy(
             launch = active(db, collection.id)
             if launch is None:
                 raise
+    token = ""
+    if scheduler.kind != "external":  # the engines it starts get a token of their own
+        token = engine_tokens.issue(db, collection.id, "deploy")
+        db.commit()
     deployment = Deployment(
         collection_id=str(collection.id), project_id=str(collection.project_id),
         plans=[PlanEngines(plan_id=str(p.plan_id), engines=p.engines) for p in plans],
+        engine_token=token,
     )  # fmt: skip
     try:
         scheduler.deploy(deployment)
@@ -172,6 +178,7 @@ def deploy(
         if created:  # nothing of it may stay behind
             at = datetime.now(UTC)
             scheduler.purge(str(collection.id), ms(at) + 1)
+            engine_tokens.revoke_deployed(db, collection.id, at)
             end(db, collection.id, at, f"deploy failed: {exc}")
         raise
     return launch, created
@@ -183,6 +190,8 @@ def purge(
     """Remove the engines deployed before ``issued`` and end the launches begun before it;
     (engines removed, the launch ended)."""
     removed = scheduler.purge(str(collection_id), ms(issued))
+    engine_tokens.revoke_deployed(db, collection_id, issued)
+    db.commit()
     kept = scheduler.kept(str(collection_id))
     if kept:
         reason += (f"; {len(kept)} engines could not publish all their results in time: kept in "
@@ -207,11 +216,6 @@ def end(
     db.commit()
     db.refresh(launch)
     return launch
-
-
-def utc(t: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they were stored as UTC."""
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def ms(t: datetime) -> int:

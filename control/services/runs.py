@@ -32,9 +32,9 @@ from control.kafka import Outgoing, Producer
 from control.results.recent import RecentResults
 from control.schedulers import Scheduler
 from control.schemas import CriterionVerdict, Page, RunOut
-from control.services import launches
+from control.services import engine_tokens, launches
 from control.services.access import collection_of, run_of
-from control.services.auth import Caller, new_token, token_hash
+from control.services.auth import Caller
 from control.services.messages import command, run_event
 from control.services.pages import Paging, paginate
 from control.settings import LimitsSettings
@@ -82,11 +82,10 @@ def run_out(run: Run, status: RunStatus | None) -> RunOut:
 async def trigger(db: Session, launcher: Launcher, who: Caller, collection_id: int) -> RunOut:
     """Start a run of the collection: deploy its engines if they are not (a scheduler other
     than ``external``), announce the run to the stream, start each plan's engines."""
-    token = new_token()
     run, collection, project, plans, files = await in_thread(
-        db, _insert_run, db, who, collection_id, token, launcher
+        db, _insert_run, db, who, collection_id, launcher
     )
-    messages = _start_messages(launcher, run, collection, project, plans, files, token)
+    messages = _start_messages(launcher, run, collection, project, plans, files)
     try:
         await launcher.producer.send(messages)
     except UnavailableError as exc:
@@ -100,7 +99,7 @@ def _failed(run: Run, reason: str) -> None:
 
 
 def _insert_run(
-    db: Session, who: Caller, collection_id: int, token: str, launcher: Launcher
+    db: Session, who: Caller, collection_id: int, launcher: Launcher
 ) -> tuple[Run, Collection, Project, list[CollectionPlan], dict[int, list[PlanFile]]]:
     collection, project = collection_of(db, who, collection_id)
     plans = list(db.scalars(select(CollectionPlan).where(
@@ -117,8 +116,7 @@ def _insert_run(
     if launcher.scheduler.kind != "external":
         launches.deploy(db, launcher.scheduler, launcher.limits, collection, who.user_id)
     run = Run(id=f"run-{uuid.uuid4().hex[:12]}", collection_id=collection.id,
-              thresholds=list(collection.thresholds), started_by=who.user_id,
-              file_token_hash=token_hash(token))  # fmt: skip
+              thresholds=list(collection.thresholds), started_by=who.user_id)  # fmt: skip
     db.add(run)
     try:
         db.commit()  # the one-active-run index decides a race between replicas here
@@ -134,7 +132,6 @@ def _start_messages(
     project: Project,
     plans: list[CollectionPlan],
     files: dict[int, list[PlanFile]],
-    token: str,
 ) -> list[Outgoing]:
     topics, base = launcher.topics, launcher.base_url
     now_ms = int(time.time() * 1000)
@@ -158,7 +155,7 @@ def _start_messages(
             command_id=f"{run.id}.start.{p.plan_id}", collection_id=cid, run_id=run.id,
             plan_id=str(p.plan_id), engine_count=p.engines,
             threads_per_engine=p.threads_per_engine, ramp_up_s=p.ramp_up_s,
-            duration_s=p.duration_s, files=wire_files, file_token=token,
+            duration_s=p.duration_s, files=wire_files,
             split_csv=p.csv_split or collection.csv_split, issued_ms=now_ms,
         )  # fmt: skip
         out.append(command(topics, cid, start))
@@ -200,11 +197,12 @@ def listing(db: Session, who: Caller, collection_id: int, page: Paging) -> Page[
 
 
 def engine_file(db: Session, run_id: str, plan_id: int, name: str, token: str | None) -> str:
-    """The SHA-256 of a plan file for an engine of a run in progress, with the run's file
-    token — it opens nothing else, and nothing once the run has ended."""
+    """The SHA-256 of a plan file for an engine of a run in progress, with an engine token of
+    the run's collection — it opens nothing else, and nothing once the run has ended."""
     run = db.get(Run, run_id)
-    if token is None or run is None or run.file_token_hash != token_hash(token):
-        raise UnauthenticatedError("a valid file token of this run is required")
+    serves = engine_tokens.collection_of_token(db, token) if token else None
+    if run is None or serves is None or serves != run.collection_id:
+        raise UnauthenticatedError("an engine token of this run's collection is required")
     if run.ended_at is not None:
         raise ForbiddenError(f"run {run_id} has ended")
     of_run = (CollectionPlan.collection_id == run.collection_id, CollectionPlan.plan_id == plan_id)

@@ -7,11 +7,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from control.db.models import Collection, Group, Launch, Project, Run
+from control.db.models import Collection, Group, Launch, Project, Run, utc
 from control.errors import InvalidError
 from control.schemas import UsageOut, UsageReportOut
 from control.services.auth import Caller
-from control.services.launches import utc
 
 #: The dates a usage report may name (arithmetic on them stays within datetime's range).
 EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""A collection's engines: ``shibuya deploy``, ``purge`` and ``status``."""
+"""A collection's engines: ``shibuya deploy``, ``purge``, ``status`` and ``engine-token``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,26 @@ def client_purge(
     with client.connect() as c:
         out = or_exit(lambda: client.call(c, "POST", path, json={"reason": reason}))
     typer.echo(f"{out['engines_removed']} engines removed")
+
+
+@app.command("engine-token")
+def client_engine_token(
+    collection_id: Annotated[int, typer.Argument(help="the collection")],
+    revoke: Annotated[
+        bool, typer.Option(help="revoke every engine token issued to users instead")
+    ] = False,
+) -> None:
+    """Print an engine token of a collection (shown once), for engines you run yourself: their
+    SHIBUYA_SIDECAR_ENGINE_TOKEN. Engines the API deploys get one of their own."""
+    from shibuya import client
+
+    path = f"/api/collections/{collection_id}/engine-tokens"
+    with client.connect() as c:
+        if revoke:
+            out = or_exit(lambda: client.call(c, "DELETE", path))
+            typer.echo(f"{out['revoked']} engine tokens revoked")
+            return
+        typer.echo(or_exit(lambda: client.call(c, "POST", path))["token"])
 
 
 @app.command("status")

@@ -20,6 +20,7 @@ from shibuya.dev.engine_counts import engine_counts
 from shibuya.dev.jmeter import install
 from shibuya.dev.worker_proc import WorkerProcess
 from tests.support.agents import (
+    TOKEN,
     plan_file,
     send_commands,
     serve_files,
@@ -78,6 +79,7 @@ def test_every_sample_jmeter_writes_is_counted_by_the_worker(
                 collection_id="coll-1",
                 plan_id="plan-1",
                 count=ENGINES,
+                engine_token=TOKEN,
                 topic_prefix=unique,
             )
             engines.start()

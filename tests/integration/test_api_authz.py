@@ -49,13 +49,15 @@ MATRIX: list[tuple[str, str, object, int]] = [
     ("GET", "/api/collections/{collection}/launches", None, 200),
     ("GET", "/api/collections/{collection}/engines/{plan}/0/logs", None, 404),  # external
     ("POST", "/api/collections/{collection}/purge", {}, 200),
+    ("POST", "/api/collections/{collection}/engine-tokens", None, 201),
+    ("DELETE", "/api/collections/{collection}/engine-tokens", None, 200),
     ("DELETE", "/api/collections/{collection}", None, 204),
     ("DELETE", "/api/collections/{empty}", None, 204),
     ("DELETE", "/api/plans/{plan}", None, 204),
     ("DELETE", "/api/projects/{project}", None, 204),
 ]
 #: Routes every authenticated caller may call (they answer with the caller's own things), and
-#: the engines' file route (a run's token, never a user's: tests/integration/test_api_runs.py).
+#: the engines' file route (an engine token, never a user's: tests/integration/test_api_runs.py).
 OPEN = {("GET", "/api/me"), ("GET", "/api/projects"), ("POST", "/api/projects"),
         ("GET", "/api/usage"), ("GET", "/api/engine-files/{run_id}/{plan_id}/{name}")}  # fmt: skip
 

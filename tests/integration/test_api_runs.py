@@ -57,15 +57,26 @@ def test_a_run_started_by_the_api_is_ended_by_the_stream_and_recorded(
     assert (start.engine_count, start.threads_per_engine, start.duration_s) == (2, 5, 3)
     assert {f.name for f in start.files} == {"plan.jmx", "users.csv"}
 
-    # Engines fetch their files with the run's token, and with nothing else.
+    # The commands topic, which every engine reads, carries no secret; an engine fetches its
+    # run's files with an engine token of the run's collection, and with nothing else.
+    assert start.file_token == ""
     jmx = next(f for f in start.files if f.name == "plan.jmx")
+    with live_api.client("alice") as c:
+        issued = c.post(f"/api/collections/{collection}/engine-tokens")
+        assert issued.status_code == 201, issued.text
+        token = issued.json()["token"]
+        other, _ = make_collection(live_api, duration_s=3)
+        elsewhere = c.post(f"/api/collections/{other}/engine-tokens").json()["token"]
+    with live_api.client("bob") as c:  # not bob's collection: it does not exist for him
+        assert c.post(f"/api/collections/{collection}/engine-tokens").status_code == 404
     with httpx.Client() as engine:
-        got = engine.get(jmx.url, headers={"Authorization": f"Bearer {start.file_token}"})
+        got = engine.get(jmx.url, headers={"Authorization": f"Bearer {token}"})
         assert got.status_code == 200
         assert hashlib.sha256(got.content).hexdigest() == jmx.sha256
-        for token in ("shb_wrong", live_api.tokens["alice"]):
-            refused = engine.get(jmx.url, headers={"Authorization": f"Bearer {token}"})
+        for wrong in ("she_wrong", elsewhere, live_api.tokens["alice"]):
+            refused = engine.get(jmx.url, headers={"Authorization": f"Bearer {wrong}"})
             assert refused.status_code == 401
+        assert engine.get(jmx.url).status_code == 401
 
     harness.add_engines(run_id, str(collection), 2, EngineState.RUNNING)
 
@@ -85,15 +96,23 @@ def test_a_run_started_by_the_api_is_ended_by_the_stream_and_recorded(
     ]
     assert [s.reason for s in harness.decisions.stops_of(run_id)] == ["duration reached"]
     with httpx.Client() as engine:  # the token opens nothing once the run has ended
-        after = engine.get(jmx.url, headers={"Authorization": f"Bearer {start.file_token}"})
+        after = engine.get(jmx.url, headers={"Authorization": f"Bearer {token}"})
         assert after.status_code == 403
     with live_api.client("alice") as c:
         assert c.post(f"/api/runs/{run_id}/stop", json={}).status_code == 409
         history = c.get(f"/api/collections/{collection}/runs").json()
         assert [r["id"] for r in history["items"]] == [run_id]
-        assert c.post(f"/api/collections/{collection}/runs").status_code == 201  # a new one
     with live_api.client("bob") as c:
         assert c.get(f"/api/runs/{run_id}").status_code == 404
+    with live_api.client("alice") as c:  # nor anything once revoked
+        assert c.delete(f"/api/collections/{collection}/engine-tokens").json() == {"revoked": 1}
+        second = c.post(f"/api/collections/{collection}/runs").json()["id"]
+        url = next(f.url for f in _start_command(kafka_bootstrap, unique, second).files
+                   if f.name == "plan.jmx")  # fmt: skip
+        with httpx.Client() as engine:
+            revoked = engine.get(url, headers={"Authorization": f"Bearer {token}"})
+            assert revoked.status_code == 401
+        assert c.post(f"/api/runs/{second}/stop", json={}).status_code == 202
 
 
 def test_a_stop_through_the_api_aborts_the_run(

@@ -62,12 +62,19 @@ def test_a_broker_outage_over_the_end_of_a_run_loses_nothing(
                         KAFKA__BOOTSTRAP=broker.bootstrap, SCHEDULER__KIND="local",
                         SCHEDULER__SIDECAR_ENV=json.dumps(sidecars),
                         SINK__ENABLED="true")  # fmt: skip
+        collection, _ = make_collection(api, duration_s=DURATION_S)
         try:
-            run, jtl = _run_through_an_outage(api, broker, worker, outage_s)
+            run, jtl = _run_through_an_outage(api, broker, worker, collection, outage_s)
+            written = sum(samples_in(f) for f in jtl)
         finally:
+            with api.client("alice") as c:  # the engines go with the test
+                c.post(f"/api/collections/{collection}/purge", json={}, timeout=300)
             api.stop()
             worker.stop()
-    written = sum(samples_in(f) for f in jtl)
+    print(
+        f"outage {outage_s} s: {written} samples written, {run['samples']} counted, "
+        f"{run['samples_missing']} missing, outcome {run['outcome']}"
+    )  # the trial's table row
     assert written > 0
     assert (run["outcome"], run["samples_missing"]) == ("finished", 0), run["reason"]
     assert run["samples"] == written  # counted by the stream, exactly
@@ -75,9 +82,8 @@ def test_a_broker_outage_over_the_end_of_a_run_loses_nothing(
 
 
 def _run_through_an_outage(
-    api: ApiServer, broker: KafkaBroker, worker: WorkerProcess, outage_s: int
+    api: ApiServer, broker: KafkaBroker, worker: WorkerProcess, collection: int, outage_s: int
 ) -> tuple[dict[str, Any], list[Path]]:
-    collection, _ = make_collection(api, duration_s=DURATION_S)
     with api.client("alice") as c:
         assert c.post(f"/api/collections/{collection}/deploy").status_code == 201
 

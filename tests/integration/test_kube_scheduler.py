@@ -5,6 +5,7 @@ then purged by the stream's GC."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -102,7 +103,7 @@ def test_deploy_is_one_statefulset_per_plan_idempotent_and_purged_by_labels(
     kubeconfig: Path, kube: Any, namespace: str
 ) -> None:
     s = _scheduler(kubeconfig, namespace)
-    deployment = Deployment("41", "9", [PlanEngines("7", 3), PlanEngines("8", 1)])
+    deployment = Deployment("41", "9", [PlanEngines("7", 3), PlanEngines("8", 1)], "she_41")
     writes = _writes(kube)
     s.deploy(deployment)
     assert _delta(writes, _writes(kube)) == {"APPLY": 2}  # one write per plan, not per engine
@@ -126,6 +127,11 @@ def test_deploy_is_one_statefulset_per_plan_idempotent_and_purged_by_labels(
     assert env["SHIBUYA_SIDECAR_ENGINE__ENGINE_INDEX"].value_from.field_ref.field_path == (
         f"metadata.labels['{m.POD_INDEX}']")  # fmt: skip
     assert env["SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP"].value == "kafka:9092"
+    # The engine token comes from the collection's Secret, never from the pod's spec.
+    ref = env["SHIBUYA_SIDECAR_ENGINE_TOKEN"].value_from.secret_key_ref
+    assert (ref.name, ref.key) == ("engine-token-41", m.TOKEN_KEY)
+    secret: Any = client.CoreV1Api(kube).read_namespaced_secret("engine-token-41", namespace)
+    assert base64.b64decode(secret.data[m.TOKEN_KEY]) == b"she_41"
     assert container.resources.requests == {"cpu": "500m", "memory": "512Mi"}
     assert container.resources.limits == {"memory": "1Gi"}
     assert pod.spec.node_name.startswith("kwok-node-")
@@ -171,6 +177,8 @@ def test_deploy_is_one_statefulset_per_plan_idempotent_and_purged_by_labels(
     wait_until("no StatefulSet and no pod left",
                lambda: not _sets(kube, namespace) and not _pods(kube, namespace), 60)  # fmt: skip
     assert s.purge("41", int(time.time() * 1000)) == 0
+    secrets: Any = client.CoreV1Api(kube).list_namespaced_secret(namespace).items
+    assert [x for x in secrets if x.metadata.name.startswith("engine-token-")] == []
     assert s.engines("41") == []
     assert s.collections() == []
     assert s.logs("41", "7", 0, 1000) is None

@@ -1,6 +1,6 @@
 """Agent mode end to end: start and stop commands over the real broker, real JMeter, real files.
 
-A small file server stands in for the control API (it checks the per-run token); the sidecar
+A small file server stands in for the control API (it checks the engine token); the sidecar
 downloads the plan, rewrites it, runs JMeter, publishes every sample and reports each state.
 """
 
@@ -15,9 +15,12 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from shibuya.dev import target
 from shibuya.dev.procs import shibuya_process
 from tests.support.agents import (
+    TOKEN,
     agent_env,
     plan_file,
     send_commands,
@@ -122,7 +125,18 @@ def _runs_of(batches: dict[tuple[str, str, int], bytes]) -> set[str]:
     return {run_id for run_id, _, _ in batches}
 
 
-def test_a_file_that_does_not_match_its_checksum_fails_the_run(
+@pytest.mark.parametrize(
+    ("token", "served", "why"),
+    [
+        (TOKEN, b"<tampered/>", ["announced", "SHA-256"]),
+        ("she_not-this-one", None, ["HTTP Error 401", "SHIBUYA_SIDECAR_ENGINE_TOKEN"]),
+    ],
+    ids=["tampered", "wrong-engine-token"],
+)
+def test_a_file_it_cannot_trust_or_fetch_fails_the_run_saying_why(
+    token: str,
+    served: bytes | None,
+    why: list[str],
     kafka_bootstrap: str,
     unique: str,
     tmp_path: Path,
@@ -131,7 +145,8 @@ def test_a_file_that_does_not_match_its_checksum_fails_the_run(
     base, files, _ = file_server
     commands, _, status = topics(kafka_bootstrap, unique)
     good = plan_file(base, files, "plan.jmx", EXAMPLE_JMX.read_bytes())
-    files["plan.jmx"] = b"<tampered/>"
+    if served is not None:
+        files["plan.jmx"] = served
     env = {
         **os.environ,
         "SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": kafka_bootstrap,
@@ -140,6 +155,7 @@ def test_a_file_that_does_not_match_its_checksum_fails_the_run(
         "SHIBUYA_SIDECAR_HEALTH_PORT": "0",
         "SHIBUYA_SIDECAR_ENGINE__COLLECTION_ID": "coll-1",
         "SHIBUYA_SIDECAR_ENGINE__PLAN_ID": "plan-1",
+        "SHIBUYA_SIDECAR_ENGINE_TOKEN": token,
     }
     sidecar = shibuya_process("sidecar", "run", env=env, log=tmp_path / "sidecar.log")
     try:
@@ -152,8 +168,7 @@ def test_a_file_that_does_not_match_its_checksum_fails_the_run(
                 kafka_bootstrap, status, lambda ss: transitions(ss, cid)[-1:] == ["failed"]
             )
         )
-        assert "announced" in statuses[-1].detail
-        assert "SHA-256" in statuses[-1].detail
+        assert all(w in statuses[-1].detail for w in why), statuses[-1].detail
     finally:
         assert stop_process(sidecar) == 0
 

@@ -26,7 +26,7 @@ from wire import (
     topic_name,
 )
 
-TOKEN = "run-token-123"
+TOKEN = "she_engine-token-123"
 
 
 def serve_files() -> Iterator[tuple[str, dict[str, bytes], list[str]]]:
@@ -55,6 +55,7 @@ def agent_env(bootstrap: str, prefix: str, work: Path, target_port: int) -> dict
         "SHIBUYA_SIDECAR_HEALTH_PORT": "0",
         "SHIBUYA_SIDECAR_HEARTBEAT_INTERVAL_S": "1",
         "SHIBUYA_SIDECAR_ENGINE__COLLECTION_ID": "coll-1",
+        "SHIBUYA_SIDECAR_ENGINE_TOKEN": TOKEN,
         "SHIBUYA_SIDECAR_ENGINE__PLAN_ID": "plan-1",
         "SHIBUYA_SIDECAR_JMETER__HOME": str(install()),
         "SHIBUYA_SIDECAR_JMETER__HEAP": "256m",
@@ -85,7 +86,6 @@ def start_command(
         ramp_up_s=0,
         duration_s=duration_s,
         files=plan_files,
-        file_token=TOKEN,
         issued_ms=int(time.time() * 1000),
     )
 

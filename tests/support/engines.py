@@ -64,6 +64,7 @@ class LocalEngines:
         collection_id: str,
         plan_id: str,
         count: int,
+        engine_token: str,
         topic_prefix: str = "shibuya",
     ) -> None:
         self.work_dir = work_dir
@@ -76,6 +77,7 @@ class LocalEngines:
             "SHIBUYA_SIDECAR_HEARTBEAT_INTERVAL_S": "1",
             "SHIBUYA_SIDECAR_ENGINE__COLLECTION_ID": collection_id,
             "SHIBUYA_SIDECAR_ENGINE__PLAN_ID": plan_id,
+            "SHIBUYA_SIDECAR_ENGINE_TOKEN": engine_token,
             "SHIBUYA_SIDECAR_JMETER__HOME": str(jmeter_home),
             "SHIBUYA_SIDECAR_JMETER__HEAP": "256m",
             "SHIBUYA_SIDECAR_JMETER__PROPERTIES": f'{{"target.port": "{target_port}"}}',

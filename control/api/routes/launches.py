@@ -1,5 +1,6 @@
 """Engines of a collection: deploy, purge, status (the scheduler's view and the engines'
-heartbeats), logs, launch history; and usage in engine-hours and virtual-user-hours."""
+heartbeats), logs, launch history, engine tokens; and usage in engine-hours and
+virtual-user-hours."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from control.api.errors import RESPONSES
 from control.db.database import in_thread
 from control.schemas import (
     CollectionStatusOut,
+    EngineTokenOut,
     LaunchOut,
     Page,
     PurgeIn,
     PurgeOut,
     UsageReportOut,
 )
-from control.services import engines, launches, usage
+from control.services import engine_tokens, engines, launches, usage
 from control.services.access import collection_of
 
 router = APIRouter(prefix="/api", tags=["engines"], responses=RESPONSES)
@@ -48,6 +50,20 @@ async def purge(collection_id: Id, body: PurgeIn, ctx: Ctx, db: Db, who: Who) ->
                                           body.reason)  # fmt: skip
     ctx.answers.forget(("status", collection_id))
     return out
+
+
+@router.post("/collections/{collection_id}/engine-tokens", status_code=201)
+def issue_engine_token(collection_id: Id, db: Db, who: Who) -> EngineTokenOut:
+    """An engine token of the collection, for engines someone else runs (the external
+    scheduler): their SHIBUYA_SIDECAR_ENGINE_TOKEN. Shown once; valid until revoked."""
+    return engine_tokens.issue_to_user(db, who, collection_id)
+
+
+@router.delete("/collections/{collection_id}/engine-tokens")
+def revoke_engine_tokens(collection_id: Id, db: Db, who: Who) -> dict[str, int]:
+    """Revoke every engine token of the collection issued to users (a deploy's go with its
+    purge); how many."""
+    return {"revoked": engine_tokens.revoke_users(db, who, collection_id)}
 
 
 @router.get("/collections/{collection_id}/launches")

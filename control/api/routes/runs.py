@@ -46,7 +46,9 @@ def list_runs(collection_id: Id, db: Db, who: Who, page: Pages) -> Page[RunOut]:
     return runs.listing(db, who, collection_id, page)
 
 
-_run_token = HTTPBearer(auto_error=False, description="the run's file token (engines only)")
+_engine_token = HTTPBearer(
+    auto_error=False, description="an engine token of the run's collection (engines only)"
+)
 
 
 @router.get(
@@ -61,10 +63,10 @@ def engine_file(
     name: str,
     ctx: Ctx,
     db: Db,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_run_token)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_engine_token)],
 ) -> StreamingResponse:
-    """A plan file for an engine of a run in progress, with the run's file token — it opens
-    nothing else, and nothing once the run has ended."""
+    """A plan file for an engine of a run in progress, with an engine token of the run's
+    collection — it opens nothing else, and nothing once the run has ended."""
     token = credentials.credentials if credentials else None
     sha256 = runs.engine_file(db, run_id, plan_id, name, token)
     return StreamingResponse(ctx.files.read(f"plans/{plan_id}/{name}"),
