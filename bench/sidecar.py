@@ -33,7 +33,7 @@ from engine_sidecar.jtl_format import JMETER_DEFAULT_COLUMNS, detect_format
 from engine_sidecar.kafka import producer
 from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
 from shibuya.dev import kafka_io
-from wire import BatchBuilder, encode_batch
+from wire import BatchBuilder, KafkaAccess, encode_batch
 
 QUOTED = [f'"GET /api/item/{i}, ""v2"""' for i in range(20)]  # JMeter quotes these
 PLAIN = [f"GET /api/item/{i}" for i in range(20)]
@@ -88,7 +88,7 @@ async def parse_publish(path: Path, bootstrap: str, work: Path) -> int:
     await kafka_io.create_topics(bootstrap, [topic], partitions=4)
     stop = asyncio.Event()
     stop.set()  # publish what the file holds, then return
-    async with producer(bootstrap, "zstd") as p:
+    async with producer(KafkaAccess(bootstrap), "zstd") as p:
         publisher = ResultPublisher(
             path=path,
             checkpoint_path=work / "ckpt.json",

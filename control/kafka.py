@@ -50,6 +50,7 @@ class Incoming:
 class Producer:
     def __init__(self, kafka: KafkaSettings) -> None:
         self.bootstrap, self._timeout_s = kafka.bootstrap, kafka.send_timeout_s
+        self._access = kafka.access
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
 
@@ -57,7 +58,7 @@ class Producer:
         async with self._lock:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self.bootstrap, enable_idempotence=True, acks="all",
+                    **self._access.aiokafka(), enable_idempotence=True, acks="all",
                     request_timeout_ms=10_000,
                 )  # fmt: skip
                 try:
@@ -132,7 +133,7 @@ class Follower:
 
     async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._kafka.bootstrap, group_id=self._group_id,
+            **self._kafka.access.aiokafka(), group_id=self._group_id,
             auto_offset_reset="earliest", enable_auto_commit=False,
             isolation_level="read_committed", max_poll_records=self._max_records,
             fetch_max_wait_ms=self._fetch_wait_ms,

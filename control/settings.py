@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from wire import Topics
+from wire import KafkaAccess, SaslMechanism, SecurityProtocol, Topics
 
 
 class KafkaSettings(BaseModel):
@@ -23,15 +23,43 @@ class KafkaSettings(BaseModel):
         5, gt=0, le=120,
         description="how long a request waits for Kafka to take its records before it answers 503",
     )  # fmt: skip
+    security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", description="PLAINTEXT, SASL_PLAINTEXT, SASL_SSL or SSL (docs/deploy.md)"
+    )
+    sasl_mechanism: SaslMechanism = Field("SCRAM-SHA-512", description="with SASL_*")
+    username: str = Field("", description="this deployable's principal, with SASL_*")
+    password: SecretStr = Field(SecretStr(""), description="its password, with SASL_*")
+    ssl_cafile: str = Field("", description="CA bundle of the brokers, with *_SSL")
+    sidecar_username: str = Field("", description="the engines' principal, with SASL_*")
+    sidecar_password: SecretStr = Field(
+        SecretStr(""),
+        description="its password, given to engines the local scheduler starts (Kubernetes: a "
+        "Secret in SCHEDULER__KUBERNETES__ENV_FROM_SECRETS instead)",
+    )
+
+    @property
+    def access(self) -> KafkaAccess:
+        return KafkaAccess(self.bootstrap, self.security_protocol, self.sasl_mechanism,
+                           self.username, self.password.get_secret_value(),
+                           self.ssl_cafile)  # fmt: skip
 
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
 
-    def sidecar_env(self) -> dict[str, str]:
-        """The same Kafka for the engines: their sidecars' settings (``SHIBUYA_SIDECAR_*``)."""
-        return {"SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": self.bootstrap,
-                "SHIBUYA_SIDECAR_KAFKA__TOPIC_PREFIX": self.topic_prefix}  # fmt: skip
+    def sidecar_env(self, *, with_password: bool = True) -> dict[str, str]:
+        """The same Kafka for the engines: their sidecars' settings (``SHIBUYA_SIDECAR_*``), as
+        the principal ``sidecar_username`` (its password only where asked: on Kubernetes it
+        comes from a Secret, never from the workload's spec)."""
+        env = {"SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": self.bootstrap,
+               "SHIBUYA_SIDECAR_KAFKA__TOPIC_PREFIX": self.topic_prefix,
+               "SHIBUYA_SIDECAR_KAFKA__SECURITY_PROTOCOL": self.security_protocol,
+               "SHIBUYA_SIDECAR_KAFKA__SASL_MECHANISM": self.sasl_mechanism,
+               "SHIBUYA_SIDECAR_KAFKA__USERNAME": self.sidecar_username,
+               "SHIBUYA_SIDECAR_KAFKA__SSL_CAFILE": self.ssl_cafile}  # fmt: skip
+        if with_password and self.sidecar_password.get_secret_value():
+            env["SHIBUYA_SIDECAR_KAFKA__PASSWORD"] = self.sidecar_password.get_secret_value()
+        return env
 
 
 class DatabaseSettings(BaseModel):

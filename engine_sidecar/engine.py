@@ -97,6 +97,9 @@ class JMeterProcess:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
                 cwd=jmx.parent,
+                # A plan's code runs in JMeter: it gets none of the sidecar's settings (its
+                # engine token, its Kafka credential).
+                env={k: v for k, v in os.environ.items() if not k.startswith("SHIBUYA_")},
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
                 stdin=asyncio.subprocess.DEVNULL,

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from engine_sidecar.errors import PublishError
-from wire import Command, DecodeError, decode_command
+from wire import Command, DecodeError, KafkaAccess, decode_command
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 class Producer:
     """Idempotent, ``acks=all``: a record acknowledged is on every in-sync replica."""
 
-    def __init__(self, bootstrap: str, compression: str, timeout_s: float = 10) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, access: KafkaAccess, compression: str, timeout_s: float = 10) -> None:
+        self._access = access
+        self._bootstrap = access.bootstrap
         self._compression = None if compression == "none" else compression
         self._timeout_s = timeout_s
         self._producer: AIOKafkaProducer | None = None
@@ -36,7 +37,7 @@ class Producer:
             if self._producer is not None:
                 return
             producer = AIOKafkaProducer(
-                bootstrap_servers=self._bootstrap,
+                **self._access.aiokafka(),
                 enable_idempotence=True,
                 acks="all",
                 compression_type=self._compression,
@@ -79,9 +80,9 @@ class Producer:
 
 
 @contextlib.asynccontextmanager
-async def producer(bootstrap: str, compression: str) -> AsyncIterator[Producer]:
+async def producer(access: KafkaAccess, compression: str) -> AsyncIterator[Producer]:
     """A producer, connected when Kafka answers (the first sends retry until it does)."""
-    p = Producer(bootstrap, compression)
+    p = Producer(access, compression)
     with contextlib.suppress(PublishError):
         await p.start()
     try:
@@ -97,10 +98,10 @@ class CommandConsumer:
     on is decided by the agent. Bytes that are not a command come out as ``DecodeError``.
     """
 
-    def __init__(self, bootstrap: str, topic: str, group_id: str) -> None:
+    def __init__(self, access: KafkaAccess, topic: str, group_id: str) -> None:
         self._consumer = AIOKafkaConsumer(
             topic,
-            bootstrap_servers=bootstrap,
+            **access.aiokafka(),
             group_id=group_id,
             auto_offset_reset="earliest",
             enable_auto_commit=False,

@@ -97,7 +97,7 @@ async def _tail(
     registry = CollectorRegistry()
     limits = Limits(settings.batch.max_samples, settings.batch.max_interval_ms,
                     give_up_s=settings.tail_give_up_s)  # fmt: skip
-    async with producer(settings.kafka.bootstrap, settings.kafka.compression) as p:
+    async with producer(settings.kafka.access, settings.kafka.compression) as p:
         publisher = ResultPublisher(
             path=path,
             checkpoint_path=settings.work_dir / f"checkpoint-{identity.engine_id}.json",
@@ -190,7 +190,7 @@ async def _run(settings: SidecarSettings) -> None:
         engine_token=settings.engine_token.get_secret_value(),
     )
     commands_topic = k.topics.commands
-    async with producer(k.bootstrap, k.compression) as p:
+    async with producer(k.access, k.compression) as p:
 
         async def announce() -> None:
             await heartbeat.send_now()
@@ -219,7 +219,7 @@ async def _run(settings: SidecarSettings) -> None:
 
         async def consume() -> None:
             group = f"sidecar.{settings.engine_id}"
-            async with CommandConsumer(k.bootstrap, commands_topic, group) as commands:
+            async with CommandConsumer(k.access, commands_topic, group) as commands:
                 async for item, commit in commands.commands():
                     await agent.handle(item)
                     await commit()

@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from wire import Topics
+from wire import KafkaAccess, SaslMechanism, SecurityProtocol, Topics
 
 
 class KafkaSettings(BaseModel):
@@ -22,6 +22,19 @@ class KafkaSettings(BaseModel):
         description="producer compression: none, gzip, lz4 or zstd (aiokafka compresses lz4 at "
         "level 9: ten times zstd's CPU for bigger batches)",
     )
+    security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", description="PLAINTEXT, SASL_PLAINTEXT, SASL_SSL or SSL (docs/deploy.md)"
+    )
+    sasl_mechanism: SaslMechanism = Field("SCRAM-SHA-512", description="with SASL_*")
+    username: str = Field("", description="this deployable's principal, with SASL_*")
+    password: SecretStr = Field(SecretStr(""), description="its password, with SASL_*")
+    ssl_cafile: str = Field("", description="CA bundle of the brokers, with *_SSL")
+
+    @property
+    def access(self) -> KafkaAccess:
+        return KafkaAccess(self.bootstrap, self.security_protocol, self.sasl_mechanism,
+                           self.username, self.password.get_secret_value(),
+                           self.ssl_cafile)  # fmt: skip
 
     @property
     def topics(self) -> Topics:

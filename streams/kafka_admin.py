@@ -21,6 +21,7 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.errors import TopicSetupError
+from wire import KafkaAccess
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +34,12 @@ class TopicSpec(NamedTuple):
 
 
 async def ensure_topics(
-    bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float = 60
+    kafka: KafkaAccess, specs: Iterable[TopicSpec], timeout_s: float = 60
 ) -> dict[str, int]:
     """Create missing topics, wait until the broker lists all of them, and return how many
     partitions each one has — an existing topic keeps its own count, whatever was asked."""
     specs = list(specs)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(**kafka.aiokafka(), request_timeout_ms=10_000)
     try:
         async with asyncio.timeout(timeout_s):
             await admin.start()
@@ -64,7 +65,7 @@ async def ensure_topics(
             described = await admin.describe_topics(sorted(wanted))
             return {d["topic"]: len(d["partitions"]) for d in described}
     except (TimeoutError, KafkaError) as exc:
-        raise TopicSetupError(f"cannot set up topics on {bootstrap}: {exc!r}") from exc
+        raise TopicSetupError(f"cannot set up topics on {kafka.bootstrap}: {exc!r}") from exc
     finally:
         await admin.close()
 
@@ -77,8 +78,8 @@ class Reachability:
     them (:meth:`streams.runs.RunsTable.tick`).
     """
 
-    def __init__(self, bootstrap: str, timeout_s: float = 2.0) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: KafkaAccess, timeout_s: float = 2.0) -> None:
+        self._kafka = kafka
         self._timeout_s = timeout_s
         self._client: AIOKafkaClient | None = None
         self.last_ok_ms = int(time.time() * 1000)
@@ -89,7 +90,7 @@ class Reachability:
             async with asyncio.timeout(self._timeout_s):
                 if self._client is None:
                     timeout_ms = int(self._timeout_s * 1000)
-                    client = AIOKafkaClient(bootstrap_servers=self._bootstrap,
+                    client = AIOKafkaClient(**self._kafka.aiokafka(),
                                             request_timeout_ms=timeout_ms)  # fmt: skip
                     try:
                         await client.bootstrap()

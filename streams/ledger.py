@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaError, ProducerFenced
 
 from streams.errors import FencedError, StateTooLargeError
 from streams.topics import STATE_MAX_BYTES
+from wire import KafkaAccess
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class Record:
 class Ledger:
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaAccess,
         transactional_id: str,
         state_topic: str,
         partition: int,
@@ -48,7 +49,7 @@ class Ledger:
         retry_s: float = 0.5,
     ) -> None:
         self.state_tp = TopicPartition(state_topic, partition)
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._transactional_id = transactional_id
         self._producer = self._new_producer()
         self._retry_s = retry_s
@@ -57,7 +58,7 @@ class Ledger:
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap,
+            **self._kafka.aiokafka(),
             transactional_id=self._transactional_id,
             transaction_timeout_ms=15_000,
             # zstd at Kafka's default level 3: ~330 MB/s on partials here, where aiokafka's lz4
@@ -70,7 +71,7 @@ class Ledger:
     async def open(self) -> bytes | None:
         """Fence the previous owner, then return the last committed state record (or None)."""
         await self._producer.start()  # InitProducerId: aborts the previous owner's open transaction
-        return await read_last(self._bootstrap, self.state_tp)
+        return await read_last(self._kafka, self.state_tp)
 
     async def close(self) -> None:
         try:
@@ -132,7 +133,7 @@ class Ledger:
 
     async def _committed(self, state: bytes) -> bool:
         try:
-            return await read_last(self._bootstrap, self.state_tp) == state
+            return await read_last(self._kafka, self.state_tp) == state
         except KafkaError:
             return False
 
@@ -147,10 +148,10 @@ class Ledger:
             log.debug("restarting the producer of %s: %r", self.state_tp, exc)
 
 
-async def read_last(bootstrap: str, tp: TopicPartition) -> bytes | None:
+async def read_last(kafka: KafkaAccess, tp: TopicPartition) -> bytes | None:
     """The value of the last committed record of ``tp``, read backwards in growing windows."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka.aiokafka(),
         isolation_level="read_committed",
         enable_auto_commit=False,
         fetch_max_wait_ms=50,

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def run(settings: WorkerSettings) -> None:
-    partitions = asyncio.run(ensure_topics(settings.kafka.bootstrap, owned_specs(settings)))
+    partitions = asyncio.run(ensure_topics(settings.kafka.access, owned_specs(settings)))
     check_copartitioned(partitions, settings.kafka.topics)
     results = settings.kafka.topics.results
     if partitions[results] != settings.kafka.partitions:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from wire import Topics
+from wire import KafkaAccess, SaslMechanism, SecurityProtocol, Topics
 
 
 class KafkaSettings(BaseModel):
@@ -19,6 +19,19 @@ class KafkaSettings(BaseModel):
     topic_prefix: str = Field("shibuya", description="prefix of every topic name")
     partitions: int = Field(8, ge=1, description="partitions of the topics the worker declares")
     replication: int = Field(1, ge=1, description="replication factor of declared topics")
+    security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", description="PLAINTEXT, SASL_PLAINTEXT, SASL_SSL or SSL (docs/deploy.md)"
+    )
+    sasl_mechanism: SaslMechanism = Field("SCRAM-SHA-512", description="with SASL_*")
+    username: str = Field("", description="this deployable's principal, with SASL_*")
+    password: SecretStr = Field(SecretStr(""), description="its password, with SASL_*")
+    ssl_cafile: str = Field("", description="CA bundle of the brokers, with *_SSL")
+
+    @property
+    def access(self) -> KafkaAccess:
+        return KafkaAccess(self.bootstrap, self.security_protocol, self.sasl_mechanism,
+                           self.username, self.password.get_secret_value(),
+                           self.ssl_cafile)  # fmt: skip
 
     @property
     def topics(self) -> Topics:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import faust
 from faust.types import TP
+from faust.types.auth import CredentialsT
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from streams import topics as topics_mod
@@ -14,6 +16,7 @@ from streams.app import App
 from streams.kafka_admin import Reachability
 from streams.prom import ConsumerLag, RunSeries
 from streams.settings import WorkerSettings
+from wire import KafkaAccess
 
 
 @dataclass(frozen=True)
@@ -28,11 +31,23 @@ class Worker:
     series: RunSeries
 
 
+def credentials(kafka: KafkaAccess) -> CredentialsT | None:
+    """Faust's form of the worker's Kafka credentials (its own clients take
+    :meth:`KafkaAccess.aiokafka`)."""
+    if kafka.sasl:
+        return faust.SASLCredentials(username=kafka.username, password=kafka.password,
+                                     mechanism=kafka.mechanism,
+                                     ssl_context=kafka.ssl_context())  # fmt: skip
+    context = kafka.ssl_context()
+    return faust.SSLCredentials(context) if context is not None else None
+
+
 def create_worker(settings: WorkerSettings) -> Worker:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = App(
         settings.app_id,
         broker=[f"kafka://{hp.strip()}" for hp in settings.kafka.bootstrap.split(",")],
+        broker_credentials=credentials(settings.kafka.access),
         store="memory://",
         datadir=str(settings.data_dir / "faust"),
         topic_partitions=settings.kafka.partitions,
@@ -69,7 +84,7 @@ def create_worker(settings: WorkerSettings) -> Worker:
 
     agg = aggregate.register(app, settings, topics, registry)
     mrg = merge.register(app, settings, topics, registry, series)
-    reach = Reachability(settings.kafka.bootstrap)
+    reach = Reachability(settings.kafka.access)
     app.every(1.0, "kafka-reachability", reach.check)
     app.drain_hooks.append(reach.close)
     rns = runs.register(app, settings, topics, registry, series, reach)

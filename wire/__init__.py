@@ -1,11 +1,13 @@
 """The wire contract: topic names, key formats and versioned message schemas.
 
 The one module that the sidecar, the stream workers and the control plane all import. It does
-no I/O and imports no framework (enforced by import-linter); golden files in ``tests/golden/``
+no I/O (but read a CA bundle when a Kafka client is built) and imports no framework (enforced by
+import-linter); golden files in ``tests/golden/``
 pin every format. docs/wire-format.md describes each message and why it is encoded as it is.
 """
 
 from wire.errors import DecodeError, WireError
+from wire.kafka_access import KafkaAccess, SaslMechanism, SecurityProtocol
 from wire.messages import (
     HISTOGRAM_SCHEMES,
     MAX_HISTOGRAM_BUCKET,
@@ -70,6 +72,7 @@ __all__ = [
     "EngineState",
     "EngineStatus",
     "Histogram",
+    "KafkaAccess",
     "LateMetrics",
     "MetricsMessage",
     "PlanFile",
@@ -82,7 +85,9 @@ __all__ = [
     "RunStarted",
     "RunStatus",
     "RunStopRequested",
+    "SaslMechanism",
     "SecondMetrics",
+    "SecurityProtocol",
     "StartEngines",
     "StopEngines",
     "Topic",

@@ -73,7 +73,9 @@ class KubernetesScheduler:
     ) -> None:
         self.settings = settings
         self.namespace = settings.namespace
-        self._env = {**kafka.sidecar_env(), **(env or {})}
+        # The engines' Kafka password would be readable in every StatefulSet: it comes from a
+        # Secret (SCHEDULER__KUBERNETES__ENV_FROM_SECRETS), never from here.
+        self._env = {**kafka.sidecar_env(with_password=False), **(env or {})}
         self._api = api or api_client(settings)
         self._apps = client.AppsV1Api(self._api)
         self._core = client.CoreV1Api(self._api)

@@ -34,10 +34,12 @@ Port = Annotated[int, typer.Option(help="client port on 127.0.0.1")]
 ControllerPort = Annotated[int, typer.Option(help="KRaft controller port on 127.0.0.1")]
 
 
-def _broker(data_dir: Path, port: int, controller_port: int) -> KafkaBroker:
+def _broker(data_dir: Path, port: int, controller_port: int, secure: bool = False) -> KafkaBroker:
     from shibuya.dev.kafka import KafkaBroker
 
-    return KafkaBroker(data_dir.resolve(), port=port, controller_port=controller_port)
+    secure = secure or (data_dir / "credentials.json").exists()  # it was formatted secure
+    return KafkaBroker(data_dir.resolve(), port=port, controller_port=controller_port,
+                       secure=secure)  # fmt: skip
 
 
 @kafka.command("install")
@@ -53,13 +55,23 @@ def kafka_start(
     data_dir: DataDir = Path(".shibuya/kafka"),
     port: Port = 9092,
     controller_port: ControllerPort = 9093,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            help="SASL/SCRAM and ACLs: principals admin, api, worker and sidecar, "
+            "passwords in DATA_DIR/credentials.json (a broker started so stays so)"
+        ),
+    ] = False,
 ) -> None:
     """Start the broker in the background (installing it first) and wait until it serves."""
+    from shibuya.dev import kafka_acls
     from shibuya.dev.procs import ServiceError
 
-    broker = _broker(data_dir, port, controller_port)
+    broker = _broker(data_dir, port, controller_port, secure)
     try:
         seconds = broker.start()
+        if broker.secure:
+            broker.grant(kafka_acls.acls())
     except ServiceError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -67,6 +79,25 @@ def kafka_start(
         f"Kafka {broker.version} serving on {broker.bootstrap} (pid {broker.pid()}, "
         f"ready in {seconds:.1f}s; log {broker.log_path})"
     )
+    if broker.secure:
+        typer.echo(
+            f"SASL_PLAINTEXT, SCRAM-SHA-512; ACLs of docs/deploy.md granted; passwords "
+            f"of admin, api, worker, sidecar in {broker.data_dir / 'credentials.json'}"
+        )
+
+
+@kafka.command("acls")
+def kafka_acls_print(
+    prefix: Annotated[str, typer.Option(help="the installation's topic prefix")] = "shibuya",
+    app_id: Annotated[str, typer.Option(help="the stream workers' app id")] = "shibuya-streams",
+    bootstrap: Annotated[str, typer.Option(help="the cluster")] = "$BOOTSTRAP",
+) -> None:
+    """Print the ACLs of the principals api, worker and sidecar as kafka-acls.sh commands, for a
+    production cluster (docs/deploy.md); `start --secure` grants the same."""
+    from shibuya.dev import kafka_acls
+
+    for line in kafka_acls.commands(kafka_acls.acls(prefix, app_id), bootstrap):
+        typer.echo(line)
 
 
 @kafka.command("stop")

@@ -8,16 +8,23 @@ and the measured start-up times.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
+import os
+import secrets
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from control.schedulers.processes import alive, spawn, wait_for
+from shibuya.dev import kafka_acls
 from shibuya.dev.maven import cache_root, fetch
 from shibuya.dev.procs import PidFile, ServiceError, port_open, tail, terminate
+from wire import KafkaAccess
 
 KAFKA_VERSION = "4.1.2"
 LOG4J_VERSION = "2.25.3"
@@ -51,10 +58,36 @@ class KafkaBroker:
     version: str = KAFKA_VERSION
     heap: str = "512m"
     extra_config: dict[str, str] = field(default_factory=dict)
+    secure: bool = False
+    """SASL/SCRAM-SHA-512 for clients and ACLs (nothing allowed unless granted): the principals
+    ``admin`` (a super user), ``api``, ``worker`` and ``sidecar``, with generated passwords in
+    ``credentials.json`` (0600); :meth:`grant` gives them :func:`kafka_acls.acls`."""
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def access(self, principal: str = "admin") -> KafkaAccess:
+        """How ``principal`` reaches this broker."""
+        if not self.secure:
+            return KafkaAccess(self.bootstrap)
+        return KafkaAccess(self.bootstrap, "SASL_PLAINTEXT", "SCRAM-SHA-512", principal,
+                           self._credentials()[principal])  # fmt: skip
+
+    def grant(self, plan: Sequence[kafka_acls.Acl]) -> None:
+        """Create ACLs (as ``admin``)."""
+        asyncio.run(kafka_acls.create(self.access("admin"), plan))
+
+    def _credentials(self) -> dict[str, str]:
+        path = self.data_dir / "credentials.json"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            users = {u: secrets.token_urlsafe(18) for u in ("admin", *kafka_acls.PRINCIPALS)}
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                json.dump(users, out)
+        loaded: dict[str, str] = json.loads(path.read_text())
+        return loaded
 
     @property
     def log_path(self) -> Path:
@@ -98,6 +131,7 @@ class KafkaBroker:
                     "-c",
                     str(props),
                     "--ignore-formatted",
+                    *self._scram_users(),
                 ],
                 capture_output=True,
                 text=True,
@@ -159,6 +193,40 @@ class KafkaBroker:
     def _log4j_path(self) -> Path:
         return self.data_dir / "log4j2.properties"
 
+    def _scram_users(self) -> list[str]:
+        """``--add-scram`` arguments: the users' SCRAM credentials, stored when formatting."""
+        if not self.secure:
+            return []
+        return [f"--add-scram=SCRAM-SHA-512=[name={user},password={password}]"
+                for user, password in self._credentials().items()]  # fmt: skip
+
+    def _security_config(self) -> dict[str, str]:
+        """Clients and the broker itself authenticate with SCRAM; the controller listener (the
+        broker talking to its own controller) with PLAIN, as KRaft needs a mechanism that does
+        not read the metadata it serves. Nothing is allowed but what an ACL grants."""
+        admin = self._credentials()["admin"]
+        scram = ("org.apache.kafka.common.security.scram.ScramLoginModule required "
+                 f'username="admin" password="{admin}";')  # fmt: skip
+        plain = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
+                 f'username="admin" password="{admin}" user_admin="{admin}";')  # fmt: skip
+        return {
+            "listeners": f"SASL_PLAINTEXT://127.0.0.1:{self.port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{self.port}",
+            "inter.broker.listener.name": "SASL_PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:SASL_PLAINTEXT,"
+            "SASL_PLAINTEXT:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+            "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": scram,
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": plain,
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": "User:admin",
+            "allow.everyone.if.no.acl.found": "false",
+        }
+
     def _write_config(self) -> Path:
         config = {
             "process.roles": "broker,controller",
@@ -183,9 +251,12 @@ class KafkaBroker:
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
+            **(self._security_config() if self.secure else {}),
             **self.extra_config,
         }
         props = self.data_dir / "server.properties"
+        props.touch(mode=0o600)  # it holds the admin's password when secure
+        props.chmod(0o600)
         props.write_text("".join(f"{k}={v}\n" for k, v in config.items()))
         self._log4j_path.write_text(
             "appender.console.type = Console\n"

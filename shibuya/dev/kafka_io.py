@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from shibuya.dev.procs import ServiceError
+from wire import KafkaAccess
 
 # aiokafka logs every failed metadata refresh at ERROR while a topic is being created.
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -30,9 +31,17 @@ class Record:
     value: bytes | None
 
 
+Kafka = str | KafkaAccess
+"""A broker's bootstrap servers (no authentication), or how to reach it as someone."""
+
+
+def _client(kafka: Kafka) -> dict[str, object]:
+    return (kafka if isinstance(kafka, KafkaAccess) else KafkaAccess(kafka)).aiokafka()
+
+
 @contextlib.asynccontextmanager
-async def admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+async def admin(bootstrap: Kafka) -> AsyncIterator[AIOKafkaAdminClient]:
+    client = AIOKafkaAdminClient(**_client(bootstrap), request_timeout_ms=10_000)
     await client.start()
     try:
         yield client
@@ -40,7 +49,7 @@ async def admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
         await client.close()
 
 
-async def create_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:
+async def create_topics(bootstrap: Kafka, names: Iterable[str], partitions: int) -> None:
     """Create topics; existing ones are left as they are."""
     async with admin(bootstrap) as client:
         for name in names:
@@ -48,7 +57,7 @@ async def create_topics(bootstrap: str, names: Iterable[str], partitions: int) -
                 await client.create_topics([NewTopic(name, partitions, 1)])
 
 
-async def wait_for_topics(bootstrap: str, names: Iterable[str], timeout_s: float) -> None:
+async def wait_for_topics(bootstrap: Kafka, names: Iterable[str], timeout_s: float) -> None:
     wanted = set(names)
     async with asyncio.timeout(timeout_s), admin(bootstrap) as client:
         while not wanted <= set(await client.list_topics()):
@@ -56,10 +65,10 @@ async def wait_for_topics(bootstrap: str, names: Iterable[str], timeout_s: float
 
 
 @contextlib.asynccontextmanager
-async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+async def producer(bootstrap: Kafka) -> AsyncIterator[AIOKafkaProducer]:
     """An idempotent producer that waits for all in-sync replicas, zstd-compressed."""
     p = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **_client(bootstrap),
         enable_idempotence=True,
         acks="all",
         compression_type="zstd",
@@ -68,6 +77,7 @@ async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     try:
         await p.start()
     except KafkaError as exc:
+        await p.stop()  # what it opened, closed
         raise ServiceError(f"cannot connect a producer to Kafka at {bootstrap}: {exc}") from exc
     try:
         yield p
@@ -77,7 +87,7 @@ async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
 
 @contextlib.asynccontextmanager
 async def read_from_start(
-    bootstrap: str, topic: str, *, group_id: str | None = None
+    bootstrap: Kafka, topic: str, *, group_id: str | None = None
 ) -> AsyncIterator[AsyncIterator[Record]]:
     """Every record of ``topic`` from the earliest offset on, then new ones as they come.
 
@@ -85,7 +95,7 @@ async def read_from_start(
     """
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **_client(bootstrap),
         group_id=group_id,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

@@ -60,7 +60,7 @@ class PartitionOwner(Generic[W]):
     def ledger(self, tp: TP) -> Ledger:
         s = self.settings
         return Ledger(
-            s.kafka.bootstrap,
+            s.kafka.access,
             f"{s.app_id}-{self.name}-{tp.partition}",
             self.state_topic,
             tp.partition,

@@ -12,22 +12,19 @@ The 60 s outage runs in the suite; ``SHIBUYA_LONG_TRIALS=1`` adds 90 s and 5 min
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from shibuya.dev import jmeter, kafka_io, target
+from shibuya.dev import kafka_io
 from shibuya.dev.kafka import KafkaBroker
-from shibuya.dev.main_job import samples_in
 from shibuya.dev.procs import free_port
-from shibuya.dev.worker_proc import WorkerProcess
-from tests.support.api import FAST, ApiServer, make_collection, start_api
+from tests.support.api import make_collection, start_api
+from tests.support.local_runs import Bus, run_on_local_engines
 from tests.support.waiting import wait_until
 from wire.routing import Topics
 
@@ -48,57 +45,7 @@ def broker(tmp_path: Path) -> Iterator[KafkaBroker]:
 def test_a_broker_outage_over_the_end_of_a_run_loses_nothing(
     outage_s: int, broker: KafkaBroker, tmp_path: Path
 ) -> None:
-    worker = WorkerProcess.start(bootstrap=broker.bootstrap, app_id="outage",
-                                 data_dir=tmp_path / "worker", log=tmp_path / "worker.log",
-                                 settings=FAST)  # fmt: skip
-    with target.serve() as port:
-        sidecars = {
-            "SHIBUYA_SIDECAR_JMETER__HOME": str(jmeter.install()),
-            "SHIBUYA_SIDECAR_JMETER__HEAP": "256m",
-            "SHIBUYA_SIDECAR_JMETER__PROPERTIES": json.dumps({"target.port": str(port)}),
-            "SHIBUYA_SIDECAR_HEARTBEAT_INTERVAL_S": "1",
-        }
-        api = start_api(tmp_path / "api", f"sqlite:///{tmp_path / 'meta.db'}",
-                        KAFKA__BOOTSTRAP=broker.bootstrap, SCHEDULER__KIND="local",
-                        SCHEDULER__SIDECAR_ENV=json.dumps(sidecars),
-                        SINK__ENABLED="true")  # fmt: skip
-        collection, _ = make_collection(api, duration_s=DURATION_S)
-        try:
-            run, jtl = _run_through_an_outage(api, broker, worker, collection, outage_s)
-            written = sum(samples_in(f) for f in jtl)
-        finally:
-            with api.client("alice") as c:  # the engines go with the test
-                c.post(f"/api/collections/{collection}/purge", json={}, timeout=300)
-            api.stop()
-            worker.stop()
-    print(
-        f"outage {outage_s} s: {written} samples written, {run['samples']} counted, "
-        f"{run['samples_missing']} missing, outcome {run['outcome']}"
-    )  # the trial's table row
-    assert written > 0
-    assert (run["outcome"], run["samples_missing"]) == ("finished", 0), run["reason"]
-    assert run["samples"] == written  # counted by the stream, exactly
-    assert run["engines"]["lost"] == 0
-
-
-def _run_through_an_outage(
-    api: ApiServer, broker: KafkaBroker, worker: WorkerProcess, collection: int, outage_s: int
-) -> tuple[dict[str, Any], list[Path]]:
-    with api.client("alice") as c:
-        assert c.post(f"/api/collections/{collection}/deploy").status_code == 201
-
-        def ready() -> bool:
-            plans = c.get(f"/api/collections/{collection}/status").json()["plans"]
-            return all(p["ready"] == p["engines"] for p in plans)
-
-        wait_until("the engines to be ready", ready, 120, lambda: api.log.read_text()[-3000:])
-        run_id = c.post(f"/api/collections/{collection}/runs").json()["id"]
-        started = time.monotonic()
-
-        def running() -> bool:
-            return bool(c.get(f"/api/runs/{run_id}").json()["state"] == "running")
-
-        wait_until("the run to be running", running, 60, worker.log_tail)
+    def outage(started: float) -> None:
         wait_until("4 s before the end", lambda: time.monotonic() - started
                    >= DURATION_S - KILL_BEFORE_END_S, DURATION_S)  # fmt: skip
         pid = broker.pid()
@@ -108,13 +55,14 @@ def _run_through_an_outage(
         time.sleep(outage_s)  # the fault itself: Kafka away for this long
         broker.start()
 
-        def ended() -> bool:
-            return c.get(f"/api/runs/{run_id}").json()["outcome"] is not None
-
-        wait_until("the run to end", ended, 300, worker.log_tail)
-        run: dict[str, Any] = c.get(f"/api/runs/{run_id}").json()
-    engines = api.log.parent / "engines" / str(collection)
-    return run, sorted(engines.glob(f"*/work/runs/{run_id}/results.jtl"))
+    ran = run_on_local_engines(tmp_path, Bus(broker.bootstrap), DURATION_S, during=outage)
+    run = ran.run
+    print(f"outage {outage_s} s: {ran.written} samples written, {run['samples']} counted, "
+          f"{run['samples_missing']} missing, outcome {run['outcome']}")  # fmt: skip
+    assert ran.written > 0
+    assert (run["outcome"], run["samples_missing"]) == ("finished", 0), run["reason"]
+    assert run["samples"] == ran.written  # counted by the stream, exactly
+    assert run["engines"]["lost"] == 0
 
 
 def test_requests_that_need_kafka_answer_503_while_it_is_away(

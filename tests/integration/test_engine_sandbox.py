@@ -33,7 +33,8 @@ def written = "denied"
 try { new File("DATA/pwned").text = "x"; written = "written" } catch (e) { }
 def pids = new File("/proc").list().findAll { it ==~ /\\d+/ }.size()
 prev.setSampleLabel("probe db=" + probe("DB") + " plan=" + probe("PLAN") + " write=" + written
-    + " env=" + (System.getenv("SHIBUYA_PROBE_SECRET") ?: "none") + " pids=" + pids)
+    + " env=" + (System.getenv("SHIBUYA_PROBE_SECRET") ?: "none") + " pids=" + pids
+    + " token=" + (System.getenv("SHIBUYA_SIDECAR_ENGINE_TOKEN") ? "seen" : "none"))
 """
 pytestmark = pytest.mark.skipif(sandbox.available() is None, reason="bubblewrap is not installed")
 
@@ -86,6 +87,7 @@ def test_a_plan_cannot_read_the_api_s_data_from_a_sandboxed_engine(
         assert (found["db"], found["plan"], found["write"]) == ("read", "read", "written"), label
         assert (data / "pwned").exists()
     assert found["env"] == "none"  # an engine never gets the API's environment
+    assert found["token"] == "none"  # nor the plan its sidecar's settings
 
 
 def _probe(api: ApiServer, data: Path, db: Path) -> str:

@@ -115,6 +115,33 @@ def test_replicas_budget_role_and_settings_in_step_with_the_code(
     assert WorkerSettings().kafka.partitions == 8
 
 
+def test_kafka_with_sasl_each_deployable_its_principal_passwords_from_secrets(
+    helm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = render(helm, **{"kafka.securityProtocol": "SASL_SSL", "kafka.existingSecret": "bus",
+                           "engines.envFromSecrets[0]": "engine-bus"})  # fmt: skip
+    api_env = _one(docs, "ConfigMap", "perf-shibuya-api")["data"]
+    worker_env = _one(docs, "ConfigMap", "perf-shibuya-worker")["data"]
+    assert not any("PASSWORD" in k for k in {**api_env, **worker_env})  # never in a ConfigMap
+    refs: dict[str, object] = {}
+    for name in ("perf-shibuya-api", "perf-shibuya-worker"):
+        container = _one(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+        refs |= {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container.get("env", [])
+                 if "PASSWORD" in e["name"]}  # fmt: skip
+    assert refs == {
+        "SHIBUYA_API_KAFKA__PASSWORD": {"name": "bus", "key": "API_PASSWORD"},
+        "SHIBUYA_WORKER_KAFKA__PASSWORD": {"name": "bus", "key": "WORKER_PASSWORD"},
+    }
+    for name, value in {**api_env, **worker_env}.items():
+        monkeypatch.setenv(name, value)
+    api, worker = ApiSettings(), WorkerSettings()
+    assert (api.kafka.access.protocol, api.kafka.username, worker.kafka.username) == (
+        "SASL_SSL", "api", "worker")  # fmt: skip
+    assert api.kafka.sidecar_env(with_password=False)["SHIBUYA_SIDECAR_KAFKA__USERNAME"] == (
+        "sidecar")  # fmt: skip
+    assert api.scheduler.kubernetes.env_from_secrets == ["engine-bus"]
+
+
 def test_a_service_monitor_on_request(helm: Path) -> None:
     docs = render(helm, **{"metrics.serviceMonitor.enabled": "true"})
     monitor = _one(docs, "ServiceMonitor", "perf-shibuya")

@@ -33,7 +33,7 @@ from tests.support.sidecars import (
     stop_process,
 )
 from tests.support.waiting import wait_until
-from wire import EngineState, EngineStatus, Topic, decode_message, topic_name
+from wire import EngineState, EngineStatus, KafkaAccess, Topic, decode_message, topic_name
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_every_sample_of_a_live_jmeter_run_is_published_once(
     async def scenario() -> int:
         await kafka_io.create_topics(kafka_bootstrap, [topic], partitions=2)
         stop = asyncio.Event()
-        async with producer(kafka_bootstrap, "lz4") as p:
+        async with producer(KafkaAccess(kafka_bootstrap), "lz4") as p:
             publisher = ResultPublisher(
                 path=jtl,
                 checkpoint_path=tmp_path / "ckpt.json",

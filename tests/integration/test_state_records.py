@@ -27,13 +27,14 @@ def test_a_state_record_at_the_limit_commits_and_one_over_it_is_refused(
                                                     "topic_prefix": app_id})  # fmt: skip
 
     async def trial() -> None:
-        await ensure_topics(kafka_bootstrap, owned_specs(settings))
-        ledger = Ledger(kafka_bootstrap, f"{app_id}-runs-0", state_topic(app_id, "runs"), 0)
+        kafka = settings.kafka.access
+        await ensure_topics(kafka, owned_specs(settings))
+        ledger = Ledger(kafka, f"{app_id}-runs-0", state_topic(app_id, "runs"), 0)
         await ledger.open()
         try:
             at_limit = os.urandom(STATE_MAX_BYTES)
             await asyncio.wait_for(ledger.commit([], at_limit), 60)
-            assert await read_last(kafka_bootstrap, ledger.state_tp) == at_limit
+            assert await read_last(kafka, ledger.state_tp) == at_limit
             with pytest.raises(StateTooLargeError, match="over the limit"):
                 await ledger.commit([], at_limit + b"x")
         finally:

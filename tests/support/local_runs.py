@@ -1,0 +1,101 @@
+"""A real run end to end on this machine: a worker, an API whose local scheduler deploys real
+JMeter engines (sandboxed where bubblewrap is), the HTTP target — on the broker a test names, as
+the principals it names. What happens during the run is the test's (``during``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shibuya.dev import jmeter, target
+from shibuya.dev.main_job import samples_in
+from shibuya.dev.worker_proc import WorkerProcess
+from tests.support.api import FAST, ApiServer, make_collection, start_api
+from tests.support.waiting import wait_until
+
+
+@dataclass
+class Bus:
+    """The broker and what each deployable's Kafka settings say (``KAFKA__…`` without prefix)."""
+
+    bootstrap: str
+    worker: dict[str, str] = field(default_factory=dict)
+    api: dict[str, str] = field(default_factory=dict)
+    """The API's, the engines' principal among them (``SIDECAR_USERNAME``, ``SIDECAR_PASSWORD``)."""
+
+
+@dataclass
+class Ran:
+    run: dict[str, Any]
+    written: int
+    """Samples the engines' JMeter wrote, counted in their results files."""
+
+
+def run_on_local_engines(
+    tmp_path: Path, bus: Bus, duration_s: int,
+    during: Callable[[float], None] = lambda started: None,
+) -> Ran:  # fmt: skip
+    """Deploy a collection of two engines, run it for ``duration_s``, call ``during`` with when
+    it started running (monotonic), wait for its end; the engines are purged whatever happens."""
+    worker = WorkerProcess.start(
+        bootstrap=bus.bootstrap, app_id="shibuya-streams", data_dir=tmp_path / "worker",
+        log=tmp_path / "worker.log",
+        settings={**FAST, **{f"KAFKA__{k}": v for k, v in bus.worker.items()}},
+    )  # fmt: skip
+    try:
+        with target.serve() as port:
+            sidecars = {
+                "SHIBUYA_SIDECAR_JMETER__HOME": str(jmeter.install()),
+                "SHIBUYA_SIDECAR_JMETER__HEAP": "256m",
+                "SHIBUYA_SIDECAR_JMETER__PROPERTIES": json.dumps({"target.port": str(port)}),
+                "SHIBUYA_SIDECAR_HEARTBEAT_INTERVAL_S": "1",
+            }
+            settings = {"KAFKA__BOOTSTRAP": bus.bootstrap, "SCHEDULER__KIND": "local",
+                        "SCHEDULER__SIDECAR_ENV": json.dumps(sidecars), "SINK__ENABLED": "true",
+                        **{f"KAFKA__{k}": v for k, v in bus.api.items()}}  # fmt: skip
+            api = start_api(tmp_path / "api", f"sqlite:///{tmp_path / 'meta.db'}", None,
+                            **settings)  # fmt: skip
+            try:
+                return _run(api, worker, duration_s, during)
+            finally:
+                api.stop()
+    finally:
+        worker.stop()
+
+
+def _run(
+    api: ApiServer, worker: WorkerProcess, duration_s: int, during: Callable[[float], None]
+) -> Ran:
+    collection, _ = make_collection(api, duration_s=duration_s)
+    with api.client("alice") as c:
+        try:
+            assert c.post(f"/api/collections/{collection}/deploy").status_code == 201
+
+            def ready() -> bool:
+                plans = c.get(f"/api/collections/{collection}/status").json()["plans"]
+                return all(p["ready"] == p["engines"] for p in plans)
+
+            wait_until("the engines to be ready", ready, 120, lambda: api.log.read_text()[-3000:])
+            run_id = c.post(f"/api/collections/{collection}/runs").json()["id"]
+            started = time.monotonic()
+
+            def running() -> bool:
+                return bool(c.get(f"/api/runs/{run_id}").json()["state"] == "running")
+
+            wait_until("the run to be running", running, 60, worker.log_tail)
+            during(started)
+
+            def ended() -> bool:
+                return c.get(f"/api/runs/{run_id}").json()["outcome"] is not None
+
+            wait_until("the run to end", ended, 300, worker.log_tail)
+            run: dict[str, Any] = c.get(f"/api/runs/{run_id}").json()
+            engines = api.log.parent / "engines" / str(collection)
+            jtl = sorted(engines.glob(f"*/work/runs/{run_id}/results.jtl"))
+            return Ran(run, sum(samples_in(f) for f in jtl))
+        finally:  # the engines go with the test (they would retry a dead broker for ever)
+            c.post(f"/api/collections/{collection}/purge", json={}, timeout=300)
