@@ -113,10 +113,14 @@ class KafkaBroker:
             raise ServiceError(f"port {self.port} is taken by another process")
         libs = install(self.version)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        log_dir = self.data_dir / "log"
+        formatted = (log_dir / "meta.properties").exists()
+        if self.secure and formatted and not (self.data_dir / "credentials.json").exists():
+            raise ServiceError(f"{self.data_dir} holds a broker formatted without credentials: "
+                               "start it without --secure, or remove the folder")  # fmt: skip
         props = self._write_config()
         classpath = f"{libs}/*"
-        log_dir = self.data_dir / "log"
-        if not (log_dir / "meta.properties").exists():
+        if not formatted:
             fmt = subprocess.run(
                 [
                     "java",

@@ -29,12 +29,12 @@ from control.schedulers.processes import wait_for
 from engine_sidecar.jtl import JtlParser
 from engine_sidecar.jtl_format import detect_format
 from shibuya import client
-from shibuya.dev import jmeter, target
+from shibuya.dev import jmeter, kafka_acls, target
 from shibuya.dev.api_proc import ApiProcess, add_user, api_env
 from shibuya.dev.kafka import KafkaBroker
 from shibuya.dev.procs import ServiceError, free_port, port_open
 from shibuya.dev.worker_proc import WorkerProcess
-from wire import BatchBuilder
+from wire import BatchBuilder, KafkaAccess
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 JMX = EXAMPLES / "two-samplers.jmx"
@@ -50,6 +50,8 @@ class MainJob:
     bootstrap: str = "127.0.0.1:9092"
     data_dir: Path = Path(".shibuya")
     console: Console = field(default_factory=Console)
+    access: Callable[[str], KafkaAccess] = field(init=False, repr=False)
+    """How each principal reaches the broker (set once there is one)."""
 
     def run(self) -> bool:
         """True when the run finished, passed its criteria, and ClickHouse holds exactly the
@@ -58,7 +60,7 @@ class MainJob:
         self.data_dir = self.data_dir.resolve()
         with contextlib.ExitStack() as stack:
             try:
-                kafka(stack, self.bootstrap, self.data_dir, self.console)
+                self.access = kafka(stack, self.bootstrap, self.data_dir, self.console)
                 self._worker(stack)
                 port = stack.enter_context(target.serve())
                 self.console.print(f"HTTP target: 127.0.0.1:{port} (GET /items; POST /login, "
@@ -77,7 +79,8 @@ class MainJob:
     def _worker(self, stack: contextlib.ExitStack) -> None:
         worker = WorkerProcess.start(bootstrap=self.bootstrap, app_id="shibuya-streams",
                                      data_dir=self.data_dir / "worker",
-                                     log=self.data_dir / "logs" / "worker.log")  # fmt: skip
+                                     log=self.data_dir / "logs" / "worker.log",
+                                     settings=as_principal(self.access("worker")))  # fmt: skip
         stack.callback(stopped, self.console, "Stream worker", worker.stop)
         self.console.print(f"Stream worker: started (pid {worker.pid}, log {worker.log})")
 
@@ -88,9 +91,12 @@ class MainJob:
             "SHIBUYA_SIDECAR_JMETER__PROPERTIES": json.dumps({"target.port": str(target_port)}),
             "SHIBUYA_SIDECAR_HEARTBEAT_INTERVAL_S": "1",
         }
+        sidecar = self.access("sidecar")
         env = api_env(self.data_dir / "api", KAFKA__BOOTSTRAP=self.bootstrap,
                       SCHEDULER__KIND="local", SCHEDULER__SIDECAR_ENV=json.dumps(sidecars),
-                      SINK__ENABLED="true")  # fmt: skip
+                      SINK__ENABLED="true", KAFKA__SIDECAR_USERNAME=sidecar.username,
+                      KAFKA__SIDECAR_PASSWORD=sidecar.password,
+                      **as_principal(self.access("api")))  # fmt: skip
         token = self._token(env)
         api = ApiProcess.start(env, self.data_dir / "logs" / "api.log")
         stack.callback(stopped, self.console, "API", api.stop)
@@ -199,18 +205,33 @@ class MainJob:
         return report
 
 
-def kafka(stack: contextlib.ExitStack, bootstrap: str, data_dir: Path, console: Console) -> None:
-    """The broker at ``bootstrap``: the one answering there, else one started (and stopped with
-    ``stack``) with its state under ``data_dir``."""
+def kafka(
+    stack: contextlib.ExitStack, bootstrap: str, data_dir: Path, console: Console
+) -> Callable[[str], KafkaAccess]:
+    """The broker at ``bootstrap``: the one answering there (as it is), else one started (and
+    stopped with ``stack``) with its state under ``data_dir`` — with authentication and ACLs, as
+    production should be (docs/deploy.md). How each principal reaches it."""
     host, _, port = bootstrap.rpartition(":")
     if port_open(host, int(port)):
         console.print(f"Kafka: using the broker at {bootstrap}")
-        return
-    broker = KafkaBroker(data_dir.resolve() / "kafka", port=int(port), controller_port=free_port())
+        return lambda principal: KafkaAccess(bootstrap)
+    broker = KafkaBroker(data_dir.resolve() / "kafka-sasl", port=int(port),
+                         controller_port=free_port(), secure=True)  # fmt: skip
     console.print(f"Kafka: starting a broker on {bootstrap} …")
     seconds = broker.start()
     stack.callback(stopped, console, "Kafka", broker.stop)
-    console.print(f"Kafka: ready in {seconds:.1f}s (pid {broker.pid()})")
+    broker.grant(kafka_acls.acls())
+    console.print(f"Kafka: ready in {seconds:.1f}s (pid {broker.pid()}); SASL/SCRAM, each part "
+                  "its own principal with its ACLs")  # fmt: skip
+    return broker.access
+
+
+def as_principal(access: KafkaAccess) -> dict[str, str]:
+    """A deployable's Kafka settings (``KAFKA__…``, without its prefix) for ``access``."""
+    if not access.sasl:
+        return {}
+    return {"KAFKA__SECURITY_PROTOCOL": access.protocol, "KAFKA__SASL_MECHANISM": access.mechanism,
+            "KAFKA__USERNAME": access.username, "KAFKA__PASSWORD": access.password}  # fmt: skip
 
 
 def stopped(console: Console, name: str, stop: Callable[[], object]) -> None:

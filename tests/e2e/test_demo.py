@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from shibuya.dev.procs import free_port
+
 
 def _demo(bootstrap: str, cwd: Path, *args: str) -> str:
     result = subprocess.run(
@@ -77,3 +79,19 @@ def test_main_job_through_the_api_counts_every_sample_of_the_engines_jtl_files(
     assert "API: stopped" in out
     assert "Stream worker: stopped" in out
     assert not list((tmp_path / ".shibuya" / "api" / "engines").glob("*/*/engine.json"))
+
+
+@pytest.mark.integration
+def test_main_job_on_its_own_broker_runs_on_an_authenticated_bus(tmp_path: Path) -> None:
+    """As on a fresh machine: no broker answers, so the main job starts its own — with SASL/SCRAM
+    and ACLs, the worker, the API and the engines each its own principal — and still counts every
+    sample."""
+    out = _demo(f"127.0.0.1:{free_port()}", tmp_path, "--engines", "1", "--seconds", "4")
+    assert "SASL/SCRAM, each part its own principal with its ACLs" in out
+    [in_jtl, stored] = re.findall(
+        r"Samples: ([\d,]+) in the engines' JTL files, ([\d,]+) in ClickHouse — exact", out
+    )[0]
+    assert in_jtl == stored
+    assert int(in_jtl.replace(",", "")) > 0
+    assert re.search(r"finished — 1 of 1 engines finished", out), out
+    assert "Kafka: stopped" in out

@@ -22,6 +22,7 @@ from aiokafka.errors import (
 
 from shibuya.dev import kafka_acls, kafka_io
 from shibuya.dev.kafka import KafkaBroker
+from shibuya.dev.main_job import as_principal
 from shibuya.dev.procs import free_port
 from tests.support.local_runs import Bus, run_on_local_engines
 from wire import KafkaAccess, Topic, Topics
@@ -136,14 +137,11 @@ def test_the_documented_acls_are_the_ones_granted() -> None:
 
 @pytest.mark.timeout(600)
 def test_a_run_on_the_secured_bus_counts_every_sample(broker: KafkaBroker, tmp_path: Path) -> None:
-    def principal(name: str) -> dict[str, str]:
-        a = broker.access(name)
-        return {"SECURITY_PROTOCOL": a.protocol, "USERNAME": a.username, "PASSWORD": a.password}
-
     sidecar = broker.access("sidecar")
-    bus = Bus(broker.bootstrap, worker=principal("worker"),
-              api={**principal("api"), "SIDECAR_USERNAME": sidecar.username,
-                   "SIDECAR_PASSWORD": sidecar.password})  # fmt: skip
+    bus = Bus(broker.bootstrap, worker=as_principal(broker.access("worker")),
+              api={**as_principal(broker.access("api")),
+                   "KAFKA__SIDECAR_USERNAME": sidecar.username,
+                   "KAFKA__SIDECAR_PASSWORD": sidecar.password})  # fmt: skip
     ran = run_on_local_engines(tmp_path, bus, duration_s=8)
     assert ran.written > 0
     assert (ran.run["outcome"], ran.run["samples_missing"]) == ("finished", 0), ran.run["reason"]

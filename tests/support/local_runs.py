@@ -20,12 +20,12 @@ from tests.support.waiting import wait_until
 
 @dataclass
 class Bus:
-    """The broker and what each deployable's Kafka settings say (``KAFKA__…`` without prefix)."""
+    """The broker and the deployables' Kafka settings (``KAFKA__…``, without their prefix)."""
 
     bootstrap: str
     worker: dict[str, str] = field(default_factory=dict)
     api: dict[str, str] = field(default_factory=dict)
-    """The API's, the engines' principal among them (``SIDECAR_USERNAME``, ``SIDECAR_PASSWORD``)."""
+    """The API's, the engines' principal among them (``KAFKA__SIDECAR_USERNAME``, ``…PASSWORD``)."""
 
 
 @dataclass
@@ -44,7 +44,7 @@ def run_on_local_engines(
     worker = WorkerProcess.start(
         bootstrap=bus.bootstrap, app_id="shibuya-streams", data_dir=tmp_path / "worker",
         log=tmp_path / "worker.log",
-        settings={**FAST, **{f"KAFKA__{k}": v for k, v in bus.worker.items()}},
+        settings={**FAST, **bus.worker},
     )  # fmt: skip
     try:
         with target.serve() as port:
@@ -56,7 +56,7 @@ def run_on_local_engines(
             }
             settings = {"KAFKA__BOOTSTRAP": bus.bootstrap, "SCHEDULER__KIND": "local",
                         "SCHEDULER__SIDECAR_ENV": json.dumps(sidecars), "SINK__ENABLED": "true",
-                        **{f"KAFKA__{k}": v for k, v in bus.api.items()}}  # fmt: skip
+                        **bus.api}  # fmt: skip
             api = start_api(tmp_path / "api", f"sqlite:///{tmp_path / 'meta.db'}", None,
                             **settings)  # fmt: skip
             try:
