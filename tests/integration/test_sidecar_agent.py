@@ -7,7 +7,6 @@ downloads the plan, rewrites it, runs JMeter, publishes every sample and reports
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
 import subprocess
@@ -147,16 +146,7 @@ def test_a_file_it_cannot_trust_or_fetch_fails_the_run_saying_why(
     good = plan_file(base, files, "plan.jmx", EXAMPLE_JMX.read_bytes())
     if served is not None:
         files["plan.jmx"] = served
-    env = {
-        **os.environ,
-        "SHIBUYA_SIDECAR_KAFKA__BOOTSTRAP": kafka_bootstrap,
-        "SHIBUYA_SIDECAR_KAFKA__TOPIC_PREFIX": unique,
-        "SHIBUYA_SIDECAR_WORK_DIR": str(tmp_path),
-        "SHIBUYA_SIDECAR_HEALTH_PORT": "0",
-        "SHIBUYA_SIDECAR_ENGINE__COLLECTION_ID": "coll-1",
-        "SHIBUYA_SIDECAR_ENGINE__PLAN_ID": "plan-1",
-        "SHIBUYA_SIDECAR_ENGINE_TOKEN": token,
-    }
+    env = {**agent_env(kafka_bootstrap, unique, tmp_path, 0), "SHIBUYA_SIDECAR_ENGINE_TOKEN": token}
     sidecar = shibuya_process("sidecar", "run", env=env, log=tmp_path / "sidecar.log")
     try:
         cid = f"cmd-{uuid.uuid4().hex[:6]}"
