@@ -6,8 +6,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from control.db.models import Collection, Plan, Project, Run
-from control.errors import NotFoundError
+from control.errors import ConflictError, NotFoundError
 from control.services.auth import Caller
+
+
+def name_free(
+    db: Session, kind: type[Project] | type[Plan] | type[Collection], parent: int, name: str,
+    itself: int | None = None,
+) -> None:
+    """Refuse ``name`` if another of ``kind`` under ``parent`` (a project's group, a plan's or a
+    collection's project) has it: names address things in the CLI and in config files."""
+    column = kind.group_id if kind is Project else kind.project_id  # type: ignore[union-attr]
+    other = db.scalar(select(kind.id).where(column == parent, kind.name == name))
+    if other is not None and other != itself:
+        what = {Project: "project", Plan: "plan", Collection: "collection"}[kind]
+        where = "in its group" if kind is Project else "in its project"
+        raise ConflictError(f"a {what} named {name!r} exists already {where} (id {other})")
 
 
 def project_of(db: Session, who: Caller, project_id: int) -> Project:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from control.db.models import Collection, CollectionPlan, Launch, Plan, PlanFile, Run
 from control.errors import ConflictError, InvalidError, TooLargeError
 from control.schemas import CollectionIn, CollectionOut, CollectionPatch, ExecutionPlan, Page
-from control.services.access import collection_of, project_of
+from control.services.access import collection_of, name_free, project_of
 from control.services.auth import Caller
 from control.services.config import (
     MAX_CONFIG_BYTES,
@@ -28,6 +28,7 @@ from control.settings import LimitsSettings
 def create(db: Session, who: Caller, project_id: int, body: CollectionIn) -> CollectionOut:
     project = project_of(db, who, project_id)
     _check_criteria(body.thresholds)
+    name_free(db, Collection, project.id, body.name)
     c = Collection(project_id=project.id, name=body.name, csv_split=body.csv_split,
                    thresholds=body.thresholds)  # fmt: skip
     db.add(c)
@@ -46,6 +47,7 @@ def get(db: Session, who: Caller, collection_id: int) -> CollectionOut:
 def change(db: Session, who: Caller, collection_id: int, body: CollectionPatch) -> CollectionOut:
     c, _ = collection_of(db, who, collection_id)
     if body.name is not None:
+        name_free(db, Collection, c.project_id, body.name, c.id)
         c.name = body.name
     if body.csv_split is not None:
         c.csv_split = body.csv_split
@@ -94,6 +96,7 @@ def put_config(
     why = _busy(db, c.id)
     if why is not None:
         raise ConflictError(f"collection {collection_id} cannot change its plans: {why}")
+    name_free(db, Collection, project.id, config.name, c.id)
     c.name, c.csv_split, c.thresholds = config.name, config.csv_split, config.thresholds
     db.execute(sql_delete(CollectionPlan).where(CollectionPlan.collection_id == c.id))
     for p in config.plans:

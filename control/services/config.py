@@ -21,6 +21,7 @@ Every problem is reported with where it is (``tests[1].engines``), all at once.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -95,6 +96,38 @@ def shown(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+TOP_KEYS = ("name", "projectid", "collectionid", "csv_split", "thresholds", "tests")
+TEST_KEYS = ("name", "testid", "concurrency", "rampup", "engines", "duration", "duration_s",
+             "csv_split")  # fmt: skip
+
+
+def unknown_keys(where: str, mapping: dict[Any, Any], known: tuple[str, ...]) -> list[str]:
+    """A problem for each key of ``mapping`` not in ``known``, with the nearest known one."""
+    problems = []
+    for key in mapping:
+        if key not in known:
+            near = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; known: {', '.join(known)}"
+            printable = isinstance(key, str) and key.isprintable() and len(key) <= 40
+            text = key if printable else shown(key)
+            problems.append(f"{where}{text}: unknown key{hint}")
+    return problems
+
+
+def window_problems(where: str, texts: list[str], run_s: int) -> list[str]:
+    """Criteria whose window is longer than the run (``run_s``): they could never be judged."""
+    problems = []
+    for i, text in enumerate(texts):
+        try:
+            seconds = parse(text).seconds
+        except CriterionError:
+            continue
+        if seconds > run_s:
+            problems.append(f"{where}[{i}]: its window ({seconds} s) is longer than the run "
+                            f"({run_s} s)")  # fmt: skip
+    return problems
+
+
 def parse_config(text: str, bounds: Bounds = Bounds()) -> CollectionConfig:
     """Parse and check the document's shape; raise :class:`ConfigError` listing every problem."""
     try:
@@ -107,7 +140,7 @@ def parse_config(text: str, bounds: Bounds = Bounds()) -> CollectionConfig:
     if not isinstance(doc, dict) or not isinstance(doc.get("multi-test"), dict):
         raise ConfigError(["the document needs a top-level 'multi-test' mapping"])
     top: dict[str, Any] = doc["multi-test"]
-    problems: list[str] = []
+    problems: list[str] = unknown_keys("", top, TOP_KEYS)
 
     def integer(where: str, value: Any, low: int, high: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -125,6 +158,14 @@ def parse_config(text: str, bounds: Bounds = Bounds()) -> CollectionConfig:
             problems.append(f"{where}: a text of at most 200 characters is needed, "
                             f"not {shown(value)}")  # fmt: skip
             return default
+        return value
+
+    def flag(where: str, value: Any) -> bool:
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            problems.append(f"{where}: true or false is needed, not {shown(value)}")
+            return False
         return value
 
     name = top.get("name")
@@ -151,15 +192,22 @@ def parse_config(text: str, bounds: Bounds = Bounds()) -> CollectionConfig:
         if not isinstance(t, dict):
             problems.append(f"{at}: a mapping is needed")
             continue
+        problems += unknown_keys(f"{at}.", t, TEST_KEYS)
         plan_id = integer(f"{at}.testid", t.get("testid"), 1, MAX_ID)
         if plan_id in seen:
             problems.append(f"{at}.testid: plan {plan_id} is listed twice")
         seen.add(plan_id)
+        if "duration_s" in t and "duration" in t:
+            problems.append(f"{at}: duration (minutes) or duration_s (seconds), not both")
         if "duration_s" in t:
             duration_s = integer(f"{at}.duration_s", t["duration_s"], 1, b.max_duration_s)
         else:
             duration_s = integer(f"{at}.duration", t.get("duration"), 1,
                                  b.max_duration_s // 60) * 60  # fmt: skip
+        ramp_up_s = integer(f"{at}.rampup", t.get("rampup", 0), 0, b.max_ramp_up_s)
+        if ramp_up_s > duration_s:
+            problems.append(f"{at}.rampup: {ramp_up_s} s, longer than the duration "
+                            f"({duration_s} s)")  # fmt: skip
         plans.append(
             ExecutionPlan(
                 plan_id=plan_id,
@@ -168,18 +216,21 @@ def parse_config(text: str, bounds: Bounds = Bounds()) -> CollectionConfig:
                 threads_per_engine=integer(
                     f"{at}.concurrency", t.get("concurrency"), 1, b.max_threads_per_engine
                 ),
-                ramp_up_s=integer(f"{at}.rampup", t.get("rampup", 0), 0, b.max_ramp_up_s),
+                ramp_up_s=ramp_up_s,
                 duration_s=duration_s,
-                csv_split=bool(t.get("csv_split", False)),
+                csv_split=flag(f"{at}.csv_split", t.get("csv_split")),
             )
         )
+    if plans:
+        problems += window_problems("thresholds", thresholds, max(p.duration_s for p in plans))
+    csv_split = flag("csv_split", top.get("csv_split"))
     if problems:
         raise ConfigError(problems)
     return CollectionConfig(
         name=str(name).strip(),
         project_id=project_id,
         collection_id=collection_id,
-        csv_split=bool(top.get("csv_split", False)),
+        csv_split=csv_split,
         thresholds=list(thresholds),
         plans=plans,
     )

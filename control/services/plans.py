@@ -24,7 +24,7 @@ from control.errors import (
 )
 from control.files.storage import FileStorage
 from control.schemas import FileOut, Page, PlanOut
-from control.services.access import plan_of, project_of
+from control.services.access import name_free, plan_of, project_of
 from control.services.auth import Caller
 from control.services.pages import Paging, in_project
 
@@ -35,6 +35,7 @@ DATA_SUFFIXES = frozenset({".csv", ".tsv", ".txt", ".json", ".dat"})
 
 def create(db: Session, who: Caller, project_id: int, name: str) -> PlanOut:
     project = project_of(db, who, project_id)
+    name_free(db, Plan, project.id, name)
     plan = Plan(project_id=project.id, name=name)
     db.add(plan)
     db.flush()
@@ -51,6 +52,7 @@ def get(db: Session, who: Caller, plan_id: int) -> PlanOut:
 
 def rename(db: Session, who: Caller, plan_id: int, name: str) -> PlanOut:
     plan, _ = plan_of(db, who, plan_id)
+    name_free(db, Plan, plan.project_id, name, plan.id)
     plan.name = name
     return _out(db, plan)
 

@@ -9,7 +9,7 @@ from control.db.models import Group, Plan, Project
 from control.errors import ForbiddenError
 from control.files.storage import FileStorage
 from control.schemas import Me, Page, ProjectOut
-from control.services.access import project_of
+from control.services.access import name_free, project_of
 from control.services.auth import Caller
 from control.services.pages import Paging, paginate
 
@@ -31,6 +31,7 @@ def create(db: Session, who: Caller, name: str, group_name: str) -> ProjectOut:
         db.flush()
     if not who.owns(group.id):
         raise ForbiddenError(f"you are not a member of group {group_name!r}")
+    name_free(db, Project, group.id, name)
     project = Project(name=name, group_id=group.id)
     db.add(project)
     db.flush()
@@ -56,6 +57,7 @@ def get(db: Session, who: Caller, project_id: int) -> ProjectOut:
 
 def rename(db: Session, who: Caller, project_id: int, name: str) -> ProjectOut:
     project = project_of(db, who, project_id)
+    name_free(db, Project, project.group_id, name, project.id)
     project.name = name
     return _out(project, db.get_one(Group, project.group_id).name)
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 # {run} has ended; {empty} is a collection without plans. Deletions come last.
 MATRIX: list[tuple[str, str, object, int]] = [
     ("GET", "/api/projects/{project}", None, 200),
-    ("PATCH", "/api/projects/{project}", {"name": "x"}, 200),
+    ("PATCH", "/api/projects/{project}", {"name": "x-{project}"}, 200),  # names are unique
     ("POST", "/api/projects/{project}/plans", {"name": "x"}, 201),
     ("GET", "/api/projects/{project}/plans", None, 200),
     ("GET", "/api/plans/{plan}", None, 200),
@@ -30,7 +30,7 @@ MATRIX: list[tuple[str, str, object, int]] = [
     ("PUT", "/api/plans/{plan}/files/data.csv", b"a,b\n", 200),
     ("GET", "/api/plans/{plan}/files/plan.jmx", None, 200),
     ("DELETE", "/api/plans/{plan}/files/data.csv", None, 204),
-    ("POST", "/api/projects/{project}/collections", {"name": "c"}, 201),
+    ("POST", "/api/projects/{project}/collections", {"name": "new"}, 201),
     ("GET", "/api/projects/{project}/collections", None, 200),
     ("GET", "/api/collections/{collection}", None, 200),
     ("PATCH", "/api/collections/{collection}", {"name": "d"}, 200),
@@ -104,6 +104,8 @@ def test_every_endpoint_checks_who_calls_and_what_they_own(api: ApiServer, who: 
             url = template.format(**ids)
             if body == "config":
                 body = ids["config"]
+            elif isinstance(body, dict):
+                body = {k: v.format(**ids) for k, v in body.items()}
             kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
             r = c.request(method, url, **kwargs) if body is not None else c.request(method, url)
             expected = {"alice": ok, "root": ok, "bob": 404, None: 401}[who]
@@ -111,7 +113,7 @@ def test_every_endpoint_checks_who_calls_and_what_they_own(api: ApiServer, who: 
             if r.status_code >= 400:
                 assert set(r.json()["error"]) == {"code", "message", "details"}
         # Creating a project in a group one is not in.
-        r = c.post("/api/projects", json={"name": "x", "group": "team-a"})
+        r = c.post("/api/projects", json={"name": f"x-{who}", "group": "team-a"})
         assert r.status_code == {"alice": 201, "root": 201, "bob": 403, None: 401}[who]
         for path in ("/api/me", "/api/usage", "/api/projects"):
             assert c.get(path).status_code == (401 if who is None else 200)

@@ -168,3 +168,27 @@ def test_no_auth_mode_makes_every_request_the_local_admin(
             assert c.get(f"/api/projects/{r.json()['id']}").json()["group"] == "local"
     finally:
         server.stop()
+
+
+def test_names_are_unique_where_they_address_something(api: ApiServer) -> None:
+    """A project's name in its group, a plan's and a collection's in their project: the CLI and
+    config files address them by name. Another group may use the same names."""
+    project = _project(api)
+    _plan(api, project["id"])
+    with api.client("alice") as c:
+        again = c.post("/api/projects", json={"name": project["name"], "group": "team-a"})
+        assert again.status_code == 409
+        assert again.json()["error"]["message"] == (
+            f"a project named {project['name']!r} exists already in its group (id {project['id']})"
+        )
+        assert c.post(f"/api/projects/{project['id']}/plans",
+                      json={"name": "checkout"}).status_code == 409  # fmt: skip
+        other = c.post(f"/api/projects/{project['id']}/plans", json={"name": "other"}).json()
+        assert c.patch(f"/api/plans/{other['id']}", json={"name": "checkout"}).status_code == 409
+        assert c.patch(f"/api/plans/{other['id']}", json={"name": "other"}).status_code == 200
+        made = [c.post(f"/api/projects/{project['id']}/collections", json={"name": "run"})
+                for _ in range(2)]  # fmt: skip
+        assert [r.status_code for r in made] == [201, 409]
+    with api.client("bob") as c:
+        r = c.post("/api/projects", json={"name": project["name"], "group": "team-b"})
+        assert r.status_code == 201

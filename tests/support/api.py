@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,7 +73,8 @@ def start_api(
 def make_collection(api: ApiServer, duration_s: int, engines: int = 2) -> tuple[int, int]:
     """alice's project with one plan (a JMX and a CSV) in a collection; (collection, plan)."""
     with api.client("alice") as c:
-        project = c.post("/api/projects", json={"name": "shop", "group": "team-a"}).json()["id"]
+        name = f"shop-{uuid.uuid4().hex[:8]}"  # names are unique in a group
+        project = c.post("/api/projects", json={"name": name, "group": "team-a"}).json()["id"]
         plan = c.post(f"/api/projects/{project}/plans", json={"name": "browse"}).json()["id"]
         assert c.put(f"/api/plans/{plan}/files/plan.jmx", content=JMX).status_code == 200
         assert c.put(f"/api/plans/{plan}/files/users.csv", content=b"u\na\n").status_code == 200
