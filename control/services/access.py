@@ -11,7 +11,10 @@ from control.services.auth import Caller
 
 
 def name_free(
-    db: Session, kind: type[Project] | type[Plan] | type[Collection], parent: int, name: str,
+    db: Session,
+    kind: type[Project] | type[Plan] | type[Collection],
+    parent: int,
+    name: str,
     itself: int | None = None,
 ) -> None:
     """Refuse ``name`` if another of ``kind`` under ``parent`` (a project's group, a plan's or a
