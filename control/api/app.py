@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from control.api import context, errors
 from control.api.deps import Ctx, Who
 from control.api.limits import BodyLimit
+from control.api.metrics import RequestCount
 from control.api.routes import collections, launches, plans, projects, results, runs
 from control.settings import ApiSettings
 
@@ -35,6 +36,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                   openapi_url=None, docs_url=None, redoc_url=None)  # fmt: skip
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes,
                        max_file_bytes=settings.files.max_bytes)  # fmt: skip
+    app.add_middleware(RequestCount, registry=registry)  # outermost: counts 413s too
     errors.install(app)
     app.include_router(projects.router)
     app.include_router(plans.router)

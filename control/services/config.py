@@ -69,7 +69,7 @@ class ConfigError(InvalidError):
         self.problems = problems
 
 
-class _Loader(yaml.SafeLoader):
+class SafeLoader(yaml.SafeLoader):
     """YAML without aliases (a few hundred bytes of nested aliases expand to gigabytes) and
     without deep nesting."""
 
@@ -131,7 +131,7 @@ def window_problems(where: str, texts: list[str], run_s: int) -> list[str]:
 def parse_config(text: str, bounds: Bounds = Bounds()) -> CollectionConfig:
     """Parse and check the document's shape; raise :class:`ConfigError` listing every problem."""
     try:
-        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader, aliases refused)
+        doc = yaml.load(text, Loader=SafeLoader)  # noqa: S506 (a safe loader, aliases refused)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
         raise ConfigError([f"not YAML: line {line}: {exc.problem or 'unreadable'}"]) from exc

@@ -83,7 +83,7 @@ async def upload(
     JMX must be a JMeter test plan, data must be UTF-8 text; a body declared larger than
     ``max_bytes`` is refused before it is read."""
     plan, _ = plan_of(db, who, plan_id)
-    kind = _kind(name)
+    kind = kind_of(name)
     if kind == "jmx":
         jmx = (PlanFile.plan_id == plan.id, PlanFile.kind == "jmx", PlanFile.name != name)
         other = db.scalar(select(PlanFile.name).where(*jmx))
@@ -180,7 +180,8 @@ def check_jmx(path: Path, name: str) -> None:
         raise InvalidError(f"{name} is not a JMeter test plan: {str(exc)[:200]}") from exc
 
 
-def _kind(name: str) -> str:
+def kind_of(name: str) -> str:
+    """``jmx``, ``csv`` or ``data`` by its name; a name a plan does not take is refused."""
     if not FILE_NAME.match(name) or ".." in name:
         raise InvalidError(
             f"file name {name!r}: use letters, digits, '.', '_', '-' and spaces, starting with a "

@@ -167,10 +167,16 @@ async def current(db: Session, results: RecentResults, who: Caller, run_id: str)
     the latest one in ClickHouse."""
     run = await in_thread(db, run_of, db, who, run_id)
     if run.final_status is not None:
-        # Through the wire decoder, built once: building msgspec type info in two threads at
-        # once can deadlock (wire/messages.py).
-        return run_out(run, decode_run_status(msgspec.json.encode(run.final_status)))
+        return run_out(run, _final(run))
     return run_out(run, await results.run_status(run_id))
+
+
+def _final(run: Run) -> RunStatus | None:
+    """The run's last status, once it has ended. Through the wire decoder, built once: building
+    msgspec type info in two threads at once can deadlock (wire/messages.py)."""
+    if run.final_status is None:
+        return None
+    return decode_run_status(msgspec.json.encode(run.final_status))
 
 
 async def stop(
@@ -190,10 +196,10 @@ async def stop(
 
 
 def listing(db: Session, who: Caller, collection_id: int, page: Paging) -> Page[RunOut]:
-    """The collection's runs, newest first."""
+    """The collection's runs, newest first; those ended with their counts and verdicts."""
     collection, _ = collection_of(db, who, collection_id)
     query = select(Run).where(Run.collection_id == collection.id)
-    return paginate(db, query, Run.started_at.desc(), page, lambda r: run_out(r, None))
+    return paginate(db, query, Run.started_at.desc(), page, lambda r: run_out(r, _final(r)))
 
 
 def engine_file(db: Session, run_id: str, plan_id: int, name: str, token: str | None) -> str:

@@ -7,8 +7,9 @@ does not pay for Faust or FastAPI.
 
 * :mod:`~shibuya.cli.sidecar`, :mod:`~shibuya.cli.worker`, :mod:`~shibuya.cli.api`: the three
   deployables (``shibuya sidecar|worker|api …``);
-* :mod:`~shibuya.cli.plans`, :mod:`~shibuya.cli.engines`, :mod:`~shibuya.cli.runs`: a user's
-  commands against the API (``shibuya upload|apply|deploy|purge|status|run|stop|report|compare``);
+* :mod:`~shibuya.cli.plans`, :mod:`~shibuya.cli.objects`, :mod:`~shibuya.cli.engines`,
+  :mod:`~shibuya.cli.runs`: a user's commands against the API, by name (``shibuya apply|validate|
+  upload|list|get|delete|runs|deploy|purge|status|run|stop|report|compare``);
 * :mod:`~shibuya.cli.dev`: development services and the main job (``shibuya dev …``).
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import typer
 
-from shibuya.cli import api, dev, engines, plans, runs, sidecar, worker
+from shibuya.cli import api, dev, engines, objects, plans, runs, sidecar, stack, worker
 
 app = typer.Typer(
     help="Shibuya distributed mode: JMeter engines publish results to Kafka, stream workers "
@@ -29,7 +30,7 @@ app.add_typer(sidecar.app, name="sidecar")
 app.add_typer(worker.app, name="worker")
 app.add_typer(api.app, name="api")
 app.add_typer(dev.app, name="dev")
-for commands in (plans.app, engines.app, runs.app):
+for commands in (stack.app, plans.app, objects.app, engines.app, runs.app):
     app.add_typer(commands)
 
 

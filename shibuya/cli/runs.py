@@ -2,65 +2,147 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from shibuya.cli.common import or_exit, show
+from shibuya.cli.common import Output, or_exit, session, show
+from shibuya.output import Format
 
 app = typer.Typer()
 
 
+def _seconds(value: str) -> int:
+    from shibuya.declare import seconds
+
+    try:
+        out = seconds(value if not value.isdigit() else int(value))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    return int(out)
+
+
+Duration = Annotated[str, typer.Option(help="90, 90s, 10m or 1h30m")]
+
+
 @app.command("run")
 def client_run(
-    collection_id: Annotated[int, typer.Argument(help="the collection to run")],
-    watch: Annotated[bool, typer.Option(help="follow it live until it ends")] = True,
+    target: Annotated[
+        str,
+        typer.Argument(help="a collection (PROJECT/NAME, or NAME), or a .jmx file to run as it is"),
+    ],
+    data: Annotated[
+        list[Path] | None,
+        typer.Argument(help="with a .jmx: its data files", exists=True, dir_okay=False),
+    ] = None,
+    engines: Annotated[int, typer.Option(help="with a .jmx: engines", min=1)] = 1,
+    threads: Annotated[int, typer.Option(help="with a .jmx: threads per engine", min=1)] = 1,
+    duration: Duration = "60s",
+    ramp_up: Duration = "0s",
+    criteria: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--criteria",
+            "-c",
+            help="with a .jmx: a pass/fail criterion (docs/criteria.md); repeatable",
+        ),
+    ] = None,
+    csv_split: Annotated[
+        bool, typer.Option(help="with a .jmx: split CSV rows among engines")
+    ] = False,
+    project: Annotated[
+        str, typer.Option(help="with a .jmx: the project of its plan and collection")
+    ] = "scratch",
+    group: Annotated[
+        str | None,
+        typer.Option(
+            help="with a .jmx: the project's group, if it is created and you have several"
+        ),
+    ] = None,
+    detach: Annotated[bool, typer.Option(help="start the run and return; engines stay")] = False,
+    output: Output = Format.table,
 ) -> None:
-    """Start a run of a collection and follow it to its end.
+    """Run a collection — or a .jmx file straight away — and follow it to its end: deploys the
+    engines if they are not (and purges them after), prints the report and exits with the verdict.
 
-    Exit code: 0 finished, every published sample counted, and passed every criterion; 16 + a
-    bit per class of failed criterion (1 latency, 2 errors, 4 throughput, 8 invalid); 2 failed,
-    stopped or samples lost otherwise; 1 API error.
+    From a .jmx, a plan and a collection named after the file are created in project 'scratch'
+    (updated to the options next time), so its runs form a history.
+
+    Exit code: 0 finished, every published sample counted, passed every criterion; 16 + a bit
+    per class of failed criterion (1 latency, 2 errors, 4 throughput, 8 invalid); 3 failed,
+    stopped or samples lost; 1 API error; 2 usage error; 130 interrupted twice (the run goes
+    on). SIGINT/SIGTERM stops the run and waits for its end.
     """
     from rich.console import Console
 
-    from shibuya import client
+    from control.services.config import ConfigError
+    from shibuya import client, oneshot, tables
+    from shibuya.output import emit
 
-    console = Console()
-    with client.connect() as c:
-        run = or_exit(lambda: client.call(c, "POST", f"/api/collections/{collection_id}/runs"))
-        console.print(f"run {run['id']} started")
-        if not watch:
+    console = Console(stderr=output is not Format.table)
+    with session() as (c, _):
+        ref = target
+        if target.lower().endswith(".jmx"):
+            scratch = oneshot.Scratch(
+                jmx=Path(target),
+                data=data or [],
+                engines=engines,
+                threads=threads,
+                duration_s=_seconds(duration),
+                ramp_up_s=_seconds(ramp_up),
+                criteria=criteria or [],
+                csv_split=csv_split,
+                project=project,
+                group=group,
+            )
+            if not scratch.jmx.is_file():
+                raise typer.BadParameter(f"{target} is not a file", param_hint="TARGET")
+            try:
+                ref = oneshot.prepare(c, scratch, console)
+            except ConfigError as exc:
+                for problem in exc.problems:
+                    typer.echo(f"error: {problem}", err=True)
+                raise typer.Exit(client.USAGE) from exc
+        elif data:
+            raise typer.BadParameter("data files go with a .jmx", param_hint="DATA")
+        try:
+            final = oneshot.run(c, ref, console, detach=detach)
+        except oneshot.InterruptError as exc:
+            typer.echo(f"{exc} again: leaving the run going", err=True)
+            raise typer.Exit(client.INTERRUPTED) from exc
+        if detach:
+            typer.echo(final["id"])
             return
-        final = or_exit(lambda: client.watch(c, run["id"], console))
-        report = or_exit(lambda: client.call(c, "GET", f"/api/runs/{run['id']}/report"))
-    console.print(client.report_table(report))
-    console.print(client.verdicts(final))
+        answer = client.call(c, "GET", f"/api/runs/{final['id']}/report")
+    emit(Console(), answer, [tables.report(answer), tables.verdicts(final)], output)
     raise typer.Exit(client.exit_code(final))
 
 
 @app.command("report")
 def client_report(
-    run_id: Annotated[str, typer.Argument(help="the run")],
-    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
+    run_id: Annotated[str, typer.Argument(help="the run")], output: Output = Format.table
 ) -> None:
     """A run's results: per label samples, errors, rate, percentiles, codes; its verdicts."""
-    from shibuya import client
+    from shibuya import tables
 
-    show(f"/api/runs/{run_id}/report", as_json,
-          lambda r: [client.report_table(r), client.verdicts(r["run"])])  # fmt: skip
+    show(
+        f"/api/runs/{run_id}/report",
+        output,
+        lambda r: [tables.report(r), tables.verdicts(r["run"])],
+    )
 
 
 @app.command("compare")
 def client_compare(
     a: Annotated[str, typer.Argument(help="the first run (the baseline)")],
     b: Annotated[str, typer.Argument(help="the second run")],
-    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
+    output: Output = Format.table,
 ) -> None:
     """Two runs side by side, per label: each measure from a to b with its change in percent."""
-    from shibuya import client
+    from shibuya import tables
 
-    show(f"/api/runs/{a}/compare/{b}", as_json, lambda r: [client.comparison_table(r)])
+    show(f"/api/runs/{a}/compare/{b}", output, lambda r: [tables.comparison(r)])
 
 
 @app.command("stop")

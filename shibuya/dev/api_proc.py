@@ -39,11 +39,16 @@ class ApiProcess:
     log: Path
 
     @classmethod
-    def start(cls, env: dict[str, str], log: Path, timeout_s: float = 60) -> ApiProcess:
-        """Serve on a free port of 127.0.0.1; return once it answers."""
-        port = free_port()
+    def start(
+        cls, env: dict[str, str], log: Path, timeout_s: float = 60, port: int | None = None,
+        detach: bool = False,
+    ) -> ApiProcess:  # fmt: skip
+        """Serve on ``port`` (a free one if not given) of 127.0.0.1; return once it answers."""
+        port = port or free_port()
+        if port_open("127.0.0.1", port):
+            raise ServiceError(f"port {port} is taken by another process")
         env = {**env, "SHIBUYA_API_HOST": "127.0.0.1", "SHIBUYA_API_PORT": str(port)}
-        proc = shibuya_process("api", "serve", env=env, log=log)
+        proc = shibuya_process("api", "serve", env=env, log=log, detach=detach)
         api = cls(proc=proc, base=f"http://127.0.0.1:{port}", log=log)
         up = wait_for(lambda: port_open("127.0.0.1", port) or proc.poll() is not None, timeout_s)
         if not up or proc.poll() is not None:

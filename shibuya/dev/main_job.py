@@ -14,7 +14,6 @@ job adds one run to the same collection's history and ``shibuya compare`` can co
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,12 +27,14 @@ from rich.console import Console
 from control.schedulers.processes import wait_for
 from engine_sidecar.jtl import JtlParser
 from engine_sidecar.jtl_format import detect_format
-from shibuya import client
-from shibuya.dev import jmeter, kafka_acls, target
-from shibuya.dev.api_proc import ApiProcess, add_user, api_env
+from shibuya import client, tables
+from shibuya.dev import kafka_acls, target
+from shibuya.dev.api_proc import ApiProcess, add_user
 from shibuya.dev.kafka import KafkaBroker
 from shibuya.dev.procs import ServiceError, free_port, port_open
+from shibuya.dev.stack import as_principal, local_api_env
 from shibuya.dev.worker_proc import WorkerProcess
+from shibuya.output import print_table
 from wire import BatchBuilder, KafkaAccess
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -85,18 +86,8 @@ class MainJob:
         self.console.print(f"Stream worker: started (pid {worker.pid}, log {worker.log})")
 
     def _api(self, stack: contextlib.ExitStack, target_port: int) -> tuple[ApiProcess, str]:
-        sidecars = {
-            "SHIBUYA_SIDECAR_JMETER__HOME": str(jmeter.install()),
-            "SHIBUYA_SIDECAR_JMETER__HEAP": "256m",
-            "SHIBUYA_SIDECAR_JMETER__PROPERTIES": json.dumps({"target.port": str(target_port)}),
-            "SHIBUYA_SIDECAR_HEARTBEAT_INTERVAL_S": "1",
-        }
-        sidecar = self.access("sidecar")
-        env = api_env(self.data_dir / "api", KAFKA__BOOTSTRAP=self.bootstrap,
-                      SCHEDULER__KIND="local", SCHEDULER__SIDECAR_ENV=json.dumps(sidecars),
-                      SINK__ENABLED="true", KAFKA__SIDECAR_USERNAME=sidecar.username,
-                      KAFKA__SIDECAR_PASSWORD=sidecar.password,
-                      **as_principal(self.access("api")))  # fmt: skip
+        env = local_api_env(self.data_dir / "api", self.bootstrap, self.access,
+                            {"target.port": str(target_port)})  # fmt: skip
         token = self._token(env)
         api = ApiProcess.start(env, self.data_dir / "logs" / "api.log")
         stack.callback(stopped, self.console, "API", api.stop)
@@ -133,8 +124,8 @@ class MainJob:
         finally:
             removed = client.call(c, "POST", f"{path}/purge", json={"reason": "main job done"})
             self.console.print(f"Purge: {removed['engines_removed']} engines removed")
-        self.console.print(client.report_table(report))
-        self.console.print(client.verdicts(final))
+        print_table(self.console, tables.report(report))
+        print_table(self.console, tables.verdicts(final))
         stored = report["total"]["samples"] if report["total"] else 0
         exact = stored == in_jtl > 0
         verdict = "[green]exact[/green]" if exact else "[red]NOT exact[/red]"
@@ -172,20 +163,9 @@ class MainJob:
                 return int(item["id"])
         return int(client.call(c, "POST", path, json={"name": name, **extra})["id"])
 
-    def _wait_ready(self, c: httpx.Client, collection: int, timeout_s: float = 120) -> None:
-        """Until every engine has said it is ready (its heartbeats, through Kafka and
-        ClickHouse)."""
-        status: dict[str, Any] = {}
-
-        def ready() -> bool:
-            status.update(client.call(c, "GET", f"/api/collections/{collection}/status"))
-            return all(p["ready"] == p["engines"] for p in status["plans"])
-
-        with self.console.status("Waiting for the engines to be ready …"):
-            if not wait_for(ready, timeout_s, interval_s=0.5):
-                self.console.print(client.status_table(status))
-                raise ServiceError(f"engines not ready in {timeout_s:.0f}s")
-        self.console.print(client.status_table(status))
+    def _wait_ready(self, c: httpx.Client, collection: int) -> None:
+        """Until every engine has said it is ready (its heartbeats, through Kafka)."""
+        print_table(self.console, tables.status(client.wait_ready(c, collection, self.console)))
 
     def _jtl_files(self, collection: int, run_id: str) -> list[Path]:
         engines = self.data_dir / "api" / "engines" / str(collection)
@@ -224,14 +204,6 @@ def kafka(
     console.print(f"Kafka: ready in {seconds:.1f}s (pid {broker.pid()}); SASL/SCRAM, each part "
                   "its own principal with its ACLs")  # fmt: skip
     return broker.access
-
-
-def as_principal(access: KafkaAccess) -> dict[str, str]:
-    """A deployable's Kafka settings (``KAFKA__…``, without its prefix) for ``access``."""
-    if not access.sasl:
-        return {}
-    return {"KAFKA__SECURITY_PROTOCOL": access.protocol, "KAFKA__SASL_MECHANISM": access.mechanism,
-            "KAFKA__USERNAME": access.username, "KAFKA__PASSWORD": access.password}  # fmt: skip
 
 
 def stopped(console: Console, name: str, stop: Callable[[], object]) -> None:

@@ -44,14 +44,16 @@ class PidFile:
         self.path.unlink(missing_ok=True)
 
 
-def shibuya_process(*args: str, env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+def shibuya_process(
+    *args: str, env: Mapping[str, str], log: Path, detach: bool = False
+) -> subprocess.Popen[bytes]:
     """``shibuya ARGS`` with this interpreter, in the background, its output appended to
-    ``log``."""
+    ``log``; ``detach``: in a session of its own, to outlive the command and its terminal."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "shibuya", *args], env=dict(env),
-                                stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)  # fmt: skip
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=detach)  # fmt: skip
 
 
 def terminate(pid: int, timeout_s: float) -> bool:

@@ -31,6 +31,7 @@ class WorkerProcess:
         topic_prefix: str = "shibuya",
         partitions: int | None = None,
         settings: dict[str, str] | None = None,
+        detach: bool = False,
     ) -> WorkerProcess:
         """``settings``: more ``SHIBUYA_WORKER_*`` variables, e.g. ``{"WINDOW_GRACE_S": "2"}``."""
         port = free_port()
@@ -45,7 +46,7 @@ class WorkerProcess:
         env.update({f"SHIBUYA_WORKER_{k}": v for k, v in (settings or {}).items()})
         if partitions is not None:
             env["SHIBUYA_WORKER_KAFKA__PARTITIONS"] = str(partitions)
-        proc = shibuya_process("worker", "run", env=env, log=log)
+        proc = shibuya_process("worker", "run", env=env, log=log, detach=detach)
         return cls(proc=proc, log=log, metrics_port=port)
 
     @property

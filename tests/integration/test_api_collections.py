@@ -198,7 +198,7 @@ def test_a_csv_split_among_more_engines_than_its_rows_is_warned_of(
     path = tmp_path / "c.yaml"
     path.write_text(config.replace("engines: 3", "engines: 4"))
     env = {**os.environ, "SHIBUYA_URL": api.base, "SHIBUYA_TOKEN": api.tokens["alice"]}
-    cli = subprocess.run([sys.executable, "-m", "shibuya", "apply", str(collection), str(path)],
+    cli = subprocess.run([sys.executable, "-m", "shibuya", "apply", "-f", str(path)],
                          capture_output=True, text=True, env=env, check=False)  # fmt: skip
     assert cli.returncode == 0, cli.stderr
     assert "warning: plan" in cli.stderr

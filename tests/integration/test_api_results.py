@@ -191,8 +191,8 @@ def test_two_runs_compared_label_by_label(
 
     printed = shibuya("report", b_id)
     assert f"{b.expected.total:,}" in printed
-    assert "error_rate > 50% over 5s" in printed  # the verdicts
-    as_json = json.loads(shibuya("report", b_id, "--json"))
+    assert "error_rate > 50% over 3s" in printed  # the verdicts
+    as_json = json.loads(shibuya("report", b_id, "--output", "json"))
     assert as_json["total"]["samples"] == b.expected.total
     compared = shibuya("compare", a_id, b_id)
     assert f"{a.expected.total:,}.0 → {b.expected.total:,}.0" in compared

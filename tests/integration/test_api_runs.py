@@ -92,7 +92,7 @@ def test_a_run_started_by_the_api_is_ended_by_the_stream_and_recorded(
     assert ended["reason"] == "2 of 2 engines finished"
     assert ended["engines"] == {"expected": 2, "started": 2, "finished": 2, "failed": 0, "lost": 0}
     assert [(v["criterion"], v["passed"]) for v in ended["criteria"]] == [
-        ("error_rate > 50% over 5s", True)
+        ("error_rate > 50% over 3s", True)
     ]
     assert [s.reason for s in harness.decisions.stops_of(run_id)] == ["duration reached"]
     with httpx.Client() as engine:  # the token opens nothing once the run has ended

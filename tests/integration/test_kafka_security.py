@@ -22,8 +22,8 @@ from aiokafka.errors import (
 
 from shibuya.dev import kafka_acls, kafka_io
 from shibuya.dev.kafka import KafkaBroker
-from shibuya.dev.main_job import as_principal
 from shibuya.dev.procs import free_port
+from shibuya.dev.stack import as_principal
 from tests.support.local_runs import Bus, run_on_local_engines
 from wire import KafkaAccess, Topic, Topics
 

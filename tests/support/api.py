@@ -78,7 +78,7 @@ def make_collection(api: ApiServer, duration_s: int, engines: int = 2) -> tuple[
         plan = c.post(f"/api/projects/{project}/plans", json={"name": "browse"}).json()["id"]
         assert c.put(f"/api/plans/{plan}/files/plan.jmx", content=JMX).status_code == 200
         assert c.put(f"/api/plans/{plan}/files/users.csv", content=b"u\na\n").status_code == 200
-        body = {"name": "checkout", "thresholds": ["error_rate > 50% over 5s"]}
+        body = {"name": "checkout", "thresholds": ["error_rate > 50% over 3s"]}
         collection = c.post(f"/api/projects/{project}/collections", json=body).json()["id"]
         config = {"multi-test": {"name": "checkout", "projectid": project,
                                  "collectionid": collection, "thresholds": body["thresholds"],

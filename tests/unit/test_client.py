@@ -19,14 +19,14 @@ def _run(outcome: str, *failed: str, passed: tuple[str, ...] = ()) -> dict[str, 
     ("run", "code"),
     [
         (_run("finished", passed=("p95(elapsed) > 1s for 5s",)), 0),
-        (_run("failed"), 2),
-        (_run("aborted"), 2),  # stopped by someone, no criterion failed
+        (_run("failed"), 3),
+        (_run("aborted"), 3),  # stopped by someone, no criterion failed
         (_run("aborted", "p95(elapsed) > 1s for 5s"), 17),
         (_run("finished", "error_rate > 1% over 60s"), 18),
         (_run("aborted", "rps < 10 for 5s"), 20),
         (_run("aborted", "max(latency) > 2s for 1s", "failures > 10 over 60s"), 19),
         (_run("finished", "p95(elapsed) > 5 parsecs for 3s"), 24),
-        ({**_run("finished", passed=("rps < 10 for 5s",)), "samples_missing": 3}, 2),  # lost data
+        ({**_run("finished", passed=("rps < 10 for 5s",)), "samples_missing": 3}, 3),  # lost data
     ],
 )
 def test_exit_codes(run: dict[str, Any], code: int) -> None:

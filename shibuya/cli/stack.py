@@ -1,0 +1,62 @@
+"""The local stack: ``shibuya up``, ``down`` and ``doctor``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer()
+
+DataDir = Annotated[Path, typer.Option(help="where the stack keeps its state")]
+
+
+@app.command("up")
+def stack_up(
+    data_dir: DataDir = Path(".shibuya"),
+    port: Annotated[int, typer.Option(help="the API's port on 127.0.0.1")] = 8080,
+    bootstrap: Annotated[
+        str, typer.Option(help="the Kafka broker: used if one answers there, else started")
+    ] = "127.0.0.1:9092",
+) -> None:
+    """Start the local stack in the background — Kafka broker, stream worker, API with the local
+    scheduler and embedded ClickHouse — its state in DATA_DIR; `shibuya down` stops it. The CLI
+    then finds the API and your token there (unless SHIBUYA_URL, SHIBUYA_TOKEN say otherwise)."""
+    from shibuya.dev.procs import ServiceError
+    from shibuya.dev.stack import Stack
+
+    try:
+        url = Stack(data_dir, bootstrap, port).up()
+    except ServiceError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"up: {url} — try `shibuya doctor`, then `shibuya run examples/two-samplers.jmx`")
+
+
+@app.command("down")
+def stack_down(data_dir: DataDir = Path(".shibuya")) -> None:
+    """Stop what `shibuya up` started (its state and data stay, for the next `up`)."""
+    from shibuya.dev.stack import Stack
+
+    Stack(data_dir).down()
+
+
+@app.command("doctor")
+def stack_doctor() -> None:
+    """Check everything a run needs — API, your token, broker, stream worker owning every
+    partition, JMeter, Java, the engine sandbox — and say what to fix. Exit code 1 if any fails."""
+    from rich.console import Console
+
+    from shibuya.dev.doctor import checks
+
+    console = Console()
+    failed = 0
+    for check in checks():
+        mark = "[green]ok[/green]  " if check.ok else "[red]FAIL[/red]"
+        console.print(f"{mark} {check.name}: {check.detail}", highlight=False)
+        if not check.ok:
+            failed += 1
+            console.print(f"       fix: {check.fix}", highlight=False)
+    if failed:
+        raise typer.Exit(1)

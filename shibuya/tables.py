@@ -1,0 +1,129 @@
+"""The API's answers as :class:`~shibuya.output.Rows`: a run's report and verdicts, a comparison
+of two runs, a collection's engines, listings of projects, plans, collections and runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from shibuya.output import Rows
+
+_QUANTILES = ("p50", "p90", "p95", "p99", "p99_9")
+
+
+def _ms(v: float) -> str:
+    return f"{v:,.1f}" if v < 100 else f"{v:,.0f}"
+
+
+def verdicts(run: dict[str, Any]) -> Rows:
+    title = f"run {run['id']}: {run.get('outcome') or run.get('state')} — {run.get('reason', '')}"
+    grid = Rows(title, ["criterion", "verdict", "breached at s", "value"],
+                numeric=frozenset({"breached at s", "value"}))  # fmt: skip
+    for c in run.get("criteria", []):
+        verdict = {True: "passed", False: "FAILED", None: "undecided"}[c.get("passed")]
+        value = None if c.get("value") is None else f"{c['value']:g}"
+        grid.add(c["criterion"], verdict + (f" ({c['error']})" if c.get("error") else ""),
+                 c.get("breach_second_s"), value)  # fmt: skip
+    if not grid.rows:
+        grid.add("(no criteria)", "nothing judged", None, None)
+    return grid
+
+
+def report(answer: dict[str, Any]) -> Rows:
+    """Per label: samples, errors, rate, percentiles, max; the whole run last."""
+    run = answer["run"]
+    columns = ["label", "samples", "errors", "error %", "req/s", "p50 ms", "p90 ms", "p95 ms",
+               "p99 ms", "p99.9 ms", "max ms", "codes"]  # fmt: skip
+    grid = Rows(f"run {run['id']}: {run.get('outcome') or run['state']}", columns,
+                numeric=frozenset(columns[1:-1]))  # fmt: skip
+
+    def row(name: str, s: dict[str, Any]) -> None:
+        codes = " ".join(f"{k}:{v}" for k, v in sorted(s["codes"].items()))
+        grid.add(name, f"{s['samples']:,}", f"{s['failures']:,}", f"{s['error_rate']:.1%}",
+                 f"{s['rps']:,.1f}", *(_ms(s["elapsed"][q]) for q in _QUANTILES),
+                 f"{s['elapsed_max_ms']:,}", codes)  # fmt: skip
+
+    for s in answer["labels"]:
+        row(s["label"], s)
+    if answer["total"] is not None:
+        row("all labels", answer["total"])
+        grid.total = 1
+    return grid
+
+
+def comparison(answer: dict[str, Any]) -> Rows:
+    """Per label, each measure as a → b (change)."""
+    measures = ("samples", "rps", "error_rate", "p50", "p95", "p99")
+    columns = ["label", *(m if m in ("samples", "rps", "error_rate") else f"{m} ms"
+                          for m in measures)]  # fmt: skip
+    grid = Rows(f"{answer['a']['id']} (a) → {answer['b']['id']} (b)", columns,
+                numeric=frozenset(columns[1:]), total=1)  # fmt: skip
+
+    def cell(c: dict[str, Any], name: str) -> str:
+        def fmt(v: float | None) -> str:
+            if v is None:
+                return "—"
+            return f"{v:.2%}" if name == "error_rate" else f"{v:,.1f}"
+
+        change = "" if c["percent"] is None else f" ({c['percent']:+.1f} %)"
+        return f"{fmt(c['a'])} → {fmt(c['b'])}{change}"
+
+    for row in [*answer["labels"], answer["total"]]:
+        name = row["label"] if row["label"] is not None else "all labels"
+        grid.add(name, *(cell(row["changes"][m], m) for m in measures))
+    return grid
+
+
+def status(answer: dict[str, Any], name: str | None = None) -> Rows:
+    """Per plan: engines asked for, deployed, ready, running; then each engine."""
+    launch = answer.get("launch")
+    since = f"launch {launch['id']} since {launch['launched_at']}" if launch else "not deployed"
+    run = f", run {answer['run_id']} in progress" if answer.get("run_id") else ""
+    title = f"collection {name or answer['collection_id']} ({answer['scheduler']}): {since}{run}"
+    grid = Rows(title, ["plan", "engine", "phase", "state", "run", "threads", "CPU", "memory"],
+                numeric=frozenset({"threads", "CPU", "memory"}))  # fmt: skip
+    for p in answer["plans"]:
+        grid.add(p["name"], f"{p['engines']} asked", f"{p['deployed']} deployed",
+                 f"{p['ready']} ready", f"{p['running']} running", "", "", "")  # fmt: skip
+        for e in answer["engines"]:
+            if e["plan_id"] == str(p["plan_id"]):
+                cpu = None if e["cpu_cores"] is None else f"{e['cpu_cores']:.2f}"
+                mem = None if e["memory_bytes"] is None else f"{e['memory_bytes'] / 2**20:,.0f} MiB"
+                grid.add(p["name"], e["index"], e["phase"], e["state"] or "not heard",
+                         e["run_id"], e["threads"], cpu, mem)  # fmt: skip
+    return grid
+
+
+def when(text: str | None) -> str:
+    """An API timestamp as ``YYYY-MM-DD HH:MM:SS`` (UTC), for people."""
+    if not text:
+        return ""
+    return datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def runs(items: list[dict[str, Any]], collection: str) -> Rows:
+    """A collection's history: id, start, duration, samples, verdict, newest first."""
+    grid = Rows(f"runs of {collection}", ["run", "started (UTC)", "duration s", "samples",
+                                          "errors", "verdict"],
+                numeric=frozenset({"duration s", "samples", "errors"}))  # fmt: skip
+    for r in items:
+        seconds = None
+        if r.get("ended_at"):
+            delta = datetime.fromisoformat(r["ended_at"]) - datetime.fromisoformat(r["started_at"])
+            seconds = f"{delta.total_seconds():,.0f}"
+        grid.add(r["id"], when(r["started_at"]), seconds, f"{r.get('samples', 0):,}",
+                 f"{r.get('failures', 0):,}", verdict(r))  # fmt: skip
+    return grid
+
+
+def verdict(run: dict[str, Any]) -> str:
+    """One word for a run: running, passed, failed (criteria), or how it ended otherwise."""
+    if run.get("outcome") is None:
+        return str(run.get("state", ""))
+    failed = [c for c in run.get("criteria", []) if c.get("passed") is False]
+    if failed:
+        return f"failed ({len(failed)} criteria)"
+    if run["outcome"] != "finished" or run.get("samples_missing"):
+        return str(run["outcome"]) + (" (samples missing)" if run.get("samples_missing") else "")
+    undecided = [c for c in run.get("criteria", []) if c.get("passed") is None]
+    return "passed" if not undecided else f"undecided ({len(undecided)} criteria)"
