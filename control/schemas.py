@@ -88,11 +88,28 @@ Criteria = Annotated[
 ]
 
 
+#: A JMeter property's name (``-Jname=value``) and value; at most :data:`MAX_PROPERTIES` a level.
+PROPERTY_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$"
+MAX_PROPERTIES, MAX_PROPERTY_CHARS = 100, 2000
+Properties = Annotated[
+    dict[
+        Annotated[str, Field(pattern=PROPERTY_NAME)],
+        Annotated[str, Field(max_length=MAX_PROPERTY_CHARS, pattern=rf"^{_PRINTABLE}*$")],
+    ],
+    Field(
+        max_length=MAX_PROPERTIES,
+        description="JMeter properties (-J): a run's override its "
+        "plan's, which override its collection's, which override the server's",
+    ),
+]
+
+
 class CollectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
     csv_split: bool = False
     thresholds: Criteria = []
+    properties: Properties = {}
 
 
 class CollectionPatch(BaseModel):
@@ -100,6 +117,7 @@ class CollectionPatch(BaseModel):
     name: Name | None = None
     csv_split: bool | None = None
     thresholds: Criteria | None = None
+    properties: Properties | None = None
 
 
 class ExecutionPlan(BaseModel):
@@ -114,6 +132,7 @@ class ExecutionPlan(BaseModel):
     ramp_up_s: int
     duration_s: int
     csv_split: bool
+    properties: dict[str, str] = {}
 
 
 class EngineTokenOut(BaseModel):
@@ -127,6 +146,7 @@ class CollectionOut(BaseModel):
     name: str
     csv_split: bool
     thresholds: list[str]
+    properties: dict[str, str] = {}
     plans: list[ExecutionPlan]
     engines: int
     """Engines over all plans."""
@@ -157,6 +177,8 @@ class RunOut(BaseModel):
     started_at: datetime
     ended_at: datetime | None
     thresholds: list[str]
+    properties: dict[str, str] = {}
+    """The run's own properties (its plans' and collection's are theirs)."""
     engines: dict[str, int] = {}
     """expected, started, finished, failed, lost (from the stream)."""
     samples: int = 0
@@ -164,6 +186,11 @@ class RunOut(BaseModel):
     samples_missing: int = 0
     """Once ended: samples the engines published that the run did not count (lost data)."""
     criteria: list[CriterionVerdict] = []
+
+
+class RunIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    properties: Properties = {}
 
 
 class StopIn(BaseModel):

@@ -187,8 +187,9 @@ class Agent:
         publisher, stop_publishing, publishing = self._publish(run_dir, cmd.run_id, cmd.plan_id)
         try:
             self._jmeter = await JMeterProcess.start(
-                c.jmeter, jmx=jmx, jtl=run_dir.jtl, log_file=run_dir.jmeter_log
-            )
+                c.jmeter, jmx=jmx, jtl=run_dir.jtl, log_file=run_dir.jmeter_log,
+                properties=run_dir.properties,
+            )  # fmt: skip
         except OSError as exc:
             stop_publishing.set()
             await publishing

@@ -69,8 +69,12 @@ class JMeterProcess:
 
     @classmethod
     async def start(
-        cls, config: JMeterConfig, *, jmx: Path, jtl: Path, log_file: Path
-    ) -> JMeterProcess:
+        cls, config: JMeterConfig, *, jmx: Path, jtl: Path, log_file: Path,
+        properties: Path | None = None,
+    ) -> JMeterProcess:  # fmt: skip
+        """JMeter on ``jmx``: the sidecar's ``-J`` properties, then the run's ``properties``
+        file (``-q``, so they win and stay off the command line), then what the sidecar needs
+        whatever they say (its stop port, CSV results)."""
         [launcher] = (config.home / "bin").glob("ApacheJMeter-*.jar")
         props = [f"-J{k}={v}" for k, v in (config.properties or {}).items()]
         stop_port = config.stop_port or _free_udp_port()
@@ -87,11 +91,12 @@ class JMeterProcess:
             str(jtl),
             "-j",
             str(log_file),
+            *props,
+            *(["-q", str(properties)] if properties is not None else []),
             f"-Jjmeterengine.nongui.port={stop_port}",
             f"-Jjmeterengine.nongui.maxport={stop_port}",
             # CSV, whatever JMETER_HOME's properties say: the reader refuses XML results.
             "-Jjmeter.save.saveservice.output_format=csv",
-            *props,
         ]
         with (log_file.with_suffix(".out")).open("ab") as out:
             proc = await asyncio.create_subprocess_exec(

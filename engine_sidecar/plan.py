@@ -94,3 +94,29 @@ def _set(group: Element, kind: str, name: str, value: str) -> None:
             prop.text = value
             return
     SubElement(group, kind, name=name).text = value
+
+
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f", "=": "\\=",
+            ":": "\\:", "#": "\\#", "!": "\\!"}  # fmt: skip
+
+
+def properties_file(properties: dict[str, str]) -> bytes:
+    """``properties`` as a Java properties file (what JMeter's ``-q`` reads, ISO-8859-1 with
+    ``\\uXXXX`` escapes): any value comes back exactly, whatever its characters."""
+
+    def escape(text: str, key: bool) -> str:
+        out = []
+        for i, ch in enumerate(text):
+            if ch in _ESCAPES:
+                out.append(_ESCAPES[ch])
+            elif ch == " " and (key or i == 0):
+                out.append("\\ ")
+            elif " " <= ch <= "~":
+                out.append(ch)
+            else:  # as UTF-16 code units, as Java reads them
+                units = ch.encode("utf-16-be")
+                out += [f"\\u{units[j]:02x}{units[j + 1]:02x}" for j in range(0, len(units), 2)]
+        return "".join(out)
+
+    lines = [f"{escape(k, True)}={escape(v, False)}\n" for k, v in sorted(properties.items())]
+    return "".join(lines).encode("ascii")

@@ -6,6 +6,7 @@
     <work_dir>/runs/<run>/            one run:
         <plan files>                  downloaded, checked; this engine's share of the CSVs
         plan.rewritten.jmx            the plan with the run's threads, ramp-up and duration
+        run.properties                the run's JMeter properties (``-q``)
         results.jtl, jmeter.log       what JMeter writes
         checkpoint.json               how far the results are published (engine_sidecar.checkpoint)
         run.json                      what a restarted sidecar needs to pick the run up again
@@ -23,7 +24,7 @@ from pathlib import Path
 from engine_sidecar.atomic import write_atomic
 from engine_sidecar.errors import PlanError
 from engine_sidecar.files import download
-from engine_sidecar.plan import rewrite_jmx, split_csv
+from engine_sidecar.plan import properties_file, rewrite_jmx, split_csv
 from wire import StartEngines
 
 REMEMBERED_COMMANDS = 1000
@@ -64,6 +65,7 @@ class RunDir:
         self.jtl = self.path / "results.jtl"
         self.checkpoint = self.path / "checkpoint.json"
         self.jmeter_log = self.path / "jmeter.log"
+        self.properties = self.path / "run.properties"
         self._record = self.path / "run.json"
 
     @classmethod
@@ -106,6 +108,7 @@ class RunDir:
                 jmx = path
         if jmx is None:
             raise PlanError("the plan has no .jmx file")
+        write_atomic(self.properties, properties_file(cmd.properties))
         rewritten = self.path / "plan.rewritten.jmx"
         write_atomic(rewritten, rewrite_jmx(jmx.read_bytes(), threads=cmd.threads_per_engine,
                                             ramp_up_s=cmd.ramp_up_s,

@@ -29,6 +29,7 @@ from typing import Annotated, Any, get_args, get_origin
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from control.errors import ControlError
+from control.schemas import MAX_PROPERTIES, MAX_PROPERTY_CHARS, PROPERTY_NAME
 from control.services.config import (
     MAX_DEPTH,
     ConfigError,
@@ -57,8 +58,24 @@ def seconds(value: Any) -> Any:
     return value
 
 
+def _scalars(value: Any) -> Any:
+    """Property values as JMeter writes them: ``8080`` → ``"8080"``, ``true`` → ``"true"``."""
+    if isinstance(value, dict):
+        return {k: str(v).lower() if isinstance(v, bool) else str(v) if isinstance(v, (int, float))
+                else v for k, v in value.items()}  # fmt: skip
+    return value
+
+
 Seconds = Annotated[int, BeforeValidator(seconds)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
+Properties = Annotated[
+    dict[
+        Annotated[str, Field(pattern=PROPERTY_NAME)],
+        Annotated[str, Field(max_length=MAX_PROPERTY_CHARS)],
+    ],
+    BeforeValidator(_scalars),
+    Field(max_length=MAX_PROPERTIES),
+]
 
 
 class _Strict(BaseModel):
@@ -79,12 +96,14 @@ class PlanRun(_Strict):
     duration: Seconds = Field(ge=1)
     ramp_up: Seconds = Field(default=0, ge=0)
     csv_split: bool = False
+    properties: Properties = {}
 
 
 class CollectionDecl(_Strict):
     name: Name
     csv_split: bool = False
     criteria: list[str] = []
+    properties: Properties = {}
     plans: list[PlanRun] = Field(min_length=1)
 
 

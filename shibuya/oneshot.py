@@ -70,14 +70,21 @@ def prepare(c: httpx.Client, scratch: Scratch, console: Console) -> str:
     return f"{scratch.project}/{scratch.jmx.stem}"
 
 
-def run(c: httpx.Client, ref: str, console: Console, detach: bool = False) -> dict[str, Any]:
-    """Start a run (the API deploys engines that are not), follow it to its end (or not,
-    ``detach``), purge the engines if they were not deployed before. The run's last state."""
+def run(
+    c: httpx.Client,
+    ref: str,
+    console: Console,
+    properties: dict[str, str] | None = None,
+    detach: bool = False,
+) -> dict[str, Any]:
+    """Start a run with its own JMeter ``properties`` (the API deploys engines that are not),
+    follow it to its end (or not, ``detach``), purge the engines if they were not deployed
+    before. The run's last state."""
     collection = Names(c).collection(ref)
     path = f"/api/collections/{collection['id']}"
     status = client.call(c, "GET", f"{path}/status")
     ours = status["scheduler"] != "external" and not status.get("launch")
-    started = client.call(c, "POST", f"{path}/runs")
+    started = client.call(c, "POST", f"{path}/runs", json={"properties": properties or {}})
     console.print(f"run {started['id']} started", highlight=False)
     if detach:
         return dict(started)

@@ -121,40 +121,34 @@ def _collection(
     plan_ids: dict[str, int | None],
 ) -> None:
     if have is None:
-        made = a.write(
-            f"collection {decl.name}: created",
-            "POST",
-            f"/api/projects/{project}/collections",
-            json={"name": decl.name},
-        )
-        have = made or {
-            "id": None,
-            "name": decl.name,
-            "csv_split": False,
-            "thresholds": [],
-            "plans": [],
-        }
-    want = {
-        "csv_split": decl.csv_split,
-        "criteria": decl.criteria,
-        "plans": {
-            r.plan: (r.engines, r.threads, r.ramp_up, r.duration, r.csv_split) for r in decl.plans
+        path = f"/api/projects/{project}/collections"
+        made = a.write(f"collection {decl.name}: created", "POST", path, json={"name": decl.name})
+        have = made or {"id": None, "csv_split": False, "thresholds": [], "plans": []}
+    want = _Settings(
+        decl.csv_split,
+        decl.criteria,
+        decl.properties,
+        {
+            r.plan: (r.engines, r.threads, r.ramp_up, r.duration, r.csv_split, r.properties)
+            for r in decl.plans
         },
-    }
-    now = {
-        "csv_split": have["csv_split"],
-        "criteria": have["thresholds"],
-        "plans": {
+    )
+    now = _Settings(
+        have["csv_split"],
+        have["thresholds"],
+        have.get("properties", {}),
+        {
             p["name"]: (
                 p["engines"],
                 p["threads_per_engine"],
                 p["ramp_up_s"],
                 p["duration_s"],
                 p["csv_split"],
+                p.get("properties", {}),
             )
             for p in have["plans"]
         },
-    }
+    )
     differs = _differences(now, want)
     if not differs:
         return
@@ -167,6 +161,7 @@ def _collection(
             "rampup": r.ramp_up,
             "duration_s": r.duration,
             "csv_split": r.csv_split,
+            "properties": r.properties,
         }
         for r in decl.plans
     ]
@@ -177,36 +172,54 @@ def _collection(
             "collectionid": have["id"],
             "csv_split": decl.csv_split,
             "thresholds": decl.criteria,
+            "properties": decl.properties,
             "tests": tests,
         }
     }
-    a.write(
-        f"collection {decl.name}: {'; '.join(differs)}",
-        "PUT",
-        f"/api/collections/{have['id']}/config",
-        content=yaml.safe_dump(config),
-    )
+    path = f"/api/collections/{have['id']}/config"
+    change = f"collection {decl.name}: {'; '.join(differs)}"
+    a.write(change, "PUT", path, content=yaml.safe_dump(config))
 
 
-_PLAN_FIELDS = ("engines", "threads", "ramp_up", "duration", "csv_split")
+@dataclass(frozen=True)
+class _Settings:
+    """What ``apply`` compares of a collection; per plan: engines, threads, ramp-up, duration,
+    CSV split, properties."""
+
+    csv_split: bool
+    criteria: list[str]
+    properties: dict[str, str]
+    plans: dict[str, tuple[Any, ...]]
 
 
-def _differences(now: dict[str, Any], want: dict[str, Any]) -> list[str]:
+_PLAN_FIELDS = ("engines", "threads", "ramp_up", "duration", "csv_split", "properties")
+
+
+def _differences(now: _Settings, want: _Settings) -> list[str]:
     out = []
-    if now["csv_split"] != want["csv_split"]:
-        out.append(f"csv_split {now['csv_split']} → {want['csv_split']}")
-    if now["criteria"] != want["criteria"]:
-        out.append(f"criteria changed ({len(now['criteria'])} → {len(want['criteria'])})")
-    for name in sorted(set(now["plans"]) - set(want["plans"])):
+    if now.csv_split != want.csv_split:
+        out.append(f"csv_split {now.csv_split} → {want.csv_split}")
+    if now.properties != want.properties:
+        out.append(f"properties {_changed(now.properties, want.properties)}")
+    if now.criteria != want.criteria:
+        out.append(f"criteria changed ({len(now.criteria)} → {len(want.criteria)})")
+    for name in sorted(set(now.plans) - set(want.plans)):
         out.append(f"plan {name} removed")
-    for name, values in want["plans"].items():
-        old = now["plans"].get(name)
+    for name, values in want.plans.items():
+        old = now.plans.get(name)
         if old is None:
             out.append(f"plan {name} added")
             continue
-        out += [
-            f"{name}.{f} {o} → {n}"
-            for f, o, n in zip(_PLAN_FIELDS, old, values, strict=True)
-            if o != n
-        ]
+        for field_, o, n in zip(_PLAN_FIELDS, old, values, strict=True):
+            if o != n:
+                change = _changed(o, n) if field_ == "properties" else f"{o} → {n}"
+                out.append(f"{name}.{field_} {change}")
     return out
+
+
+def _changed(old: dict[str, str], new: dict[str, str]) -> str:
+    """Which properties changed, by name only: a value may be nothing to print."""
+    parts = [f"+{k}" for k in sorted(set(new) - set(old))]
+    parts += [f"-{k}" for k in sorted(set(old) - set(new))]
+    parts += [f"~{k}" for k in sorted(set(old) & set(new)) if old[k] != new[k]]
+    return " ".join(parts)

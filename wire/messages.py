@@ -206,6 +206,10 @@ class StartEngines(_Message, tag="start", frozen=True, kw_only=True):
     that older records decode."""
     split_csv: bool = False
     issued_ms: NonNegative
+    properties: dict[str, str] = {}
+    """JMeter properties for this run's engines of the plan (the collection's, the plan's and
+    the run's, merged in that order); the sidecar's own ``-J`` settings come first, so these
+    win. Older sidecars ignore the field."""
 
 
 class StopEngines(_Message, tag="stop", frozen=True, kw_only=True):

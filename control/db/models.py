@@ -144,6 +144,7 @@ class Collection(Timestamped, Base):
     name: Mapped[str] = mapped_column(String(200))
     csv_split: Mapped[bool] = mapped_column(Boolean, default=False)
     thresholds: Mapped[list[str]] = mapped_column(JSON, default=list)
+    properties: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
 
 
 class CollectionPlan(Base):
@@ -157,6 +158,7 @@ class CollectionPlan(Base):
     ramp_up_s: Mapped[int] = mapped_column(Integer, default=0)
     duration_s: Mapped[int] = mapped_column(Integer)
     csv_split: Mapped[bool] = mapped_column(Boolean, default=False)
+    properties: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
 
 
 class Launch(Base):
@@ -206,6 +208,7 @@ class Run(Base):
     outcome: Mapped[str | None] = mapped_column(String(20), default=None)
     reason: Mapped[str] = mapped_column(String(1000), default="")
     thresholds: Mapped[list[str]] = mapped_column(JSON, default=list)
+    properties: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
     verdicts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     started_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     file_token_hash: Mapped[str | None] = mapped_column(String(64), default=None)

@@ -30,7 +30,7 @@ def create(db: Session, who: Caller, project_id: int, body: CollectionIn) -> Col
     _check_criteria(body.thresholds)
     name_free(db, Collection, project.id, body.name)
     c = Collection(project_id=project.id, name=body.name, csv_split=body.csv_split,
-                   thresholds=body.thresholds)  # fmt: skip
+                   thresholds=body.thresholds, properties=body.properties)  # fmt: skip
     db.add(c)
     db.flush()
     return _out(db, c)
@@ -54,6 +54,8 @@ def change(db: Session, who: Caller, collection_id: int, body: CollectionPatch) 
     if body.thresholds is not None:
         _check_criteria(body.thresholds)
         c.thresholds = body.thresholds
+    if body.properties is not None:
+        c.properties = body.properties
     return _out(db, c)
 
 
@@ -98,11 +100,13 @@ def put_config(
         raise ConflictError(f"collection {collection_id} cannot change its plans: {why}")
     name_free(db, Collection, project.id, config.name, c.id)
     c.name, c.csv_split, c.thresholds = config.name, config.csv_split, config.thresholds
+    c.properties = config.properties
     db.execute(sql_delete(CollectionPlan).where(CollectionPlan.collection_id == c.id))
     for p in config.plans:
         db.add(CollectionPlan(collection_id=c.id, plan_id=p.plan_id, engines=p.engines,
                               threads_per_engine=p.threads_per_engine, ramp_up_s=p.ramp_up_s,
-                              duration_s=p.duration_s, csv_split=p.csv_split))  # fmt: skip
+                              duration_s=p.duration_s, csv_split=p.csv_split,
+                              properties=p.properties))  # fmt: skip
     db.flush()
     return _out(db, c)
 
@@ -113,7 +117,8 @@ def get_config(db: Session, who: Caller, collection_id: int) -> tuple[str, str]:
     text = render_config(CollectionConfig(name=c.name, project_id=project.id,
                                           collection_id=c.id, csv_split=c.csv_split,
                                           thresholds=list(c.thresholds),
-                                          plans=plans_of(db, c.id)))  # fmt: skip
+                                          plans=plans_of(db, c.id),
+                                          properties=dict(c.properties)))  # fmt: skip
     return text, f"{c.id}.yaml"
 
 
@@ -127,7 +132,8 @@ def plans_of(db: Session, collection_id: int) -> list[ExecutionPlan]:
     return [
         ExecutionPlan(plan_id=cp.plan_id, name=name, engines=cp.engines,
                       threads_per_engine=cp.threads_per_engine, ramp_up_s=cp.ramp_up_s,
-                      duration_s=cp.duration_s, csv_split=cp.csv_split)
+                      duration_s=cp.duration_s, csv_split=cp.csv_split,
+                      properties=dict(cp.properties))
         for cp, name in rows
     ]  # fmt: skip
 
@@ -136,7 +142,7 @@ def _out(db: Session, c: Collection) -> CollectionOut:
     plans = plans_of(db, c.id)
     return CollectionOut(
         id=c.id, project_id=c.project_id, name=c.name, csv_split=c.csv_split,
-        thresholds=list(c.thresholds), plans=plans,
+        thresholds=list(c.thresholds), properties=dict(c.properties), plans=plans,
         engines=sum(p.engines for p in plans),
         virtual_users=sum(p.engines * p.threads_per_engine for p in plans),
         created_at=c.created_at, warnings=_split_warnings(db, c, plans),

@@ -23,13 +23,19 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from control.errors import InvalidError
-from control.schemas import HIDDEN, ExecutionPlan
+from control.schemas import (
+    HIDDEN,
+    MAX_PROPERTIES,
+    MAX_PROPERTY_CHARS,
+    PROPERTY_NAME,
+    ExecutionPlan,
+)
 from wire.criteria import MAX_CRITERIA, CriterionError, parse
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -57,6 +63,7 @@ class CollectionConfig:
     csv_split: bool
     thresholds: list[str]
     plans: list[ExecutionPlan]
+    properties: dict[str, str] = field(default_factory=dict)
 
 
 class ConfigError(InvalidError):
@@ -96,9 +103,9 @@ def shown(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-TOP_KEYS = ("name", "projectid", "collectionid", "csv_split", "thresholds", "tests")
+TOP_KEYS = ("name", "projectid", "collectionid", "csv_split", "thresholds", "properties", "tests")
 TEST_KEYS = ("name", "testid", "concurrency", "rampup", "engines", "duration", "duration_s",
-             "csv_split")  # fmt: skip
+             "csv_split", "properties")  # fmt: skip
 
 
 def unknown_keys(where: str, mapping: dict[Any, Any], known: tuple[str, ...]) -> list[str]:
@@ -112,6 +119,35 @@ def unknown_keys(where: str, mapping: dict[Any, Any], known: tuple[str, ...]) ->
             text = key if printable else shown(key)
             problems.append(f"{where}{text}: unknown key{hint}")
     return problems
+
+
+def properties_of(where: str, value: Any, problems: list[str]) -> dict[str, str]:
+    """JMeter properties from YAML: names as JMeter takes them, scalar values (numbers and
+    booleans as JMeter writes them: ``8080``, ``true``); each problem appended."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(f"{where}: a mapping of names to values is needed, not {shown(value)}")
+        return {}
+    if len(value) > MAX_PROPERTIES:
+        problems.append(f"{where}: at most {MAX_PROPERTIES} properties, not {len(value)}")
+        return {}
+    out = {}
+    for name, v in value.items():
+        if not isinstance(name, str) or not re.match(PROPERTY_NAME, name):
+            problems.append(f"{where}: {shown(name)} is not a property name (letters, digits, "
+                            "'_', '.', '-')")  # fmt: skip
+            continue
+        if isinstance(v, bool):
+            v = str(v).lower()
+        if not isinstance(v, (str, int, float)) or len(str(v)) > MAX_PROPERTY_CHARS:
+            problems.append(f"{where}.{name}: a text of at most {MAX_PROPERTY_CHARS} characters "
+                            f"is needed, not {shown(v)}")  # fmt: skip
+        elif re.search(f"[{HIDDEN}]", str(v)):
+            problems.append(f"{where}.{name}: control and invisible characters are not allowed")
+        else:
+            out[name] = str(v)
+    return out
 
 
 def window_problems(where: str, texts: list[str], run_s: int) -> list[str]:
@@ -219,11 +255,13 @@ def parse_config(text: str, bounds: Bounds = Bounds()) -> CollectionConfig:
                 ramp_up_s=ramp_up_s,
                 duration_s=duration_s,
                 csv_split=flag(f"{at}.csv_split", t.get("csv_split")),
+                properties=properties_of(f"{at}.properties", t.get("properties"), problems),
             )
         )
     if plans:
         problems += window_problems("thresholds", thresholds, max(p.duration_s for p in plans))
     csv_split = flag("csv_split", top.get("csv_split"))
+    properties = properties_of("properties", top.get("properties"), problems)
     if problems:
         raise ConfigError(problems)
     return CollectionConfig(
@@ -233,6 +271,7 @@ def parse_config(text: str, bounds: Bounds = Bounds()) -> CollectionConfig:
         csv_split=csv_split,
         thresholds=list(thresholds),
         plans=plans,
+        properties=properties,
     )
 
 
@@ -260,6 +299,8 @@ def render_config(config: CollectionConfig) -> str:
         else:
             test["duration"] = p.duration_s // 60
         test["csv_split"] = p.csv_split
+        if p.properties:
+            test["properties"] = p.properties
         tests.append(test)
     doc = {
         "multi-test": {
@@ -268,6 +309,7 @@ def render_config(config: CollectionConfig) -> str:
             "collectionid": config.collection_id,
             "csv_split": config.csv_split,
             "thresholds": config.thresholds,
+            **({"properties": config.properties} if config.properties else {}),
             "tests": tests,
         }
     }

@@ -65,7 +65,8 @@ class Launcher:
 def run_out(run: Run, status: RunStatus | None) -> RunOut:
     out = RunOut(id=run.id, collection_id=run.collection_id, state=run.state,
                  outcome=run.outcome, reason=run.reason, started_at=run.started_at,
-                 ended_at=run.ended_at, thresholds=list(run.thresholds))  # fmt: skip
+                 ended_at=run.ended_at, thresholds=list(run.thresholds),
+                 properties=dict(run.properties or {}))  # fmt: skip
     if status is not None:
         out.state = run.state if run.ended_at is not None else status.state
         out.reason = status.reason
@@ -79,11 +80,15 @@ def run_out(run: Run, status: RunStatus | None) -> RunOut:
     return out
 
 
-async def trigger(db: Session, launcher: Launcher, who: Caller, collection_id: int) -> RunOut:
+async def trigger(
+    db: Session, launcher: Launcher, who: Caller, collection_id: int,
+    properties: dict[str, str] | None = None,
+) -> RunOut:  # fmt: skip
     """Start a run of the collection: deploy its engines if they are not (a scheduler other
-    than ``external``), announce the run to the stream, start each plan's engines."""
+    than ``external``), announce the run to the stream, start each plan's engines with the
+    collection's, the plan's and the run's ``properties`` (each overriding the one before)."""
     run, collection, project, plans, files = await in_thread(
-        db, _insert_run, db, who, collection_id, launcher
+        db, _insert_run, db, who, collection_id, launcher, properties or {}
     )
     messages = _start_messages(launcher, run, collection, project, plans, files)
     try:
@@ -99,7 +104,7 @@ def _failed(run: Run, reason: str) -> None:
 
 
 def _insert_run(
-    db: Session, who: Caller, collection_id: int, launcher: Launcher
+    db: Session, who: Caller, collection_id: int, launcher: Launcher, properties: dict[str, str]
 ) -> tuple[Run, Collection, Project, list[CollectionPlan], dict[int, list[PlanFile]]]:
     collection, project = collection_of(db, who, collection_id)
     plans = list(db.scalars(select(CollectionPlan).where(
@@ -116,7 +121,8 @@ def _insert_run(
     if launcher.scheduler.kind != "external":
         launches.deploy(db, launcher.scheduler, launcher.limits, collection, who.user_id)
     run = Run(id=f"run-{uuid.uuid4().hex[:12]}", collection_id=collection.id,
-              thresholds=list(collection.thresholds), started_by=who.user_id)  # fmt: skip
+              thresholds=list(collection.thresholds), started_by=who.user_id,
+              properties=properties)  # fmt: skip
     db.add(run)
     try:
         db.commit()  # the one-active-run index decides a race between replicas here
@@ -157,6 +163,7 @@ def _start_messages(
             threads_per_engine=p.threads_per_engine, ramp_up_s=p.ramp_up_s,
             duration_s=p.duration_s, files=wire_files,
             split_csv=p.csv_split or collection.csv_split, issued_ms=now_ms,
+            properties={**collection.properties, **p.properties, **run.properties},
         )  # fmt: skip
         out.append(command(topics, cid, start))
     return out

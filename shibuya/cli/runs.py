@@ -26,6 +26,17 @@ def _seconds(value: str) -> int:
 Duration = Annotated[str, typer.Option(help="90, 90s, 10m or 1h30m")]
 
 
+def _properties(pairs: list[str]) -> dict[str, str]:
+    """``name=value`` pairs (JMeter's ``-J``), the last of a name winning."""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"{pair[:40]!r}: name=value is needed", param_hint="-J")
+        out[name] = value
+    return out
+
+
 @app.command("run")
 def client_run(
     target: Annotated[
@@ -58,6 +69,15 @@ def client_run(
         str | None,
         typer.Option(
             help="with a .jmx: the project's group, if it is created and you have several"
+        ),
+    ] = None,
+    prop: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--property",
+            "-J",
+            help="a JMeter property for this run, name=value (overrides the plan's and the "
+            "collection's); repeatable",
         ),
     ] = None,
     detach: Annotated[bool, typer.Option(help="start the run and return; engines stay")] = False,
@@ -107,7 +127,7 @@ def client_run(
         elif data:
             raise typer.BadParameter("data files go with a .jmx", param_hint="DATA")
         try:
-            final = oneshot.run(c, ref, console, detach=detach)
+            final = oneshot.run(c, ref, console, _properties(prop or []), detach=detach)
         except oneshot.InterruptError as exc:
             typer.echo(f"{exc} again: leaving the run going", err=True)
             raise typer.Exit(client.INTERRUPTED) from exc

@@ -191,6 +191,7 @@ MESSAGES: dict[str, msgspec.Struct] = {
         file_token="tok",
         split_csv=True,
         issued_ms=T0_MS,
+        properties={"target.host": "staging.example", "users": "50"},
     ),
     "command_stop_v1.json": StopEngines(
         command_id="cmd-2",

@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from control.api.deps import Ctx, Db, Id, Pages, Who
 from control.api.errors import RESPONSES
-from control.schemas import Page, RunOut, StopIn
+from control.schemas import Page, RunIn, RunOut, StopIn
 from control.services import runs
 
 router = APIRouter(prefix="/api", tags=["runs"], responses=RESPONSES)
@@ -19,11 +19,15 @@ RunId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^run-[0-9a-f]
 
 
 @router.post("/collections/{collection_id}/runs", status_code=201)
-async def trigger(collection_id: Id, ctx: Ctx, db: Db, who: Who) -> RunOut:
+async def trigger(
+    collection_id: Id, ctx: Ctx, db: Db, who: Who, body: RunIn | None = None
+) -> RunOut:
     """Start a run of the collection: deploy its engines if they are not (a scheduler other
-    than ``external``), announce the run to the stream, start each plan's engines."""
+    than ``external``), announce the run to the stream, start each plan's engines. The body's
+    ``properties`` override the plans' and the collection's for this run."""
     try:
-        return await runs.trigger(db, ctx.launcher, who, collection_id)
+        props = body.properties if body else {}
+        return await runs.trigger(db, ctx.launcher, who, collection_id, props)
     finally:
         ctx.answers.forget(("status", collection_id))  # its engines may be new
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import msgspec
 import numpy as np
 import pytest
@@ -150,3 +152,12 @@ def test_fields_added_to_a_version_keep_older_messages_readable() -> None:
     assert status.unpublished_bytes == 0
     newer = msgspec.json.encode({**msgspec.json.decode(older), "a_later_field": 1})
     assert decode_message(newer, EngineStatus) == status
+
+
+def test_a_start_command_of_an_older_api_decodes_without_properties() -> None:
+    """``properties`` came later within v1: a command without it is still a v1 command."""
+    from wire import decode_command
+
+    older = json.loads((GOLDEN_DIR / "command_start_v1.json").read_bytes())
+    del older["properties"]
+    assert decode_command(json.dumps(older).encode()).properties == {}
