@@ -63,7 +63,9 @@ def comparison(answer: dict[str, Any]) -> Rows:
         def fmt(v: float | None) -> str:
             if v is None:
                 return "—"
-            return f"{v:.2%}" if name == "error_rate" else f"{v:,.1f}"
+            if name == "error_rate":
+                return f"{v:.2%}"
+            return f"{v:,.0f}" if name == "samples" else f"{v:,.1f}"
 
         change = "" if c["percent"] is None else f" ({c['percent']:+.1f} %)"
         return f"{fmt(c['a'])} → {fmt(c['b'])}{change}"

@@ -252,7 +252,14 @@ def dev_target(
 @app.command("demo")
 def dev_demo(
     engines: Annotated[int, typer.Option(min=1, max=64, help="engines")] = 2,
-    seconds: Annotated[int, typer.Option(min=1, max=600, help="test length")] = 60,
+    seconds: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=600,
+            help="test length (the main job: at least its criteria's longest window)",
+        ),
+    ] = 60,
     threads: Annotated[int, typer.Option(min=1, max=200, help="JMeter threads per engine")] = 2,
     rate: Annotated[
         int, typer.Option(min=1, max=200_000, help="samples/s per simulated engine")
@@ -272,8 +279,8 @@ def dev_demo(
 
     Starts (or reuses) Kafka, a stream worker, a local HTTP target and the API with the local
     scheduler and its ClickHouse sink (embedded engine). Then, as a user would: a project, a plan
-    with examples/two-samplers.jmx, a collection from examples/collection.yaml; deploy the engines
-    (sidecar processes running real JMeter); run with a live line; print the report from
+    with examples/two-samplers.jmx and a collection, as examples/main-job.yaml declares; deploy
+    the engines (sidecar processes running real JMeter); run with a live line; print the report from
     ClickHouse (per label: samples, errors, rate, percentiles, codes) and each criterion's
     verdict; purge; stop what it started. Exit 0 only when the run finished, passed its criteria
     and ClickHouse holds exactly the samples of the engines' JTL files.

@@ -139,30 +139,56 @@ def client_run(
     raise typer.Exit(client.exit_code(final))
 
 
+RunRef = Annotated[
+    str, typer.Argument(help="a run's id, or a collection (PROJECT/NAME): its latest run")
+]
+
+
+def _latest(ref: str, n: int) -> list[str]:
+    """``ref`` if it is a run's id, else the ids of the newest ``n`` runs of the collection it
+    names (newest last)."""
+    import re
+
+    from shibuya import client
+
+    if re.fullmatch(r"run-[0-9a-f]{12}", ref):
+        return [ref]
+    with session() as (c, names):
+        found = names.collection(ref)
+        page = client.call(c, "GET", f"/api/collections/{found['id']}/runs", params={"limit": n})
+    ids = [r["id"] for r in reversed(page["items"])]
+    if len(ids) < n:
+        typer.echo(f"error: {ref} has {len(ids)} runs, not {n}", err=True)
+        raise typer.Exit(client.API_ERROR)
+    return ids
+
+
 @app.command("report")
-def client_report(
-    run_id: Annotated[str, typer.Argument(help="the run")], output: Output = Format.table
-) -> None:
+def client_report(run: RunRef, output: Output = Format.table) -> None:
     """A run's results: per label samples, errors, rate, percentiles, codes; its verdicts."""
     from shibuya import tables
 
-    show(
-        f"/api/runs/{run_id}/report",
-        output,
-        lambda r: [tables.report(r), tables.verdicts(r["run"])],
-    )
+    [run_id] = _latest(run, 1)
+    show(f"/api/runs/{run_id}/report", output,
+         lambda r: [tables.report(r), tables.verdicts(r["run"])])  # fmt: skip
 
 
 @app.command("compare")
 def client_compare(
-    a: Annotated[str, typer.Argument(help="the first run (the baseline)")],
-    b: Annotated[str, typer.Argument(help="the second run")],
+    a: Annotated[
+        str,
+        typer.Argument(
+            help="the baseline run's id — or a collection, to compare its last two runs"
+        ),
+    ],
+    b: Annotated[str | None, typer.Argument(help="the other run's id")] = None,
     output: Output = Format.table,
 ) -> None:
     """Two runs side by side, per label: each measure from a to b with its change in percent."""
     from shibuya import tables
 
-    show(f"/api/runs/{a}/compare/{b}", output, lambda r: [tables.comparison(r)])
+    first, second = _latest(a, 2) if b is None else (a, b)
+    show(f"/api/runs/{first}/compare/{second}", output, lambda r: [tables.comparison(r)])
 
 
 @app.command("stop")

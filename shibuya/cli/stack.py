@@ -9,13 +9,17 @@ import typer
 
 app = typer.Typer()
 
-DataDir = Annotated[Path, typer.Option(help="where the stack keeps its state")]
+DataDir = Annotated[
+    Path, typer.Option(help="where the stack keeps its state", envvar="SHIBUYA_HOME")
+]
 
 
 @app.command("up")
 def stack_up(
     data_dir: DataDir = Path(".shibuya"),
-    port: Annotated[int, typer.Option(help="the API's port on 127.0.0.1")] = 8080,
+    port: Annotated[
+        int, typer.Option(help="the API's port on 127.0.0.1", envvar="SHIBUYA_STACK_PORT")
+    ] = 8080,
     bootstrap: Annotated[
         str, typer.Option(help="the Kafka broker: used if one answers there, else started")
     ] = "127.0.0.1:9092",

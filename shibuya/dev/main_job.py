@@ -2,7 +2,7 @@
 
 It starts (or reuses) a Kafka broker, starts a stream worker, a local HTTP target and the API
 (local scheduler, ClickHouse sink on the embedded engine), then does what a user does: a project,
-a plan with ``examples/two-samplers.jmx``, a collection from ``examples/collection.yaml``;
+a plan with ``examples/two-samplers.jmx`` and a collection, declared in ``examples/main-job.yaml``;
 deploy the engines (sidecar processes that run real JMeter); run with live progress; print the
 report from ClickHouse with the verdict of each criterion; purge; stop everything it started.
 At the end it checks that ClickHouse holds exactly the samples in the engines' JTL files.
@@ -21,25 +21,27 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 from rich.console import Console
 
 from control.schedulers.processes import wait_for
+from control.services.config import ConfigError
 from engine_sidecar.jtl import JtlParser
 from engine_sidecar.jtl_format import detect_format
-from shibuya import client, tables
+from shibuya import client, reconcile, tables
+from shibuya.declare import Declared, check, load
 from shibuya.dev import kafka_acls, target
 from shibuya.dev.api_proc import ApiProcess, add_user
 from shibuya.dev.kafka import KafkaBroker
 from shibuya.dev.procs import ServiceError, free_port, port_open
 from shibuya.dev.stack import as_principal, local_api_env
 from shibuya.dev.worker_proc import WorkerProcess
+from shibuya.names import Names
 from shibuya.output import print_table
 from wire import BatchBuilder, KafkaAccess
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 JMX = EXAMPLES / "two-samplers.jmx"
-CONFIG = EXAMPLES / "collection.yaml"
+CONFIG = EXAMPLES / "main-job.yaml"
 USER, GROUP = "demo", "demo"
 
 
@@ -135,33 +137,30 @@ class MainJob:
         return exact and passed
 
     def _collection(self, c: httpx.Client) -> int:
-        """The demo's project, plan and collection: found by name, else created; the plan file
-        uploaded and the collection's config applied from the example YAML every time."""
-        project = self._find_or_create(c, "/api/projects", "demo", {"group": GROUP})
-        plan = self._find_or_create(c, f"/api/projects/{project}/plans", JMX.stem, {})
-        client.upload(c, plan, [JMX])
-        collection = self._find_or_create(c, f"/api/projects/{project}/collections", "main-job",
-                                          {})  # fmt: skip
-        config = yaml.safe_load(CONFIG.read_text())
-        multi = config["multi-test"]
-        multi.update(projectid=project, collectionid=collection)
-        [test] = multi["tests"]
-        test.update(testid=plan, engines=self.engines, concurrency=self.threads,
-                    duration_s=self.seconds)  # fmt: skip
-        client.call(c, "PUT", f"/api/collections/{collection}/config",
-                    content=yaml.safe_dump(config))  # fmt: skip
+        """The demo's project, plan and collection from the example declaration, with the
+        engines, threads and duration of the job's options: created, or updated where they
+        differ, by name (what ``shibuya apply -f`` does)."""
+        declared = load(CONFIG)
+        assert isinstance(declared, Declared)
+        [collection] = declared.spec.collections
+        [test] = collection.plans
+        test = test.model_copy(update={"engines": self.engines, "threads": self.threads,
+                                       "duration": self.seconds})  # fmt: skip
+        collection = collection.model_copy(update={"plans": [test]})
+        spec = declared.spec.model_copy(update={"collections": [collection]})
+        try:
+            check(Declared(spec, declared.base))
+        except ConfigError as exc:
+            raise ServiceError(f"{CONFIG.name} with these options: {exc}") from exc
+        for change in reconcile.apply(c, Declared(spec, declared.base)):
+            self.console.print(f"  {change}", highlight=False)
+        found = Names(c).collection(f"{spec.project}/{collection.name}")
         self.console.print(
-            f"Project {project}, plan {plan} ({JMX.name}), collection {collection} from "
-            f"{CONFIG.name}: {self.engines} engines × {self.threads} threads for {self.seconds}s; "
-            f"criteria: {'; '.join(multi['thresholds'])}"
+            f"Collection {spec.project}/{collection.name} from {CONFIG.name}: {self.engines} "
+            f"engines × {self.threads} threads for {self.seconds}s; criteria: "
+            f"{'; '.join(collection.criteria)}"
         )
-        return collection
-
-    def _find_or_create(self, c: httpx.Client, path: str, name: str, extra: dict[str, Any]) -> int:
-        for item in client.call(c, "GET", path, params={"limit": 200})["items"]:
-            if item["name"] == name:
-                return int(item["id"])
-        return int(client.call(c, "POST", path, json={"name": name, **extra})["id"])
+        return int(found["id"])
 
     def _wait_ready(self, c: httpx.Client, collection: int) -> None:
         """Until every engine has said it is ready (its heartbeats, through Kafka)."""

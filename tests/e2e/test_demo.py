@@ -61,13 +61,13 @@ def test_main_job_through_the_api_counts_every_sample_of_the_engines_jtl_files(
     """README's main command, shorter: project, plan, collection from the example YAML, deploy
     with the local scheduler, real JMeter, the report from ClickHouse, purge, everything
     stopped. ClickHouse must hold exactly the samples of the JTL files."""
-    out = _demo(kafka_bootstrap, tmp_path, "--engines", "2", "--seconds", "5")
+    out = _demo(kafka_bootstrap, tmp_path, "--engines", "2", "--seconds", "10")
     [in_jtl, stored] = re.findall(
         r"Samples: ([\d,]+) in the engines' JTL files, ([\d,]+) in ClickHouse — exact", out
     )[0]
     assert in_jtl == stored
     assert int(in_jtl.replace(",", "")) > 0
-    assert "from collection.yaml: 2 engines × 2 threads for 5s" in out
+    assert "demo/main-job from main-job.yaml: 2 engines × 2 threads for 10s" in out
     assert "Deploy: launch 1, 2 engines (4 virtual users)" in out
     assert "2 ready" in out  # the status table before the run
     # The report's total row has the same count as the JTL files; the stream's verdicts.
@@ -86,7 +86,7 @@ def test_main_job_on_its_own_broker_runs_on_an_authenticated_bus(tmp_path: Path)
     """As on a fresh machine: no broker answers, so the main job starts its own — with SASL/SCRAM
     and ACLs, the worker, the API and the engines each its own principal — and still counts every
     sample."""
-    out = _demo(f"127.0.0.1:{free_port()}", tmp_path, "--engines", "1", "--seconds", "4")
+    out = _demo(f"127.0.0.1:{free_port()}", tmp_path, "--engines", "1", "--seconds", "10")
     assert "SASL/SCRAM, each part its own principal with its ACLs" in out
     [in_jtl, stored] = re.findall(
         r"Samples: ([\d,]+) in the engines' JTL files, ([\d,]+) in ClickHouse — exact", out

@@ -195,4 +195,4 @@ def test_two_runs_compared_label_by_label(
     as_json = json.loads(shibuya("report", b_id, "--output", "json"))
     assert as_json["total"]["samples"] == b.expected.total
     compared = shibuya("compare", a_id, b_id)
-    assert f"{a.expected.total:,}.0 → {b.expected.total:,}.0" in compared
+    assert f"{a.expected.total:,} → {b.expected.total:,}" in compared
