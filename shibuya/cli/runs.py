@@ -100,7 +100,7 @@ def client_run(
     from shibuya import client, oneshot, tables
     from shibuya.output import emit
 
-    console = Console(stderr=output is not Format.table)
+    console = Console(stderr=True)  # progress; the report alone on standard output
     with session() as (c, _):
         ref = target
         if target.lower().endswith(".jmx"):

@@ -30,10 +30,9 @@ from engine_sidecar.jtl_format import detect_format
 from shibuya import client, reconcile, tables
 from shibuya.declare import Declared, check, load
 from shibuya.dev import kafka_acls, target
-from shibuya.dev.api_proc import ApiProcess, add_user
-from shibuya.dev.kafka import KafkaBroker
-from shibuya.dev.procs import ServiceError, free_port, port_open
-from shibuya.dev.stack import as_principal, local_api_env
+from shibuya.dev.api_proc import ApiProcess
+from shibuya.dev.procs import ServiceError, port_open
+from shibuya.dev.stack import Stack, as_principal, broker_in, connection, local_api_env, user_token
 from shibuya.dev.worker_proc import WorkerProcess
 from shibuya.names import Names
 from shibuya.output import print_table
@@ -42,7 +41,6 @@ from wire import BatchBuilder, KafkaAccess
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 JMX = EXAMPLES / "two-samplers.jmx"
 CONFIG = EXAMPLES / "main-job.yaml"
-USER, GROUP = "demo", "demo"
 
 
 @dataclass
@@ -63,14 +61,20 @@ class MainJob:
         self.data_dir = self.data_dir.resolve()
         with contextlib.ExitStack() as stack:
             try:
-                self.access = kafka(stack, self.bootstrap, self.data_dir, self.console)
-                self._worker(stack)
+                url_token = self._stack()
+                if url_token is None:
+                    self.access = kafka(stack, self.bootstrap, self.data_dir, self.console)
+                    self._worker(stack)
                 port = stack.enter_context(target.serve())
                 self.console.print(f"HTTP target: 127.0.0.1:{port} (GET /items; POST /login, "
                                    "one in 50 answers 500)")  # fmt: skip
-                api, token = self._api(stack, port)
-                with api.client(token) as c:
-                    ok = self._load_test(c)
+                if url_token is None:
+                    api, token = self._api(stack)
+                    url_token = api.base, token
+                url, token = url_token
+                headers = {"Authorization": f"Bearer {token}"}
+                with httpx.Client(base_url=url, headers=headers, timeout=30) as c:
+                    ok = self._load_test(c, {"target.port": str(port)})
             except (ServiceError, client.ClientError, TimeoutError) as exc:
                 self.console.print(f"[red]main job failed:[/red] {exc or 'timed out'}")
                 return False
@@ -87,10 +91,18 @@ class MainJob:
         stack.callback(stopped, self.console, "Stream worker", worker.stop)
         self.console.print(f"Stream worker: started (pid {worker.pid}, log {worker.log})")
 
-    def _api(self, stack: contextlib.ExitStack, target_port: int) -> tuple[ApiProcess, str]:
-        env = local_api_env(self.data_dir / "api", self.bootstrap, self.access,
-                            {"target.port": str(target_port)})  # fmt: skip
-        token = self._token(env)
+    def _stack(self) -> tuple[str, str] | None:
+        """The API and token of the stack up in ``data_dir`` (``shibuya up``), if one is."""
+        if not Stack(self.data_dir).is_up():
+            return None
+        found = connection(self.data_dir)
+        if found is not None:
+            self.console.print(f"Using the stack up in {self.data_dir} (shibuya up): {found[0]}")
+        return found
+
+    def _api(self, stack: contextlib.ExitStack) -> tuple[ApiProcess, str]:
+        env = local_api_env(self.data_dir / "api", self.bootstrap, self.access)
+        token = user_token(self.data_dir, env)
         api = ApiProcess.start(env, self.data_dir / "logs" / "api.log")
         stack.callback(stopped, self.console, "API", api.stop)
         clickhouse = self.data_dir / "api" / "clickhouse"
@@ -98,19 +110,9 @@ class MainJob:
                            f"ClickHouse embedded in {clickhouse}")  # fmt: skip
         return api, token
 
-    def _token(self, env: dict[str, str]) -> str:
-        """The demo user's token, created once and kept (0600) beside the API's database."""
-        path = self.data_dir / "api" / "demo-token"
-        if path.exists():
-            return path.read_text().strip()
-        token = add_user(env, USER, [GROUP], admin=False)
-        path.touch(mode=0o600)
-        path.write_text(token)
-        return token
-
     # --- what a user does -------------------------------------------------------------------
 
-    def _load_test(self, c: httpx.Client) -> bool:
+    def _load_test(self, c: httpx.Client, properties: dict[str, str]) -> bool:
         collection = self._collection(c)
         path = f"/api/collections/{collection}"
         launch = client.call(c, "POST", f"{path}/deploy")
@@ -118,7 +120,7 @@ class MainJob:
                            f"({launch['virtual_users']} virtual users)")  # fmt: skip
         try:
             self._wait_ready(c, collection)
-            run = client.call(c, "POST", f"{path}/runs")
+            run = client.call(c, "POST", f"{path}/runs", json={"properties": properties})
             self.console.print(f"Run {run['id']} started")
             final = client.watch(c, run["id"], self.console)
             in_jtl = sum(samples_in(f) for f in self._jtl_files(collection, run["id"]))
@@ -194,8 +196,7 @@ def kafka(
     if port_open(host, int(port)):
         console.print(f"Kafka: using the broker at {bootstrap}")
         return lambda principal: KafkaAccess(bootstrap)
-    broker = KafkaBroker(data_dir.resolve() / "kafka-sasl", port=int(port),
-                         controller_port=free_port(), secure=True)  # fmt: skip
+    broker = broker_in(data_dir.resolve(), bootstrap)
     console.print(f"Kafka: starting a broker on {bootstrap} …")
     seconds = broker.start()
     stack.callback(stopped, console, "Kafka", broker.stop)

@@ -155,23 +155,17 @@ class Stack:
         if port_open(host, int(port)):
             self.console.print(f"Kafka: using the broker at {self.bootstrap}")
             return (lambda principal: KafkaAccess(self.bootstrap)), False
-        port_file = self.data_dir / "kafka" / "controller.port"  # the same at every start
-        if not port_file.exists():
-            port_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            port_file.write_text(str(free_port()))
-        broker = self._broker({"controller_port": port_file.read_text()})
+        broker = broker_in(self.data_dir, self.bootstrap)
         self.console.print(f"Kafka: starting a broker on {self.bootstrap} …")
         seconds = broker.start()
         broker.grant(kafka_acls.acls())
-        self._record(None, None, None, controller_port=broker.controller_port)
         self.console.print(f"Kafka: ready in {seconds:.1f}s (pid {broker.pid()}); SASL/SCRAM "
                            "and ACLs")  # fmt: skip
         return broker.access, True
 
     def _broker(self, state: dict[str, Any]) -> KafkaBroker:
-        return KafkaBroker(self.data_dir / "kafka", port=int(self.bootstrap.rpartition(":")[2]),
-                           controller_port=int(state.get("controller_port", 0)),
-                           secure=True)  # fmt: skip
+        del state
+        return broker_in(self.data_dir, self.bootstrap)
 
     def _record(self, name: str | None, pid: int | None, marker: str | None, **more: Any) -> None:
         state = self.state()
@@ -182,12 +176,32 @@ class Stack:
         self.state_path.write_text(json.dumps(state, indent=2))
 
     def _token(self, env: dict[str, str]) -> str:
-        """The stack user's token (this OS user's name, group ``local``), made once, 0600."""
-        path = self.data_dir / "token"
-        if path.exists():
-            return path.read_text().strip()
-        token = add_user(env, getpass.getuser(), [GROUP], admin=False)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(token)
-        return token
+        return user_token(self.data_dir, env)
+
+    def is_up(self) -> bool:
+        running = self.running()
+        return bool(running) and all(running.values())
+
+
+def broker_in(data_dir: Path, bootstrap: str) -> KafkaBroker:
+    """The secured broker kept in ``data_dir/kafka`` (the stack's and the main job's), its
+    controller on the same port at every start."""
+    port_file = data_dir / "kafka" / "controller.port"
+    if not port_file.exists():
+        port_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        port_file.write_text(str(free_port()))
+    return KafkaBroker(data_dir / "kafka", port=int(bootstrap.rpartition(":")[2]),
+                       controller_port=int(port_file.read_text()), secure=True)  # fmt: skip
+
+
+def user_token(data_dir: Path, env: dict[str, str]) -> str:
+    """The token of this machine's user of the API (this OS user's name, group ``local``) —
+    the stack's and the main job's, so each sees the other's runs — made once, kept 0600."""
+    path = data_dir / "token"
+    if path.exists():
+        return path.read_text().strip()
+    token = add_user(env, getpass.getuser(), [GROUP], admin=False)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token)
+    return token
