@@ -70,20 +70,26 @@ def start_api(
     return ApiServer(process=process, database_url=database_url, tokens=tokens or {})
 
 
-def make_collection(api: ApiServer, duration_s: int, engines: int = 2) -> tuple[int, int]:
-    """alice's project with one plan (a JMX and a CSV) in a collection; (collection, plan)."""
+def make_collection(
+    api: ApiServer, duration_s: int, engines: int = 2, jmx: bytes = JMX,
+    properties: dict[str, str] | None = None, plan_properties: dict[str, str] | None = None,
+) -> tuple[int, int]:  # fmt: skip
+    """alice's project with one plan (a JMX and a CSV) in a collection, with the collection's
+    and the plan's JMeter ``properties``; (collection, plan)."""
     with api.client("alice") as c:
         name = f"shop-{uuid.uuid4().hex[:8]}"  # names are unique in a group
         project = c.post("/api/projects", json={"name": name, "group": "team-a"}).json()["id"]
         plan = c.post(f"/api/projects/{project}/plans", json={"name": "browse"}).json()["id"]
-        assert c.put(f"/api/plans/{plan}/files/plan.jmx", content=JMX).status_code == 200
+        assert c.put(f"/api/plans/{plan}/files/plan.jmx", content=jmx).status_code == 200
         assert c.put(f"/api/plans/{plan}/files/users.csv", content=b"u\na\n").status_code == 200
         body = {"name": "checkout", "thresholds": ["error_rate > 50% over 3s"]}
         collection = c.post(f"/api/projects/{project}/collections", json=body).json()["id"]
         config = {"multi-test": {"name": "checkout", "projectid": project,
                                  "collectionid": collection, "thresholds": body["thresholds"],
+                                 "properties": properties or {},
                                  "tests": [{"testid": plan, "concurrency": 5, "engines": engines,
-                                            "duration_s": duration_s}]}}  # fmt: skip
+                                            "duration_s": duration_s,
+                                            "properties": plan_properties or {}}]}}  # fmt: skip
         r = c.put(f"/api/collections/{collection}/config", content=yaml.safe_dump(config))
         assert r.status_code == 200, r.text
     return collection, plan

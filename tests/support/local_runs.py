@@ -4,6 +4,7 @@ the principals it names. What happens during the run is the test's (``during``).
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 from collections.abc import Callable
@@ -11,10 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from control.schedulers.processes import wait_for
 from shibuya.dev import jmeter, target
 from shibuya.dev.main_job import samples_in
 from shibuya.dev.worker_proc import WorkerProcess
-from tests.support.api import FAST, ApiServer, make_collection, start_api
+from tests.support.api import FAST, JMX, ApiServer, make_collection, start_api
 from tests.support.waiting import wait_until
 
 
@@ -33,14 +37,31 @@ class Ran:
     run: dict[str, Any]
     written: int
     """Samples the engines' JMeter wrote, counted in their results files."""
+    labels: list[set[str]] = field(default_factory=list)
+    """The labels in each engine's results file."""
+    stored: int = 0
+    """Samples in ClickHouse (the run's report), once it holds as many as were written."""
+
+
+@dataclass(frozen=True)
+class Load:
+    """What the collection runs: its engines, JMX and properties (the collection's, its plan's,
+    the run's)."""
+
+    engines: int = 2
+    jmx: bytes = JMX
+    properties: dict[str, str] = field(default_factory=dict)
+    plan_properties: dict[str, str] = field(default_factory=dict)
+    run_properties: dict[str, str] = field(default_factory=dict)
 
 
 def run_on_local_engines(
     tmp_path: Path, bus: Bus, duration_s: int,
-    during: Callable[[float], None] = lambda started: None,
+    during: Callable[[float], None] = lambda started: None, test: Load = Load(),
 ) -> Ran:  # fmt: skip
-    """Deploy a collection of two engines, run it for ``duration_s``, call ``during`` with when
-    it started running (monotonic), wait for its end; the engines are purged whatever happens."""
+    """Deploy a collection of ``test.engines`` engines, run it for ``duration_s``, call
+    ``during`` with when it started running (monotonic), wait for its end; the engines are
+    purged whatever happens."""
     worker = WorkerProcess.start(
         bootstrap=bus.bootstrap, app_id="shibuya-streams", data_dir=tmp_path / "worker",
         log=tmp_path / "worker.log",
@@ -60,7 +81,7 @@ def run_on_local_engines(
             api = start_api(tmp_path / "api", f"sqlite:///{tmp_path / 'meta.db'}", None,
                             **settings)  # fmt: skip
             try:
-                return _run(api, worker, duration_s, during)
+                return _run(api, worker, duration_s, during, test)
             finally:
                 api.stop()
     finally:
@@ -68,9 +89,11 @@ def run_on_local_engines(
 
 
 def _run(
-    api: ApiServer, worker: WorkerProcess, duration_s: int, during: Callable[[float], None]
-) -> Ran:
-    collection, _ = make_collection(api, duration_s=duration_s)
+    api: ApiServer, worker: WorkerProcess, duration_s: int, during: Callable[[float], None],
+    test: Load,
+) -> Ran:  # fmt: skip
+    collection, _ = make_collection(api, duration_s, test.engines, test.jmx, test.properties,
+                                    test.plan_properties)  # fmt: skip
     with api.client("alice") as c:
         try:
             assert c.post(f"/api/collections/{collection}/deploy").status_code == 201
@@ -80,7 +103,8 @@ def _run(
                 return all(p["ready"] == p["engines"] for p in plans)
 
             wait_until("the engines to be ready", ready, 120, lambda: api.log.read_text()[-3000:])
-            run_id = c.post(f"/api/collections/{collection}/runs").json()["id"]
+            body = {"properties": test.run_properties}
+            run_id = c.post(f"/api/collections/{collection}/runs", json=body).json()["id"]
             started = time.monotonic()
 
             def running() -> bool:
@@ -96,6 +120,26 @@ def _run(
             run: dict[str, Any] = c.get(f"/api/runs/{run_id}").json()
             engines = api.log.parent / "engines" / str(collection)
             jtl = sorted(engines.glob(f"*/work/runs/{run_id}/results.jtl"))
-            return Ran(run, sum(samples_in(f) for f in jtl))
+            written = sum(samples_in(f) for f in jtl)
+            return Ran(run, written, [labels_in(f) for f in jtl], _stored(c, run_id, written))
         finally:  # the engines go with the test (they would retry a dead broker for ever)
             c.post(f"/api/collections/{collection}/purge", json={}, timeout=300)
+
+
+def labels_in(jtl: Path) -> set[str]:
+    """The labels of a JMeter CSV results file (with its header)."""
+    with jtl.open(newline="") as f:
+        return {row["label"] for row in csv.DictReader(f)}
+
+
+def _stored(c: httpx.Client, run_id: str, written: int) -> int:
+    """The run's samples in ClickHouse, once it holds ``written`` (its last seconds' windows
+    close a few seconds after the run) or after a minute."""
+    total = {"samples": 0}
+
+    def complete() -> bool:
+        total.update(c.get(f"/api/runs/{run_id}/report").json()["total"] or {"samples": 0})
+        return total["samples"] >= written
+
+    wait_for(complete, 60, interval_s=0.5)
+    return total["samples"]

@@ -156,8 +156,10 @@ def test_fields_added_to_a_version_keep_older_messages_readable() -> None:
 
 def test_a_start_command_of_an_older_api_decodes_without_properties() -> None:
     """``properties`` came later within v1: a command without it is still a v1 command."""
-    from wire import decode_command
+    from wire import StartEngines, decode_command
 
     older = json.loads((GOLDEN_DIR / "command_start_v1.json").read_bytes())
     del older["properties"]
-    assert decode_command(json.dumps(older).encode()).properties == {}
+    command = decode_command(json.dumps(older).encode())
+    assert isinstance(command, StartEngines)
+    assert command.properties == {}
