@@ -220,8 +220,8 @@ class SchedulerSettings(BaseModel):
     jmeter_home: Path | None = Field(
         None,
         description="local scheduler: the JMeter its engines run; empty: "
-        "$SHIBUYA_CACHE_DIR/jmeter-5.6.3 (default ~/.cache/shibuya), where `shibuya dev jmeter` "
-        "installs it",
+        "$SHIBUYA_CACHE_DIR/jmeter-5.6.3-plugins-1 (default ~/.cache/shibuya), where "
+        "`shibuya dev jmeter` installs it",
     )
     drain_s: float = Field(
         120,

@@ -26,7 +26,7 @@ RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt $SIDECAR_DEPS \
     && /opt/venv/bin/pip install --no-cache-dir --no-deps . \
     && SHIBUYA_CACHE_DIR=/opt/cache /opt/venv/bin/shibuya dev jmeter \
-    && mv /opt/cache/jmeter-5.6.3 /opt/jmeter
+    && mv /opt/cache/jmeter-5.6.3-plugins-1 /opt/jmeter
 
 # --- what runs: a JRE, the virtualenv, JMeter; no compilers, no Maven ---------------------
 FROM ${PYTHON_IMAGE}

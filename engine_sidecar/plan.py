@@ -8,7 +8,9 @@ the file has one, heads every share instead of going to the first engine only. R
 records: a quoted field may hold newlines. With fewer rows than engines some shares hold no row.
 
 JMX rewrite (Shibuya's rules): every ``ThreadGroup`` and ``SetupThreadGroup`` directly under the
-test plan gets the run's threads per engine, ramp-up, ``scheduler=true`` and the duration.
+test plan gets the run's threads per engine, ramp-up, ``scheduler=true`` and the duration; the
+plan's own targets elsewhere (the Custom Thread Groups, ``OpenModelThreadGroup``, the Throughput
+Shaping Timer) are divided among the engines (:mod:`engine_sidecar.loadsplit`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 
 from defusedxml.ElementTree import fromstring
 
+from engine_sidecar import loadsplit
 from engine_sidecar.errors import PlanError
 from engine_sidecar.jtl import RecordSplitter
 
@@ -54,16 +57,24 @@ def split_csv(data: bytes, *, engines: int, index: int, header: bool) -> bytes:
 _THREAD_GROUPS = ("ThreadGroup", "SetupThreadGroup")
 
 
-def rewrite_jmx(data: bytes, *, threads: int, ramp_up_s: int, duration_s: int) -> bytes:
-    """The JMX with every top-level thread group set to the run's load profile."""
+def rewrite_jmx(
+    data: bytes, *, threads: int, ramp_up_s: int, duration_s: int, engines: int = 1,
+    index: int = 0,
+) -> bytes:  # fmt: skip
+    """The JMX for engine ``index`` of ``engines``: every top-level classic thread group set to
+    the run's load profile, and the plan's own targets (plugin thread groups, the Throughput
+    Shaping Timer) divided among the engines (:mod:`engine_sidecar.loadsplit`)."""
     try:
         root = fromstring(data)
     except Exception as exc:  # defusedxml raises several kinds; all mean "not a plan we take"
         raise PlanError(f"the plan is not well-formed XML: {exc}") from exc
     plan_tree = _test_plan_tree(root)
     groups = [el for el in plan_tree if el.tag in _THREAD_GROUPS]
-    if not groups:
-        raise PlanError("the test plan has no ThreadGroup or SetupThreadGroup at its top level")
+    if not groups and not any(el.tag in loadsplit.PLUGIN_GROUPS for el in plan_tree):
+        raise PlanError("the test plan has no thread group at its top level (ThreadGroup, "
+                        "SetupThreadGroup, OpenModelThreadGroup or one of the Custom Thread "
+                        "Groups)")  # fmt: skip
+    loadsplit.split(plan_tree, engines, index)
     for group in groups:
         _set(group, "stringProp", "ThreadGroup.num_threads", str(threads))
         _set(group, "stringProp", "ThreadGroup.ramp_time", str(ramp_up_s))

@@ -111,6 +111,7 @@ class RunDir:
         write_atomic(self.properties, properties_file(cmd.properties))
         rewritten = self.path / "plan.rewritten.jmx"
         write_atomic(rewritten, rewrite_jmx(jmx.read_bytes(), threads=cmd.threads_per_engine,
-                                            ramp_up_s=cmd.ramp_up_s,
-                                            duration_s=cmd.duration_s))  # fmt: skip
+                                            ramp_up_s=cmd.ramp_up_s, duration_s=cmd.duration_s,
+                                            engines=cmd.engine_count,
+                                            index=engine_index))  # fmt: skip
         return rewritten

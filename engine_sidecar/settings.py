@@ -60,7 +60,7 @@ OUTPUT_FORMAT = "jmeter.save.saveservice.output_format"
 
 class JMeterSettings(BaseModel):
     home: Path = Field(
-        Path.home() / ".cache" / "shibuya" / "jmeter-5.6.3",
+        Path.home() / ".cache" / "shibuya" / "jmeter-5.6.3-plugins-1",
         description="JMETER_HOME (bin/ApacheJMeter-*.jar); `shibuya dev jmeter install` fills "
         "the default",
     )

@@ -39,7 +39,8 @@ from control.services.config import (
     unknown_keys,
     window_problems,
 )
-from control.services.plans import check_jmx, kind_of
+from control.services.jmx import check_jmx
+from control.services.plans import kind_of
 from engine_sidecar.errors import PlanError
 from engine_sidecar.plan import rewrite_jmx
 

@@ -109,7 +109,7 @@ def make_scheduler(settings: ApiSettings) -> Scheduler:
     s = settings.scheduler
     cache = Path(os.environ.get("SHIBUYA_CACHE_DIR") or Path.home() / ".cache" / "shibuya")
     return LocalScheduler(settings.engines_dir, kafka=settings.kafka,
-                          jmeter_home=s.jmeter_home or cache / "jmeter-5.6.3",
+                          jmeter_home=s.jmeter_home or cache / "jmeter-5.6.3-plugins-1",
                           env=s.sidecar_env, drain_s=s.drain_s,
                           bwrap=local_sandbox(settings))  # fmt: skip
 

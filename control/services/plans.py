@@ -7,10 +7,8 @@ import csv
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 from anyio import to_thread
-from defusedxml import DefusedXmlException, DTDForbidden, ElementTree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -26,6 +24,7 @@ from control.files.storage import FileStorage
 from control.schemas import FileOut, Page, PlanOut
 from control.services.access import name_free, plan_of, project_of
 from control.services.auth import Caller
+from control.services.jmx import check_jmx
 from control.services.pages import Paging, in_project
 
 #: Safe file names: no path, no leading dot, printable ASCII letters, digits and ``._ -``.
@@ -149,35 +148,6 @@ def _files(db: Session, plan_id: int) -> list[FileOut]:
 def _out(db: Session, plan: Plan) -> PlanOut:
     return PlanOut(id=plan.id, project_id=plan.project_id, name=plan.name,
                    created_at=plan.created_at, files=_files(db, plan.id))  # fmt: skip
-
-
-#: How deep a JMX may nest: a plan nests its controllers a few dozen levels at most.
-MAX_JMX_DEPTH = 200
-
-
-def check_jmx(path: Path, name: str) -> None:
-    """A JMeter test plan, read as a stream (memory stays flat whatever its size): no DOCTYPE
-    (no entities), at most :data:`MAX_JMX_DEPTH` levels, ``<jmeterTestPlan>`` at the root."""
-    open_elements: list[Any] = []
-    try:
-        for event, element in ElementTree.iterparse(path, events=("start", "end"),
-                                                    forbid_dtd=True):  # fmt: skip
-            if event == "end":  # what was read is not kept: the element leaves its parent
-                open_elements.pop()
-                if open_elements:
-                    del open_elements[-1][-1]
-                continue
-            open_elements.append(element)
-            depth = len(open_elements)
-            if depth == 1 and element.tag != "jmeterTestPlan":
-                raise InvalidError(f"{name} is not a JMeter test plan: its root is "
-                                   f"<{element.tag[:80]}>")  # fmt: skip
-            if depth > MAX_JMX_DEPTH:
-                raise InvalidError(f"{name}: nested deeper than {MAX_JMX_DEPTH} levels")
-    except DTDForbidden as exc:
-        raise InvalidError(f"{name}: a DOCTYPE is not accepted in a test plan") from exc
-    except (ElementTree.ParseError, DefusedXmlException) as exc:
-        raise InvalidError(f"{name} is not a JMeter test plan: {str(exc)[:200]}") from exc
 
 
 def kind_of(name: str) -> str:

@@ -214,7 +214,8 @@ def compose_env(
 
 @app.command("jmeter")
 def dev_jmeter() -> None:
-    """Fetch Apache JMeter 5.6.3 (non-GUI) from Maven Central into the cache; print its home."""
+    """Fetch Apache JMeter 5.6.3 (non-GUI) with the common jmeter-plugins (docs/engines.md) from
+    Maven Central into the cache; print its home."""
     from shibuya.dev.jmeter import install
 
     typer.echo(install(quiet=False))

@@ -12,7 +12,7 @@ import httpx
 
 from shibuya import client
 from shibuya.dev import stack
-from shibuya.dev.jmeter import JMETER_VERSION
+from shibuya.dev.jmeter import HOME_NAME, JMETER_VERSION
 from shibuya.dev.maven import cache_root
 from shibuya.dev.procs import port_open
 
@@ -93,8 +93,8 @@ def _owned(port: int) -> int:
 
 
 def _engines() -> Iterator[Check]:
-    home = cache_root() / f"jmeter-{JMETER_VERSION}"
-    yield Check("JMeter", home.is_dir(), f"{JMETER_VERSION} in {home}" if home.is_dir()
+    home = cache_root() / HOME_NAME
+    yield Check("JMeter", home.is_dir(), f"{JMETER_VERSION} and plugins in {home}" if home.is_dir()
                 else "not installed", "shibuya dev jmeter")  # fmt: skip
     java = shutil.which("java")
     version = ""

@@ -48,8 +48,10 @@ def fetch(
     *,
     arrange: Callable[[Path, Path], None] | None = None,
     quiet: bool = True,
+    transitive: bool = True,
 ) -> Path:
-    """``dest`` holding ``deps`` and their runtime dependencies, fetched unless already complete.
+    """``dest`` holding ``deps`` and (``transitive``) their runtime dependencies, fetched unless
+    already complete.
 
     The jars land in a staging folder; ``arrange(jars, staged)`` may lay them out (the default
     moves them as they are); the staging folder replaces ``dest`` only when complete.
@@ -71,6 +73,7 @@ def fetch(
             str(pom_path),
             "dependency:copy-dependencies",
             "-DincludeScope=runtime",
+            f"-DexcludeTransitive={str(not transitive).lower()}",
             f"-DoutputDirectory={jars}",
         ]
         result = subprocess.run(argv, capture_output=True, text=True, check=False)

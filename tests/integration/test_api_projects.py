@@ -192,3 +192,59 @@ def test_names_are_unique_where_they_address_something(api: ApiServer) -> None:
     with api.client("bob") as c:
         r = c.post("/api/projects", json={"name": project["name"], "group": "team-b"})
         assert r.status_code == 201
+
+
+_PLUGIN_PLAN = JMX.replace(
+    b'<ThreadGroup guiclass="ThreadGroupGui" testclass="ThreadGroup" testname="users">',
+    b'<com.blazemeter.jmeter.threads.concurrency.ConcurrencyThreadGroup testname="users">',
+).replace(b"</ThreadGroup>", b"</com.blazemeter.jmeter.threads.concurrency.ConcurrencyThreadGroup>")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            _PLUGIN_PLAN.replace(
+                b"${__P(target.port,8000)}", b"${__P(target.port,${__strLen(ab)})}"
+            ),
+            None,
+        ),  # a shipped plugin and a function of the pack: taken
+        (
+            JMX.replace(b'testname="GET /items', b'testname="${__upperCase(get)} /items'),
+            "plan.jmx: function __upperCase in '${__upperCase(get)} /items, \"all\"' is not one "
+            "JMeter 5.6.3 or the shipped plugins define: it would be sent as text",
+        ),
+        (
+            JMX.replace(
+                b'testclass="ThreadGroup" testname="users">',
+                b'testclass="ThreadGroup" testname="users"><kg.apc.jmeter.samplers.DummySampler '
+                b'testname="dummy"/>',
+            ),
+            "plan.jmx: element 'dummy' (kg.apc.jmeter.samplers.DummySampler) needs a plugin the "
+            "engines do not have (they have the Custom Thread Groups, the functions pack and the "
+            "Throughput Shaping Timer)",
+        ),
+        (
+            b'<jmeterTestPlan><hashTree><TestPlan testname="t"/><hashTree/></hashTree>'
+            b"</jmeterTestPlan>",
+            "plan.jmx: no thread group at its top level: it would run nothing",
+        ),
+    ],
+)
+def test_a_plan_the_engines_cannot_run_is_refused_at_upload_saying_what(
+    api: ApiServer, content: bytes, message: str | None
+) -> None:
+    project = _project(api)
+    plan = _plan_without_files(api, project["id"])
+    with api.client("alice") as c:
+        r = c.put(f"/api/plans/{plan}/files/plan.jmx", content=content)
+    if message is None:
+        assert r.status_code == 200, r.text
+    else:
+        assert (r.status_code, r.json()["error"]["message"]) == (422, message)
+
+
+def _plan_without_files(api: ApiServer, project_id: object) -> int:
+    with api.client("alice") as c:
+        plan: int = c.post(f"/api/projects/{project_id}/plans", json={"name": "p"}).json()["id"]
+    return plan

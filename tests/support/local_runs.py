@@ -41,6 +41,8 @@ class Ran:
     """The labels in each engine's results file."""
     stored: int = 0
     """Samples in ClickHouse (the run's report), once it holds as many as were written."""
+    threads: list[int] = field(default_factory=list)
+    """The most threads each engine's group had running (``grpThreads`` in its results)."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,8 @@ def _run(
             engines = api.log.parent / "engines" / str(collection)
             jtl = sorted(engines.glob(f"*/work/runs/{run_id}/results.jtl"))
             written = sum(samples_in(f) for f in jtl)
-            return Ran(run, written, [labels_in(f) for f in jtl], _stored(c, run_id, written))
+            return Ran(run, written, [labels_in(f) for f in jtl], _stored(c, run_id, written),
+                       [threads_in(f) for f in jtl])  # fmt: skip
         finally:  # the engines go with the test (they would retry a dead broker for ever)
             c.post(f"/api/collections/{collection}/purge", json={}, timeout=300)
 
@@ -143,3 +146,9 @@ def _stored(c: httpx.Client, run_id: str, written: int) -> int:
 
     wait_for(complete, 60, interval_s=0.5)
     return total["samples"]
+
+
+def threads_in(jtl: Path) -> int:
+    """The most threads of a group that ran at once in a JMeter CSV results file."""
+    with jtl.open(newline="") as f:
+        return max((int(row["grpThreads"]) for row in csv.DictReader(f)), default=0)

@@ -151,7 +151,7 @@ def test_a_jmx_the_engines_would_refuse_is_refused_offline(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as refused:
         load(path)
     assert refused.value.problems == [
-        "plans[0].files[0]: the test plan has no ThreadGroup or SetupThreadGroup at its top level"
+        "plans[0].files[0]: browse.jmx: no thread group at its top level: it would run nothing"
     ]
 
 

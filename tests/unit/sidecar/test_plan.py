@@ -84,7 +84,7 @@ def test_missing_properties_are_added_and_setup_groups_included() -> None:
         (b"<foo/>", "not <jmeterTestPlan>"),
         (
             b"<jmeterTestPlan><hashTree><TestPlan/><hashTree/></hashTree></jmeterTestPlan>",
-            "no ThreadGroup",
+            "no thread group",
         ),
         (b'<!DOCTYPE x [<!ENTITY a "aaaa">]><jmeterTestPlan/>', "not well-formed XML"),
     ],

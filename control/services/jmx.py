@@ -1,0 +1,118 @@
+"""A test plan checked at upload for what would make it fail when the run starts — or, worse,
+run wrong without a word: what the engines cannot load, and functions JMeter would leave as text.
+
+The engines run JMeter 5.6.3 with the jmeter-plugins of :data:`PLUGIN_ELEMENTS` and
+:data:`PLUGIN_FUNCTIONS` (``shibuya/dev/jmeter.py`` installs them; a test compares these lists
+with the jars). An element of another plugin, or a ``${__function(…)}`` neither JMeter nor those
+plugins define, is refused with the element's name and the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from defusedxml import DefusedXmlException, DTDForbidden, ElementTree
+
+from control.errors import InvalidError
+
+#: How deep a JMX may nest: a plan nests its controllers a few dozen levels at most.
+MAX_JMX_DEPTH = 200
+#: At most this many problems in one answer.
+MAX_PROBLEMS = 20
+
+#: Thread groups a test plan may have at its top level.
+THREAD_GROUPS = frozenset({
+    "ThreadGroup", "SetupThreadGroup", "PostThreadGroup", "OpenModelThreadGroup",
+    "com.blazemeter.jmeter.threads.concurrency.ConcurrencyThreadGroup",
+    "com.blazemeter.jmeter.threads.arrivals.ArrivalsThreadGroup",
+    "com.blazemeter.jmeter.threads.arrivals.FreeFormArrivalsThreadGroup",
+    "kg.apc.jmeter.threads.UltimateThreadGroup",
+    "kg.apc.jmeter.threads.SteppingThreadGroup",
+})  # fmt: skip
+#: The test elements of the shipped plugins (their classes, as a JMX names them).
+PLUGIN_ELEMENTS = frozenset({
+    *(g for g in THREAD_GROUPS if "." in g),
+    "com.blazemeter.jmeter.control.VirtualUserController",
+    "kg.apc.jmeter.timers.VariableThroughputTimer",
+})  # fmt: skip
+#: Functions of JMeter 5.6.3 and of the shipped functions pack and Throughput Shaping Timer.
+JMETER_FUNCTIONS = frozenset((
+    "__BeanShell", "__CSVRead", "__FileToString", "__P", "__Random", "__RandomDate",
+    "__RandomFromMultipleVars", "__RandomString", "__StringFromFile", "__StringToFile",
+    "__TestPlanName", "__UUID", "__V", "__XPath", "__changeCase", "__char", "__counter",
+    "__dateTimeConvert", "__digest", "__escapeHtml", "__escapeOroRegexpChars", "__escapeXml",
+    "__eval", "__evalVar", "__groovy", "__intSum", "__isPropDefined", "__isVarDefined",
+    "__javaScript", "__jexl2", "__jexl3", "__log", "__logn", "__longSum", "__machineIP",
+    "__machineName", "__property", "__regexFunction", "__samplerName", "__setProperty", "__split",
+    "__threadGroupName", "__threadNum", "__time", "__timeShift", "__unescape", "__unescapeHtml",
+    "__urldecode", "__urlencode",
+))  # fmt: skip
+PLUGIN_FUNCTIONS = frozenset((
+    "__MD5", "__base64Decode", "__base64Encode", "__caseFormat", "__chooseRandom", "__doubleSum",
+    "__env", "__if", "__isDefined", "__iterationNum", "__lowercase", "__strLen", "__strReplace",
+    "__strReplaceRegex", "__substring", "__tstFeedback", "__uppercase",
+))  # fmt: skip
+_FUNCTION = re.compile(r"\$\{(__\w+)\s*[(}]")
+_SHIPPED = "the Custom Thread Groups, the functions pack and the Throughput Shaping Timer"
+
+
+def check_jmx(path: Path, name: str) -> None:
+    """A JMeter test plan, read as a stream (memory stays flat whatever its size): no DOCTYPE
+    (no entities), at most :data:`MAX_JMX_DEPTH` levels, ``<jmeterTestPlan>`` at the root, a
+    thread group at the top level, and nothing the engines cannot run."""
+    problems: list[str] = []
+    groups = 0
+    open_elements: list[Any] = []
+    named: list[str] = []  # the test element each open element belongs to
+    try:
+        for event, element in ElementTree.iterparse(path, events=("start", "end"),
+                                                    forbid_dtd=True):  # fmt: skip
+            if event == "end":  # what was read is not kept: the element leaves its parent
+                problems += _functions(element.text, named[-1])
+                open_elements.pop()
+                named.pop()
+                if open_elements:
+                    del open_elements[-1][-1]
+                continue
+            open_elements.append(element)
+            named.append(element.get("testname") or (named[-1] if named else "the plan"))
+            depth = len(open_elements)
+            if depth == 1 and element.tag != "jmeterTestPlan":
+                raise InvalidError(f"{name} is not a JMeter test plan: its root is "
+                                   f"<{element.tag[:80]}>")  # fmt: skip
+            if depth > MAX_JMX_DEPTH:
+                raise InvalidError(f"{name}: nested deeper than {MAX_JMX_DEPTH} levels")
+            groups += depth == 4 and element.tag in THREAD_GROUPS
+            problems += _element(element, named[-1])
+            problems += _functions(element.get("testname"), named[-1])  # labels are evaluated
+    except DTDForbidden as exc:
+        raise InvalidError(f"{name}: a DOCTYPE is not accepted in a test plan") from exc
+    except (ElementTree.ParseError, DefusedXmlException) as exc:
+        raise InvalidError(f"{name} is not a JMeter test plan: {str(exc)[:200]}") from exc
+    if not groups:
+        problems.append("no thread group at its top level: it would run nothing")
+    if problems:
+        shown = [f"{name}: {p}" for p in dict.fromkeys(problems)][:MAX_PROBLEMS]
+        raise InvalidError(shown[0], shown)
+
+
+def _element(element: Any, testname: str) -> list[str]:
+    """An element of a plugin the engines do not have."""
+    out = []
+    for cls in (element.tag, element.get("elementType") or ""):
+        if "." in cls and not cls.startswith("org.apache.jmeter.") and cls not in PLUGIN_ELEMENTS:
+            out.append(f"element {testname[:80]!r} ({cls[:120]}) needs a plugin the engines do "
+                       f"not have (they have {_SHIPPED})")  # fmt: skip
+    return out
+
+
+def _functions(text: str | None, testname: str) -> list[str]:
+    """Functions in ``text`` that JMeter would leave unevaluated, as literal text."""
+    if not text or "${__" not in text:
+        return []
+    known = JMETER_FUNCTIONS | PLUGIN_FUNCTIONS
+    return [f"function {f[:60]} in {testname[:80]!r} is not one JMeter 5.6.3 or the shipped "
+            "plugins define: it would be sent as text"
+            for f in _FUNCTION.findall(text) if f not in known]  # fmt: skip
