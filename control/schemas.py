@@ -188,6 +188,21 @@ class RunOut(BaseModel):
     criteria: list[CriterionVerdict] = []
 
 
+class SecretIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: str = Field(
+        min_length=1, max_length=MAX_PROPERTY_CHARS,
+        description="stored sealed; never returned. The engines get it as a JMeter property",
+    )  # fmt: skip
+
+
+class SecretOut(BaseModel):
+    """A secret as the API shows it: its name and when it was set, never its value."""
+
+    name: str
+    updated_at: datetime
+
+
 class RunIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     properties: Properties = {}

@@ -108,6 +108,14 @@ class FilesSettings(BaseModel):
     )
 
 
+class SecretsSettings(BaseModel):
+    key: SecretStr | None = Field(
+        None,
+        description="the Fernet key (URL-safe base64 of 32 bytes) sealing collections' secrets; "
+        "empty: DATA_DIR/secrets.key, made once. Replicas share one: set it from a Secret",
+    )
+
+
 class LimitsSettings(BaseModel):
     max_engines_per_collection: int = Field(
         100, ge=1, description="engines a collection may have over all its plans"
@@ -267,6 +275,7 @@ class ApiSettings(BaseSettings):
     sink: SinkSettings = SinkSettings()
     auth: AuthSettings = AuthSettings()
     files: FilesSettings = FilesSettings()
+    secrets: SecretsSettings = SecretsSettings()
     limits: LimitsSettings = LimitsSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import urllib.error
 import urllib.request
@@ -56,3 +57,28 @@ def download(file: PlanFile, dest_dir: Path, token: str, timeout_s: float = 60) 
         )
     commit(tmp, dest)
     return dest
+
+
+#: A run's secrets answer is small: a hundred properties at most.
+MAX_SECRETS_BYTES = 1 << 20
+
+
+def fetch_secrets(url: str, token: str, timeout_s: float = 30) -> dict[str, str]:
+    """The run's secrets (name → value) from the control API, with the engine token."""
+    if not url.startswith(("http://", "https://")):
+        raise DownloadError(f"secrets: only http(s) URLs are fetched, not {url!r}")
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})  # noqa: S310 - scheme checked
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:  # noqa: S310 - scheme checked above
+            body = resp.read(MAX_SECRETS_BYTES + 1)
+    except (urllib.error.URLError, OSError) as exc:
+        raise DownloadError(f"secrets: cannot fetch {url}: {exc}") from exc
+    try:
+        answer = json.loads(body) if len(body) <= MAX_SECRETS_BYTES else None
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in answer.items()
+    ):
+        raise DownloadError(f"secrets: {url} did not answer a mapping of names to texts")
+    return answer

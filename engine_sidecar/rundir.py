@@ -23,7 +23,7 @@ from pathlib import Path
 
 from engine_sidecar.atomic import write_atomic
 from engine_sidecar.errors import PlanError
-from engine_sidecar.files import download
+from engine_sidecar.files import download, fetch_secrets
 from engine_sidecar.plan import properties_file, rewrite_jmx, split_csv
 from wire import StartEngines
 
@@ -108,7 +108,8 @@ class RunDir:
                 jmx = path
         if jmx is None:
             raise PlanError("the plan has no .jmx file")
-        write_atomic(self.properties, properties_file(cmd.properties))
+        secrets = fetch_secrets(cmd.secrets_url, token) if cmd.secrets_url else {}
+        write_atomic(self.properties, properties_file({**cmd.properties, **secrets}))
         rewritten = self.path / "plan.rewritten.jmx"
         write_atomic(rewritten, rewrite_jmx(jmx.read_bytes(), threads=cmd.threads_per_engine,
                                             ramp_up_s=cmd.ramp_up_s, duration_s=cmd.duration_s,

@@ -24,6 +24,7 @@ from control.services.auth import KnownCallers
 from control.services.followers import clickhouse_sink, purge_executor, run_outcomes
 from control.services.runs import Launcher
 from control.settings import ApiSettings
+from control.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ class Context:
     """Whole JSON answers shared for ``results_cache_s`` (:func:`control.api.deps.shared_json`)."""
     callers: KnownCallers
     registry: CollectorRegistry
+    vault: Vault
+    """Seals and opens collections' secrets."""
 
     @property
     def launcher(self) -> Launcher:
@@ -92,8 +95,13 @@ async def context(settings: ApiSettings, registry: CollectorRegistry) -> AsyncIt
             settings=settings, db=db, files=LocalFiles(settings.files_dir), producer=producer,
             scheduler=scheduler, results=RecentResults(store, settings.results_cache_s),
             answers=Recent(settings.results_cache_s), callers=KnownCallers(settings.auth.cache_s),
-            registry=registry,
+            registry=registry, vault=vault(settings),
         )  # fmt: skip
+
+
+def vault(settings: ApiSettings) -> Vault:
+    key = settings.secrets.key
+    return Vault.open_with(key.get_secret_value() if key else None, settings.data_dir)
 
 
 def make_scheduler(settings: ApiSettings) -> Scheduler:

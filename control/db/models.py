@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -99,6 +100,22 @@ class EngineToken(Timestamped, Base):
     kind: Mapped[str] = mapped_column(String(10))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class CollectionSecret(Timestamped, Base):
+    """A secret of a collection (a password, an API key), sealed with the API's key
+    (:class:`control.vault.Vault`): its engines get it as a JMeter property of their runs; the
+    API never returns it."""
+
+    __tablename__ = "collection_secrets"
+    __table_args__ = (UniqueConstraint("collection_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    sealed: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
 class Project(Timestamped, Base):

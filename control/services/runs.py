@@ -32,7 +32,7 @@ from control.kafka import Outgoing, Producer
 from control.results.recent import RecentResults
 from control.schedulers import Scheduler
 from control.schemas import CriterionVerdict, Page, RunOut
-from control.services import engine_tokens, launches
+from control.services import engine_tokens, launches, secrets
 from control.services.access import collection_of, run_of
 from control.services.auth import Caller
 from control.services.messages import command, run_event
@@ -87,10 +87,10 @@ async def trigger(
     """Start a run of the collection: deploy its engines if they are not (a scheduler other
     than ``external``), announce the run to the stream, start each plan's engines with the
     collection's, the plan's and the run's ``properties`` (each overriding the one before)."""
-    run, collection, project, plans, files = await in_thread(
+    run, collection, project, plans, files, has_secrets = await in_thread(
         db, _insert_run, db, who, collection_id, launcher, properties or {}
     )
-    messages = _start_messages(launcher, run, collection, project, plans, files)
+    messages = _start_messages(launcher, run, collection, project, plans, files, has_secrets)
     try:
         await launcher.producer.send(messages)
     except UnavailableError as exc:
@@ -105,7 +105,7 @@ def _failed(run: Run, reason: str) -> None:
 
 def _insert_run(
     db: Session, who: Caller, collection_id: int, launcher: Launcher, properties: dict[str, str]
-) -> tuple[Run, Collection, Project, list[CollectionPlan], dict[int, list[PlanFile]]]:
+) -> tuple[Run, Collection, Project, list[CollectionPlan], dict[int, list[PlanFile]], bool]:
     collection, project = collection_of(db, who, collection_id)
     plans = list(db.scalars(select(CollectionPlan).where(
         CollectionPlan.collection_id == collection.id)))  # fmt: skip
@@ -128,7 +128,7 @@ def _insert_run(
         db.commit()  # the one-active-run index decides a race between replicas here
     except ConstraintError as exc:
         raise ConflictError(f"collection {collection_id} has a run in progress") from exc
-    return run, collection, project, plans, files
+    return run, collection, project, plans, files, secrets.any_of(db, collection.id)
 
 
 def _start_messages(
@@ -138,6 +138,7 @@ def _start_messages(
     project: Project,
     plans: list[CollectionPlan],
     files: dict[int, list[PlanFile]],
+    has_secrets: bool,
 ) -> list[Outgoing]:
     topics, base = launcher.topics, launcher.base_url
     now_ms = int(time.time() * 1000)
@@ -164,6 +165,7 @@ def _start_messages(
             duration_s=p.duration_s, files=wire_files,
             split_csv=p.csv_split or collection.csv_split, issued_ms=now_ms,
             properties={**collection.properties, **p.properties, **run.properties},
+            secrets_url=f"{base}/api/engine-secrets/{run.id}" if has_secrets else "",
         )  # fmt: skip
         out.append(command(topics, cid, start))
     return out

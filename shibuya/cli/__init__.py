@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import typer
 
-from shibuya.cli import api, dev, engines, objects, plans, runs, sidecar, stack, worker
+from shibuya.cli import api, dev, engines, objects, plans, runs, secrets, sidecar, stack, worker
 
 app = typer.Typer(
     help="Shibuya distributed mode: JMeter engines publish results to Kafka, stream workers "
@@ -30,6 +30,7 @@ app.add_typer(sidecar.app, name="sidecar")
 app.add_typer(worker.app, name="worker")
 app.add_typer(api.app, name="api")
 app.add_typer(dev.app, name="dev")
+app.add_typer(secrets.app, name="secret")
 for commands in (stack.app, plans.app, objects.app, engines.app, runs.app):
     app.add_typer(commands)
 

@@ -43,6 +43,8 @@ class Ran:
     """Samples in ClickHouse (the run's report), once it holds as many as were written."""
     threads: list[int] = field(default_factory=list)
     """The most threads each engine's group had running (``grpThreads`` in its results)."""
+    leaks: list[str] = field(default_factory=list)
+    """Where a secret's value was found: files (logs, results, engine folders) and answers."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Load:
     properties: dict[str, str] = field(default_factory=dict)
     plan_properties: dict[str, str] = field(default_factory=dict)
     run_properties: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
 
 
 def run_on_local_engines(
@@ -105,6 +108,9 @@ def _run(
                 return all(p["ready"] == p["engines"] for p in plans)
 
             wait_until("the engines to be ready", ready, 120, lambda: api.log.read_text()[-3000:])
+            for name, value in test.secrets.items():
+                r = c.put(f"/api/collections/{collection}/secrets/{name}", json={"value": value})
+                assert r.status_code == 200, r.text
             body = {"properties": test.run_properties}
             run_id = c.post(f"/api/collections/{collection}/runs", json=body).json()["id"]
             started = time.monotonic()
@@ -123,8 +129,11 @@ def _run(
             engines = api.log.parent / "engines" / str(collection)
             jtl = sorted(engines.glob(f"*/work/runs/{run_id}/results.jtl"))
             written = sum(samples_in(f) for f in jtl)
-            return Ran(run, written, [labels_in(f) for f in jtl], _stored(c, run_id, written),
-                       [threads_in(f) for f in jtl])  # fmt: skip
+            ran = Ran(run, written, [labels_in(f) for f in jtl], _stored(c, run_id, written),
+                      [threads_in(f) for f in jtl])  # fmt: skip
+            ran.leaks = leaks(c, collection, run_id, [api.log.parent, worker.log],
+                              list(test.secrets.values()))  # fmt: skip
+            return ran
         finally:  # the engines go with the test (they would retry a dead broker for ever)
             c.post(f"/api/collections/{collection}/purge", json={}, timeout=300)
 
@@ -152,3 +161,27 @@ def threads_in(jtl: Path) -> int:
     """The most threads of a group that ran at once in a JMeter CSV results file."""
     with jtl.open(newline="") as f:
         return max((int(row["grpThreads"]) for row in csv.DictReader(f)), default=0)
+
+
+def leaks(c: httpx.Client, collection: int, run_id: str, places: list[Path],
+          secrets: list[str]) -> list[str]:  # fmt: skip
+    """Every file under ``places`` and every answer about the run that holds one of ``secrets``
+    (as it is, or JSON-escaped)."""
+    if not secrets:
+        return []
+    needles = {s.encode() for s in secrets} | {json.dumps(s)[1:-1].encode() for s in secrets}
+    found = []
+    files = [p for place in places for p in ([place] if place.is_file() else place.rglob("*"))]
+    for path in files:
+        if path.name == "run.properties":  # what JMeter reads them from: the engine's own, 0600
+            assert path.stat().st_mode & 0o077 == 0, path
+            continue
+        if path.is_file() and any(n in path.read_bytes() for n in needles):
+            found.append(str(path))
+    for url in (f"/api/collections/{collection}", f"/api/collections/{collection}/secrets",
+                f"/api/collections/{collection}/config", f"/api/collections/{collection}/status",
+                f"/api/runs/{run_id}", f"/api/runs/{run_id}/report",
+                f"/api/runs/{run_id}/series", f"/api/collections/{collection}/runs"):  # fmt: skip
+        if any(n in c.get(url).content for n in needles):
+            found.append(url)
+    return found
