@@ -88,6 +88,15 @@ class Producer:
                 f"{self._timeout_s:g} s; it may still arrive when Kafka is back"
             ) from None
 
+    async def check(self) -> None:
+        """Raise :class:`UnavailableError` unless Kafka answers a metadata request in time."""
+        producer = await self._started()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await producer.client.force_metadata_update()
+        except (KafkaError, TimeoutError) as exc:
+            raise UnavailableError(f"Kafka at {self.bootstrap} did not answer: {exc!r}") from exc
+
     async def close(self) -> None:
         """Flush and close, for at most ``send_timeout_s``: the API does not hang on its way out
         while Kafka is away (what was not delivered by then was answered 503)."""

@@ -17,7 +17,16 @@ from control.api import context, errors
 from control.api.deps import Ctx, Who
 from control.api.limits import BodyLimit
 from control.api.metrics import RequestCount
-from control.api.routes import collections, launches, plans, projects, results, runs, secrets
+from control.api.routes import (
+    collections,
+    health,
+    launches,
+    plans,
+    projects,
+    results,
+    runs,
+    secrets,
+)
 from control.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -45,6 +54,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(results.router)
     app.include_router(launches.router)
     app.include_router(secrets.router)
+    app.include_router(health.router)
     describe(app, settings.auth.docs)
 
     @app.get("/healthz", include_in_schema=False)

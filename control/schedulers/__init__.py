@@ -75,6 +75,9 @@ class Scheduler(Protocol):
         """Where purged engines' results wait that they could not publish before the purge's
         drain limit (Kafka away): kept, not deleted; the next deploy publishes them."""
 
+    def describe(self) -> tuple[bool, str]:
+        """Whether it can start engines, and what it starts them with (for ``/api/health``)."""
+
 
 class External:
     """Engines deployed by someone else: nothing to do, nothing known but their heartbeats."""
@@ -98,3 +101,6 @@ class External:
 
     def kept(self, collection_id: str) -> list[str]:
         return []
+
+    def describe(self) -> tuple[bool, str]:
+        return True, "engines are run elsewhere, with an engine token (shibuya engine-token)"

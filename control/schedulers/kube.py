@@ -82,6 +82,9 @@ class KubernetesScheduler:
 
     # --- the interface ---------------------------------------------------------------------
 
+    def describe(self) -> tuple[bool, str]:
+        return True, f"engine pods of {self.settings.image} in namespace {self.namespace}"
+
     def deploy(self, deployment: Deployment) -> None:
         cid = deployment.collection_id
         # The engines read their token from a Secret when they start: pods started before keep

@@ -61,6 +61,16 @@ class LocalScheduler:
 
     # --- the interface ---------------------------------------------------------------------
 
+    def describe(self) -> tuple[bool, str]:
+        home = Path(self._env["SHIBUYA_SIDECAR_JMETER__HOME"])
+        launchers = list((home / "bin").glob("ApacheJMeter-*.jar"))
+        plugins = sorted(p.name for p in (home / "lib" / "ext").glob("jmeter-plugins-*.jar"))
+        sandbox_ = f"in a bubblewrap sandbox ({self.bwrap})" if self.bwrap else "unsandboxed"
+        if not launchers:
+            return False, f"no JMeter in {home}: shibuya dev jmeter installs it"
+        return True, (f"engines {sandbox_}, {launchers[0].stem} in {home} with "
+                      f"{', '.join(plugins) or 'no plugins'}")  # fmt: skip
+
     def deploy(self, deployment: Deployment) -> None:
         cid = _safe(deployment.collection_id)
         with self._locked(cid):

@@ -20,6 +20,15 @@ from shibuya.dev.procs import port_open
 PARTITIONS = 8
 
 
+_FIXES = {
+    "database": "check SHIBUYA_API_DATABASE__URL and that the database runs",
+    "kafka": "check SHIBUYA_API_KAFKA__BOOTSTRAP and that the broker runs (shibuya up starts one)",
+    "clickhouse": "check SHIBUYA_API_CLICKHOUSE__DSN, or that no other process holds the "
+    "embedded engine's folder",
+    "scheduler": "shibuya dev jmeter (the local scheduler's JMeter), or the scheduler's settings",
+}
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
@@ -51,14 +60,20 @@ def _api() -> Iterator[Check]:
         yield Check("API", ready, f"{where} {'ready' if ready else 'not ready (database)'}",
                     "see the API's log (.shibuya/logs/api.log)")  # fmt: skip
         me = c.get("/api/me")
-        if me.status_code == 200:
-            body = me.json()
-            yield Check(
-                "token", True, f"you are {body['name']}, groups {', '.join(body['groups'])}"
-            )
-        else:
+        if me.status_code != 200:
             yield Check("token", False, f"{me.status_code} from /api/me",
                         "set SHIBUYA_TOKEN (shibuya api add-user prints one)")  # fmt: skip
+            return
+        body = me.json()
+        yield Check("token", True, f"you are {body['name']}, groups {', '.join(body['groups'])}")
+        health = c.get("/api/health", timeout=60)
+        if health.status_code != 200:
+            yield Check("API's dependencies", False, f"{health.status_code} from /api/health",
+                        "an API older than this command: upgrade it")  # fmt: skip
+            return
+        for dep in health.json():
+            fix = _FIXES.get(dep["name"].split()[0], "see the API's log")
+            yield Check(f"API → {dep['name']}", dep["ok"], dep["detail"], fix)
 
 
 def _stack(s: stack.Stack, state: dict[str, object]) -> Iterator[Check]:

@@ -51,15 +51,21 @@ MATRIX: list[tuple[str, str, object, int]] = [
     ("POST", "/api/collections/{collection}/purge", {}, 200),
     ("POST", "/api/collections/{collection}/engine-tokens", None, 201),
     ("DELETE", "/api/collections/{collection}/engine-tokens", None, 200),
+    ("PUT", "/api/collections/{collection}/secrets/db.password", {"value": "s3cret"}, 200),
+    ("GET", "/api/collections/{collection}/secrets", None, 200),
+    ("DELETE", "/api/collections/{collection}/secrets/db.password", None, 204),
     ("DELETE", "/api/collections/{collection}", None, 204),
     ("DELETE", "/api/collections/{empty}", None, 204),
     ("DELETE", "/api/plans/{plan}", None, 204),
     ("DELETE", "/api/projects/{project}", None, 204),
 ]
-#: Routes every authenticated caller may call (they answer with the caller's own things), and
-#: the engines' file route (an engine token, never a user's: tests/integration/test_api_runs.py).
+#: Routes every authenticated caller may call (they answer with the caller's own things, or no
+#: one's: health), and the engines' routes (an engine token, never a user's:
+#: tests/integration/test_api_runs.py, test_secrets.py).
 OPEN = {("GET", "/api/me"), ("GET", "/api/projects"), ("POST", "/api/projects"),
-        ("GET", "/api/usage"), ("GET", "/api/engine-files/{run_id}/{plan_id}/{name}")}  # fmt: skip
+        ("GET", "/api/usage"), ("GET", "/api/health"),
+        ("GET", "/api/engine-files/{run_id}/{plan_id}/{name}"),
+        ("GET", "/api/engine-secrets/{run_id}")}  # fmt: skip
 
 
 def _setup(api: ApiServer) -> dict[str, object]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from shibuya.dev import kafka_io
 from shibuya.dev.procs import free_port, port_open, shibuya_process
+from tests.support.api import start_api
 from tests.support.stream import send
 from tests.support.waiting import wait_until
 from wire import Topic, topic_name
@@ -55,3 +56,25 @@ def test_api_serves_health_and_metrics_and_stores_the_streams_rows(
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
         assert proc.wait(timeout=30) in (0, -15)
     assert "Application shutdown complete" in log.read_text()
+
+
+def test_health_says_which_dependency_fails_and_why(tmp_path: Path) -> None:
+    """What ``shibuya doctor`` shows: a dead broker and a missing JMeter, each named."""
+    dead, missing = f"127.0.0.1:{free_port()}", str(tmp_path / "none")
+    api = start_api(tmp_path, f"sqlite:///{tmp_path / 'meta.db'}", KAFKA__BOOTSTRAP=dead,
+                    KAFKA__SEND_TIMEOUT_S="1", SCHEDULER__KIND="local",
+                    SCHEDULER__JMETER_HOME=missing)  # fmt: skip
+    try:
+        with api.client("alice") as c:
+            checks = {h["name"]: h for h in c.get("/api/health", timeout=60).json()}
+        with api.client(None) as c:
+            assert c.get("/api/health").status_code == 401
+    finally:
+        api.stop()
+    assert checks["database"]["ok"] is True
+    assert checks["clickhouse"]["ok"] is True
+    assert checks["kafka"]["ok"] is False
+    assert checks["scheduler (local)"] == {
+        "name": "scheduler (local)", "ok": False,
+        "detail": f"no JMeter in {tmp_path / 'none'}: shibuya dev jmeter installs it",
+    }  # fmt: skip
