@@ -91,7 +91,9 @@ def test_requests_that_need_kafka_answer_503_while_it_is_away(
             assert "did not take the message within 3 s" in stop.json()["error"]["message"]
             assert c.get(f"/api/runs/{run_id}").json()["ended_at"] is None
             config = c.get(f"/api/collections/{running}/config").text
-            mine = config.replace(f"collectionid: {running}", f"collectionid: {other}")
+            mine = config.replace(f"collectionid: {running}", f"collectionid: {other}").replace(
+                "name: checkout", "name: other"
+            )  # names are unique in a project
             assert c.put(f"/api/collections/{other}/config", content=mine).status_code == 200
             start = c.post(f"/api/collections/{other}/runs")
             assert start.status_code == 503, start.text
