@@ -3,10 +3,11 @@ and the web UI read."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from wire.criteria import MAX_CRITERIA, MAX_CRITERION_CHARS
 
@@ -104,12 +105,38 @@ Properties = Annotated[
 ]
 
 
+#: An environment variable of JMeter's process (``${__env(NAME)}``); not one of those that change
+#: what runs or how (the loader's, Java's, the sidecar's).
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
+RESERVED_ENV = re.compile(r"^(LD_|JAVA_|JDK_|_JAVA|SHIBUYA_|JMETER|PATH$|HOME$|CLASSPATH$)")
+
+
+def free_env(name: str) -> str:
+    if RESERVED_ENV.match(name):
+        raise ValueError(f"{name[:40]} is reserved: it changes what runs or how")
+    return name
+
+
+Env = Annotated[
+    dict[
+        Annotated[str, Field(pattern=ENV_NAME), AfterValidator(free_env)],
+        Annotated[str, Field(max_length=MAX_PROPERTY_CHARS, pattern=rf"^{_PRINTABLE}*$")],
+    ],
+    Field(
+        max_length=MAX_PROPERTIES,
+        description="environment variables of JMeter's process: a run's override its plan's, "
+        "which override its collection's",
+    ),
+]
+
+
 class CollectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
     csv_split: bool = False
     thresholds: Criteria = []
     properties: Properties = {}
+    env: Env = {}
 
 
 class CollectionPatch(BaseModel):
@@ -118,6 +145,7 @@ class CollectionPatch(BaseModel):
     csv_split: bool | None = None
     thresholds: Criteria | None = None
     properties: Properties | None = None
+    env: Env | None = None
 
 
 class ExecutionPlan(BaseModel):
@@ -133,6 +161,7 @@ class ExecutionPlan(BaseModel):
     duration_s: int
     csv_split: bool
     properties: dict[str, str] = {}
+    env: dict[str, str] = {}
 
 
 class EngineTokenOut(BaseModel):
@@ -147,6 +176,7 @@ class CollectionOut(BaseModel):
     csv_split: bool
     thresholds: list[str]
     properties: dict[str, str] = {}
+    env: dict[str, str] = {}
     plans: list[ExecutionPlan]
     engines: int
     """Engines over all plans."""
@@ -179,6 +209,8 @@ class RunOut(BaseModel):
     thresholds: list[str]
     properties: dict[str, str] = {}
     """The run's own properties (its plans' and collection's are theirs)."""
+    env: dict[str, str] = {}
+    """The run's own environment variables."""
     engines: dict[str, int] = {}
     """expected, started, finished, failed, lost (from the stream)."""
     samples: int = 0
@@ -206,6 +238,7 @@ class SecretOut(BaseModel):
 class RunIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     properties: Properties = {}
+    env: Env = {}
 
 
 class StopIn(BaseModel):

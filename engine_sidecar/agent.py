@@ -188,7 +188,7 @@ class Agent:
         try:
             self._jmeter = await JMeterProcess.start(
                 c.jmeter, jmx=jmx, jtl=run_dir.jtl, log_file=run_dir.jmeter_log,
-                properties=run_dir.properties,
+                properties=run_dir.properties, env=cmd.env,
             )  # fmt: skip
         except OSError as exc:
             stop_publishing.set()

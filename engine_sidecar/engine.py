@@ -70,7 +70,7 @@ class JMeterProcess:
     @classmethod
     async def start(
         cls, config: JMeterConfig, *, jmx: Path, jtl: Path, log_file: Path,
-        properties: Path | None = None,
+        properties: Path | None = None, env: Mapping[str, str] | None = None,
     ) -> JMeterProcess:  # fmt: skip
         """JMeter on ``jmx``: the sidecar's ``-J`` properties, then the run's ``properties``
         file (``-q``, so they win and stay off the command line), then what the sidecar needs
@@ -104,7 +104,10 @@ class JMeterProcess:
                 cwd=jmx.parent,
                 # A plan's code runs in JMeter: it gets none of the sidecar's settings (its
                 # engine token, its Kafka credential).
-                env={k: v for k, v in os.environ.items() if not k.startswith("SHIBUYA_")},
+                env={
+                    **{k: v for k, v in os.environ.items() if not k.startswith("SHIBUYA_")},
+                    **(env or {}),
+                },
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
                 stdin=asyncio.subprocess.DEVNULL,

@@ -26,10 +26,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
 from control.errors import ControlError
-from control.schemas import MAX_PROPERTIES, MAX_PROPERTY_CHARS, PROPERTY_NAME
+from control.schemas import (
+    ENV_NAME,
+    MAX_PROPERTIES,
+    MAX_PROPERTY_CHARS,
+    PROPERTY_NAME,
+    free_env,
+)
 from control.services.config import (
     MAX_DEPTH,
     ConfigError,
@@ -69,6 +82,14 @@ def _scalars(value: Any) -> Any:
 
 Seconds = Annotated[int, BeforeValidator(seconds)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
+Env = Annotated[
+    dict[
+        Annotated[str, Field(pattern=ENV_NAME), AfterValidator(free_env)],
+        Annotated[str, Field(max_length=MAX_PROPERTY_CHARS)],
+    ],
+    BeforeValidator(_scalars),
+    Field(max_length=MAX_PROPERTIES),
+]
 Properties = Annotated[
     dict[
         Annotated[str, Field(pattern=PROPERTY_NAME)],
@@ -98,6 +119,7 @@ class PlanRun(_Strict):
     ramp_up: Seconds = Field(default=0, ge=0)
     csv_split: bool = False
     properties: Properties = {}
+    env: Env = {}
 
 
 class CollectionDecl(_Strict):
@@ -105,6 +127,7 @@ class CollectionDecl(_Strict):
     csv_split: bool = False
     criteria: list[str] = []
     properties: Properties = {}
+    env: Env = {}
     plans: list[PlanRun] = Field(min_length=1)
 
 

@@ -76,6 +76,7 @@ def run(
     console: Console,
     properties: dict[str, str] | None = None,
     detach: bool = False,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Start a run with its own JMeter ``properties`` (the API deploys engines that are not),
     follow it to its end (or not, ``detach``), purge the engines if they were not deployed
@@ -84,7 +85,8 @@ def run(
     path = f"/api/collections/{collection['id']}"
     status = client.call(c, "GET", f"{path}/status")
     ours = status["scheduler"] != "external" and not status.get("launch")
-    started = client.call(c, "POST", f"{path}/runs", json={"properties": properties or {}})
+    body = {"properties": properties or {}, "env": env or {}}
+    started = client.call(c, "POST", f"{path}/runs", json=body)
     console.print(f"run {started['id']} started", highlight=False)
     if detach:
         return dict(started)

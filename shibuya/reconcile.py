@@ -128,8 +128,9 @@ def _collection(
         decl.csv_split,
         decl.criteria,
         decl.properties,
+        decl.env,
         {
-            r.plan: (r.engines, r.threads, r.ramp_up, r.duration, r.csv_split, r.properties)
+            r.plan: (r.engines, r.threads, r.ramp_up, r.duration, r.csv_split, r.properties, r.env)
             for r in decl.plans
         },
     )
@@ -137,6 +138,7 @@ def _collection(
         have["csv_split"],
         have["thresholds"],
         have.get("properties", {}),
+        have.get("env", {}),
         {
             p["name"]: (
                 p["engines"],
@@ -145,6 +147,7 @@ def _collection(
                 p["duration_s"],
                 p["csv_split"],
                 p.get("properties", {}),
+                p.get("env", {}),
             )
             for p in have["plans"]
         },
@@ -162,6 +165,7 @@ def _collection(
             "duration_s": r.duration,
             "csv_split": r.csv_split,
             "properties": r.properties,
+            "env": r.env,
         }
         for r in decl.plans
     ]
@@ -173,6 +177,7 @@ def _collection(
             "csv_split": decl.csv_split,
             "thresholds": decl.criteria,
             "properties": decl.properties,
+            "env": decl.env,
             "tests": tests,
         }
     }
@@ -189,10 +194,11 @@ class _Settings:
     csv_split: bool
     criteria: list[str]
     properties: dict[str, str]
+    env: dict[str, str]
     plans: dict[str, tuple[Any, ...]]
 
 
-_PLAN_FIELDS = ("engines", "threads", "ramp_up", "duration", "csv_split", "properties")
+_PLAN_FIELDS = ("engines", "threads", "ramp_up", "duration", "csv_split", "properties", "env")
 
 
 def _differences(now: _Settings, want: _Settings) -> list[str]:
@@ -201,6 +207,8 @@ def _differences(now: _Settings, want: _Settings) -> list[str]:
         out.append(f"csv_split {now.csv_split} → {want.csv_split}")
     if now.properties != want.properties:
         out.append(f"properties {_changed(now.properties, want.properties)}")
+    if now.env != want.env:
+        out.append(f"env {_changed(now.env, want.env)}")
     if now.criteria != want.criteria:
         out.append(f"criteria changed ({len(now.criteria)} → {len(want.criteria)})")
     for name in sorted(set(now.plans) - set(want.plans)):
@@ -212,7 +220,7 @@ def _differences(now: _Settings, want: _Settings) -> list[str]:
             continue
         for field_, o, n in zip(_PLAN_FIELDS, old, values, strict=True):
             if o != n:
-                change = _changed(o, n) if field_ == "properties" else f"{o} → {n}"
+                change = _changed(o, n) if field_ in ("properties", "env") else f"{o} → {n}"
                 out.append(f"{name}.{field_} {change}")
     return out
 

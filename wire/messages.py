@@ -210,6 +210,9 @@ class StartEngines(_Message, tag="start", frozen=True, kw_only=True):
     """JMeter properties for this run's engines of the plan (the collection's, the plan's and
     the run's, merged in that order); the sidecar's own ``-J`` settings come first, so these
     win. Older sidecars ignore the field."""
+    env: dict[str, str] = {}
+    """Environment variables of JMeter's process (the collection's, the plan's and the run's,
+    merged in that order). Older sidecars ignore the field."""
     secrets_url: str = ""
     """Where the engines fetch the run's secrets (more properties, over these) with their
     engine token; empty: the collection has none. Never a secret itself."""

@@ -162,6 +162,7 @@ class Collection(Timestamped, Base):
     csv_split: Mapped[bool] = mapped_column(Boolean, default=False)
     thresholds: Mapped[list[str]] = mapped_column(JSON, default=list)
     properties: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
+    env: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
 
 
 class CollectionPlan(Base):
@@ -176,6 +177,7 @@ class CollectionPlan(Base):
     duration_s: Mapped[int] = mapped_column(Integer)
     csv_split: Mapped[bool] = mapped_column(Boolean, default=False)
     properties: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
+    env: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
 
 
 class Launch(Base):
@@ -226,6 +228,7 @@ class Run(Base):
     reason: Mapped[str] = mapped_column(String(1000), default="")
     thresholds: Mapped[list[str]] = mapped_column(JSON, default=list)
     properties: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
+    env: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
     verdicts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     started_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     file_token_hash: Mapped[str | None] = mapped_column(String(64), default=None)

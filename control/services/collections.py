@@ -30,7 +30,8 @@ def create(db: Session, who: Caller, project_id: int, body: CollectionIn) -> Col
     _check_criteria(body.thresholds)
     name_free(db, Collection, project.id, body.name)
     c = Collection(project_id=project.id, name=body.name, csv_split=body.csv_split,
-                   thresholds=body.thresholds, properties=body.properties)  # fmt: skip
+                   thresholds=body.thresholds, properties=body.properties,
+                   env=body.env)  # fmt: skip
     db.add(c)
     db.flush()
     return _out(db, c)
@@ -56,6 +57,8 @@ def change(db: Session, who: Caller, collection_id: int, body: CollectionPatch) 
         c.thresholds = body.thresholds
     if body.properties is not None:
         c.properties = body.properties
+    if body.env is not None:
+        c.env = body.env
     return _out(db, c)
 
 
@@ -100,13 +103,13 @@ def put_config(
         raise ConflictError(f"collection {collection_id} cannot change its plans: {why}")
     name_free(db, Collection, project.id, config.name, c.id)
     c.name, c.csv_split, c.thresholds = config.name, config.csv_split, config.thresholds
-    c.properties = config.properties
+    c.properties, c.env = config.properties, config.env
     db.execute(sql_delete(CollectionPlan).where(CollectionPlan.collection_id == c.id))
     for p in config.plans:
         db.add(CollectionPlan(collection_id=c.id, plan_id=p.plan_id, engines=p.engines,
                               threads_per_engine=p.threads_per_engine, ramp_up_s=p.ramp_up_s,
                               duration_s=p.duration_s, csv_split=p.csv_split,
-                              properties=p.properties))  # fmt: skip
+                              properties=p.properties, env=p.env))  # fmt: skip
     db.flush()
     return _out(db, c)
 
@@ -118,7 +121,8 @@ def get_config(db: Session, who: Caller, collection_id: int) -> tuple[str, str]:
                                           collection_id=c.id, csv_split=c.csv_split,
                                           thresholds=list(c.thresholds),
                                           plans=plans_of(db, c.id),
-                                          properties=dict(c.properties)))  # fmt: skip
+                                          properties=dict(c.properties),
+                                          env=dict(c.env)))  # fmt: skip
     return text, f"{c.id}.yaml"
 
 
@@ -133,7 +137,7 @@ def plans_of(db: Session, collection_id: int) -> list[ExecutionPlan]:
         ExecutionPlan(plan_id=cp.plan_id, name=name, engines=cp.engines,
                       threads_per_engine=cp.threads_per_engine, ramp_up_s=cp.ramp_up_s,
                       duration_s=cp.duration_s, csv_split=cp.csv_split,
-                      properties=dict(cp.properties))
+                      properties=dict(cp.properties), env=dict(cp.env))
         for cp, name in rows
     ]  # fmt: skip
 
@@ -142,7 +146,8 @@ def _out(db: Session, c: Collection) -> CollectionOut:
     plans = plans_of(db, c.id)
     return CollectionOut(
         id=c.id, project_id=c.project_id, name=c.name, csv_split=c.csv_split,
-        thresholds=list(c.thresholds), properties=dict(c.properties), plans=plans,
+        thresholds=list(c.thresholds), properties=dict(c.properties), env=dict(c.env),
+        plans=plans,
         engines=sum(p.engines for p in plans),
         virtual_users=sum(p.engines * p.threads_per_engine for p in plans),
         created_at=c.created_at, warnings=_split_warnings(db, c, plans),

@@ -30,10 +30,12 @@ import yaml
 
 from control.errors import InvalidError
 from control.schemas import (
+    ENV_NAME,
     HIDDEN,
     MAX_PROPERTIES,
     MAX_PROPERTY_CHARS,
     PROPERTY_NAME,
+    RESERVED_ENV,
     ExecutionPlan,
 )
 from wire.criteria import MAX_CRITERIA, CriterionError, parse
@@ -64,6 +66,7 @@ class CollectionConfig:
     thresholds: list[str]
     plans: list[ExecutionPlan]
     properties: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
 
 
 class ConfigError(InvalidError):
@@ -103,9 +106,10 @@ def shown(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-TOP_KEYS = ("name", "projectid", "collectionid", "csv_split", "thresholds", "properties", "tests")
+TOP_KEYS = ("name", "projectid", "collectionid", "csv_split", "thresholds", "properties", "env",
+            "tests")  # fmt: skip
 TEST_KEYS = ("name", "testid", "concurrency", "rampup", "engines", "duration", "duration_s",
-             "csv_split", "properties")  # fmt: skip
+             "csv_split", "properties", "env")  # fmt: skip
 
 
 def unknown_keys(where: str, mapping: dict[Any, Any], known: tuple[str, ...]) -> list[str]:
@@ -121,9 +125,13 @@ def unknown_keys(where: str, mapping: dict[Any, Any], known: tuple[str, ...]) ->
     return problems
 
 
-def properties_of(where: str, value: Any, problems: list[str]) -> dict[str, str]:
-    """JMeter properties from YAML: names as JMeter takes them, scalar values (numbers and
-    booleans as JMeter writes them: ``8080``, ``true``); each problem appended."""
+def properties_of(where: str, value: Any, problems: list[str], env: bool = False) -> dict[str, str]:
+    """JMeter properties (or, ``env``, environment variables) from YAML: names as JMeter (or
+    the process) takes them, scalar values (numbers and booleans as JMeter writes them:
+    ``8080``, ``true``); each problem appended."""
+    pattern, what = (
+        (ENV_NAME, "an environment variable's") if env else (PROPERTY_NAME, "a property")
+    )
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -134,9 +142,12 @@ def properties_of(where: str, value: Any, problems: list[str]) -> dict[str, str]
         return {}
     out = {}
     for name, v in value.items():
-        if not isinstance(name, str) or not re.match(PROPERTY_NAME, name):
-            problems.append(f"{where}: {shown(name)} is not a property name (letters, digits, "
-                            "'_', '.', '-')")  # fmt: skip
+        if (not isinstance(name, str) or not re.match(pattern, name)
+                or (env and RESERVED_ENV.match(name))):  # fmt: skip
+            problems.append(
+                f"{where}: {shown(name)} is not {what} name we take (letters, "
+                "digits, '_'; properties also '.', '-'; no LD_, JAVA_, PATH …)"
+            )
             continue
         if isinstance(v, bool):
             v = str(v).lower()
@@ -256,12 +267,14 @@ def parse_config(text: str, bounds: Bounds = Bounds()) -> CollectionConfig:
                 duration_s=duration_s,
                 csv_split=flag(f"{at}.csv_split", t.get("csv_split")),
                 properties=properties_of(f"{at}.properties", t.get("properties"), problems),
+                env=properties_of(f"{at}.env", t.get("env"), problems, env=True),
             )
         )
     if plans:
         problems += window_problems("thresholds", thresholds, max(p.duration_s for p in plans))
     csv_split = flag("csv_split", top.get("csv_split"))
     properties = properties_of("properties", top.get("properties"), problems)
+    env = properties_of("env", top.get("env"), problems, env=True)
     if problems:
         raise ConfigError(problems)
     return CollectionConfig(
@@ -272,6 +285,7 @@ def parse_config(text: str, bounds: Bounds = Bounds()) -> CollectionConfig:
         thresholds=list(thresholds),
         plans=plans,
         properties=properties,
+        env=env,
     )
 
 
@@ -301,6 +315,8 @@ def render_config(config: CollectionConfig) -> str:
         test["csv_split"] = p.csv_split
         if p.properties:
             test["properties"] = p.properties
+        if p.env:
+            test["env"] = p.env
         tests.append(test)
     doc = {
         "multi-test": {
@@ -310,6 +326,7 @@ def render_config(config: CollectionConfig) -> str:
             "csv_split": config.csv_split,
             "thresholds": config.thresholds,
             **({"properties": config.properties} if config.properties else {}),
+            **({"env": config.env} if config.env else {}),
             "tests": tests,
         }
     }

@@ -66,7 +66,7 @@ def run_out(run: Run, status: RunStatus | None) -> RunOut:
     out = RunOut(id=run.id, collection_id=run.collection_id, state=run.state,
                  outcome=run.outcome, reason=run.reason, started_at=run.started_at,
                  ended_at=run.ended_at, thresholds=list(run.thresholds),
-                 properties=dict(run.properties or {}))  # fmt: skip
+                 properties=dict(run.properties or {}), env=dict(run.env or {}))  # fmt: skip
     if status is not None:
         out.state = run.state if run.ended_at is not None else status.state
         out.reason = status.reason
@@ -82,13 +82,13 @@ def run_out(run: Run, status: RunStatus | None) -> RunOut:
 
 async def trigger(
     db: Session, launcher: Launcher, who: Caller, collection_id: int,
-    properties: dict[str, str] | None = None,
+    properties: dict[str, str] | None = None, env: dict[str, str] | None = None,
 ) -> RunOut:  # fmt: skip
     """Start a run of the collection: deploy its engines if they are not (a scheduler other
     than ``external``), announce the run to the stream, start each plan's engines with the
     collection's, the plan's and the run's ``properties`` (each overriding the one before)."""
     run, collection, project, plans, files, has_secrets = await in_thread(
-        db, _insert_run, db, who, collection_id, launcher, properties or {}
+        db, _insert_run, db, who, collection_id, launcher, properties or {}, env or {}
     )
     messages = _start_messages(launcher, run, collection, project, plans, files, has_secrets)
     try:
@@ -104,7 +104,12 @@ def _failed(run: Run, reason: str) -> None:
 
 
 def _insert_run(
-    db: Session, who: Caller, collection_id: int, launcher: Launcher, properties: dict[str, str]
+    db: Session,
+    who: Caller,
+    collection_id: int,
+    launcher: Launcher,
+    properties: dict[str, str],
+    env: dict[str, str],
 ) -> tuple[Run, Collection, Project, list[CollectionPlan], dict[int, list[PlanFile]], bool]:
     collection, project = collection_of(db, who, collection_id)
     plans = list(db.scalars(select(CollectionPlan).where(
@@ -122,7 +127,7 @@ def _insert_run(
         launches.deploy(db, launcher.scheduler, launcher.limits, collection, who.user_id)
     run = Run(id=f"run-{uuid.uuid4().hex[:12]}", collection_id=collection.id,
               thresholds=list(collection.thresholds), started_by=who.user_id,
-              properties=properties)  # fmt: skip
+              properties=properties, env=env)  # fmt: skip
     db.add(run)
     try:
         db.commit()  # the one-active-run index decides a race between replicas here
@@ -165,6 +170,7 @@ def _start_messages(
             duration_s=p.duration_s, files=wire_files,
             split_csv=p.csv_split or collection.csv_split, issued_ms=now_ms,
             properties={**collection.properties, **p.properties, **run.properties},
+            env={**collection.env, **p.env, **run.env},
             secrets_url=f"{base}/api/engine-secrets/{run.id}" if has_secrets else "",
         )  # fmt: skip
         out.append(command(topics, cid, start))

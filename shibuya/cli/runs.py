@@ -80,6 +80,15 @@ def client_run(
             "collection's); repeatable",
         ),
     ] = None,
+    env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--env",
+            "-e",
+            help="an environment variable of JMeter for this run, NAME=value (${__env(NAME)}); "
+            "repeatable",
+        ),
+    ] = None,
     detach: Annotated[bool, typer.Option(help="start the run and return; engines stay")] = False,
     output: Output = Format.table,
 ) -> None:
@@ -127,7 +136,8 @@ def client_run(
         elif data:
             raise typer.BadParameter("data files go with a .jmx", param_hint="DATA")
         try:
-            final = oneshot.run(c, ref, console, _properties(prop or []), detach=detach)
+            final = oneshot.run(c, ref, console, _properties(prop or []), detach=detach,
+                                env=_properties(env or []))  # fmt: skip
         except oneshot.InterruptError as exc:
             typer.echo(f"{exc} again: leaving the run going", err=True)
             raise typer.Exit(client.INTERRUPTED) from exc

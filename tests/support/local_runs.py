@@ -57,6 +57,9 @@ class Load:
     properties: dict[str, str] = field(default_factory=dict)
     plan_properties: dict[str, str] = field(default_factory=dict)
     run_properties: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    plan_env: dict[str, str] = field(default_factory=dict)
+    run_env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
 
 
@@ -100,6 +103,8 @@ def _run(
     collection, _ = make_collection(api, duration_s, test.engines, test.jmx, test.properties,
                                     test.plan_properties)  # fmt: skip
     with api.client("alice") as c:
+        if test.env or test.plan_env:
+            _set_env(c, collection, test.env, test.plan_env)
         try:
             assert c.post(f"/api/collections/{collection}/deploy").status_code == 201
 
@@ -111,7 +116,7 @@ def _run(
             for name, value in test.secrets.items():
                 r = c.put(f"/api/collections/{collection}/secrets/{name}", json={"value": value})
                 assert r.status_code == 200, r.text
-            body = {"properties": test.run_properties}
+            body = {"properties": test.run_properties, "env": test.run_env}
             run_id = c.post(f"/api/collections/{collection}/runs", json=body).json()["id"]
             started = time.monotonic()
 
@@ -185,3 +190,14 @@ def leaks(c: httpx.Client, collection: int, run_id: str, places: list[Path],
         if any(n in c.get(url).content for n in needles):
             found.append(url)
     return found
+
+
+def _set_env(c: httpx.Client, collection: int, env: dict[str, str], plan: dict[str, str]) -> None:
+    """The collection's and its plan's environment variables, through its config."""
+    import yaml
+
+    config = yaml.safe_load(c.get(f"/api/collections/{collection}/config").text)
+    config["multi-test"]["env"] = env
+    config["multi-test"]["tests"][0]["env"] = plan
+    r = c.put(f"/api/collections/{collection}/config", content=yaml.safe_dump(config))
+    assert r.status_code == 200, r.text

@@ -26,8 +26,8 @@ async def trigger(
     than ``external``), announce the run to the stream, start each plan's engines. The body's
     ``properties`` override the plans' and the collection's for this run."""
     try:
-        props = body.properties if body else {}
-        return await runs.trigger(db, ctx.launcher, who, collection_id, props)
+        props, env = (body.properties, body.env) if body else ({}, {})
+        return await runs.trigger(db, ctx.launcher, who, collection_id, props, env)
     finally:
         ctx.answers.forget(("status", collection_id))  # its engines may be new
 
