@@ -101,6 +101,11 @@ class AuthSettings(BaseModel):
 
 class FilesSettings(BaseModel):
     max_bytes: int = Field(100 * 2**20, ge=1, description="largest plan file accepted")
+    plan_jars: bool = Field(
+        False,
+        description="a plan may carry .jar files (its own samplers, functions, libraries), "
+        "which JMeter loads: code of the plan's owner. Off by default",
+    )
     dir: Path | None = Field(
         None,
         description="where plan files are kept; empty: DATA_DIR/files. Replicas share it "

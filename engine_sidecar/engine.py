@@ -93,6 +93,13 @@ class JMeterProcess:
             str(log_file),
             *props,
             *(["-q", str(properties)] if properties is not None else []),
+            # The plan's own jars, where the server takes them: on the classpath, and searched
+            # for test elements and functions (JMeter's launcher reads these two itself).
+            *(
+                [f"-Jsearch_paths={jmx.parent}", f"-Juser.classpath={jmx.parent}"]
+                if any(jmx.parent.glob("*.jar"))
+                else []
+            ),
             f"-Jjmeterengine.nongui.port={stop_port}",
             f"-Jjmeterengine.nongui.maxport={stop_port}",
             # CSV, whatever JMETER_HOME's properties say: the reader refuses XML results.

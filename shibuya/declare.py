@@ -262,7 +262,7 @@ def _file_problems(d: Declared, plan: PlanDecl, at: str) -> list[str]:
         if names[k] in names[:k]:
             problems.append(f"{where}: a second file named {names[k]!r}")
         try:
-            kind_of(path.name)
+            kind_of(path.name, jars=True)  # whether the server takes jars is the server's call
         except ControlError as exc:
             problems.append(f"{where}: {exc}")
             continue

@@ -100,7 +100,7 @@ def _plan(
     wanted = {f.name for f in files}
     for name in sorted(set(stored) - wanted):  # a new JMX replaces an old one: remove first
         a.write(f"plan {plan.name}: {name} removed", "DELETE", f"/api/plans/{plan_id}/files/{name}")
-    for path in files:
+    for path in sorted(files, key=lambda p: p.suffix.lower() != ".jar"):  # jars before the JMX
         data = path.read_bytes()
         if stored.get(path.name) != hashlib.sha256(data).hexdigest():
             verb = "uploaded" if path.name not in stored else "changed, uploaded"

@@ -10,6 +10,7 @@ plugins define, is refused with the element's name and the reason.
 from __future__ import annotations
 
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,8 @@ from control.errors import InvalidError
 
 #: How deep a JMX may nest: a plan nests its controllers a few dozen levels at most.
 MAX_JMX_DEPTH = 200
-#: At most this many problems in one answer.
-MAX_PROBLEMS = 20
+#: At most this many problems in one answer; at most this many entries in a plan's jar.
+MAX_PROBLEMS, MAX_JAR_ENTRIES = 20, 100_000
 
 #: Thread groups a test plan may have at its top level.
 THREAD_GROUPS = frozenset({
@@ -58,10 +59,37 @@ _FUNCTION = re.compile(r"\$\{(__\w+)\s*[(}]")
 _SHIPPED = "the Custom Thread Groups, the functions pack and the Throughput Shaping Timer"
 
 
-def check_jmx(path: Path, name: str) -> None:
+def check_jar(path: Path, name: str) -> None:
+    """A plan's own jar: a zip of at most :data:`MAX_JAR_ENTRIES` entries."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            entries = len(z.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InvalidError(f"{name} is not a jar: {exc}") from exc
+    if entries > MAX_JAR_ENTRIES:
+        raise InvalidError(f"{name}: more than {MAX_JAR_ENTRIES:,} entries")
+
+
+def jar_code(jars: list[Path]) -> tuple[set[str], set[str]]:
+    """The classes of ``jars`` and the ``__function`` names their class files hold."""
+    classes: set[str] = set()
+    functions: set[str] = set()
+    for jar in jars:
+        with zipfile.ZipFile(jar) as z:
+            for entry in z.infolist():
+                if entry.filename.endswith(".class") and entry.file_size < 1 << 20:
+                    classes.add(entry.filename[:-6].replace("/", "."))
+                    found = re.findall(rb"__[A-Za-z0-9]+", z.read(entry))
+                    functions.update(f.decode() for f in found)
+    return classes, functions
+
+
+def check_jmx(path: Path, name: str, jars: list[Path] | None = None) -> None:
     """A JMeter test plan, read as a stream (memory stays flat whatever its size): no DOCTYPE
     (no entities), at most :data:`MAX_JMX_DEPTH` levels, ``<jmeterTestPlan>`` at the root, a
-    thread group at the top level, and nothing the engines cannot run."""
+    thread group at the top level, and nothing the engines cannot run — with the plan's own
+    ``jars`` where the server takes them."""
+    classes, functions = jar_code(jars or [])
     problems: list[str] = []
     groups = 0
     open_elements: list[Any] = []
@@ -70,7 +98,7 @@ def check_jmx(path: Path, name: str) -> None:
         for event, element in ElementTree.iterparse(path, events=("start", "end"),
                                                     forbid_dtd=True):  # fmt: skip
             if event == "end":  # what was read is not kept: the element leaves its parent
-                problems += _functions(element.text, named[-1])
+                problems += _functions(element.text, named[-1], functions)
                 open_elements.pop()
                 named.pop()
                 if open_elements:
@@ -85,8 +113,8 @@ def check_jmx(path: Path, name: str) -> None:
             if depth > MAX_JMX_DEPTH:
                 raise InvalidError(f"{name}: nested deeper than {MAX_JMX_DEPTH} levels")
             groups += depth == 4 and element.tag in THREAD_GROUPS - {"PostThreadGroup"}
-            problems += _element(element, named[-1])
-            problems += _functions(element.get("testname"), named[-1])  # labels are evaluated
+            problems += _element(element, named[-1], classes)
+            problems += _functions(element.get("testname"), named[-1], functions)
     except DTDForbidden as exc:
         raise InvalidError(f"{name}: a DOCTYPE is not accepted in a test plan") from exc
     except (ElementTree.ParseError, DefusedXmlException) as exc:
@@ -98,21 +126,22 @@ def check_jmx(path: Path, name: str) -> None:
         raise InvalidError(shown[0], shown)
 
 
-def _element(element: Any, testname: str) -> list[str]:
-    """An element of a plugin the engines do not have."""
+def _element(element: Any, testname: str, own: set[str]) -> list[str]:
+    """An element of a plugin the engines do not have (nor the plan's ``own`` jars)."""
     out = []
     for cls in (element.tag, element.get("elementType") or ""):
-        if "." in cls and not cls.startswith("org.apache.jmeter.") and cls not in PLUGIN_ELEMENTS:
+        known = cls.startswith("org.apache.jmeter.") or cls in PLUGIN_ELEMENTS or cls in own
+        if "." in cls and not known:
             out.append(f"element {testname[:80]!r} ({cls[:120]}) needs a plugin the engines do "
                        f"not have (they have {_SHIPPED})")  # fmt: skip
     return out
 
 
-def _functions(text: str | None, testname: str) -> list[str]:
+def _functions(text: str | None, testname: str, own: set[str]) -> list[str]:
     """Functions in ``text`` that JMeter would leave unevaluated, as literal text."""
     if not text or "${__" not in text:
         return []
-    known = JMETER_FUNCTIONS | PLUGIN_FUNCTIONS
+    known = JMETER_FUNCTIONS | PLUGIN_FUNCTIONS | own
     return [f"function {f[:60]} in {testname[:80]!r} is not one JMeter 5.6.3 or the shipped "
             "plugins define: it would be sent as text"
             for f in _FUNCTION.findall(text) if f not in known]  # fmt: skip

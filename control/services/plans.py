@@ -24,7 +24,7 @@ from control.files.storage import FileStorage
 from control.schemas import FileOut, Page, PlanOut
 from control.services.access import name_free, plan_of, project_of
 from control.services.auth import Caller
-from control.services.jmx import check_jmx
+from control.services.jmx import check_jar, check_jmx
 from control.services.pages import Paging, in_project
 
 #: Safe file names: no path, no leading dot, printable ASCII letters, digits and ``._ -``.
@@ -77,12 +77,14 @@ async def upload(
     body: AsyncIterator[bytes],
     max_bytes: int,
     declared_bytes: int | None = None,
+    jars: bool = False,
 ) -> FileOut:
     """Store (or replace) a file of the plan from ``body``, checked: one test plan per plan, a
-    JMX must be a JMeter test plan, data must be UTF-8 text; a body declared larger than
-    ``max_bytes`` is refused before it is read."""
+    JMX must be a JMeter test plan, data must be UTF-8 text, a ``.jar`` (where the server takes
+    them: ``jars``) a jar; a body declared larger than ``max_bytes`` is refused before it is
+    read."""
     plan, _ = plan_of(db, who, plan_id)
-    kind = kind_of(name)
+    kind = kind_of(name, jars)
     if kind == "jmx":
         jmx = (PlanFile.plan_id == plan.id, PlanFile.kind == "jmx", PlanFile.name != name)
         other = db.scalar(select(PlanFile.name).where(*jmx))
@@ -97,8 +99,10 @@ async def upload(
         stored = await files.put(key, body, max_bytes)
     except TooLargeError as exc:
         raise TooLargeError(f"{name}: {exc}") from exc
+    code = [files.path(f"plans/{plan.id}/{n}") for n in db.scalars(select(PlanFile.name).where(
+        PlanFile.plan_id == plan.id, PlanFile.kind == "jar"))] if kind == "jmx" else []  # fmt: skip
     try:  # a JMX is parsed in a worker thread: the event loop serves others meanwhile
-        records = await to_thread.run_sync(_check_content, files, key, name, kind)
+        records = await to_thread.run_sync(_check_content, files, key, name, kind, code)
     except InvalidError:
         files.delete(key)
         raise
@@ -150,8 +154,9 @@ def _out(db: Session, plan: Plan) -> PlanOut:
                    created_at=plan.created_at, files=_files(db, plan.id))  # fmt: skip
 
 
-def kind_of(name: str) -> str:
-    """``jmx``, ``csv`` or ``data`` by its name; a name a plan does not take is refused."""
+def kind_of(name: str, jars: bool = False) -> str:
+    """``jmx``, ``csv``, ``data`` or (``jars``) ``jar`` by its name; a name a plan does not take
+    is refused."""
     if not FILE_NAME.match(name) or ".." in name:
         raise InvalidError(
             f"file name {name!r}: use letters, digits, '.', '_', '-' and spaces, starting with a "
@@ -162,18 +167,28 @@ def kind_of(name: str) -> str:
         return "jmx"
     if suffix in DATA_SUFFIXES:
         return "csv" if suffix == ".csv" else "data"
+    if suffix == ".jar":
+        if jars:
+            return "jar"
+        raise UnsupportedError(f"{name}: this server takes no .jar files in plans (JMeter would "
+                               "run their code; FILES__PLAN_JARS turns them on)")  # fmt: skip
     accepted = ", ".join(sorted(DATA_SUFFIXES))
     raise UnsupportedError(f"{name}: a plan takes one .jmx and data files ({accepted})")
 
 
-def _check_content(files: FileStorage, key: str, name: str, kind: str) -> int | None:
-    """A JMX must be a JMeter test plan; CSV and text data must be UTF-8. A CSV's records (its
-    header included; a quoted field may hold newlines) are counted, for the collections that
-    split it among engines."""
+def _check_content(
+    files: FileStorage, key: str, name: str, kind: str, code: list[Path | None]
+) -> int | None:
+    """A JMX must be a JMeter test plan the engines can run (with the plan's jars, ``code``); a
+    jar a jar; CSV and text data must be UTF-8. A CSV's records (its header included; a quoted
+    field may hold newlines) are counted, for the collections that split it among engines."""
     path = files.path(key)
     assert path is not None
     if kind == "jmx":
-        check_jmx(path, name)
+        check_jmx(path, name, [p for p in code if p is not None])
+        return None
+    if kind == "jar":
+        check_jar(path, name)
         return None
     records = None
     try:

@@ -73,6 +73,7 @@ def start_api(
 def make_collection(
     api: ApiServer, duration_s: int, engines: int = 2, jmx: bytes = JMX,
     properties: dict[str, str] | None = None, plan_properties: dict[str, str] | None = None,
+    jars: dict[str, bytes] | None = None,
 ) -> tuple[int, int]:  # fmt: skip
     """alice's project with one plan (a JMX and a CSV) in a collection, with the collection's
     and the plan's JMeter ``properties``; (collection, plan)."""
@@ -80,7 +81,10 @@ def make_collection(
         name = f"shop-{uuid.uuid4().hex[:8]}"  # names are unique in a group
         project = c.post("/api/projects", json={"name": name, "group": "team-a"}).json()["id"]
         plan = c.post(f"/api/projects/{project}/plans", json={"name": "browse"}).json()["id"]
-        assert c.put(f"/api/plans/{plan}/files/plan.jmx", content=jmx).status_code == 200
+        for name, jar in (jars or {}).items():  # before the JMX that uses them
+            assert c.put(f"/api/plans/{plan}/files/{name}", content=jar).status_code == 200
+        r = c.put(f"/api/plans/{plan}/files/plan.jmx", content=jmx)
+        assert r.status_code == 200, r.text
         assert c.put(f"/api/plans/{plan}/files/users.csv", content=b"u\na\n").status_code == 200
         body = {"name": "checkout", "thresholds": ["error_rate > 50% over 3s"]}
         collection = c.post(f"/api/projects/{project}/collections", json=body).json()["id"]

@@ -61,6 +61,8 @@ class Load:
     plan_env: dict[str, str] = field(default_factory=dict)
     run_env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
+    jars: dict[str, bytes] = field(default_factory=dict)
+    """The plan's own jars (the API then takes them: FILES__PLAN_JARS)."""
 
 
 def run_on_local_engines(
@@ -85,6 +87,7 @@ def run_on_local_engines(
             }
             settings = {"KAFKA__BOOTSTRAP": bus.bootstrap, "SCHEDULER__KIND": "local",
                         "SCHEDULER__SIDECAR_ENV": json.dumps(sidecars), "SINK__ENABLED": "true",
+                        "FILES__PLAN_JARS": str(bool(test.jars)).lower(),
                         **bus.api}  # fmt: skip
             api = start_api(tmp_path / "api", f"sqlite:///{tmp_path / 'meta.db'}", None,
                             **settings)  # fmt: skip
@@ -101,7 +104,7 @@ def _run(
     test: Load,
 ) -> Ran:  # fmt: skip
     collection, _ = make_collection(api, duration_s, test.engines, test.jmx, test.properties,
-                                    test.plan_properties)  # fmt: skip
+                                    test.plan_properties, test.jars)  # fmt: skip
     with api.client("alice") as c:
         if test.env or test.plan_env:
             _set_env(c, collection, test.env, test.plan_env)

@@ -49,8 +49,9 @@ async def upload_file(
     """Upload (or replace) a file of the plan; the body is the file's bytes."""
     length = request.headers.get("content-length")
     declared = int(length) if length is not None and length.isdigit() else None
+    limits = ctx.settings.files
     return await plans.upload(db, ctx.files, who, plan_id, name, request.stream(),
-                              ctx.settings.files.max_bytes, declared)  # fmt: skip
+                              limits.max_bytes, declared, jars=limits.plan_jars)  # fmt: skip
 
 
 @router.get("/plans/{plan_id}/files")
