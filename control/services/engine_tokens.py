@@ -20,7 +20,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from control.db.models import EngineToken, now, utc
+from control.db.models import EngineToken, Run, now, utc
+from control.errors import ForbiddenError, UnauthenticatedError
 from control.schemas import EngineTokenOut
 from control.services.access import collection_of
 from control.services.auth import Caller, token_hash
@@ -70,3 +71,15 @@ def _revoke(db: Session, collection_id: int, kind: str, before: datetime) -> int
     for t in tokens:
         t.revoked_at = at
     return len(tokens)
+
+
+def run_in_progress(db: Session, run_id: str, token: str | None) -> Run:
+    """The run, for an engine token of its collection while it is in progress; else refused —
+    an engine token opens nothing else, and nothing once its run has ended."""
+    run = db.get(Run, run_id)
+    serves = collection_of_token(db, token) if token else None
+    if run is None or serves is None or serves != run.collection_id:
+        raise UnauthenticatedError("an engine token of this run's collection is required")
+    if run.ended_at is not None:
+        raise ForbiddenError(f"run {run_id} has ended")
+    return run

@@ -23,9 +23,7 @@ from control.db.models import Collection, CollectionPlan, PlanFile, Project, Run
 from control.errors import (
     ConflictError,
     ConstraintError,
-    ForbiddenError,
     NotFoundError,
-    UnauthenticatedError,
     UnavailableError,
 )
 from control.kafka import Outgoing, Producer
@@ -220,12 +218,7 @@ def listing(db: Session, who: Caller, collection_id: int, page: Paging) -> Page[
 def engine_file(db: Session, run_id: str, plan_id: int, name: str, token: str | None) -> str:
     """The SHA-256 of a plan file for an engine of a run in progress, with an engine token of
     the run's collection — it opens nothing else, and nothing once the run has ended."""
-    run = db.get(Run, run_id)
-    serves = engine_tokens.collection_of_token(db, token) if token else None
-    if run is None or serves is None or serves != run.collection_id:
-        raise UnauthenticatedError("an engine token of this run's collection is required")
-    if run.ended_at is not None:
-        raise ForbiddenError(f"run {run_id} has ended")
+    run = engine_tokens.run_in_progress(db, run_id, token)
     of_run = (CollectionPlan.collection_id == run.collection_id, CollectionPlan.plan_id == plan_id)
     in_run = db.scalar(select(CollectionPlan.plan_id).where(*of_run))
     row = db.scalar(select(PlanFile).where(PlanFile.plan_id == plan_id, PlanFile.name == name))

@@ -7,8 +7,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from control.db.models import CollectionSecret, Run, now
-from control.errors import ForbiddenError, NotFoundError, UnauthenticatedError
+from control.db.models import CollectionSecret, now
+from control.errors import ForbiddenError, NotFoundError
 from control.schemas import SecretOut
 from control.services import engine_tokens
 from control.services.access import collection_of
@@ -57,12 +57,7 @@ def any_of(db: Session, collection_id: int) -> bool:
 
 def for_engine(db: Session, vault: Vault, run_id: str, token: str | None) -> dict[str, str]:
     """The secrets of a run in progress, for an engine token of the run's collection."""
-    run = db.get(Run, run_id)
-    serves = engine_tokens.collection_of_token(db, token) if token else None
-    if run is None or serves is None or serves != run.collection_id:
-        raise UnauthenticatedError("an engine token of this run's collection is required")
-    if run.ended_at is not None:
-        raise ForbiddenError(f"run {run_id} has ended")
+    run = engine_tokens.run_in_progress(db, run_id, token)
     rows = db.scalars(select(CollectionSecret).where(
         CollectionSecret.collection_id == run.collection_id))  # fmt: skip
     return {r.name: vault.unseal(r.sealed) for r in rows}
