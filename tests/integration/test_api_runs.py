@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -172,3 +173,30 @@ def test_shibuya_run_follows_the_run_and_exits_with_its_verdict(
     assert "rps < 100000 for 2s" in out
     assert "FAILED" in out
     assert "passed" in out  # the error-rate criterion
+
+
+def test_ctrl_c_on_shibuya_run_stops_the_run_and_waits_for_its_end(
+    live_api: ApiServer, workers: Workers, harness: Harness
+) -> None:
+    workers.start(**FAST)
+    workers.wait_settled()
+    collection, _ = make_collection(live_api, duration_s=600)
+    env = {**os.environ, "SHIBUYA_URL": live_api.base, "SHIBUYA_TOKEN": live_api.tokens["alice"],
+           "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    argv = [sys.executable, "-m", "shibuya", "run", str(collection)]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)  # fmt: skip
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().split()[1]
+    harness.add_engines(run_id, str(collection), 2, EngineState.RUNNING)
+    wait_until("the run to run", lambda: _state(live_api, run_id) == "running", 60, workers.logs)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 3, out  # aborted: not passed, not an API error
+    assert f"SIGINT: stopping run {run_id} and waiting for its end" in out
+    with live_api.client("alice") as c:
+        ended = c.get(f"/api/runs/{run_id}").json()
+    assert (ended["outcome"], ended["reason"]) == (
+        "aborted",
+        "ended early: stopped by alice: SIGINT",
+    )
