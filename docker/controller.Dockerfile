@@ -17,9 +17,9 @@ COPY shibuya ./shibuya
 # The API's and the worker's dependencies at the versions the tests run with (constraints.txt);
 # not the embedded ClickHouse engine (chdb, 0.5 GB): in a container the API talks to a
 # ClickHouse server. tests/integration/test_deploy_files.py keeps this list complete.
-ARG CONTROLLER_DEPS="aiokafka alembic anyio clickhouse-connect cramjam defusedxml fastapi \
-    faust-streaming httpx kubernetes msgspec numpy prometheus-client psycopg[binary] pyarrow \
-    pydantic pydantic-settings python-multipart pyyaml rich sqlalchemy starlette typer \
+ARG CONTROLLER_DEPS="aiokafka alembic anyio clickhouse-connect cramjam cryptography defusedxml \
+    fastapi faust-streaming httpx kubernetes msgspec numpy prometheus-client psycopg[binary] \
+    pyarrow pydantic pydantic-settings python-multipart pyyaml rich sqlalchemy starlette typer \
     uvicorn[standard]"
 COPY constraints.txt ./
 RUN python -m venv /opt/venv \
