@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 
 import pytest
@@ -34,7 +35,13 @@ def test_a_state_record_at_the_limit_commits_and_one_over_it_is_refused(
         try:
             at_limit = os.urandom(STATE_MAX_BYTES)
             await asyncio.wait_for(ledger.commit([], at_limit), 60)
-            assert await read_last(kafka, ledger.state_tp) == at_limit
+            # The broker writes a transaction's commit markers after the commit has returned:
+            # until then the record is not stable, and reads stop before it.
+            deadline = time.monotonic() + 30
+            while (last := await read_last(kafka, ledger.state_tp)) is None:
+                assert time.monotonic() < deadline, "the committed record never became readable"
+                await asyncio.sleep(0.1)
+            assert last == at_limit
             with pytest.raises(StateTooLargeError, match="over the limit"):
                 await ledger.commit([], at_limit + b"x")
         finally:
