@@ -143,7 +143,7 @@ class Stack:
             PidFile(self.data_dir / f"{name}.pid", "").clear()
         state = self.state()
         if state.get("broker"):
-            broker = self._broker(state)
+            broker = broker_in(self.data_dir, str(state.get("bootstrap", self.bootstrap)))
             if broker.pid() is not None:
                 broker.stop()
                 if not quiet:
@@ -162,10 +162,6 @@ class Stack:
         self.console.print(f"Kafka: ready in {seconds:.1f}s (pid {broker.pid()}); SASL/SCRAM "
                            "and ACLs")  # fmt: skip
         return broker.access, True
-
-    def _broker(self, state: dict[str, Any]) -> KafkaBroker:
-        del state
-        return broker_in(self.data_dir, self.bootstrap)
 
     def _record(self, name: str | None, pid: int | None, marker: str | None, **more: Any) -> None:
         state = self.state()
