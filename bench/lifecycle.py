@@ -82,7 +82,7 @@ def main() -> None:
             end_ms.append(h.decisions.ended_of(run)[0].ended_ms - stop.issued_ms)
             slow = f"b{i}-{prefix}"
             h.start_run(slow, f"cb{i}", duration_s=600,
-                        thresholds=("p95(elapsed) > 50ms for 1s",))  # fmt: skip
+                        thresholds=("p95(elapsed) > 50ms for 1s abort",))  # fmt: skip
             t0 = int(time.time())
             gen = generate(slow, seconds=3, start_s=t0, engines=2, per_second=200)
             send(args.bootstrap, h.topics[Topic.RESULTS], gen.messages)

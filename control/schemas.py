@@ -190,11 +190,20 @@ class CollectionOut(BaseModel):
 
 
 class CriterionVerdict(BaseModel):
+    """A criterion's verdict and what it rests on (docs/criteria.md)."""
+
     criterion: str
     passed: bool | None
     breach_second_s: int | None = None
     value: float | None = None
+    """The value that breached it, or (passed) the worst one evaluated: ms, a fraction, per
+    second or a count."""
     error: str = ""
+    threshold: float | None = None
+    seconds: int = 0
+    """Seconds evaluated: the breaching window's, or (passed) every second judged."""
+    samples: int = 0
+    note: str = ""
 
 
 class RunOut(BaseModel):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,10 @@ from wire.criteria import CriterionError, parse
 #: Exit codes of the CLI (docs/cli.md): passed; the API refused or did not answer; a usage error
 #: (click's); the run failed, was stopped or lost samples; interrupted before the run ended.
 PASSED, API_ERROR, USAGE, NOT_FINISHED, INTERRUPTED = 0, 1, 2, 3, 130
-#: Criteria failed: 16 + a bit per class.
+#: Criteria failed (or a regression against the baseline): 16 + a bit per class.
 CRITERIA = 16
-#: Bits added to ``CRITERIA`` per class of failed criterion.
-CLASS_BITS = {"latency": 1, "errors": 2, "throughput": 4, "invalid": 8}
+#: Bits added to ``CRITERIA`` per class of failed criterion; ``regression``: the baseline gate.
+CLASS_BITS = {"latency": 1, "errors": 2, "throughput": 4, "invalid": 8, "regression": 16}
 
 
 class ClientError(RuntimeError):
@@ -69,13 +69,15 @@ def upload(client: httpx.Client, plan_id: int, files: list[Path]) -> list[dict[s
     return out
 
 
-def exit_code(run: dict[str, Any]) -> int:
-    """0 when the run finished, counted every sample its engines published and passed every
-    criterion; 16 + one bit per class of failed criterion (latency 1, errors 2, throughput 4,
-    invalid 8); else 3 (failed, stopped, or samples lost: its verdicts saw only part of it)."""
+def exit_code(run: dict[str, Any], gates: Sequence[dict[str, Any]] = ()) -> int:
+    """0 when the run finished, counted every sample its engines published, passed every
+    criterion and every baseline ``gates``; 16 + one bit per class of failed criterion (latency
+    1, errors 2, throughput 4, invalid 8) and 16 for a regression; else 3 (failed, stopped, or
+    samples lost: its verdicts saw only part of it)."""
     failed = [c for c in run.get("criteria", []) if c.get("passed") is False]
-    if failed:
-        bits = 0
+    regressed = any(not g["passed"] for g in gates)
+    if failed or regressed:
+        bits = CLASS_BITS["regression"] if regressed else 0
         for c in failed:
             try:
                 bits |= CLASS_BITS[parse(c["criterion"]).kind]

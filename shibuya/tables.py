@@ -6,27 +6,32 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from shibuya import verdicts as v
 from shibuya.output import Rows
 
 _QUANTILES = ("p50", "p90", "p95", "p99", "p99_9")
 
 
-def _ms(v: float) -> str:
-    return f"{v:,.1f}" if v < 100 else f"{v:,.0f}"
-
-
 def verdicts(run: dict[str, Any]) -> Rows:
+    """Per criterion: its verdict, the value against the threshold, the seconds and samples it
+    rests on, when it breached (time and offset into the run), and any note."""
     title = f"run {run['id']}: {run.get('outcome') or run.get('state')} — {run.get('reason', '')}"
-    grid = Rows(title, ["criterion", "verdict", "breached at s", "value"],
-                numeric=frozenset({"breached at s", "value"}))  # fmt: skip
+    grid = Rows(title, ["criterion", "verdict", "value", "threshold", "judged on", "breached at",
+                        "note"], numeric=frozenset({"value", "threshold"}))  # fmt: skip
     for c in run.get("criteria", []):
-        verdict = {True: "passed", False: "FAILED", None: "undecided"}[c.get("passed")]
-        value = None if c.get("value") is None else f"{c['value']:g}"
-        grid.add(c["criterion"], verdict + (f" ({c['error']})" if c.get("error") else ""),
-                 c.get("breach_second_s"), value)  # fmt: skip
+        text = c["criterion"]
+        grid.add(text, v.word(c), v.measured(text, c.get("value")),
+                 v.measured(text, c.get("threshold")), v.basis(c),
+                 v.at(c.get("breach_second_s"), run),
+                 c.get("error") or c.get("note", ""))  # fmt: skip
     if not grid.rows:
-        grid.add("(no criteria)", "nothing judged", None, None)
+        grid.add("(no criteria)", "nothing judged", "", "", "", "", "")
     return grid
+
+
+def codes(counts: dict[str, int]) -> str:
+    """Response codes and their counts; a transaction's empty code is named."""
+    return " ".join(f"{k or 'none (transaction)'}:{n}" for k, n in sorted(counts.items()))
 
 
 def report(answer: dict[str, Any]) -> Rows:
@@ -38,10 +43,9 @@ def report(answer: dict[str, Any]) -> Rows:
                 numeric=frozenset(columns[1:-1]))  # fmt: skip
 
     def row(name: str, s: dict[str, Any]) -> None:
-        codes = " ".join(f"{k}:{v}" for k, v in sorted(s["codes"].items()))
         grid.add(name, f"{s['samples']:,}", f"{s['failures']:,}", f"{s['error_rate']:.1%}",
-                 f"{s['rps']:,.1f}", *(_ms(s["elapsed"][q]) for q in _QUANTILES),
-                 f"{s['elapsed_max_ms']:,}", codes)  # fmt: skip
+                 f"{s['rps']:,.1f}", *(v.ms(s["elapsed"][q]) for q in _QUANTILES),
+                 f"{s['elapsed_max_ms']:,}", codes(s["codes"]))  # fmt: skip
 
     for s in answer["labels"]:
         row(s["label"], s)
@@ -60,12 +64,14 @@ def comparison(answer: dict[str, Any]) -> Rows:
                 numeric=frozenset(columns[1:]), total=1)  # fmt: skip
 
     def cell(c: dict[str, Any], name: str) -> str:
-        def fmt(v: float | None) -> str:
-            if v is None:
+        def fmt(x: float | None) -> str:
+            if x is None:
                 return "—"
             if name == "error_rate":
-                return f"{v:.2%}"
-            return f"{v:,.0f}" if name == "samples" else f"{v:,.1f}"
+                return f"{x:.2%}"
+            if name in ("samples", "rps"):
+                return f"{x:,.0f}" if name == "samples" else f"{x:,.1f}"
+            return v.ms(x)
 
         change = "" if c["percent"] is None else f" ({c['percent']:+.1f} %)"
         return f"{fmt(c['a'])} → {fmt(c['b'])}{change}"

@@ -4,7 +4,8 @@ Fed run events (``RunStarted``, ``RunStopRequested``, engine statuses) and final
 and ticked by the clock, :class:`RunsTable` keeps a :class:`~streams.progress.RunProgress` and the
 :class:`~streams.slo.RunCriteria` windows of each run and says what to emit, in order:
 
-* one ``StopEngines`` per run, when time is up, a stop is requested or a criterion is breached;
+* one ``StopEngines`` per run, when time is up, a stop is requested or an ``abort`` criterion
+  is breached;
 * a ``RunStatus`` of every run that changed (the operator view);
 * once a run's engines are done and its metrics complete (every published sample counted, or
   ``run_settle_s`` passed), its final status with a verdict per criterion and one ``RunEnded``;
@@ -278,11 +279,13 @@ class RunsTable:
         return swept
 
     def _evaluate(self, live: Live, now_ms: int) -> None:
-        """Evaluate the pending second: a breach stops the run."""
+        """Evaluate the pending second: the breach of a criterion with ``abort`` stops the run
+        (the others fail it at its end)."""
         rows, live.pending = live.pending, []
         if rows:
             for breach in live.criteria.observe(rows[0].second_s, rows):
-                self.out += live.progress.on_breach(breach.criterion, breach.value, now_ms)
+                if breach.abort:
+                    self.out += live.progress.on_breach(breach.criterion, breach.value, now_ms)
 
     def _complete(self, p: RunProgress, now_ms: int) -> bool:
         """The run's metrics are all in: every sample its engines published is counted, or

@@ -2,10 +2,14 @@
 
 Fed the rows of each closed second in order (run totals, and label rows for criteria on a
 label), :class:`RunCriteria` keeps a window per criterion and reports the first breach of each —
-with the second it completed and the value that breached — and at the end a verdict per
-criterion. A second without samples has no latency or error rate (it breaks a ``for`` streak of
-those) and an rps of 0. The syntax is :mod:`wire.criteria`. :meth:`RunCriteria.dump`
-and :meth:`RunCriteria.load` carry the windows over to the run's next owner.
+with the second it completed, the value that breached, the seconds and samples it rests on, and
+whether it aborts the run. At the end, :meth:`RunCriteria.results` judges what only the end can:
+``over run`` criteria, and windows longer than what ran (judged over the seconds there were, and
+said so). No criterion passes without having been evaluated: one that judged no second, or (for
+latency and error measures) saw no sample, fails as *not evaluated*. A second without samples
+has no latency or error rate (it breaks a ``for`` streak of those) and an rps of 0. The syntax
+is :mod:`wire.criteria`. :meth:`RunCriteria.dump` and :meth:`RunCriteria.load` carry the windows
+over to the run's next owner.
 """
 
 from __future__ import annotations
@@ -27,6 +31,12 @@ class Breach:
     second: int
     """The second whose close completed the breach."""
     value: float
+    seconds: int = 0
+    """Seconds the breaching value rests on."""
+    samples: int = 0
+    abort: bool = False
+    """The criterion stops the run at its breach."""
+    note: str = ""
 
 
 @dataclass
@@ -36,16 +46,34 @@ class _Second:
     failures: int = 0
     elapsed_sum: int = 0
     elapsed_max: int = 0
+    elapsed_min: int | None = None
     buckets: list[int] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Tally:
+    """What a criterion has judged so far."""
+
+    evaluated: int = 0
+    """Seconds judged (gaps included; before the ramp-up's end not, if ``after ramp-up``)."""
+    samples: int = 0
+    last_s: int | None = None
+    worst: float | None = None
+    """The value nearest to breaching among the windows judged."""
+    longest: int = 0
+    """``for``: the longest streak of breaching seconds."""
+    streak_samples: int = 0
 
 
 @dataclass
 class _State:
     criterion: Criterion
     window: deque[_Second] = field(default_factory=deque)
+    """``over D``: the last D seconds; ``over run``: one merged second, the run so far."""
     streak: int = 0
     breach: Breach | None = None
+    tally: Tally = field(default_factory=Tally)
 
 
 @dataclass
@@ -54,6 +82,7 @@ class CriterionSnapshot:
     window: list[_Second]
     streak: int
     breach: Breach | None
+    tally: Tally = field(default_factory=Tally)
 
 
 @dataclass
@@ -95,7 +124,7 @@ class RunCriteria:
             self.ramp_up_end_s,
             self._next_s,
             [
-                CriterionSnapshot(s.criterion.text, list(s.window), s.streak, s.breach)
+                CriterionSnapshot(s.criterion.text, list(s.window), s.streak, s.breach, s.tally)
                 for s in self._states
             ],
             dict(self.errors),
@@ -107,7 +136,7 @@ class RunCriteria:
         out._next_s = snap.next_s
         for state, saved in zip(out._states, snap.states, strict=True):
             state.window.extend(saved.window)
-            state.streak, state.breach = saved.streak, saved.breach
+            state.streak, state.breach, state.tally = saved.streak, saved.breach, saved.tally
         return out
 
     def wants(self, row: SecondMetrics) -> bool:
@@ -117,18 +146,19 @@ class RunCriteria:
         return any(s.criterion.label == row.label for s in self._states)
 
     def results(self, final: bool) -> list[CriterionResult]:
-        """Per criterion: failed if breached (or invalid), passed if not breached by the end,
-        undecided (``passed=None``) before."""
+        """Per criterion: failed if breached (or invalid, or — at the end — not evaluated),
+        passed if not breached by the end, undecided (``passed=None``) before."""
         out = [CriterionResult(criterion=t, passed=False, error=e) for t, e in self.errors.items()]
         for s in self._states:
-            b = s.breach
-            out.append(
-                CriterionResult(criterion=s.criterion.text, passed=True if final else None)
-                if b is None
-                else CriterionResult(
-                    criterion=b.criterion, passed=False, breach_second_s=b.second, value=b.value
-                )
-            )
+            c = s.criterion
+            if s.breach is not None:
+                out.append(_failed(c, s.breach))
+            elif final:
+                out.append(_judged(s))
+            else:
+                out.append(CriterionResult(criterion=c.text, passed=None, threshold=c.threshold,
+                                           seconds=s.tally.evaluated, samples=s.tally.samples,
+                                           value=s.tally.worst))  # fmt: skip
         return out
 
     def observe(self, second: int, rows: Iterable[SecondMetrics]) -> list[Breach]:
@@ -147,25 +177,34 @@ class RunCriteria:
                         out.append(state.breach)
         return out
 
-    def breaches(self) -> list[Breach]:
-        return [s.breach for s in self._states if s.breach is not None]
-
     def verdicts(self) -> dict[str, bool]:
-        """Criterion text → passed."""
-        return {
-            **{text: False for text in self.errors},
-            **{s.criterion.text: s.breach is None for s in self._states},
-        }
+        """Criterion text → passed, as at the end."""
+        return {r.criterion: r.passed is True for r in self.results(final=True)}
 
     def _step(self, state: _State, sec: _Second) -> Breach | None:
-        c = state.criterion
+        c, t = state.criterion, state.tally
         if c.after_ramp_up and sec.second < self.ramp_up_end_s:
+            return None
+        t.evaluated, t.samples, t.last_s = t.evaluated + 1, t.samples + sec.count, sec.second
+        if c.whole_run:
+            total = _merged([*state.window, sec])
+            state.window = deque([total])
+            if not c.abort:
+                return None  # judged at the end, on the whole run
+            value = _value(c, [total], t.evaluated)
+            if value is not None and c.holds(value):
+                return Breach(c.text, sec.second, value, t.evaluated, t.samples, c.abort)
             return None
         if c.window is Window.FOR:
             value = _value(c, [sec], 1)
-            state.streak = state.streak + 1 if value is not None and c.holds(value) else 0
+            t.worst = _worse(c, t.worst, value)
+            if value is not None and c.holds(value):
+                state.streak, t.streak_samples = state.streak + 1, t.streak_samples + sec.count
+            else:
+                state.streak, t.streak_samples = 0, 0
+            t.longest = max(t.longest, state.streak)
             if state.streak >= c.seconds and value is not None:
-                return Breach(c.text, sec.second, value)
+                return Breach(c.text, sec.second, value, c.seconds, t.streak_samples, c.abort)
             return None
         state.window.append(sec)
         while state.window and state.window[0].second <= sec.second - c.seconds:
@@ -173,9 +212,72 @@ class RunCriteria:
         if sec.second - state.window[0].second + 1 < c.seconds:
             return None  # not a whole window yet
         value = _value(c, list(state.window), c.seconds)
+        t.worst = _worse(c, t.worst, value)
         if value is not None and c.holds(value):
-            return Breach(c.text, sec.second, value)
+            samples = sum(s.count for s in state.window)
+            return Breach(c.text, sec.second, value, c.seconds, samples, c.abort)
         return None
+
+
+def _failed(c: Criterion, b: Breach) -> CriterionResult:
+    return CriterionResult(criterion=c.text, passed=False, breach_second_s=b.second, value=b.value,
+                           threshold=c.threshold, seconds=b.seconds, samples=b.samples,
+                           note=b.note)  # fmt: skip
+
+
+def _judged(s: _State) -> CriterionResult:
+    """The verdict at the run's end of a criterion not breached during it."""
+    c, t = s.criterion, s.tally
+    if t.evaluated == 0 or t.last_s is None:
+        why = " (the run ended before its ramp-up did)" if c.after_ramp_up else ""
+        return _not_evaluated(c, t, f"not evaluated: no second of the run was judged{why}")
+    note, value = "", t.worst
+    short = not c.whole_run and t.evaluated < c.seconds
+    if short:
+        note = f"the run gave {t.evaluated} s of the {c.seconds} s window: judged on those"
+    if c.whole_run or (short and c.window is Window.OVER):
+        value = _value(c, list(s.window), t.evaluated)
+        if value is not None and c.holds(value):
+            return _failed(c, Breach(c.text, t.last_s, value, t.evaluated, t.samples, note=note))
+    elif short and s.streak == t.evaluated and value is not None:  # every second held
+        return _failed(c, Breach(c.text, t.last_s, value, t.evaluated, t.samples, note=note))
+    if value is None:
+        on = f' on "{c.label}"' if c.label is not None else ""
+        return _not_evaluated(c, t, f"not evaluated: no samples{on} in {t.evaluated} s")
+    if c.window is Window.FOR and t.longest:
+        note = "; ".join(filter(None, [note, f"longest breaching streak {t.longest} s"]))
+    return CriterionResult(criterion=c.text, passed=True, value=value, threshold=c.threshold,
+                           seconds=t.evaluated, samples=t.samples, note=note)  # fmt: skip
+
+
+def _not_evaluated(c: Criterion, t: Tally, why: str) -> CriterionResult:
+    return CriterionResult(criterion=c.text, passed=False, error=why, threshold=c.threshold,
+                           seconds=t.evaluated, samples=t.samples)  # fmt: skip
+
+
+def _worse(c: Criterion, worst: float | None, value: float | None) -> float | None:
+    """The one of two values nearer to breaching ``c``."""
+    if value is None or worst is None:
+        return worst if value is None else value
+    return max(worst, value) if c.op in (">", ">=") else min(worst, value)
+
+
+def _merged(seconds: list[_Second]) -> _Second:
+    """Seconds taken together, as one (its histogram merged)."""
+    out = _Second(seconds[-1].second)
+    for s in seconds:
+        out.count += s.count
+        out.failures += s.failures
+        out.elapsed_sum += s.elapsed_sum
+        out.elapsed_max = max(out.elapsed_max, s.elapsed_max)
+        out.elapsed_min = _least(out.elapsed_min, s.elapsed_min)
+    buckets, counts = histogram.merge(*((s.buckets, s.counts) for s in seconds))
+    out.buckets, out.counts = buckets.tolist(), counts.tolist()
+    return out
+
+
+def _least(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _select(c: Criterion, second: int, rows: list[SecondMetrics]) -> _Second:
@@ -186,6 +288,7 @@ def _select(c: Criterion, second: int, rows: list[SecondMetrics]) -> _Second:
             out.failures += r.failures
             out.elapsed_sum += r.elapsed_sum_ms
             out.elapsed_max = max(out.elapsed_max, r.elapsed_max_ms)
+            out.elapsed_min = _least(out.elapsed_min, r.elapsed_min_ms)
             h = getattr(r, c.field) if c.field else r.elapsed
             out.buckets.extend(h.buckets)
             out.counts.extend(h.counts)
@@ -214,4 +317,9 @@ def _value(c: Criterion, seconds: list[_Second], span: int) -> float | None:
         return float(histogram.representative(buckets.max()))
     q = QUANTILES[c.measure]
     merged = histogram.merge((buckets, counts))
-    return float(histogram.quantiles(merged, [q])[0])
+    value = float(histogram.quantiles(merged, [q])[0])
+    if c.field == "elapsed":  # a bucket's representative may lie past the exact extremes
+        least = min((s.elapsed_min for s in seconds if s.elapsed_min is not None), default=None)
+        value = min(value, max(s.elapsed_max for s in seconds))
+        value = value if least is None else max(value, least)
+    return value

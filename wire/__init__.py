@@ -6,13 +6,13 @@ import-linter); golden files in ``tests/golden/``
 pin every format. docs/wire-format.md describes each message and why it is encoded as it is.
 """
 
+from wire.criteria import CriterionResult
 from wire.errors import DecodeError, WireError
 from wire.kafka_access import KafkaAccess, SaslMechanism, SecurityProtocol
 from wire.messages import (
     HISTOGRAM_SCHEMES,
     MAX_HISTOGRAM_BUCKET,
     Command,
-    CriterionResult,
     EngineCounts,
     EngineState,
     EngineStatus,

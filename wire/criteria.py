@@ -1,6 +1,7 @@
 """Pass/fail criteria of a run: one syntax, parsed and validated here, evaluated by the stream.
 
-    criterion := measure [ "on" LABEL ] OP VALUE ("for" | "over") DURATION [ "after ramp-up" ]
+    criterion := measure [ "on" LABEL ] OP VALUE window [ "after ramp-up" ] [ "abort" ]
+    window    := "for" DURATION | "over" DURATION | "over" "run"
     measure   := QUANTILE "(" FIELD ")" | "avg(" FIELD ")" | "max(" FIELD ")"
                | "error_rate" | "rps" | "failures"
     QUANTILE  := p50 | p75 | p90 | p95 | p99 | p99.9
@@ -11,15 +12,18 @@
     LABEL     := a double-quoted string (JSON escapes)
 
 ``for 30s``: the condition holds in each of 30 consecutive seconds. ``over 60s``: it holds for
-the 60 seconds taken together (counts added, histograms merged). Examples::
+the 60 seconds taken together (counts added, histograms merged). ``over run``: it holds for the
+whole run, judged at its end. Examples::
 
     p95(elapsed) > 500ms for 30s
-    error_rate > 5% over 60s
+    error_rate > 5% over 60s abort
     rps < 100 for 20s after ramp-up
     p99(latency) on "POST /login" >= 2s over 1m
+    error_rate > 1% over run
 
-A criterion describes a *breach*: when it holds, the run fails it (and may be aborted). Parsing
-raises :class:`CriterionError` with the position and what was expected.
+A criterion describes a *breach*: when it holds, the run fails it; with ``abort`` the breach
+also stops the run at once (without, the run goes on and fails at its end). Parsing raises
+:class:`CriterionError` with the position and what was expected.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ import json
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Annotated, Final
+
+import msgspec
 
 from wire.errors import WireError
 
@@ -53,6 +59,28 @@ OPS: Final = (">=", "<=", ">", "<")
 MAX_WINDOW_S: Final = 3600
 
 
+class CriterionResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A criterion's verdict, and what it was judged on."""
+
+    criterion: str
+    passed: bool | None
+    """``None`` while the run goes on and nothing breached yet."""
+    breach_second_s: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    value: float | None = None
+    """The value that breached it; if it passed, the worst value evaluated. In the criterion's
+    units: milliseconds, a fraction (error_rate), per second (rps) or a count (failures)."""
+    error: str = ""
+    """Why the criterion could not be evaluated (it then fails)."""
+    threshold: float | None = None
+    """In the units of ``value``."""
+    seconds: int = 0
+    """Seconds evaluated: the breaching window's, or (passed) every second judged."""
+    samples: int = 0
+    """Samples in those seconds."""
+    note: str = ""
+    """What the verdict rests on beyond the numbers, e.g. a window longer than the run."""
+
+
 @dataclass(frozen=True)
 class Criterion:
     text: str
@@ -66,7 +94,21 @@ class Criterion:
     """Milliseconds for times, a fraction (0..1) for error_rate, a count or rate otherwise."""
     window: Window
     seconds: int
+    """The window's length; 0 for the whole run (``over run``)."""
     after_ramp_up: bool
+    abort: bool = False
+    """Stop the run at the breach (else it fails at its end)."""
+
+    @property
+    def whole_run(self) -> bool:
+        return self.seconds == 0
+
+    @property
+    def unit(self) -> str:
+        """How its values read: ``ms``, ``%`` (of a fraction), ``/s`` or ```` (a count)."""
+        if self.field is not None:
+            return "ms"
+        return {"error_rate": "%", "rps": "/s"}.get(self.measure, "")
 
     def holds(self, value: float) -> bool:
         """Whether ``value`` breaches the threshold."""
@@ -148,14 +190,21 @@ def parse(text: str) -> Criterion:
     how = take("word", "'for' or 'over' and a duration")
     if how.value not in ("for", "over"):
         raise fail("'for' or 'over' and a duration", pos - 1)
-    length = take("number", "a duration, e.g. 30s or 2m")
-    seconds = _seconds(text, float(length.value), length.unit)
-    after = False
+    if how.value == "over" and pos < len(tokens) and tokens[pos].value == "run":
+        pos, seconds = pos + 1, 0
+    else:
+        length = take("number", "a duration, e.g. 30s or 2m" + (", or 'run'" if how.value ==
+                                                                "over" else ""))  # fmt: skip
+        seconds = _seconds(text, float(length.value), length.unit)
+    after = abort = False
     if pos + 1 < len(tokens) and (tokens[pos].value, tokens[pos + 1].value) == ("after", "ramp-up"):
         after, pos = True, pos + 2
+    if pos < len(tokens) and tokens[pos].value == "abort":
+        abort, pos = True, pos + 1
     if pos < len(tokens):
-        raise fail("nothing more (or 'after ramp-up')")
-    return Criterion(text, measure, field, label, op, threshold, Window(how.value), seconds, after)
+        raise fail("nothing more (or 'after ramp-up', 'abort')")
+    return Criterion(text, measure, field, label, op, threshold, Window(how.value), seconds, after,
+                     abort)  # fmt: skip
 
 
 def _tokens(text: str) -> list[_Token]:

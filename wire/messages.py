@@ -18,6 +18,7 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 
 import msgspec
 
+from wire.criteria import CriterionResult
 from wire.errors import DecodeError
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^/\s]+$")]
@@ -132,17 +133,6 @@ class EngineCounts(msgspec.Struct, frozen=True, kw_only=True):
     finished: NonNegative = 0
     failed: NonNegative = 0
     lost: NonNegative = 0
-
-
-class CriterionResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    criterion: str
-    passed: bool | None
-    """``None`` while the run goes on and nothing breached yet."""
-    breach_second_s: NonNegative | None = None
-    value: float | None = None
-    """The value that breached it."""
-    error: str = ""
-    """Why the criterion could not be evaluated (it then fails)."""
 
 
 class RunStatus(_Message, tag="run_status", frozen=True, kw_only=True):

@@ -34,6 +34,13 @@ def _percentiles(hist: str, prefix: str = "elapsed") -> str:
     return ", ".join(f"{percentile_sql(hist, q)} AS {prefix}_p{_name(q)}" for q in QUANTILES)
 
 
+def clamped(values: Any, least: float, most: float) -> dict[float, float]:
+    """Quantile → value, each within the exact extremes: a bucket's representative may lie
+    past them (a p99 of 354.8 beside a max of 353, 1.01 for an exact 1 ms)."""
+    return {q: min(max(float(v), float(least)), float(most))
+            for q, v in zip(QUANTILES, values, strict=True)}  # fmt: skip
+
+
 def _name(q: float) -> str:
     return f"{q * 100:g}".replace(".", "_")
 
@@ -133,6 +140,7 @@ class Results:
             f"""
             SELECT toUnixTimestamp(second) AS s, sum(count), sum(failures), sum(bytes_recv),
                    sum(bytes_sent), sum(elapsed_sum_ms), max(threads_max),
+                   min(elapsed_min_ms), max(elapsed_max_ms),
                    {_percentiles("sumMap(elapsed_buckets, elapsed_counts)")}
             FROM metrics_second FINAL
             WHERE {where}
@@ -149,7 +157,7 @@ class Results:
                 bytes_sent=int(r[4]),
                 elapsed_mean_ms=r[5] / r[1] if r[1] else 0.0,
                 threads=int(r[6]),
-                percentiles=dict(zip(QUANTILES, map(float, r[7:]), strict=True)),
+                percentiles=clamped(r[9:], r[7], r[8]),
             )
             for r in rows
         ]
@@ -254,8 +262,8 @@ def _summary(plan_id: str | None, label: str | None, r: tuple[Any, ...]) -> Summ
         elapsed_mean_ms=r[6] / count if count else 0.0,
         first_second=int(r[7]),
         last_second=int(r[8]),
-        percentiles=dict(zip(QUANTILES, map(float, r[9 : 9 + n]), strict=True)),
-        latency_percentiles=dict(zip(QUANTILES, map(float, r[9 + n : 9 + 2 * n]), strict=True)),
-        connect_percentiles=dict(zip(QUANTILES, map(float, r[9 + 2 * n : 9 + 3 * n]), strict=True)),
+        percentiles=clamped(r[9 : 9 + n], r[4], r[5]),
+        latency_percentiles=clamped(r[9 + n : 9 + 2 * n], 0, r[5]),  # never past the elapsed
+        connect_percentiles=clamped(r[9 + 2 * n : 9 + 3 * n], 0, r[5]),
         codes={str(k): int(v) for k, v in r[9 + 3 * n].items()},
     )

@@ -71,10 +71,7 @@ def run_out(run: Run, status: RunStatus | None) -> RunOut:
         out.engines = msgspec.to_builtins(status.engines)
         out.samples, out.failures = status.samples, status.failures
         out.samples_missing = status.samples_missing
-        out.criteria = [CriterionVerdict(criterion=c.criterion, passed=c.passed,
-                                         breach_second_s=c.breach_second_s, value=c.value,
-                                         error=c.error)
-                        for c in status.criteria]  # fmt: skip
+        out.criteria = [CriterionVerdict(**msgspec.to_builtins(c)) for c in status.criteria]
     return out
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from shibuya import conclude
 from shibuya.cli.common import Output, or_exit, session, show
 from shibuya.output import Format
 
@@ -24,6 +25,43 @@ def _seconds(value: str) -> int:
 
 
 Duration = Annotated[str, typer.Option(help="90, 90s, 10m or 1h30m")]
+Junit = Annotated[
+    Path | None,
+    typer.Option("--junit", dir_okay=False,
+                 help="also write the verdicts as JUnit XML (Jenkins, GitLab): a test case per "
+                 "criterion, for the run's completeness and per regression limit"),
+]  # fmt: skip
+Markdown = Annotated[
+    Path | None,
+    typer.Option("--markdown", dir_okay=False,
+                 help="also write the report and verdicts as Markdown (CI step summaries)"),
+]  # fmt: skip
+Baseline = Annotated[
+    str | None,
+    typer.Option("--baseline",
+                 help="compare with this run: its id, or last-passed (the collection's newest "
+                 "earlier run that passed)"),
+]  # fmt: skip
+MaxRegression = Annotated[
+    list[str] | None,
+    typer.Option("--max-regression",
+                 help="with --baseline: fail when a measure regressed beyond this, per label, "
+                 "e.g. 'p95(elapsed) 10%' (docs/criteria.md); repeatable"),
+]  # fmt: skip
+
+
+def _ask(fmt: Format, junit: Path | None, markdown: Path | None, baseline: str | None,
+         limits: list[str] | None) -> conclude.Ask:  # fmt: skip
+    """What to do at the end, checked before anything runs."""
+    from shibuya.baseline import LimitError, parse_limit
+
+    if limits and baseline is None:
+        raise typer.BadParameter("needs --baseline", param_hint="--max-regression")
+    try:
+        parsed = [parse_limit(text) for text in limits or []]
+    except LimitError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--max-regression") from exc
+    return conclude.Ask(fmt, junit, markdown, baseline, parsed)
 
 
 def _properties(pairs: list[str]) -> dict[str, str]:
@@ -91,6 +129,10 @@ def client_run(
     ] = None,
     detach: Annotated[bool, typer.Option(help="start the run and return; engines stay")] = False,
     output: Output = Format.table,
+    junit: Junit = None,
+    markdown: Markdown = None,
+    baseline: Baseline = None,
+    max_regression: MaxRegression = None,
 ) -> None:
     """Run a collection — or a .jmx file straight away — and follow it to its end: deploys the
     engines if they are not (and purges them after), prints the report and exits with the verdict.
@@ -98,17 +140,18 @@ def client_run(
     From a .jmx, a plan and a collection named after the file are created in project 'scratch'
     (updated to the options next time), so its runs form a history.
 
-    Exit code: 0 finished, every published sample counted, passed every criterion; 16 + a bit
-    per class of failed criterion (1 latency, 2 errors, 4 throughput, 8 invalid); 3 failed,
-    stopped or samples lost; 1 API error; 2 usage error; 130 interrupted twice (the run goes
-    on). SIGINT/SIGTERM stops the run and waits for its end.
+    Exit code: 0 finished, every published sample counted, passed every criterion and
+    regression limit; 16 + a bit per class of failure (1 latency, 2 errors, 4 throughput,
+    8 invalid criterion, 16 regression); 3 failed, stopped or samples lost; 1 API error; 2
+    usage error; 130 interrupted twice (the run goes on). SIGINT/SIGTERM stops the run and
+    waits for its end.
     """
     from rich.console import Console
 
     from control.services.config import ConfigError
-    from shibuya import client, oneshot, tables
-    from shibuya.output import emit
+    from shibuya import client, oneshot
 
+    ask = _ask(output, junit, markdown, baseline, max_regression)
     console = Console(stderr=True)  # progress; the report alone on standard output
     with session() as (c, _):
         ref = target
@@ -144,9 +187,8 @@ def client_run(
         if detach:
             typer.echo(final["id"])
             return
-        answer = client.call(c, "GET", f"/api/runs/{final['id']}/report")
-    emit(Console(), answer, [tables.report(answer), tables.verdicts(final)], output)
-    raise typer.Exit(client.exit_code(final))
+        code = conclude.conclude(c, final["id"], ask)
+    raise typer.Exit(code)
 
 
 RunRef = Annotated[
@@ -174,13 +216,21 @@ def _latest(ref: str, n: int) -> list[str]:
 
 
 @app.command("report")
-def client_report(run: RunRef, output: Output = Format.table) -> None:
-    """A run's results: per label samples, errors, rate, percentiles, codes; its verdicts."""
-    from shibuya import tables
-
+def client_report(
+    run: RunRef,
+    output: Output = Format.table,
+    junit: Junit = None,
+    markdown: Markdown = None,
+    baseline: Baseline = None,
+    max_regression: MaxRegression = None,
+) -> None:
+    """A run's results: per label samples, errors, rate, percentiles, codes; its verdicts; with
+    --baseline, the comparison. Exits as `shibuya run` would have (0 only if it passed)."""
+    ask = _ask(output, junit, markdown, baseline, max_regression)
     [run_id] = _latest(run, 1)
-    show(f"/api/runs/{run_id}/report", output,
-         lambda r: [tables.report(r), tables.verdicts(r["run"])])  # fmt: skip
+    with session() as (c, _):
+        code = conclude.conclude(c, run_id, ask)
+    raise typer.Exit(code)
 
 
 @app.command("compare")

@@ -10,11 +10,13 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.api import FAST, ApiServer, make_collection
+from tests.support.junit import junit_schema
 from tests.support.lifecycle import Harness
 from tests.support.stream import GeneratedRun, Workers, generate, send
 from tests.support.waiting import wait_until
@@ -112,6 +114,10 @@ def test_the_report_series_and_live_stream_count_every_sample(
             assert s["elapsed"][key] == pytest.approx(expected.percentile(label, q), rel=0.01)
         assert s["elapsed_min_ms"] == min(expected.elapsed[label])
         assert s["elapsed_max_ms"] == max(expected.elapsed[label])
+        # Never past the exact extremes (a bucket's representative can be).
+        assert s["elapsed_min_ms"] <= s["elapsed"]["p50"] <= s["elapsed"]["p99_9"]
+        assert s["elapsed"]["p99_9"] <= s["elapsed_max_ms"]
+        assert s["latency"]["p99_9"] <= s["elapsed_max_ms"]
 
     # The series: one row per second, adding up to the same counts.
     assert [s["second"] for s in series] == sorted(expected.seconds)
@@ -149,7 +155,7 @@ def test_the_report_series_and_live_stream_count_every_sample(
 
 
 def test_two_runs_compared_label_by_label(
-    live_api: ApiServer, workers: Workers, harness: Harness
+    live_api: ApiServer, workers: Workers, harness: Harness, tmp_path: Path
 ) -> None:
     workers.start(**FAST)
     workers.wait_settled()
@@ -183,10 +189,10 @@ def test_two_runs_compared_label_by_label(
     env = {**os.environ, "SHIBUYA_URL": live_api.base, "SHIBUYA_TOKEN": live_api.tokens["alice"],
            "COLUMNS": "250"}  # fmt: skip
 
-    def shibuya(*args: str) -> str:
+    def shibuya(*args: str, code: int = 0) -> str:
         argv = [sys.executable, "-m", "shibuya", *args]
         out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
+        assert out.returncode == code, out.stdout + out.stderr
         return out.stdout
 
     printed = shibuya("report", b_id)
@@ -196,3 +202,25 @@ def test_two_runs_compared_label_by_label(
     assert as_json["total"]["samples"] == b.expected.total
     compared = shibuya("compare", a_id, b_id)
     assert f"{a.expected.total:,} → {b.expected.total:,}" in compared
+
+    # The baseline gate, on the comparison's own numbers: a has two thirds of b's rate.
+    def regressed(row: dict[str, Any]) -> bool:
+        rps = row["changes"]["rps"]
+        return rps["a"] is None or rps["b"] is None or rps["b"] < rps["a"] * 0.95
+
+    assert not regressed(cmp["total"])
+    expected = 32 if any(map(regressed, cmp["labels"])) else 0
+    gated = shibuya("report", b_id, "--baseline", "last-passed", "--max-regression", "rps 5%",
+                    "--output", "json", code=expected)  # fmt: skip
+    baseline = json.loads(gated)["baseline"]
+    assert baseline["comparison"]["a"]["id"] == a_id  # the newest earlier run that passed
+    assert [g["passed"] for g in baseline["gates"]] == [
+        not regressed(r) for r in [cmp["total"], *cmp["labels"]]
+    ]
+    xml, md = tmp_path / "verdicts.xml", tmp_path / "summary.md"
+    shibuya("report", a_id, "--baseline", b_id, "--max-regression", "rps 5%", "--junit", str(xml),
+            "--markdown", str(md), code=16 + 16)  # fmt: skip
+    junit_schema().validate(str(xml))
+    assert 'name="rps 5% vs ' + b_id in xml.read_text()
+    assert "| all labels |" in md.read_text()
+    assert "REGRESSED" in md.read_text()

@@ -92,8 +92,9 @@ def test_a_run_started_by_the_api_is_ended_by_the_stream_and_recorded(
     assert ended["outcome"] == "finished"
     assert ended["reason"] == "2 of 2 engines finished"
     assert ended["engines"] == {"expected": 2, "started": 2, "finished": 2, "failed": 0, "lost": 0}
-    assert [(v["criterion"], v["passed"]) for v in ended["criteria"]] == [
-        ("error_rate > 50% over 3s", True)
+    # No engine sent a sample: the criterion was never evaluated, so it does not pass.
+    assert [(v["criterion"], v["passed"], v["error"]) for v in ended["criteria"]] == [
+        ("error_rate > 50% over 3s", False, "not evaluated: no second of the run was judged")
     ]
     assert [s.reason for s in harness.decisions.stops_of(run_id)] == ["duration reached"]
     with httpx.Client() as engine:  # the token opens nothing once the run has ended
@@ -154,7 +155,7 @@ def test_shibuya_run_follows_the_run_and_exits_with_its_verdict(
     workers.wait_settled()
     collection, _ = make_collection(live_api, duration_s=600)
     with live_api.client("alice") as c:  # 4 engines × 400 samples/s: below the floor
-        body = {"thresholds": ["rps < 100000 for 2s", "error_rate > 50% over 5s"]}
+        body = {"thresholds": ["rps < 100000 for 2s abort", "error_rate > 50% over 5s"]}
         assert c.patch(f"/api/collections/{collection}", json=body).status_code == 200
     env = {**os.environ, "SHIBUYA_URL": live_api.base, "SHIBUYA_TOKEN": live_api.tokens["alice"],
            "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}  # fmt: skip
@@ -170,7 +171,7 @@ def test_shibuya_run_follows_the_run_and_exits_with_its_verdict(
          generate(run_id, seconds=6, start_s=int(time.time()) - 1).messages)  # fmt: skip
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 16 + 4, out  # a throughput criterion failed
-    assert "rps < 100000 for 2s" in out
+    assert "rps < 100000 for 2s abort" in out
     assert "FAILED" in out
     assert "passed" in out  # the error-rate criterion
 

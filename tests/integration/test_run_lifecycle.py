@@ -61,9 +61,9 @@ def test_runs_end_on_duration_finish_loss_and_each_kind_of_breach(
     h.start_run(runs["fin"], "c-fin", duration_s=600)
     h.start_run(runs["lost"], "c-lost", duration_s=600)
     criteria = {
-        "p95": "p95(elapsed) > 50ms for 3s",
-        "err": "error_rate > 2% over 4s",
-        "rps": "rps < 100000 for 2s after ramp-up",
+        "p95": "p95(elapsed) > 50ms for 3s abort",
+        "err": "error_rate > 2% over 4s abort",
+        "rps": "rps < 100000 for 2s after ramp-up abort",
     }
     generated = {}
     for name, criterion in criteria.items():

@@ -27,7 +27,7 @@ def test_top_level_help_lists_every_component() -> None:
         (["sidecar", "run", "--help"], "Agent mode"),
         (["dev", "jmeter", "--help"], "Apache JMeter 5.6.3"),
         (["worker", "--help"], "tracks, stops and ends runs"),
-        (["run", "--help"], "16 + a bit per class of failed criterion"),
+        (["run", "--help"], "16 + a bit per class of failure"),
         (["api", "add-user", "--help"], "only its hash is"),
         (["dev", "postgres", "--help"], "Debian's packages"),
         (["worker", "run", "--help"], "until SIGTERM"),

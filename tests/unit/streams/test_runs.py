@@ -136,7 +136,7 @@ def test_a_run_whose_samples_never_all_arrive_ends_after_the_settle_time() -> No
 
 def test_a_breach_stops_the_run_once_when_a_later_second_arrives_or_the_second_goes_quiet() -> None:
     table = RunsTable(RunsState(), RULES, _at(0))
-    table.on_event(_started(thresholds=("failures > 4 for 1s",)), _at(0))
+    table.on_event(_started(thresholds=("failures > 4 for 1s abort",)), _at(0))
     table.on_metrics(_row(1, 10, failures=5), _at(3))
     assert _kinds(table) == []  # second 1 may still get rows
     table.on_metrics(_row(2, 10), _at(4))
@@ -147,12 +147,31 @@ def test_a_breach_stops_the_run_once_when_a_later_second_arrives_or_the_second_g
     assert _kinds(table) == []  # stopping already: one stop per run
 
     quiet = RunsTable(RunsState(), RULES, _at(0))
-    quiet.on_event(_started(thresholds=("failures > 4 for 1s",)), _at(0))
+    quiet.on_event(_started(thresholds=("failures > 4 for 1s abort",)), _at(0))
     quiet.on_metrics(_row(1, 10, failures=5), _at(3))
     quiet.tick(_at(2) + int(RULES.quiet_second_ms))
     assert "StopEngines" not in _kinds(quiet)
     quiet.tick(_at(2) + int(RULES.quiet_second_ms) + 1)
     assert "StopEngines" in _kinds(quiet)
+
+
+def test_a_breach_without_abort_lets_the_run_finish_and_fails_it_at_the_end() -> None:
+    table = RunsTable(RunsState(), RULES, _at(0))
+    table.on_event(_started(thresholds=("failures > 4 for 1s", "error_rate > 1% over run")), _at(0))
+    table.on_event(_engine(EngineState.RUNNING, 1), _at(1))
+    table.on_metrics(_row(1, 10, failures=5), _at(2))
+    table.on_metrics(_row(2, 10), _at(3))
+    table.tick(_at(3))
+    assert "StopEngines" not in _kinds(table)
+    table.on_event(_engine(EngineState.FINISHED, 4, published=20), _at(4))
+    table.tick(_at(4))
+    final, ended = table.take_output()
+    assert isinstance(final, RunStatus)
+    assert isinstance(ended, RunEnded)
+    assert ended.outcome is RunOutcome.FINISHED  # not aborted: it ran its course
+    verdicts = {c.criterion: (c.passed, c.breach_second_s, c.value) for c in final.criteria}
+    assert verdicts == {"failures > 4 for 1s": (False, S0 + 1, 5.0),
+                        "error_rate > 1% over run": (False, S0 + 2, 0.25)}  # fmt: skip
 
 
 @pytest.mark.parametrize("heard_s", [1, 10])

@@ -1,0 +1,89 @@
+"""The end of ``shibuya run`` and ``shibuya report``: a run's report and verdicts, compared with a
+baseline when asked (and gated by regression limits), printed, written as the files CI keeps
+(JUnit XML, Markdown, HTML) — and the exit code they add up to."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shibuya import client, tables, verdicts
+from shibuya.baseline import Limit, gates
+from shibuya.output import Format, Rows, emit, to_markdown
+
+RUN_ID = re.compile(r"run-[0-9a-f]{12}")
+LAST_PASSED = "last-passed"
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What the caller wants beyond the printed report."""
+
+    fmt: Format = Format.table
+    junit: Path | None = None
+    markdown: Path | None = None
+    baseline: str | None = None
+    """A run's id, or ``last-passed``."""
+    limits: list[Limit] = field(default_factory=list)
+
+
+def conclude(c: httpx.Client, run_id: str, ask: Ask) -> int:
+    """Print the run's report (and its comparison with the baseline), write the files asked
+    for, and return the exit code of its verdicts and gates."""
+    from rich.console import Console
+
+    report = client.call(c, "GET", f"/api/runs/{run_id}/report")
+    run = report["run"]
+    comparison, judged = None, []
+    if ask.baseline is not None:
+        base = baseline_of(c, ask.baseline, run)
+        comparison = client.call(c, "GET", f"/api/runs/{base}/compare/{run_id}")
+        judged = gates(comparison, ask.limits)
+    grids = [tables.report(report), tables.verdicts(run)]
+    answer = report
+    if comparison is not None:
+        grids.append(tables.comparison(comparison))
+        if judged:
+            grids.append(gate_rows(judged, comparison))
+        answer = {**report, "baseline": {"comparison": comparison, "gates": judged}}
+    emit(Console(), answer, grids, ask.fmt)
+    if ask.junit is not None:
+        ask.junit.write_text(verdicts.junit(report, judged), encoding="utf-8")
+    if ask.markdown is not None:
+        ask.markdown.write_text("\n".join(map(to_markdown, grids)), encoding="utf-8")
+    return client.exit_code(run, judged)
+
+
+def baseline_of(c: httpx.Client, ref: str, run: dict[str, Any]) -> str:
+    """The baseline's run id: ``ref`` itself, or with ``last-passed`` the newest run of the same
+    collection, started before ``run``, that passed."""
+    if RUN_ID.fullmatch(ref):
+        return ref
+    if ref != LAST_PASSED:
+        raise client.ClientError(f"baseline {ref[:40]!r}: a run's id (run-…) or {LAST_PASSED}")
+    offset = 0
+    while True:
+        page = client.call(c, "GET", f"/api/collections/{run['collection_id']}/runs",
+                           params={"limit": 200, "offset": offset})  # fmt: skip
+        for r in page["items"]:
+            earlier = r["id"] != run["id"] and r["started_at"] < run["started_at"]
+            if earlier and tables.verdict(r) == "passed":
+                return str(r["id"])
+        offset += len(page["items"])
+        if not page["items"] or offset >= page["total"]:
+            raise client.ClientError(f"no earlier run of collection {run['collection_id']} "
+                                     "passed: there is no baseline to compare with")  # fmt: skip
+
+
+def gate_rows(judged: list[dict[str, Any]], comparison: dict[str, Any]) -> Rows:
+    grid = Rows(f"regression limits against {comparison['a']['id']}",
+                ["limit", "scope", "verdict", "detail"])  # fmt: skip
+    for g in judged:
+        verdict = "passed" if g["passed"] else "NOT COMPARED" if g.get("error") else "REGRESSED"
+        grid.add(g["limit"], g["label"] if g["label"] is not None else "all labels", verdict,
+                 g["detail"].split(": ", 1)[-1])  # fmt: skip
+    return grid
