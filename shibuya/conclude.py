@@ -44,6 +44,9 @@ def conclude(c: httpx.Client, run_id: str, ask: Ask) -> int:
         comparison = client.call(c, "GET", f"/api/runs/{base}/compare/{run_id}")
         judged = gates(comparison, ask.limits)
     grids = [tables.report(report), tables.verdicts(run)]
+    by_message = tables.failures(report)
+    if by_message is not None:
+        grids.insert(1, by_message)
     answer = report
     if comparison is not None:
         grids.append(tables.comparison(comparison))

@@ -55,6 +55,22 @@ def report(answer: dict[str, Any]) -> Rows:
     return grid
 
 
+def failures(answer: dict[str, Any], per_label: int = 10) -> Rows | None:
+    """Per label, its most frequent failure messages: count and share of its failures."""
+    grid = Rows(f"run {answer['run']['id']}: failures by message", ["label", "message",
+                "failures", "share"], numeric=frozenset({"failures", "share"}))  # fmt: skip
+    for s in answer["labels"]:
+        messages = list(s.get("failure_messages", {}).items())
+        for message, n in messages[:per_label]:
+            grid.add(s["label"], message, f"{n:,}", f"{n / s['failures']:.1%}")
+        rest = messages[per_label:]
+        if rest:
+            n = sum(k for _, k in rest)
+            grid.add(s["label"], f"({len(rest)} more messages)", f"{n:,}",
+                     f"{n / s['failures']:.1%}")  # fmt: skip
+    return grid if grid.rows else None
+
+
 def comparison(answer: dict[str, Any]) -> Rows:
     """Per label, each measure as a → b (change)."""
     measures = ("samples", "rps", "error_rate", "p50", "p95", "p99")

@@ -10,7 +10,10 @@ partitions and workers (:func:`streams.columns.group`).
 
 Labels per run are capped (``max_labels``): past the cap, samples count under ``OVERFLOW_LABEL``,
 so a run with runaway labels (ids in URLs) cannot exhaust a worker's memory; response codes
-likewise (``max_codes``, ``OVERFLOW_CODE``: JMeter puts exception texts in that field).
+likewise (``max_codes``, ``OVERFLOW_CODE``: JMeter puts exception texts in that field). Failed
+samples are also counted per failure message — cut to ``MAX_MESSAGE_CHARS``, at most
+``max_messages`` per label and ``max_run_messages`` per run, the rest under
+``OVERFLOW_MESSAGE`` — so a run's failures by message add up to its failures.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from wire import ResultBatch, SecondMetrics
 
 OVERFLOW_LABEL: Final = "(other labels)"
 OVERFLOW_CODE: Final = "(other codes)"
+OVERFLOW_MESSAGE: Final = columns.OVERFLOW_MESSAGE
+NO_MESSAGE: Final = "(no message)"
+MAX_MESSAGE_CHARS: Final = 200
 N_BUCKETS: Final = columns.N_BUCKETS
 
 CellKey = tuple[str, str, str, int]  # run, plan, label, second
@@ -40,10 +46,20 @@ class Aggregator:
     number of cells it touches.
     """
 
-    def __init__(self, max_labels: int = 1000, max_codes: int = 200) -> None:
+    def __init__(
+        self,
+        max_labels: int = 1000,
+        max_codes: int = 200,
+        max_messages: int = columns.MAX_MESSAGES,
+        max_run_messages: int = 200,
+    ) -> None:
         self.max_labels = max_labels
         self.max_codes = max_codes
+        self.max_messages = max_messages
+        self.max_run_messages = max_run_messages
         self._labels: dict[tuple[str, str], set[str]] = {}  # (run, plan) → labels admitted
+        self._messages: dict[tuple[str, str, str], set[str]] = {}  # (run, plan, label) → admitted
+        self._run_messages: dict[str, set[str]] = {}
         self.samples = 0
         self._reset()
 
@@ -57,8 +73,10 @@ class Aggregator:
         self._hist_keys: list[npt.NDArray[np.int64]] = []
         self._code_ids: dict[str, int] = {}
         self._code_counts = np.zeros((capacity, 8), np.int64)
+        self._message_ids: dict[str, int] = {}
+        self._message_counts = np.zeros((capacity, 4), np.int64)
 
-    def _grow(self, rows: int, codes: int) -> None:
+    def _grow(self, rows: int, codes: int, messages: int) -> None:
         if rows > self._cap:
             cap = max(rows, 2 * self._cap)
             extra = cap - self._cap
@@ -66,14 +84,11 @@ class Aggregator:
             self._min = np.concatenate([self._min, np.full(extra, columns.INT64_MAX, np.int64)])
             self._max = np.concatenate([self._max, np.zeros(extra, np.int64)])
             self._threads = np.concatenate([self._threads, np.zeros(extra, np.int64)])
-            self._code_counts = np.concatenate(
-                [self._code_counts, np.zeros((extra, self._code_counts.shape[1]), np.int64)]
-            )
+            self._code_counts = _taller(self._code_counts, extra)
+            self._message_counts = _taller(self._message_counts, extra)
             self._cap = cap
-        if codes > self._code_counts.shape[1]:
-            wider = max(codes, 2 * self._code_counts.shape[1])
-            pad = np.zeros((self._cap, wider - self._code_counts.shape[1]), np.int64)
-            self._code_counts = np.concatenate([self._code_counts, pad], axis=1)
+        self._code_counts = _wider(self._code_counts, codes)
+        self._message_counts = _wider(self._message_counts, messages)
 
     def add(self, batch: ResultBatch) -> None:
         n = len(batch)
@@ -99,7 +114,9 @@ class Aggregator:
                 row = self._rows[key] = len(self._rows)
             row_of_key[c] = row
         code_ids = np.fromiter(map(self._code_id, batch.codes), np.int64, len(batch.codes))
-        self._grow(len(self._rows), len(self._code_ids))
+        failed = np.flatnonzero(batch.success == 0)
+        message_ids = self._message_columns(batch, names, failed)
+        self._grow(len(self._rows), len(self._code_ids), len(self._message_ids))
         row = row_of_key[local[keys]]  # each sample's row
         elapsed = batch.elapsed_ms.astype(np.int64)
         # Unbuffered adds (numpy's fast ufunc.at path: native int64 on both sides).
@@ -112,6 +129,7 @@ class Aggregator:
         np.maximum.at(self._max, row, elapsed)
         np.maximum.at(self._threads, row, batch.all_threads.astype(np.int64))
         np.add.at(self._code_counts, (row, code_ids[batch.code_idx]), _ONE)
+        np.add.at(self._message_counts, (row[failed], message_ids), _ONE)
         # Histogram entries as keys (row, histogram, bucket), counted at drain: dense per-row
         # histograms cost 29 KB per cell, which a backlog (every batch a new second) pays per batch.
         base = row * columns.SLOTS
@@ -133,6 +151,37 @@ class Aggregator:
         if len(self._code_ids) >= self.max_codes:
             code = OVERFLOW_CODE
         return self._code_ids.setdefault(code, len(self._code_ids))
+
+    def _message_columns(
+        self, batch: ResultBatch, names: list[str], failed: npt.NDArray[np.intp]
+    ) -> npt.NDArray[np.int64]:
+        """The message column of each failed sample: its (label, message) pair's admitted
+        message — cut to length, or past the caps of its label and run, the overflow's."""
+        if not failed.size:
+            return np.zeros(0, np.int64)
+        width = max(1, len(batch.messages))
+        pairs = batch.label_idx[failed].astype(np.int64) * width + batch.message_idx[failed]
+        uniq, inverse = np.unique(pairs, return_inverse=True)
+        run_seen = self._run_messages.setdefault(batch.run_id, set())
+        cols = np.empty(uniq.size, np.int64)
+        for i, pair in enumerate(uniq.tolist()):
+            label_i, message_i = divmod(pair, width)
+            text = batch.messages[message_i] if batch.messages else ""
+            text = _cut(text) if text else NO_MESSAGE
+            seen = self._messages.setdefault((batch.run_id, batch.plan_id, names[label_i]), set())
+            if text not in seen:
+                new_to_run = text not in run_seen
+                full = len(seen) >= self.max_messages - 1 or (
+                    new_to_run and len(run_seen) >= self.max_run_messages
+                )
+                if full and text != OVERFLOW_MESSAGE:
+                    text = OVERFLOW_MESSAGE
+                else:
+                    seen.add(text)
+                    run_seen.add(text)
+            cols[i] = self._message_ids.setdefault(text, len(self._message_ids))
+        out: npt.NDArray[np.int64] = cols[inverse.reshape(-1)]
+        return out
 
     def _admitted_names(self, batch: ResultBatch) -> list[str]:
         """The name each of the batch's labels counts under: itself, or past the cap, overflow."""
@@ -169,8 +218,11 @@ class Aggregator:
             mins=self._min[:used].copy(),
             maxs=self._max[:used].copy(),
             threads=self._threads[:used].copy(),
-            code_names=code_names,
-            codes=self._code_counts[:used, : len(code_names)].copy(),
+            codes=columns.Named(code_names, self._code_counts[:used, : len(code_names)].copy()),
+            messages=columns.Named(
+                list(self._message_ids),
+                self._message_counts[:used, : len(self._message_ids)].copy(),
+            ),
             hist_cells=cells,
             hist_slots=slots,
             hist_counts=counts,
@@ -191,3 +243,21 @@ class Aggregator:
         self._threads[:used] = 0
         self._hist_keys = []
         self._code_counts[:used] = 0
+        self._message_counts[:used] = 0
+        self._message_ids = {}  # a drain's names: the admitted ones are kept per label and run
+
+
+def _taller(counts: npt.NDArray[np.int64], extra: int) -> npt.NDArray[np.int64]:
+    return np.concatenate([counts, np.zeros((extra, counts.shape[1]), np.int64)])
+
+
+def _wider(counts: npt.NDArray[np.int64], columns_needed: int) -> npt.NDArray[np.int64]:
+    if columns_needed <= counts.shape[1]:
+        return counts
+    wider = max(columns_needed, 2 * counts.shape[1])
+    pad = np.zeros((counts.shape[0], wider - counts.shape[1]), np.int64)
+    return np.concatenate([counts, pad], axis=1)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"

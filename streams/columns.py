@@ -1,7 +1,8 @@
 """Cells as columns: what the aggregate agent drains and the merge agent adds up.
 
 A :class:`Columns` holds ``n`` cells of one run — each a (plan, label, second) — as numpy arrays:
-counts and sums, extremes, samples per response code, and the ``log2pct`` histogram entries as
+counts and sums, extremes, samples per response code and failed samples per failure message (a
+row keeps its :data:`MAX_MESSAGES` most frequent), and the ``log2pct`` histogram entries as
 sparse (cell, slot, count) triples, where slot ``h * N_BUCKETS + bucket`` names the histogram
 (0 elapsed, 1 latency, 2 connect). Adding cells up is then a few vectorised operations whatever
 their number (:func:`group`), and Python objects are made only for the final rows (:func:`rows`).
@@ -29,6 +30,57 @@ Key = tuple[str | None, str | None, int]
 """(plan, label, second); ``None`` plan and label: the run total."""
 
 
+#: Failure messages of a cell beyond the most frequent ``MAX_MESSAGES`` count under this name.
+OVERFLOW_MESSAGE: Final = "(other messages)"
+MAX_MESSAGES: Final = 20
+
+
+@dataclass
+class Named:
+    """Samples per name in each cell — response codes, failure messages: (n, len(names))."""
+
+    names: list[str]
+    counts: Ints
+
+    def take(self, cells: npt.NDArray[np.intp]) -> Named:
+        return Named(self.names, self.counts[cells])
+
+    def maps(self) -> list[dict[str, int]]:
+        """Per cell, name → samples (names with none left out)."""
+        out: list[dict[str, int]] = [{} for _ in range(len(self.counts))]
+        cells, cols = np.nonzero(self.counts)
+        values = self.counts[cells, cols].tolist()
+        for i, j, v in zip(cells.tolist(), cols.tolist(), values, strict=True):
+            out[i][self.names[j]] = v
+        return out
+
+    @staticmethod
+    def empty(n: int) -> Named:
+        return Named([], np.zeros((n, 0), np.int64))
+
+
+def _grouped(parts: Sequence[Named], ids: Sequence[Ints], n: int) -> Named:
+    names = sorted({c for p in parts for c in p.names})
+    column = {c: i for i, c in enumerate(names)}
+    counts = np.zeros((n, len(names)), np.int64)
+    for part, at in zip(parts, ids, strict=True):
+        cols = np.array([column[c] for c in part.names], np.int64)
+        np.add.at(counts, (at[:, None], cols[None, :]), part.counts)
+    return Named(names, counts)
+
+
+def capped(messages: dict[str, int], limit: int = MAX_MESSAGES) -> dict[str, int]:
+    """The ``limit - 1`` most frequent messages and the rest under :data:`OVERFLOW_MESSAGE`
+    (the counts add up to the same)."""
+    if len(messages) <= limit:
+        return messages
+    ranked = sorted(messages.items(), key=lambda kv: (-kv[1], kv[0]))
+    kept = dict(ranked[: limit - 1])
+    rest = sum(n for _, n in ranked[limit - 1 :])
+    kept[OVERFLOW_MESSAGE] = kept.get(OVERFLOW_MESSAGE, 0) + rest
+    return kept
+
+
 @dataclass
 class Columns:
     keys: list[Key]
@@ -37,9 +89,10 @@ class Columns:
     mins: Ints
     maxs: Ints
     threads: Ints
-    code_names: list[str]
-    codes: Ints
-    """(n, len(code_names)): samples per response code."""
+    codes: Named
+    """Samples per response code."""
+    messages: Named
+    """Failed samples per failure message: they add up to the failures."""
     hist_cells: Ints
     hist_slots: Ints
     hist_counts: Ints
@@ -63,8 +116,8 @@ class Columns:
             mins=self.mins[cells],
             maxs=self.maxs[cells],
             threads=self.threads[cells],
-            code_names=self.code_names,
-            codes=self.codes[cells],
+            codes=self.codes.take(cells),
+            messages=self.messages.take(cells),
             hist_cells=renumber[self.hist_cells[mask]],
             hist_slots=self.hist_slots[mask],
             hist_counts=self.hist_counts[mask],
@@ -94,21 +147,18 @@ def group(
     """Cells of ``parts`` added up by key: ``ids[i][j]`` is the index in ``keys`` of cell ``j`` of
     ``parts[i]``. With ``total``, one more cell — the sum of all — comes last under that key."""
     n = len(keys) + (total is not None)
-    code_names = sorted({c for p in parts for c in p.code_names})
-    column = {c: i for i, c in enumerate(code_names)}
+    codes = _grouped([p.codes for p in parts], ids, n)
+    messages = _grouped([p.messages for p in parts], ids, n)
     sums = np.zeros((n, 5), np.int64)
     mins = np.full(n, INT64_MAX, np.int64)
     maxs = np.zeros(n, np.int64)
     threads = np.zeros(n, np.int64)
-    codes = np.zeros((n, len(code_names)), np.int64)
     cells, slots, counts = [], [], []
     for part, at in zip(parts, ids, strict=True):
         np.add.at(sums, at, part.sums)
         np.minimum.at(mins, at, part.mins)
         np.maximum.at(maxs, at, part.maxs)
         np.maximum.at(threads, at, part.threads)
-        cols = np.array([column[c] for c in part.code_names], np.int64)
-        np.add.at(codes, (at[:, None], cols[None, :]), part.codes)
         cells.append(at[part.hist_cells])
         slots.append(part.hist_slots)
         counts.append(part.hist_counts)
@@ -122,14 +172,15 @@ def group(
         mins[last] = mins[:last].min(initial=INT64_MAX)
         maxs[last] = maxs[:last].max(initial=0)
         threads[last] = threads[:last].max(initial=0)
-        codes[last] = codes[:last].sum(axis=0)
+        for named in (codes, messages):
+            named.counts[last] = named.counts[:last].sum(axis=0)
         all_cells = np.concatenate([all_cells, np.full(len(all_slots), last, np.int64)])
         all_slots = np.concatenate([all_slots, all_slots])
         all_counts = np.concatenate([all_counts, all_counts])
         out_keys.append(total)
     # Float weights hold counts exactly up to 2**53.
     hc, hs, hn = count_entries(all_cells * SLOTS + all_slots, all_counts.astype(np.float64), n)
-    return Columns(out_keys, sums, mins, maxs, threads, code_names, codes, hc, hs, hn)
+    return Columns(out_keys, sums, mins, maxs, threads, codes, messages, hc, hs, hn)
 
 
 def rows(run_id: str, c: Columns) -> list[SecondMetrics]:
@@ -145,15 +196,7 @@ def rows(run_id: str, c: Columns) -> list[SecondMetrics]:
         c.maxs.tolist(),
         c.threads.tolist(),
     )
-    code_cells, code_cols = np.nonzero(c.codes)
-    code_maps: list[dict[str, int]] = [{} for _ in range(n)]
-    for i, j, v in zip(
-        code_cells.tolist(),
-        code_cols.tolist(),
-        c.codes[code_cells, code_cols].tolist(),
-        strict=True,
-    ):
-        code_maps[i][c.code_names[j]] = v
+    code_maps, message_maps = c.codes.maps(), c.messages.maps()
     out = []
     for i, (plan, label, second) in enumerate(c.keys):
         count, failures, recv, sent, total = sums[i]
@@ -170,5 +213,6 @@ def rows(run_id: str, c: Columns) -> list[SecondMetrics]:
             failures=failures, codes=code_maps[i], bytes_recv=recv, bytes_sent=sent,
             elapsed_min_ms=mins[i] if count else 0, elapsed_max_ms=maxs[i], elapsed_sum_ms=total,
             threads_max=threads[i], elapsed=h[0], latency=h[1], connect=h[2],
+            failure_messages=capped(message_maps[i]),
         ))  # fmt: skip
     return out

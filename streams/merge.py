@@ -28,7 +28,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from streams.columns import SLOTS, Columns, Ints, Key, group, rows
+from streams.columns import SLOTS, Columns, Ints, Key, Named, group, rows
 from wire import LateMetrics, SecondMetrics
 from wire.errors import DecodeError
 from wire.messages import NonNegative
@@ -60,6 +60,9 @@ class Partial(msgspec.Struct, frozen=True, kw_only=True, tag="partial", tag_fiel
     hist_cells: bytes
     hist_slots: bytes
     hist_counts: bytes
+    message_names: list[str] = []
+    messages: bytes = b""
+    """(n, len(message_names)): failed samples per failure message."""
 
 
 _I64 = np.dtype("<i8")
@@ -90,7 +93,8 @@ def to_partial(run_id: str, cells: Columns, source: str, upto_offset: int) -> Pa
         upto_offset=upto_offset,
         plans=list(plans),
         labels=list(labels),
-        code_names=cells.code_names,
+        code_names=cells.codes.names,
+        message_names=cells.messages.names,
         plan_idx=raw(plan_idx),
         label_idx=raw(label_idx),
         seconds=raw([second for _, _, second in cells.keys]),
@@ -98,7 +102,8 @@ def to_partial(run_id: str, cells: Columns, source: str, upto_offset: int) -> Pa
         mins=raw(cells.mins),
         maxs=raw(cells.maxs),
         threads=raw(cells.threads),
-        codes=raw(cells.codes),
+        codes=raw(cells.codes.counts),
+        messages=raw(cells.messages.counts),
         hist_cells=raw(cells.hist_cells),
         hist_slots=raw(cells.hist_slots),
         hist_counts=raw(cells.hist_counts),
@@ -154,9 +159,14 @@ def decode(data: bytes) -> Received:
         }
         sums = np.frombuffer(p.sums, dtype=_I64).astype(np.int64).reshape(n, 5)
         codes = np.frombuffer(p.codes, dtype=_I64).astype(np.int64).reshape(n, len(p.code_names))
+        messages = (
+            np.frombuffer(p.messages, dtype=_I64).astype(np.int64).reshape(n, len(p.message_names))
+        )
     except (msgspec.DecodeError, ValueError) as exc:
         raise DecodeError("partial", str(exc)) from exc
     _check(p, n, arrays, sums, codes)
+    if (messages < 0).any() or (messages.sum(axis=1) > sums[:, 1]).any():
+        raise DecodeError("partial", "failure messages count more than the failures")
     pair_keys: list[RowKey] = [(plan, label) for plan in p.plans for label in p.labels]
     pairs = arrays["plan_idx"] * len(p.labels) + arrays["label_idx"]
     keys: list[Key] = [
@@ -169,8 +179,8 @@ def decode(data: bytes) -> Received:
         mins=arrays["mins"],
         maxs=arrays["maxs"],
         threads=arrays["threads"],
-        code_names=p.code_names,
-        codes=codes,
+        codes=Named(p.code_names, codes),
+        messages=Named(p.message_names, messages),
         hist_cells=arrays["hist_cells"],
         hist_slots=arrays["hist_slots"],
         hist_counts=arrays["hist_counts"],

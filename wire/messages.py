@@ -280,6 +280,10 @@ class SecondMetrics(_Message, tag="second_metrics", frozen=True, kw_only=True):
     elapsed: Histogram
     latency: Histogram
     connect: Histogram
+    failure_messages: dict[str, NonNegative] = {}
+    """Failed samples per failure message (the assertion's, else the response's; at most 200
+    characters): they add up to ``failures``. A label keeps its 20 most frequent, the rest
+    count under ``(other messages)``."""
 
 
 class LateMetrics(_Message, tag="late_metrics", frozen=True, kw_only=True):

@@ -41,6 +41,12 @@ def clamped(values: Any, least: float, most: float) -> dict[float, float]:
             for q, v in zip(QUANTILES, values, strict=True)}  # fmt: skip
 
 
+def ranked(counts: dict[Any, Any]) -> dict[str, int]:
+    """Name → count, most frequent first (then by name)."""
+    return dict(sorted(((str(k), int(v)) for k, v in counts.items() if v),
+                       key=lambda kv: (-kv[1], kv[0])))  # fmt: skip
+
+
 def _name(q: float) -> str:
     return f"{q * 100:g}".replace(".", "_")
 
@@ -56,6 +62,7 @@ class Second:
     threads: int
     percentiles: dict[float, float]
     """Elapsed quantile → milliseconds."""
+    failure_messages: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,8 @@ class Summary:
     latency_percentiles: dict[float, float]
     connect_percentiles: dict[float, float]
     codes: dict[str, int]
+    failure_messages: dict[str, int]
+    """Most frequent first."""
 
     @property
     def error_rate(self) -> float:
@@ -115,7 +124,7 @@ _SUMMARY_COLUMNS = f"""
     {_percentiles("elapsed_hist")},
     {_percentiles("latency_hist", "latency")},
     {_percentiles("connect_hist", "connect")},
-    codes, late_samples
+    codes, failure_messages, late_samples
 """
 
 
@@ -140,7 +149,7 @@ class Results:
             f"""
             SELECT toUnixTimestamp(second) AS s, sum(count), sum(failures), sum(bytes_recv),
                    sum(bytes_sent), sum(elapsed_sum_ms), max(threads_max),
-                   min(elapsed_min_ms), max(elapsed_max_ms),
+                   min(elapsed_min_ms), max(elapsed_max_ms), sumMap(failure_messages),
                    {_percentiles("sumMap(elapsed_buckets, elapsed_counts)")}
             FROM metrics_second FINAL
             WHERE {where}
@@ -157,7 +166,8 @@ class Results:
                 bytes_sent=int(r[4]),
                 elapsed_mean_ms=r[5] / r[1] if r[1] else 0.0,
                 threads=int(r[6]),
-                percentiles=clamped(r[9:], r[7], r[8]),
+                percentiles=clamped(r[10:], r[7], r[8]),
+                failure_messages=ranked(r[9]),
             )
             for r in rows
         ]
@@ -266,4 +276,5 @@ def _summary(plan_id: str | None, label: str | None, r: tuple[Any, ...]) -> Summ
         latency_percentiles=clamped(r[9 + n : 9 + 2 * n], 0, r[5]),  # never past the elapsed
         connect_percentiles=clamped(r[9 + 2 * n : 9 + 3 * n], 0, r[5]),
         codes={str(k): int(v) for k, v in r[9 + 3 * n].items()},
+        failure_messages=ranked(r[10 + 3 * n]),
     )

@@ -5,8 +5,9 @@ label, ``scope='run'`` over the whole run) and its late rows (``source`` = the p
 from; ``''`` on final rows). It is a ReplacingMergeTree keyed by window and source, so a row
 delivered twice is stored once: read it with ``FINAL``. Histograms are stored as sorted
 ``log2pct`` buckets and counts, so any percentile over any set of rows is recomputed by adding
-counts (``sumMap``) — see :mod:`control.results.queries`. ``run_summary`` is a view over it: the
-whole run per label and in total.
+counts (``sumMap``) — see :mod:`control.results.queries`. So are response codes and failure
+messages (maps of samples). ``run_summary`` is a view over it: the whole run per label and in
+total.
 """
 
 from __future__ import annotations
@@ -154,6 +155,32 @@ MIGRATIONS.append(
             ENGINE = ReplacingMergeTree(updated)
             ORDER BY run_id
             """,
+        ],
+    )
+)
+
+
+def _with_messages(view: str) -> str:
+    """The summary view of migration 2, replaced by one that also adds up failure messages."""
+    out = view.replace("CREATE VIEW IF NOT EXISTS", "CREATE OR REPLACE VIEW").replace(
+        "sumMap(codes) AS codes,", "sumMap(codes) AS codes, sumMap(failure_messages) AS "
+        "failure_messages,"
+    )  # fmt: skip
+    assert out.count("failure_messages") == 2, out
+    assert out.count("CREATE OR REPLACE") == 1, out
+    return out
+
+
+MIGRATIONS.append(
+    (
+        4,
+        "failure messages",
+        [
+            # Failed samples per failure message of each row (they add up to its failures);
+            # rows stored before this have none.
+            "ALTER TABLE metrics_second ADD COLUMN IF NOT EXISTS "
+            "failure_messages Map(String, UInt64) AFTER codes",
+            _with_messages(MIGRATIONS[1][2][0]),
         ],
     )
 )

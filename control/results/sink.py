@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 
 METRICS_COLUMNS: Final = [
     "run_id", "scope", "plan_id", "label", "second", "source", "count", "failures", "codes",
-    "bytes_recv", "bytes_sent", "elapsed_min_ms", "elapsed_max_ms", "elapsed_sum_ms",
-    "threads_max", "elapsed_buckets", "elapsed_counts", "latency_buckets", "latency_counts",
+    "failure_messages", "bytes_recv", "bytes_sent", "elapsed_min_ms", "elapsed_max_ms",
+    "elapsed_sum_ms", "threads_max", "elapsed_buckets", "elapsed_counts", "latency_buckets", "latency_counts",
     "connect_buckets", "connect_counts",
 ]  # fmt: skip
 STATUS_COLUMNS: Final = [
@@ -75,6 +75,7 @@ def _metrics_row(m: SecondMetrics, source: str) -> list[Any]:
         m.count,
         m.failures,
         m.codes,
+        m.failure_messages,
         m.bytes_recv,
         m.bytes_sent,
         m.elapsed_min_ms,

@@ -243,6 +243,7 @@ MESSAGES: dict[str, msgspec.Struct] = {
                 elapsed=_hist([521], [1]),
                 latency=_hist([0], [1]),
                 connect=_hist([0], [1]),
+                failure_messages={"Service Unavailable": 1},
             )
         ],
     ),

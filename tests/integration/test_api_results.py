@@ -110,6 +110,7 @@ def test_the_report_series_and_live_stream_count_every_sample(
         assert s["samples"] == sum(c["count"] for c in cells)
         assert s["failures"] == sum(c["failures"] for c in cells)
         assert s["error_rate"] == pytest.approx(s["failures"] / s["samples"])
+        assert sum(s["failure_messages"].values()) == s["failures"]  # by message, exactly
         for q, key in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
             assert s["elapsed"][key] == pytest.approx(expected.percentile(label, q), rel=0.01)
         assert s["elapsed_min_ms"] == min(expected.elapsed[label])
@@ -197,6 +198,7 @@ def test_two_runs_compared_label_by_label(
 
     printed = shibuya("report", b_id)
     assert f"{b.expected.total:,}" in printed
+    assert "failures by message" in printed
     assert "error_rate > 50% over 3s" in printed  # the verdicts
     as_json = json.loads(shibuya("report", b_id, "--output", "json"))
     assert as_json["total"]["samples"] == b.expected.total

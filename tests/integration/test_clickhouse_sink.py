@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from wire import (
 )
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _count(store: Store, sql: str, **params: str) -> int:
@@ -50,6 +53,33 @@ def test_migrations_apply_once_and_record_the_version(tmp_path: Path, clickhouse
         "schema_migrations",
         "run_summary",
     } <= tables
+
+
+UPGRADE = """
+import sys
+from pathlib import Path
+import clickhouse_connect
+from control.results import schema
+
+Path(sys.argv[1]).mkdir()
+c = clickhouse_connect.get_client(dsn="chdb:///" + sys.argv[1])
+latest = schema.MIGRATIONS
+schema.MIGRATIONS = latest[:3]  # a store as the version before failure messages left it
+print(schema.migrate(c))
+c.command("INSERT INTO metrics_second (run_id, scope, plan_id, label, second, source, count, "
+          "failures, codes) VALUES ('old', 'run', '', '', 100, '', 3, 1, map('500', 1))")
+schema.MIGRATIONS = latest
+print(schema.migrate(c))
+print(c.query("SELECT failed, codes, failure_messages FROM run_summary "
+              "WHERE run_id = 'old'").result_rows)
+c.close()
+"""
+
+
+def test_a_store_from_before_failure_messages_is_upgraded_in_place(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-c", UPGRADE, str(tmp_path / "ch")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    assert out.stdout.splitlines() == ["[1, 2, 3]", "[4]", "[(1, {'500': 1}, {})]"], out.stderr
 
 
 def test_engine_status_and_raw_samples_are_stored_and_bad_messages_counted(

@@ -74,6 +74,7 @@ def make_collection(
     api: ApiServer, duration_s: int, engines: int = 2, jmx: bytes = JMX,
     properties: dict[str, str] | None = None, plan_properties: dict[str, str] | None = None,
     jars: dict[str, bytes] | None = None,
+    thresholds: tuple[str, ...] = ("error_rate > 50% over 3s",),
 ) -> tuple[int, int]:  # fmt: skip
     """alice's project with one plan (a JMX and a CSV) in a collection, with the collection's
     and the plan's JMeter ``properties``; (collection, plan)."""
@@ -86,7 +87,7 @@ def make_collection(
         r = c.put(f"/api/plans/{plan}/files/plan.jmx", content=jmx)
         assert r.status_code == 200, r.text
         assert c.put(f"/api/plans/{plan}/files/users.csv", content=b"u\na\n").status_code == 200
-        body = {"name": "checkout", "thresholds": ["error_rate > 50% over 3s"]}
+        body = {"name": "checkout", "thresholds": list(thresholds)}
         collection = c.post(f"/api/projects/{project}/collections", json=body).json()["id"]
         config = {"multi-test": {"name": "checkout", "projectid": project,
                                  "collectionid": collection, "thresholds": body["thresholds"],

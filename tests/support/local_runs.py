@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,11 @@ class Ran:
     """The most threads each engine's group had running (``grpThreads`` in its results)."""
     leaks: list[str] = field(default_factory=list)
     """Where a secret's value was found: files (logs, results, engine folders) and answers."""
+    failed: dict[str, Counter[str]] = field(default_factory=dict)
+    """Per label, failed samples per failure message in the results files (the assertion's,
+    else the response's — as the sidecar reads them)."""
+    report: dict[str, Any] = field(default_factory=dict)
+    """The run's report (``GET /api/runs/{run}/report``) once ClickHouse holds it all."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ class Load:
     secrets: dict[str, str] = field(default_factory=dict)
     jars: dict[str, bytes] = field(default_factory=dict)
     """The plan's own jars (the API then takes them: FILES__PLAN_JARS)."""
+    thresholds: tuple[str, ...] = ("error_rate > 50% over 3s",)
 
 
 def run_on_local_engines(
@@ -104,7 +111,7 @@ def _run(
     test: Load,
 ) -> Ran:  # fmt: skip
     collection, _ = make_collection(api, duration_s, test.engines, test.jmx, test.properties,
-                                    test.plan_properties, test.jars)  # fmt: skip
+                                    test.plan_properties, test.jars, test.thresholds)  # fmt: skip
     with api.client("alice") as c:
         if test.env or test.plan_env:
             _set_env(c, collection, test.env, test.plan_env)
@@ -141,6 +148,8 @@ def _run(
                       [threads_in(f) for f in jtl])  # fmt: skip
             ran.leaks = leaks(c, collection, run_id, [api.log.parent, worker.log],
                               list(test.secrets.values()))  # fmt: skip
+            ran.failed = failures_in(jtl)
+            ran.report = c.get(f"/api/runs/{run_id}/report").json()
             return ran
         finally:  # the engines go with the test (they would retry a dead broker for ever)
             c.post(f"/api/collections/{collection}/purge", json={}, timeout=300)
@@ -163,6 +172,18 @@ def _stored(c: httpx.Client, run_id: str, written: int) -> int:
 
     wait_for(complete, 60, interval_s=0.5)
     return total["samples"]
+
+
+def failures_in(jtls: list[Path]) -> dict[str, Counter[str]]:
+    """Per label, failed samples per message in JMeter CSV results files."""
+    out: dict[str, Counter[str]] = {}
+    for jtl in jtls:
+        with jtl.open(newline="") as f:
+            for row in csv.DictReader(f):
+                if row["success"] == "false":
+                    message = row.get("failureMessage") or row.get("responseMessage") or ""
+                    out.setdefault(row["label"], Counter())[message or "(no message)"] += 1
+    return out
 
 
 def threads_in(jtl: Path) -> int:

@@ -13,7 +13,7 @@ def _summary(plan: str | None, label: str | None, count: int, p95: float) -> Sum
         plan_id=plan, label=label, count=count, failures=count // 10, bytes_recv=0, bytes_sent=0,
         elapsed_min_ms=1, elapsed_max_ms=900, elapsed_mean_ms=50.0, first_second=100,
         last_second=109, percentiles={q: p95 for q in QUANTILES}, latency_percentiles={},
-        connect_percentiles={}, codes={},
+        connect_percentiles={}, codes={}, failure_messages={},
     )  # fmt: skip
 
 

@@ -16,8 +16,15 @@ from tests.support.junit import junit_schema
 
 @pytest.mark.parametrize(
     ("value", "shown"),
-    [(1.00995, "1.01"), (354.77, "355"), (12.345, "12.3"), (1234.5, "1,230"), (0.5, "0.500"),
-     (0, "0"), (99.96, "100")],  # fmt: skip
+    [
+        (1.00995, "1.01"),
+        (354.77, "355"),
+        (12.345, "12.3"),
+        (1234.5, "1,230"),
+        (0.5, "0.500"),
+        (0, "0"),
+        (99.96, "100"),
+    ],
 )
 def test_times_show_what_a_histogram_knows(value: float, shown: str) -> None:
     assert ms(value) == shown
@@ -60,13 +67,15 @@ RUN: dict[str, Any] = {
 
 def _cases(xml: str) -> dict[str, Any]:
     root = SafeET.fromstring(xml)
-    return {c.get("name"): c for c in root.iter("testcase")}
+    return {c.get("name", ""): c for c in root.iter("testcase")}
 
 
 def test_junit_is_valid_and_says_why_each_case_failed() -> None:
-    regression = {"name": "p95(elapsed) 10% vs run-a on GET /a", "label": "GET /a",
-                  "limit": "p95(elapsed) 10%", "passed": False, "error": False,
-                  "detail": "GET /a: p95 100 ms → 150 ms (50.0% worse; limit 10% worse)"}  # fmt: skip
+    regression: dict[str, Any] = {
+        "name": "p95(elapsed) 10% vs run-a on GET /a", "label": "GET /a",
+        "limit": "p95(elapsed) 10%", "passed": False, "error": False,
+        "detail": "GET /a: p95 100 ms → 150 ms (50.0% worse; limit 10% worse)",
+    }  # fmt: skip
     xml = junit({"run": RUN}, [regression])
     junit_schema().validate(xml)
     root = SafeET.fromstring(xml)
@@ -85,9 +94,11 @@ def test_junit_is_valid_and_says_why_each_case_failed() -> None:
     assert failure.get("message") == ("breached at 10:00:42 UTC (+42s): 25.00% (threshold > "
                                       "5.00%) over 60 s, 600 samples")  # fmt: skip
     unevaluated = cases["rps < 10 over run"].find("error")
-    assert unevaluated is not None and unevaluated.get("type") == "not evaluated"
+    assert unevaluated is not None
+    assert unevaluated.get("type") == "not evaluated"
     invalid = cases["p95(elapsed) > 5 parsecs for 3s"].find("error")
-    assert invalid is not None and invalid.get("type") == "invalid"
+    assert invalid is not None
+    assert invalid.get("type") == "invalid"
     assert cases[regression["name"]].find("failure") is not None
 
 
@@ -106,15 +117,18 @@ def test_junit_fails_an_unfinished_or_incomplete_run_even_without_criteria() -> 
 def _comparison() -> dict[str, Any]:
     def row(label: str | None, p95: tuple[float | None, float | None],
             errors: tuple[float, float], rps: tuple[float, float]) -> dict[str, Any]:  # fmt: skip
-        changes = {"p95": {"a": p95[0], "b": p95[1]}, "error_rate": {"a": errors[0], "b": errors[1]},
+        changes = {"p95": {"a": p95[0], "b": p95[1]},
+                   "error_rate": {"a": errors[0], "b": errors[1]},
                    "rps": {"a": rps[0], "b": rps[1]}}  # fmt: skip
         return {"label": label, "changes": changes}
 
     return {
         "a": {"id": "run-base"},
         "total": row(None, (100, 109), (0.0, 0.0), (100, 96)),
-        "labels": [row("GET /a", (100, 111), (0.0, 0.01), (50, 40)),
-                   row("GET /new", (None, 80), (0.0, 0.0), (0, 10))],  # fmt: skip
+        "labels": [
+            row("GET /a", (100, 111), (0.0, 0.01), (50, 40)),
+            row("GET /new", (None, 80), (0.0, 0.0), (0, 10)),
+        ],
     }
 
 

@@ -18,9 +18,7 @@ from control.api.deps import Ctx, Db, Who, shared_json
 from control.api.errors import RESPONSES
 from control.api.routes.runs import RunId
 from control.errors import InvalidError
-from control.results.compare import MEASURES, Row, compare
-from control.results.queries import Second, Summary
-from control.schemas import (
+from control.result_schemas import (
     ChangeOut,
     ComparedOut,
     ComparisonOut,
@@ -29,6 +27,8 @@ from control.schemas import (
     SecondOut,
     SummaryOut,
 )
+from control.results.compare import MEASURES, Row, compare
+from control.results.queries import Second, Summary
 from control.services.runs import current
 
 router = APIRouter(prefix="/api", tags=["results"], responses=RESPONSES)
@@ -45,7 +45,7 @@ def second_out(s: Second) -> SecondOut:
         second=s.second, samples=s.count, failures=s.failures,
         error_rate=s.failures / s.count if s.count else 0.0, elapsed_mean_ms=s.elapsed_mean_ms,
         elapsed=_percentiles(s.percentiles), threads=s.threads, bytes_recv=s.bytes_recv,
-        bytes_sent=s.bytes_sent,
+        bytes_sent=s.bytes_sent, failure_messages=s.failure_messages,
     )  # fmt: skip
 
 
@@ -56,7 +56,7 @@ def summary_out(s: Summary) -> SummaryOut:
         elapsed_mean_ms=s.elapsed_mean_ms, elapsed_max_ms=s.elapsed_max_ms,
         elapsed=_percentiles(s.percentiles), latency=_percentiles(s.latency_percentiles),
         connect=_percentiles(s.connect_percentiles), codes=s.codes,
-        first_second=s.first_second, last_second=s.last_second,
+        failure_messages=s.failure_messages, first_second=s.first_second, last_second=s.last_second,
     )  # fmt: skip
 
 

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from streams import columns, histogram
-from streams.aggregate import OVERFLOW_CODE, OVERFLOW_LABEL, Aggregator
+from streams.aggregate import (
+    MAX_MESSAGE_CHARS,
+    NO_MESSAGE,
+    OVERFLOW_CODE,
+    OVERFLOW_LABEL,
+    OVERFLOW_MESSAGE,
+    Aggregator,
+)
 from wire import BatchBuilder, ResultBatch
 
 T0 = 1_764_288_000_000
@@ -32,6 +39,7 @@ def _batches(seed: int, n_batches: int = 12, per_batch: int = 700) -> list[Resul
                 label=f'L{int(rng.integers(0, 6))}, "x"',
                 code="500" if failed else "200",
                 success=not failed,
+                message=f"boom {int(rng.integers(0, 3))}" if failed and rng.random() < 0.9 else "",
                 bytes_recv=int(rng.integers(0, 10_000)),
                 bytes_sent=int(rng.integers(0, 500)),
                 all_threads=int(rng.integers(1, 50)),
@@ -59,6 +67,8 @@ def _reference(batches: list[ResultBatch]) -> dict[Any, dict[str, Any]]:
             r["recv"].append(int(batch.bytes_recv[i]))
             r["sent"].append(int(batch.bytes_sent[i]))
             r["threads"].append(int(batch.all_threads[i]))
+            if not batch.success[i]:
+                r["messages"].append(batch.messages[batch.message_idx[i]] or NO_MESSAGE)
     return ref
 
 
@@ -91,6 +101,7 @@ def test_cells_equal_a_brute_force_reference(
         assert cell.count == len(r["elapsed"])
         assert cell.failures == r["success"].count(0)
         assert cell.codes == Counter(r["codes"])
+        assert cell.failure_messages == Counter(r["messages"])
         assert (cell.bytes_recv, cell.bytes_sent) == (sum(r["recv"]), sum(r["sent"]))
         assert (cell.elapsed_min_ms, cell.elapsed_max_ms, cell.elapsed_sum_ms) == (
             min(r["elapsed"]),
@@ -161,3 +172,39 @@ def test_codes_past_the_cap_count_under_the_overflow_code() -> None:
         "Non HTTP response code: 1": 1,
         OVERFLOW_CODE: 4,
     }
+
+
+def test_failure_messages_are_capped_per_label_and_run_cut_and_add_up_to_the_failures() -> None:
+    b = BatchBuilder()
+    for i in range(30):  # 6 labels × 5 messages each, one of them long
+        label = f"L{i % 6}"
+        b.add(ts_ms=T0, elapsed_ms=10, label=label, code="500", success=False,
+              message=f"assertion {i // 6} failed" if i // 6 < 4 else "x" * 500)  # fmt: skip
+        b.add(ts_ms=T0, elapsed_ms=10, label=label, code="200", success=True, message="fine")
+    batch = b.build(run_id="r", plan_id="p", engine_id="e", seq=0)
+
+    def messages(agg: Aggregator) -> dict[str, dict[str, int]]:
+        agg.add(batch)
+        cells = agg.drain()
+        for cell in cells.values():
+            assert sum(cell.failure_messages.values()) == cell.failures == 5  # exactly, always
+            assert "fine" not in cell.failure_messages  # a success has no failure message
+        return {label: cell.failure_messages for (_, _, label, _), cell in cells.items()}
+
+    per_label = messages(Aggregator(max_messages=4))  # three messages and the overflow
+    assert per_label["L0"] == {"assertion 0 failed": 1, "assertion 1 failed": 1,
+                               "assertion 2 failed": 1, OVERFLOW_MESSAGE: 2}  # fmt: skip
+    per_run = messages(Aggregator(max_run_messages=2))  # the run's first two, then the overflow
+    assert per_run["L5"] == {"assertion 0 failed": 1, "assertion 1 failed": 1, OVERFLOW_MESSAGE: 3}
+    whole = messages(Aggregator())
+    long = "x" * (MAX_MESSAGE_CHARS - 1) + "…"
+    assert whole["L3"] == {**{f"assertion {i} failed": 1 for i in range(4)}, long: 1}
+
+
+def test_a_row_keeps_its_most_frequent_messages_and_the_rest_as_other() -> None:
+    many = {f"m{i}": i + 1 for i in range(30)}
+    kept = columns.capped(many)
+    assert len(kept) == columns.MAX_MESSAGES
+    assert sum(kept.values()) == sum(many.values())
+    assert kept["m29"] == 30
+    assert "m0" not in kept

@@ -15,6 +15,7 @@ from wire import (
     EngineStatus,
     MetricsMessage,
     RunEvent,
+    SecondMetrics,
     decode_batch,
     decode_command,
     decode_message,
@@ -163,3 +164,14 @@ def test_a_start_command_of_an_older_api_decodes_without_properties() -> None:
     command = decode_command(json.dumps(older).encode())
     assert isinstance(command, StartEngines)
     assert command.properties == {}
+
+
+def test_metrics_from_before_failure_messages_still_decode() -> None:
+    old = (b'{"kind":"second_metrics","v":1,"run_id":"r","plan_id":null,"label":null,'
+           b'"second_s":1,"count":1,"failures":1,"codes":{"503":1},"bytes_recv":0,'
+           b'"bytes_sent":0,"elapsed_min_ms":1,"elapsed_max_ms":1,"elapsed_sum_ms":1,'
+           b'"threads_max":1,"elapsed":["log2pct",[0],[1]],"latency":["log2pct",[0],[1]],'
+           b'"connect":["log2pct",[0],[1]]}')  # fmt: skip
+    row = decode_metrics(old)
+    assert isinstance(row, SecondMetrics)
+    assert (row.failures, row.failure_messages) == (1, {})

@@ -1,0 +1,68 @@
+"""Real JMeter engines, a real broker, worker and ClickHouse: every failure counted under its
+message exactly as the engines' results files hold it, and the criteria judged on the real run —
+one fails at the end without stopping it, one passes on what it measured, one on a label that
+never ran is not evaluated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.api import JMX
+from tests.support.local_runs import Bus, Load, run_on_local_engines
+
+pytestmark = pytest.mark.integration
+
+#: An assertion every GET fails (POST /login fails every 50th request with a 500 of the target).
+ASSERTION = (
+    b'<ResponseAssertion guiclass="AssertionGui" testclass="ResponseAssertion" '
+    b'testname="never there"><collectionProp name="Asserion.test_strings">'
+    b'<stringProp name="1">never-there</stringProp></collectionProp>'
+    b'<stringProp name="Assertion.test_field">Assertion.response_data</stringProp>'
+    b'<boolProp name="Assertion.assume_success">false</boolProp>'
+    b'<intProp name="Assertion.test_type">2</intProp></ResponseAssertion><hashTree/>'
+)
+SAMPLER_END = b"</HTTPSamplerProxy>\n        <hashTree"
+PLAN = JMX.replace(SAMPLER_END + b"/>", SAMPLER_END + b">" + ASSERTION + b"</hashTree>", 1)
+CRITERIA = (
+    "error_rate > 1% over run",
+    "p95(elapsed) > 10s for 3s",
+    'p95(elapsed) on "GET /nothing" > 1s over 2s',
+)
+
+
+def test_failures_by_message_and_verdicts_on_a_real_run(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    assert PLAN.count(b"never-there") == 1
+    ran = run_on_local_engines(tmp_path, Bus(kafka_bootstrap), duration_s=5,
+                               test=Load(jmx=PLAN, thresholds=CRITERIA))  # fmt: skip
+    assert ran.run["samples"] == ran.written == ran.stored > 0
+    get = 'GET /items, "all"'
+    assert set(ran.failed[get]) == {"Test failed: text expected to contain /never-there/"}
+
+    # Failures by message, per label: exactly the results files', adding up to the failures.
+    labels = {s["label"]: s for s in ran.report["labels"]}
+    assert {label: s["failure_messages"] for label, s in labels.items() if s["failures"]} == {
+        label: dict(messages) for label, messages in ran.failed.items()
+    }
+    for s in [*labels.values(), ran.report["total"]]:
+        assert sum(s["failure_messages"].values()) == s["failures"]
+
+    # The verdicts: failed at the end (the run was not stopped), passed, not evaluated.
+    assert ran.run["outcome"] == "finished", ran.run
+    verdicts = {c["criterion"]: c for c in ran.run["criteria"]}
+    errors = verdicts["error_rate > 1% over run"]
+    total = ran.report["total"]
+    assert (errors["passed"], errors["samples"]) == (False, total["samples"])
+    assert errors["value"] == pytest.approx(total["failures"] / total["samples"])
+    assert errors["seconds"] == total["last_second"] - total["first_second"] + 1
+    slow = verdicts["p95(elapsed) > 10s for 3s"]
+    assert (slow["passed"], slow["threshold"], slow["samples"]) == (True, 10_000, total["samples"])
+    assert total["elapsed_min_ms"] <= slow["value"] <= total["elapsed_max_ms"]
+    nothing = verdicts['p95(elapsed) on "GET /nothing" > 1s over 2s']
+    assert (nothing["passed"], nothing["error"]) == (
+        False,
+        f'not evaluated: no samples on "GET /nothing" in {errors["seconds"]} s',
+    )
