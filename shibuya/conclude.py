@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
+from control.results.gates import Limit, gates
 from shibuya import client, tables, verdicts
-from shibuya.baseline import Limit, gates
 from shibuya.output import Format, Rows, emit, to_markdown
 
 RUN_ID = re.compile(r"run-[0-9a-f]{12}")

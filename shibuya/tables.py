@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shibuya import verdicts as v
+from control.results import numbers as v
 from shibuya.output import Rows
 
 _QUANTILES = ("p50", "p90", "p95", "p99", "p99_9")

@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 METRICS_COLUMNS: Final = [
     "run_id", "scope", "plan_id", "label", "second", "source", "count", "failures", "codes",
     "failure_messages", "bytes_recv", "bytes_sent", "elapsed_min_ms", "elapsed_max_ms",
-    "elapsed_sum_ms", "threads_max", "elapsed_buckets", "elapsed_counts", "latency_buckets", "latency_counts",
-    "connect_buckets", "connect_counts",
+    "elapsed_sum_ms", "threads_max", "elapsed_buckets", "elapsed_counts", "latency_buckets",
+    "latency_counts", "connect_buckets", "connect_counts",
 ]  # fmt: skip
 STATUS_COLUMNS: Final = [
     "collection_id", "plan_id", "engine_id", "engine_index", "run_id", "state", "ts", "threads",

@@ -53,7 +53,7 @@ MaxRegression = Annotated[
 def _ask(fmt: Format, junit: Path | None, markdown: Path | None, baseline: str | None,
          limits: list[str] | None) -> conclude.Ask:  # fmt: skip
     """What to do at the end, checked before anything runs."""
-    from shibuya.baseline import LimitError, parse_limit
+    from control.results.gates import LimitError, parse_limit
 
     if limits and baseline is None:
         raise typer.BadParameter("needs --baseline", param_hint="--max-regression")

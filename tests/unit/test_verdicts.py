@@ -8,9 +8,10 @@ from typing import Any
 import defusedxml.ElementTree as SafeET
 import pytest
 
+from control.results.gates import LimitError, gates, parse_limit
+from control.results.numbers import at, measured, ms
 from shibuya import client, tables
-from shibuya.baseline import LimitError, gates, parse_limit
-from shibuya.verdicts import at, junit, measured, ms
+from shibuya.verdicts import junit
 from tests.support.junit import junit_schema
 
 

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
+from control.results.numbers import ms
+
 #: Limit measure → the comparison's measure, and whether growing is the bad direction.
 MEASURES: Final = {
     **{f"{q}(elapsed)": (q, True) for q in ("p50", "p90", "p95", "p99", "p99.9")},
@@ -79,8 +81,6 @@ def gates(comparison: dict[str, Any], limits: list[Limit]) -> list[dict[str, Any
 
 
 def _fmt(limit: Limit, v: float) -> str:
-    from shibuya.verdicts import ms
-
     if limit.measure == "error_rate":
         return f"{v:.2%}"
     return f"{v:,.1f}/s" if limit.measure == "rps" else f"{ms(v)} ms"
