@@ -45,6 +45,12 @@ def connect() -> httpx.Client:
 
 
 def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+    r = request(client, method, path, **kwargs)
+    return r.json() if r.content else None
+
+
+def request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """The API's answer; its error (or none) as a :class:`ClientError` with the message."""
     try:
         r = client.request(method, path, **kwargs)
     except httpx.HTTPError as exc:
@@ -58,7 +64,7 @@ def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
         except (ValueError, KeyError, TypeError):
             message = r.text[:500]
         raise ClientError(f"{method} {path}: {r.status_code}: {message}")
-    return r.json() if r.content else None
+    return r
 
 
 def upload(client: httpx.Client, plan_id: int, files: list[Path]) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from control.results.gates import Limit, gates
+from control.results.gates import Limit, gate_word, gates
 from shibuya import client, tables, verdicts
 from shibuya.output import Format, Rows, emit, to_markdown
 
@@ -26,6 +26,7 @@ class Ask:
     fmt: Format = Format.table
     junit: Path | None = None
     markdown: Path | None = None
+    html: Path | None = None
     baseline: str | None = None
     """A run's id, or ``last-passed``."""
     limits: list[Limit] = field(default_factory=list)
@@ -38,7 +39,7 @@ def conclude(c: httpx.Client, run_id: str, ask: Ask) -> int:
 
     report = client.call(c, "GET", f"/api/runs/{run_id}/report")
     run = report["run"]
-    comparison, judged = None, []
+    comparison, judged, base = None, [], None
     if ask.baseline is not None:
         base = baseline_of(c, ask.baseline, run)
         comparison = client.call(c, "GET", f"/api/runs/{base}/compare/{run_id}")
@@ -54,10 +55,17 @@ def conclude(c: httpx.Client, run_id: str, ask: Ask) -> int:
             grids.append(gate_rows(judged, comparison))
         answer = {**report, "baseline": {"comparison": comparison, "gates": judged}}
     emit(Console(), answer, grids, ask.fmt)
+    for path in (ask.junit, ask.markdown, ask.html):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
     if ask.junit is not None:
         ask.junit.write_text(verdicts.junit(report, judged), encoding="utf-8")
     if ask.markdown is not None:
         ask.markdown.write_text("\n".join(map(to_markdown, grids)), encoding="utf-8")
+    if ask.html is not None:
+        params = {"baseline": base, "max_regression": [limit.text for limit in ask.limits]}
+        page = client.request(c, "GET", f"/api/runs/{run_id}/report.html", params=params)
+        ask.html.write_bytes(page.content)
     return client.exit_code(run, judged)
 
 
@@ -86,7 +94,6 @@ def gate_rows(judged: list[dict[str, Any]], comparison: dict[str, Any]) -> Rows:
     grid = Rows(f"regression limits against {comparison['a']['id']}",
                 ["limit", "scope", "verdict", "detail"])  # fmt: skip
     for g in judged:
-        verdict = "passed" if g["passed"] else "NOT COMPARED" if g.get("error") else "REGRESSED"
-        grid.add(g["limit"], g["label"] if g["label"] is not None else "all labels", verdict,
+        grid.add(g["limit"], g["label"] if g["label"] is not None else "all labels", gate_word(g),
                  g["detail"].split(": ", 1)[-1])  # fmt: skip
     return grid

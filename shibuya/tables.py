@@ -79,22 +79,9 @@ def comparison(answer: dict[str, Any]) -> Rows:
     grid = Rows(f"{answer['a']['id']} (a) → {answer['b']['id']} (b)", columns,
                 numeric=frozenset(columns[1:]), total=1)  # fmt: skip
 
-    def cell(c: dict[str, Any], name: str) -> str:
-        def fmt(x: float | None) -> str:
-            if x is None:
-                return "—"
-            if name == "error_rate":
-                return f"{x:.2%}"
-            if name in ("samples", "rps"):
-                return f"{x:,.0f}" if name == "samples" else f"{x:,.1f}"
-            return v.ms(x)
-
-        change = "" if c["percent"] is None else f" ({c['percent']:+.1f} %)"
-        return f"{fmt(c['a'])} → {fmt(c['b'])}{change}"
-
     for row in [*answer["labels"], answer["total"]]:
         name = row["label"] if row["label"] is not None else "all labels"
-        grid.add(name, *(cell(row["changes"][m], m) for m in measures))
+        grid.add(name, *(v.change(row["changes"][m], m) for m in measures))
     return grid
 
 
@@ -141,13 +128,5 @@ def runs(items: list[dict[str, Any]], collection: str) -> Rows:
 
 
 def verdict(run: dict[str, Any]) -> str:
-    """One word for a run: running, passed, failed (criteria), or how it ended otherwise."""
-    if run.get("outcome") is None:
-        return str(run.get("state", ""))
-    failed = [c for c in run.get("criteria", []) if c.get("passed") is False]
-    if failed:
-        return f"failed ({len(failed)} criteria)"
-    if run["outcome"] != "finished" or run.get("samples_missing"):
-        return str(run["outcome"]) + (" (samples missing)" if run.get("samples_missing") else "")
-    undecided = [c for c in run.get("criteria", []) if c.get("passed") is None]
-    return "passed" if not undecided else f"undecided ({len(undecided)} criteria)"
+    """One word for a run (:func:`control.results.numbers.verdict`)."""
+    return v.verdict(run)

@@ -23,6 +23,7 @@ from control.api.routes import (
     launches,
     plans,
     projects,
+    report_html,
     results,
     runs,
     secrets,
@@ -52,6 +53,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(collections.router)
     app.include_router(runs.router)
     app.include_router(results.router)
+    app.include_router(report_html.router)
     app.include_router(launches.router)
     app.include_router(secrets.router)
     app.include_router(health.router)

@@ -80,6 +80,10 @@ def gates(comparison: dict[str, Any], limits: list[Limit]) -> list[dict[str, Any
     return out
 
 
+def gate_word(gate: dict[str, Any]) -> str:
+    return "passed" if gate["passed"] else "NOT COMPARED" if gate.get("error") else "REGRESSED"
+
+
 def _fmt(limit: Limit, v: float) -> str:
     if limit.measure == "error_rate":
         return f"{v:.2%}"

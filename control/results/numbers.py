@@ -88,3 +88,32 @@ def _op(text: str) -> str:
         return parse(text).op
     except CriterionError:
         return "?"
+
+
+def change(c: dict[str, Any], name: str) -> str:
+    """A measure compared (``ChangeOut``): ``a → b (+x.x %)``."""
+
+    def fmt(x: float | None) -> str:
+        if x is None:
+            return "—"
+        if name == "error_rate":
+            return f"{x:.2%}"
+        if name in ("samples", "rps"):
+            return f"{x:,.0f}" if name == "samples" else f"{x:,.1f}"
+        return ms(x)
+
+    pct = "" if c.get("percent") is None else f" ({c['percent']:+.1f} %)"
+    return f"{fmt(c['a'])} → {fmt(c['b'])}{pct}"
+
+
+def verdict(run: dict[str, Any]) -> str:
+    """One word for a run: running, passed, failed (criteria), or how it ended otherwise."""
+    if run.get("outcome") is None:
+        return str(run.get("state", ""))
+    failed = [c for c in run.get("criteria", []) if c.get("passed") is False]
+    if failed:
+        return f"failed ({len(failed)} criteria)"
+    if run["outcome"] != "finished" or run.get("samples_missing"):
+        return str(run["outcome"]) + (" (samples missing)" if run.get("samples_missing") else "")
+    undecided = [c for c in run.get("criteria", []) if c.get("passed") is None]
+    return "passed" if not undecided else f"undecided ({len(undecided)} criteria)"

@@ -188,6 +188,26 @@ class Results:
             late_samples=int(total[0][-1]) if total else 0,
         )
 
+    async def engine_usage(self, run_id: str) -> list[dict[str, Any]]:
+        """Each engine's CPU and memory over the run as its heartbeats reported them (at most
+        2,000 points an engine): ``engine_id``, ``ts`` (Unix seconds), ``cpu_cores``,
+        ``memory_bytes``."""
+        rows = await self.store.query(
+            """SELECT engine_id, toUnixTimestamp64Milli(ts), cpu_cores, memory_bytes
+            FROM engine_status
+            WHERE run_id = {run:String} AND (cpu_cores IS NOT NULL OR memory_bytes IS NOT NULL)
+            ORDER BY engine_id, ts LIMIT 2000 BY engine_id""",
+            {"run": run_id},
+        )
+        out: dict[str, dict[str, Any]] = {}
+        for engine, ts_ms, cpu, memory in rows:
+            e = out.setdefault(engine, {"engine_id": engine, "ts": [], "cpu_cores": [],
+                                        "memory_bytes": []})  # fmt: skip
+            e["ts"].append(int(ts_ms) / 1000)
+            e["cpu_cores"].append(cpu)
+            e["memory_bytes"].append(memory)
+        return list(out.values())
+
     async def run_status(self, run_id: str) -> RunStatus | None:
         """The latest status of a run as its owner in the stream published it."""
         rows = await self.store.query(

@@ -36,6 +36,12 @@ Markdown = Annotated[
     typer.Option("--markdown", dir_okay=False,
                  help="also write the report and verdicts as Markdown (CI step summaries)"),
 ]  # fmt: skip
+Html = Annotated[
+    Path | None,
+    typer.Option("--html", dir_okay=False,
+                 help="also write the report as one self-contained HTML file (charts, verdicts, "
+                 "failures, engines, the comparison)"),
+]  # fmt: skip
 Baseline = Annotated[
     str | None,
     typer.Option("--baseline",
@@ -50,8 +56,8 @@ MaxRegression = Annotated[
 ]  # fmt: skip
 
 
-def _ask(fmt: Format, junit: Path | None, markdown: Path | None, baseline: str | None,
-         limits: list[str] | None) -> conclude.Ask:  # fmt: skip
+def _ask(fmt: Format, junit: Path | None, markdown: Path | None, html: Path | None,
+         baseline: str | None, limits: list[str] | None) -> conclude.Ask:  # fmt: skip
     """What to do at the end, checked before anything runs."""
     from control.results.gates import LimitError, parse_limit
 
@@ -61,7 +67,7 @@ def _ask(fmt: Format, junit: Path | None, markdown: Path | None, baseline: str |
         parsed = [parse_limit(text) for text in limits or []]
     except LimitError as exc:
         raise typer.BadParameter(str(exc), param_hint="--max-regression") from exc
-    return conclude.Ask(fmt, junit, markdown, baseline, parsed)
+    return conclude.Ask(fmt, junit, markdown, html, baseline, parsed)
 
 
 def _properties(pairs: list[str]) -> dict[str, str]:
@@ -131,6 +137,7 @@ def client_run(
     output: Output = Format.table,
     junit: Junit = None,
     markdown: Markdown = None,
+    html: Html = None,
     baseline: Baseline = None,
     max_regression: MaxRegression = None,
 ) -> None:
@@ -151,7 +158,7 @@ def client_run(
     from control.services.config import ConfigError
     from shibuya import client, oneshot
 
-    ask = _ask(output, junit, markdown, baseline, max_regression)
+    ask = _ask(output, junit, markdown, html, baseline, max_regression)
     console = Console(stderr=True)  # progress; the report alone on standard output
     with session() as (c, _):
         ref = target
@@ -221,12 +228,13 @@ def client_report(
     output: Output = Format.table,
     junit: Junit = None,
     markdown: Markdown = None,
+    html: Html = None,
     baseline: Baseline = None,
     max_regression: MaxRegression = None,
 ) -> None:
     """A run's results: per label samples, errors, rate, percentiles, codes; its verdicts; with
     --baseline, the comparison. Exits as `shibuya run` would have (0 only if it passed)."""
-    ask = _ask(output, junit, markdown, baseline, max_regression)
+    ask = _ask(output, junit, markdown, html, baseline, max_regression)
     [run_id] = _latest(run, 1)
     with session() as (c, _):
         code = conclude.conclude(c, run_id, ask)

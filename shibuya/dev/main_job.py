@@ -4,7 +4,8 @@ It starts (or reuses) a Kafka broker, starts a stream worker, a local HTTP targe
 (local scheduler, ClickHouse sink on the embedded engine), then does what a user does: a project,
 a plan with ``examples/two-samplers.jmx`` and a collection, declared in ``examples/main-job.yaml``;
 deploy the engines (sidecar processes that run real JMeter); run with live progress; print the
-report from ClickHouse with the verdict of each criterion; purge; stop everything it started.
+report from ClickHouse with the verdict of each criterion, and the HTML report in
+``.shibuya/reports/``; purge; stop everything it started.
 At the end it checks that ClickHouse holds exactly the samples in the engines' JTL files.
 
 State persists in ``data_dir`` (``api/``: database, plan files, ClickHouse), so every run of the
@@ -129,7 +130,15 @@ class MainJob:
             removed = client.call(c, "POST", f"{path}/purge", json={"reason": "main job done"})
             self.console.print(f"Purge: {removed['engines_removed']} engines removed")
         print_table(self.console, tables.report(report))
+        by_message = tables.failures(report)
+        if by_message is not None:
+            print_table(self.console, by_message)
         print_table(self.console, tables.verdicts(final))
+        page = self.data_dir / "reports" / f"{run['id']}.html"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_bytes(client.request(c, "GET", f"/api/runs/{run['id']}/report.html").content)
+        self.console.print(f"HTML report (charts, verdicts, failures, engines): {page}",
+                           soft_wrap=True)
         stored = report["total"]["samples"] if report["total"] else 0
         exact = stored == in_jtl > 0
         verdict = "[green]exact[/green]" if exact else "[red]NOT exact[/red]"

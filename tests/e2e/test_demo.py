@@ -76,6 +76,9 @@ def test_main_job_through_the_api_counts_every_sample_of_the_engines_jtl_files(
     assert re.search(r"p95\(elapsed\) > 2s for 10s\s*│\s*passed", out), out
     assert re.search(r"error_rate > 5% over 10s\s*│\s*passed", out), out
     assert "Purge: 2 engines removed" in out
+    (page,) = (tmp_path / ".shibuya" / "reports").glob("run-*.html")  # the HTML report
+    assert re.search(rf"HTML report \(charts, verdicts, failures, engines\): \S*{page.name}", out)
+    assert "<h2>Per label</h2>" in page.read_text()
     assert "API: stopped" in out
     assert "Stream worker: stopped" in out
     assert not list((tmp_path / ".shibuya" / "api" / "engines").glob("*/*/engine.json"))

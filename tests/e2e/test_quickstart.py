@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from shibuya.dev.procs import free_port, port_open
+from tests.support.junit import junit_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "docs" / "quickstart.md"
@@ -38,6 +40,8 @@ def test_the_quickstart_has_the_commands_a_user_needs() -> None:
 @pytest.mark.timeout(900)
 def test_the_quickstart_runs_as_written(tmp_path: Path) -> None:
     assert not port_open("127.0.0.1", 8000), "the quickstart's stand-in service needs port 8000"
+    reports = ROOT / "reports"  # where the quickstart writes the files a CI job keeps
+    assert not reports.exists(), f"{reports} is the quickstart's; move it away"
     home = tmp_path / ".shibuya"
     env = {
         **os.environ,
@@ -62,6 +66,8 @@ def test_the_quickstart_runs_as_written(tmp_path: Path) -> None:
             proc.wait()
         subprocess.run([sys.executable, "-m", "shibuya", "down"], env=env, check=False,
                        capture_output=True)  # fmt: skip
+        kept = {p.name: p.read_bytes() for p in reports.glob("*")}
+        shutil.rmtree(reports, ignore_errors=True)
     assert proc.returncode == 0, out[-6000:]
     assert not (home / "stack.json").exists()  # shibuya down
     # doctor: every check passed
@@ -80,3 +86,8 @@ def test_the_quickstart_runs_as_written(tmp_path: Path) -> None:
     assert len(set(history)) == 2, out[-4000:]
     assert "| all labels |" in out  # the markdown report
     assert "(a) → " in out
+    # the files a CI job keeps: JUnit valid for Jenkins, the gate passed, the HTML report
+    assert sorted(kept) == ["report.html", "summary.md", "verdicts.xml"]
+    junit_schema().validate(kept["verdicts.xml"].decode())
+    assert b"| error_rate 100% | all labels | passed |" in kept["summary.md"]
+    assert b'id="chart-rate"' in kept["report.html"]

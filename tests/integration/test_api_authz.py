@@ -42,6 +42,7 @@ MATRIX: list[tuple[str, str, object, int]] = [
     ("POST", "/api/runs/{run}/stop", {}, 409),  # it has ended
     ("GET", "/api/runs/{run}/series", None, 200),
     ("GET", "/api/runs/{run}/report", None, 200),
+    ("GET", "/api/runs/{run}/report.html", None, 200),
     ("GET", "/api/runs/{run}/compare/{run}", None, 200),
     ("GET", "/api/runs/{run}/live", None, 200),
     ("POST", "/api/collections/{collection}/deploy", None, 201),

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.support.api import FAST, ApiServer, make_collection
+from tests.support.browser import opened
 from tests.support.junit import junit_schema
 from tests.support.lifecycle import Harness
 from tests.support.stream import GeneratedRun, Workers, generate, send
@@ -151,7 +152,7 @@ def test_the_report_series_and_live_stream_count_every_sample(
     ]
 
     with live_api.client("bob") as c:  # another group's run does not exist
-        for path in ("report", "series", "live", f"compare/{run_id}"):
+        for path in ("report", "report.html", "series", "live", f"compare/{run_id}"):
             assert c.get(f"/api/runs/{run_id}/{path}").status_code == 404
 
 
@@ -219,9 +220,19 @@ def test_two_runs_compared_label_by_label(
     assert [g["passed"] for g in baseline["gates"]] == [
         not regressed(r) for r in [cmp["total"], *cmp["labels"]]
     ]
-    xml, md = tmp_path / "verdicts.xml", tmp_path / "summary.md"
+    xml, md, page = tmp_path / "verdicts.xml", tmp_path / "summary.md", tmp_path / "report.html"
     shibuya("report", a_id, "--baseline", b_id, "--max-regression", "rps 5%", "--junit", str(xml),
-            "--markdown", str(md), code=16 + 16)  # fmt: skip
+            "--markdown", str(md), "--html", str(page), code=16 + 16)  # fmt: skip
+    with opened(page, "window.shibuyaCharts !== undefined") as shown:
+        assert shown.problems == []
+        compared = shown.js("[...document.querySelectorAll('#comparison tbody tr')].length")
+        assert compared == len(cmp["labels"]) + 1
+        verdicts = shown.js("[...document.querySelectorAll('#gates tbody tr')].map("
+                            "r => r.cells[2].textContent)")  # fmt: skip
+        assert "REGRESSED" in verdicts  # the whole run's rate fell by a third
+        assert shown.js("window.shibuyaCharts['chart-rate'].data[1].reduce((a, b) => a + b)") == (
+            a.expected.total
+        )
     junit_schema().validate(str(xml))
     assert 'name="rps 5% vs ' + b_id in xml.read_text()
     assert "| all labels |" in md.read_text()

@@ -1,15 +1,21 @@
 """Real JMeter engines, a real broker, worker and ClickHouse: every failure counted under its
 message exactly as the engines' results files hold it, and the criteria judged on the real run —
 one fails at the end without stopping it, one passes on what it measured, one on a label that
-never ran is not evaluated."""
+never ran is not evaluated. The run's HTML report, opened in a real headless chromium, shows the
+same numbers and draws the run's points, without an error or a request."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from control.results.numbers import ms, verdict
 from tests.support.api import JMX
+from tests.support.browser import opened
 from tests.support.local_runs import Bus, Load, run_on_local_engines
 
 pytestmark = pytest.mark.integration
@@ -66,3 +72,46 @@ def test_failures_by_message_and_verdicts_on_a_real_run(
         False,
         f'not evaluated: no samples on "GET /nothing" in {errors["seconds"]} s',
     )
+    _html_report_shows_the_run(tmp_path / "report.html", ran.html, ran.report, ran.series)
+
+
+def _html_report_shows_the_run(path: Path, html: str, report: dict[str, Any],
+                               series: list[dict[str, Any]]) -> None:  # fmt: skip
+    path.write_text(html)
+    if os.environ.get("SHIBUYA_KEEP_REPORT"):  # to look at it
+        shutil.copy(path, os.environ["SHIBUYA_KEEP_REPORT"])
+    with opened(path, "window.shibuyaCharts !== undefined") as page:
+        assert page.problems == []  # no console error, no request: self-contained
+        assert page.js("document.getElementById('run-verdict').textContent") == verdict(
+            report["run"]
+        )
+        rows = page.js("[...document.querySelectorAll('#label-table tbody tr')].map("
+                       "r => [...r.cells].map(c => c.textContent))")  # fmt: skip
+        every = [*report["labels"], report["total"] | {"label": "all labels"}]
+        expected = [[s["label"], f"{s['samples']:,}", f"{s['failures']:,}",
+                     f"{s['error_rate']:.2%}", f"{s['rps']:,.1f}",
+                     *(ms(s["elapsed"][q]) for q in ("p50", "p90", "p95", "p99", "p99_9")),
+                     f"{s['elapsed_max_ms']:,}"]
+                    for s in every]  # fmt: skip
+        assert rows == expected
+        failures = page.js("[...document.querySelectorAll('#failures tbody tr')].map("
+                           "r => [r.cells[0].textContent, r.cells[1].textContent, "
+                           "r.cells[2].textContent])")  # fmt: skip
+        assert failures == [[s["label"], m, f"{n:,}"] for s in report["labels"]
+                            for m, n in s["failure_messages"].items()]  # fmt: skip
+        # The charts hold the run's points: every second, every sample.
+        rate = page.js("window.shibuyaCharts['chart-rate'].data")
+        assert rate[0] == [r["second"] for r in series]
+        assert rate[1] == [r["samples"] for r in series]
+        assert sum(rate[1]) == report["total"]["samples"]
+        assert sum(rate[2]) == report["total"]["failures"]
+        p95 = page.js("window.shibuyaCharts['chart-latency'].data[3]")
+        assert p95 == [r["elapsed"]["p95"] for r in series]
+        assert page.js("document.querySelectorAll('#chart-rate canvas').length") == 1
+        # One label on demand: its own points.
+        for s in report["labels"]:
+            page.page.select_option("#label-pick", s["label"])
+            assert sum(page.js("window.shibuyaCharts['chart-label-rate'].data[1]")) == s["samples"]
+        cpu = page.js("window.shibuyaCharts['chart-cpu'].data")
+        assert len(cpu) == 1 + 2  # the time axis, and each of the two engines
+        assert page.problems == []

@@ -51,6 +51,9 @@ class Ran:
     else the response's — as the sidecar reads them)."""
     report: dict[str, Any] = field(default_factory=dict)
     """The run's report (``GET /api/runs/{run}/report``) once ClickHouse holds it all."""
+    series: list[dict[str, Any]] = field(default_factory=list)
+    html: str = ""
+    """``GET /api/runs/{run}/report.html``."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,10 @@ def _run(
                               list(test.secrets.values()))  # fmt: skip
             ran.failed = failures_in(jtl)
             ran.report = c.get(f"/api/runs/{run_id}/report").json()
+            ran.series = c.get(f"/api/runs/{run_id}/series").json()
+            page = c.get(f"/api/runs/{run_id}/report.html")
+            assert page.status_code == 200, page.text
+            ran.html = page.text
             return ran
         finally:  # the engines go with the test (they would retry a dead broker for ever)
             c.post(f"/api/collections/{collection}/purge", json={}, timeout=300)

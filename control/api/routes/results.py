@@ -14,6 +14,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter
 
+from control.api.context import Context
 from control.api.deps import Ctx, Db, Who, shared_json
 from control.api.errors import RESPONSES
 from control.api.routes.runs import RunId
@@ -29,6 +30,7 @@ from control.result_schemas import (
 )
 from control.results.compare import MEASURES, Row, compare
 from control.results.queries import Second, Summary
+from control.schemas import RunOut
 from control.services.runs import current
 
 router = APIRouter(prefix="/api", tags=["results"], responses=RESPONSES)
@@ -89,12 +91,16 @@ async def report(run_id: RunId, ctx: Ctx, db: Db, who: Who) -> Response:
     run = await current(db, ctx.results, who, run_id)
 
     async def build() -> bytes:
-        r = await ctx.results.report(run_id)
-        return ReportOut(run=run, total=summary_out(r.total) if r.total else None,
-                         labels=[summary_out(s) for s in r.labels],
-                         late_samples=r.late_samples).model_dump_json().encode()  # fmt: skip
+        return (await report_out(ctx, run)).model_dump_json().encode()
 
     return await shared_json(ctx, ("report", run_id), build)
+
+
+async def report_out(ctx: Context, run: RunOut) -> ReportOut:
+    r = await ctx.results.report(run.id)
+    return ReportOut(run=run, total=summary_out(r.total) if r.total else None,
+                     labels=[summary_out(s) for s in r.labels],
+                     late_samples=r.late_samples)  # fmt: skip
 
 
 @router.get("/runs/{run_id}/compare/{other_id}", response_model=ComparisonOut)
@@ -105,13 +111,15 @@ async def comparison(run_id: RunId, other_id: RunId, ctx: Ctx, db: Db, who: Who)
     b = await current(db, ctx.results, who, other_id)
 
     async def build() -> bytes:
-        results = ctx.results
-        total, labels = compare(await results.report(run_id), await results.report(other_id))
-        out = ComparisonOut(a=a, b=b, total=_compared(total),
-                            labels=[_compared(r) for r in labels])  # fmt: skip
-        return out.model_dump_json().encode()
+        return (await comparison_out(ctx, a, b)).model_dump_json().encode()
 
     return await shared_json(ctx, ("compare", run_id, other_id), build)
+
+
+async def comparison_out(ctx: Context, a: RunOut, b: RunOut) -> ComparisonOut:
+    total, labels = compare(await ctx.results.report(a.id), await ctx.results.report(b.id))
+    return ComparisonOut(a=a, b=b, total=_compared(total),
+                         labels=[_compared(r) for r in labels])  # fmt: skip
 
 
 def _compared(row: Row) -> ComparedOut:
