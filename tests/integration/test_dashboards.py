@@ -59,7 +59,9 @@ def _row(run: str, scope: str, plan: str, label: str, second: datetime, values: 
          failed: int) -> list[Any]:  # fmt: skip
     buckets, counts = histogram(np.array(values))
     codes = {"200": len(values) - failed, **({"500": failed} if failed else {})}
-    return [run, scope, plan, label, second, "", len(values), failed, codes, 100 * len(values),
+    messages = {"Internal Server Error": failed} if failed else {}
+    return [run, scope, plan, label, second, "", len(values), failed, codes, messages,
+            100 * len(values),
             10 * len(values), min(values), max(values), sum(values), 4, buckets.tolist(),
             counts.tolist(), buckets.tolist(), counts.tolist(), [], []]  # fmt: skip
 
