@@ -137,8 +137,9 @@ class MainJob:
         page = self.data_dir / "reports" / f"{run['id']}.html"
         page.parent.mkdir(parents=True, exist_ok=True)
         page.write_bytes(client.request(c, "GET", f"/api/runs/{run['id']}/report.html").content)
-        self.console.print(f"HTML report (charts, verdicts, failures, engines): {page}",
-                           soft_wrap=True)
+        self.console.print(
+            f"HTML report (charts, verdicts, failures, engines): {page}", soft_wrap=True
+        )
         stored = report["total"]["samples"] if report["total"] else 0
         exact = stored == in_jtl > 0
         verdict = "[green]exact[/green]" if exact else "[red]NOT exact[/red]"
