@@ -5,6 +5,13 @@
 #   worker: shibuya worker run
 
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
+ARG NODE_IMAGE=node:20.18.1-bookworm-slim
+
+# The HTML report's chart library, at the version of web/package-lock.json.
+FROM ${NODE_IMAGE} AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
 
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
@@ -14,6 +21,9 @@ COPY streams ./streams
 COPY control ./control
 COPY engine_sidecar ./engine_sidecar
 COPY shibuya ./shibuya
+COPY --from=web /web/node_modules/uplot/dist/uPlot.iife.min.js \
+    /web/node_modules/uplot/dist/uPlot.min.css /web/node_modules/uplot/LICENSE \
+    ./control/results/assets/
 # The API's and the worker's dependencies at the versions the tests run with (constraints.txt);
 # not the embedded ClickHouse engine (chdb, 0.5 GB): in a container the API talks to a
 # ClickHouse server. tests/integration/test_deploy_files.py keeps this list complete.
