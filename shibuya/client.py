@@ -79,19 +79,24 @@ def exit_code(run: dict[str, Any], gates: Sequence[dict[str, Any]] = ()) -> int:
     """0 when the run finished, counted every sample its engines published, passed every
     criterion and every baseline ``gates``; 16 + one bit per class of failed criterion (latency
     1, errors 2, throughput 4, invalid 8) and 16 for a regression; else 3 (failed, stopped, or
-    samples lost: its verdicts saw only part of it)."""
-    failed = [c for c in run.get("criteria", []) if c.get("passed") is False]
-    regressed = any(not g["passed"] for g in gates)
-    if failed or regressed:
-        bits = CLASS_BITS["regression"] if regressed else 0
-        for c in failed:
-            try:
-                bits |= CLASS_BITS[parse(c["criterion"]).kind]
-            except CriterionError:
-                bits |= CLASS_BITS["invalid"]
+    samples lost: its verdicts saw only part of it). A criterion not evaluated in a run that did
+    not finish is that run's failure (3), not a class of its own."""
+    finished = run.get("outcome") == "finished"
+    bits = CLASS_BITS["regression"] if any(not g["passed"] for g in gates) else 0
+    for c in run.get("criteria", []):
+        if c.get("passed") is not False:
+            continue
+        try:
+            kind = parse(c["criterion"]).kind
+        except CriterionError:
+            bits |= CLASS_BITS["invalid"]
+            continue
+        if finished or not c.get("error"):  # breached, or not evaluated in a whole run
+            bits |= CLASS_BITS[kind]
+    if bits:
         return CRITERIA + bits
     whole = not run.get("samples_missing")
-    return PASSED if run.get("outcome") == "finished" and whole else NOT_FINISHED
+    return PASSED if finished and whole else NOT_FINISHED
 
 
 def watch(

@@ -15,6 +15,12 @@ def _run(outcome: str, *failed: str, passed: tuple[str, ...] = ()) -> dict[str, 
     return {"outcome": outcome, "criteria": criteria}
 
 
+def _unevaluated(outcome: str) -> dict[str, Any]:
+    error = "not evaluated: no second of the run was judged"
+    criteria = [{"criterion": "error_rate > 5% over 60s", "passed": False, "error": error}]
+    return {"outcome": outcome, "criteria": criteria}
+
+
 @pytest.mark.parametrize(
     ("run", "code"),
     [
@@ -27,6 +33,8 @@ def _run(outcome: str, *failed: str, passed: tuple[str, ...] = ()) -> dict[str, 
         (_run("aborted", "max(latency) > 2s for 1s", "failures > 10 over 60s"), 19),
         (_run("finished", "p95(elapsed) > 5 parsecs for 3s"), 24),
         ({**_run("finished", passed=("rps < 10 for 5s",)), "samples_missing": 3}, 3),  # lost data
+        (_unevaluated("aborted"), 3),  # stopped before anything was judged: the stop says why
+        (_unevaluated("finished"), 18),  # a whole run that never judged it: the criterion failed
     ],
 )
 def test_exit_codes(run: dict[str, Any], code: int) -> None:
