@@ -61,11 +61,16 @@ def test_failures_by_message_and_verdicts_on_a_real_run(
     verdicts = {c["criterion"]: c for c in ran.run["criteria"]}
     errors = verdicts["error_rate > 1% over run"]
     total = ran.report["total"]
-    assert (errors["passed"], errors["samples"]) == (False, total["samples"])
-    assert errors["value"] == pytest.approx(total["failures"] / total["samples"])
-    assert errors["seconds"] == total["last_second"] - total["first_second"] + 1
+    # Criteria read the final rows: samples that came after their second closed (a loaded
+    # machine) are counted in the report, not in a verdict.
+    judged = total["samples"] - ran.report["late_samples"]
+    assert (errors["passed"], errors["samples"]) == (False, judged)
+    if not ran.report["late_samples"]:
+        assert errors["value"] == pytest.approx(total["failures"] / total["samples"])
+        assert errors["seconds"] == total["last_second"] - total["first_second"] + 1
+    assert errors["value"] == pytest.approx(total["failures"] / total["samples"], abs=0.05)
     slow = verdicts["p95(elapsed) > 10s for 3s"]
-    assert (slow["passed"], slow["threshold"], slow["samples"]) == (True, 10_000, total["samples"])
+    assert (slow["passed"], slow["threshold"], slow["samples"]) == (True, 10_000, judged)
     assert total["elapsed_min_ms"] <= slow["value"] <= total["elapsed_max_ms"]
     nothing = verdicts['p95(elapsed) on "GET /nothing" > 1s over 2s']
     assert (nothing["passed"], nothing["error"]) == (

@@ -69,9 +69,15 @@ def test_verdicts_of_a_stopped_run_a_silent_engine_and_a_breach_without_abort(
     final = _final(h, workers, runs["stopped"])
     assert final.state == "aborted"
     verdicts = {c.criterion: c for c in final.criteria}
-    for text in stopped:  # every one breached, on the seconds the run had
+    # Every one breached, on the seconds the run had — and on the same samples: all of them but
+    # those that came after their second closed, which count in the run but in no verdict (a
+    # source seen late on a loaded machine).
+    judged = {verdicts[text].samples for text in stopped}
+    assert len(judged) == 1
+    assert 0.8 * generated["stopped"] <= judged.pop() <= generated["stopped"]
+    for text in stopped:
         v = verdicts[text]
-        assert (v.passed, v.error, v.samples) == (False, "", generated["stopped"]), v
+        assert (v.passed, v.error) == (False, ""), v
     seconds = verdicts["rps < 100000 over run"].seconds
     assert 8 <= seconds <= 9  # the generated seconds (a lagging engine's may add one)
     assert verdicts["error_rate > 1% over 60s"].note == (
@@ -83,10 +89,11 @@ def test_verdicts_of_a_stopped_run_a_silent_engine_and_a_breach_without_abort(
 
     silent = _final(h, workers, runs["silent"])
     assert (silent.state, silent.engines.lost, silent.engines.finished) == ("finished", 1, 1)
-    (judged,) = silent.criteria
-    assert (judged.passed, judged.samples) == (True, generated["silent"])  # the other's samples
-    assert judged.value is not None
-    assert 0 < judged.value < 0.5
+    (only,) = silent.criteria
+    assert only.passed is True
+    assert 0.8 * generated["silent"] <= only.samples <= generated["silent"]  # the other's
+    assert only.value is not None
+    assert 0 < only.value < 0.5
 
     goes_on = _final(h, workers, runs["goes-on"])
     assert goes_on.state == "finished"  # not aborted: a breach without `abort` fails at the end
