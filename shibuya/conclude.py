@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from control.results.gates import Limit, gate_word, gates
+from control.results.gates import GATE_COLUMNS, Limit, gate_cells, gates
 from shibuya import client, tables, verdicts
 from shibuya.output import Format, Rows, emit, to_markdown
 
@@ -91,9 +91,7 @@ def baseline_of(c: httpx.Client, ref: str, run: dict[str, Any]) -> str:
 
 
 def gate_rows(judged: list[dict[str, Any]], comparison: dict[str, Any]) -> Rows:
-    grid = Rows(f"regression limits against {comparison['a']['id']}",
-                ["limit", "scope", "verdict", "detail"])  # fmt: skip
+    grid = Rows(f"regression limits against {comparison['a']['id']}", GATE_COLUMNS)
     for g in judged:
-        grid.add(g["limit"], g["label"] if g["label"] is not None else "all labels", gate_word(g),
-                 g["detail"].split(": ", 1)[-1])  # fmt: skip
+        grid.add(*gate_cells(g))
     return grid

@@ -9,48 +9,33 @@ from typing import Any
 from control.results import numbers as v
 from shibuya.output import Rows
 
-_QUANTILES = ("p50", "p90", "p95", "p99", "p99_9")
-
 
 def verdicts(run: dict[str, Any]) -> Rows:
     """Per criterion: its verdict, the value against the threshold, the seconds and samples it
     rests on, when it breached (time and offset into the run), and any note."""
     title = f"run {run['id']}: {run.get('outcome') or run.get('state')} — {run.get('reason', '')}"
-    grid = Rows(title, ["criterion", "verdict", "value", "threshold", "judged on", "breached at",
-                        "note"], numeric=frozenset({"value", "threshold"}))  # fmt: skip
+    grid = Rows(title, v.VERDICT_COLUMNS, numeric=frozenset({"value", "threshold"}))
     for c in run.get("criteria", []):
-        text = c["criterion"]
-        grid.add(text, v.word(c), v.measured(text, c.get("value")),
-                 v.measured(text, c.get("threshold")), v.basis(c),
-                 v.at(c.get("breach_second_s"), run),
-                 c.get("error") or c.get("note", ""))  # fmt: skip
+        grid.add(*v.verdict_cells(c, run))
     if not grid.rows:
         grid.add("(no criteria)", "nothing judged", "", "", "", "", "")
     return grid
 
 
 def codes(counts: dict[str, int]) -> str:
-    """Response codes and their counts; a transaction's empty code is named."""
-    return " ".join(f"{k or 'none (transaction)'}:{n}" for k, n in sorted(counts.items()))
+    """Response codes and their counts."""
+    return " ".join(f"{v.code_name(k)}:{n}" for k, n in sorted(counts.items()))
 
 
 def report(answer: dict[str, Any]) -> Rows:
-    """Per label: samples, errors, rate, percentiles, max; the whole run last."""
+    """Per label: samples, errors, rate, percentiles, max, codes; the whole run last."""
     run = answer["run"]
-    columns = ["label", "samples", "errors", "error %", "req/s", "p50 ms", "p90 ms", "p95 ms",
-               "p99 ms", "p99.9 ms", "max ms", "codes"]  # fmt: skip
-    grid = Rows(f"run {run['id']}: {run.get('outcome') or run['state']}", columns,
-                numeric=frozenset(columns[1:-1]))  # fmt: skip
-
-    def row(name: str, s: dict[str, Any]) -> None:
-        grid.add(name, f"{s['samples']:,}", f"{s['failures']:,}", f"{s['error_rate']:.1%}",
-                 f"{s['rps']:,.1f}", *(v.ms(s["elapsed"][q]) for q in _QUANTILES),
-                 f"{s['elapsed_max_ms']:,}", codes(s["codes"]))  # fmt: skip
-
+    grid = Rows(f"run {run['id']}: {run.get('outcome') or run['state']}",
+                [*v.LABEL_COLUMNS, "codes"], numeric=frozenset(v.LABEL_COLUMNS[1:]))  # fmt: skip
     for s in answer["labels"]:
-        row(s["label"], s)
+        grid.add(*v.label_cells(s["label"], s), codes(s["codes"]))
     if answer["total"] is not None:
-        row("all labels", answer["total"])
+        grid.add(*v.label_cells("all labels", answer["total"]), codes(answer["total"]["codes"]))
         grid.total = 1
     return grid
 

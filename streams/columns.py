@@ -54,10 +54,6 @@ class Named:
             out[i][self.names[j]] = v
         return out
 
-    @staticmethod
-    def empty(n: int) -> Named:
-        return Named([], np.zeros((n, 0), np.int64))
-
 
 def _grouped(parts: Sequence[Named], ids: Sequence[Ints], n: int) -> Named:
     names = sorted({c for p in parts for c in p.names})

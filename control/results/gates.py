@@ -80,8 +80,15 @@ def gates(comparison: dict[str, Any], limits: list[Limit]) -> list[dict[str, Any
     return out
 
 
-def gate_word(gate: dict[str, Any]) -> str:
-    return "passed" if gate["passed"] else "NOT COMPARED" if gate.get("error") else "REGRESSED"
+#: The columns of :func:`gate_cells`.
+GATE_COLUMNS = ["limit", "scope", "verdict", "detail"]
+
+
+def gate_cells(gate: dict[str, Any]) -> list[str]:
+    """A gate's verdict as a row of :data:`GATE_COLUMNS`."""
+    word = "passed" if gate["passed"] else "NOT COMPARED" if gate.get("error") else "REGRESSED"
+    scope = gate["label"] if gate["label"] is not None else "all labels"
+    return [gate["limit"], scope, word, gate["detail"].split(": ", 1)[-1]]
 
 
 def _fmt(limit: Limit, v: float) -> str:

@@ -18,12 +18,19 @@ from importlib import resources
 from typing import Any
 
 from control.errors import UnavailableError
-from control.results.gates import gate_word
-from control.results.numbers import at, basis, change, measured, ms, verdict, word
+from control.results.gates import GATE_COLUMNS, gate_cells
+from control.results.numbers import (
+    LABEL_COLUMNS,
+    VERDICT_COLUMNS,
+    change,
+    code_name,
+    label_cells,
+    verdict,
+    verdict_cells,
+)
 
 CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
         "img-src data:")  # fmt: skip
-_QUANTILES = (("p50", "p50"), ("p90", "p90"), ("p95", "p95"), ("p99", "p99"), ("p99.9", "p99_9"))
 
 
 @dataclass
@@ -110,31 +117,20 @@ def _header(run: dict[str, Any], total: dict[str, Any] | None) -> str:
 
 
 def _verdicts(run: dict[str, Any]) -> str:
-    rows = [[c["criterion"], word(c), measured(c["criterion"], c.get("value")),
-             measured(c["criterion"], c.get("threshold")), basis(c),
-             at(c.get("breach_second_s"), run), c.get("error") or c.get("note", "")]
-            for c in run.get("criteria", [])]  # fmt: skip
+    rows = [verdict_cells(c, run) for c in run.get("criteria", [])]
     if not rows:
         return "<h2>Verdicts</h2><p>No criteria: nothing was judged.</p>"
-    head = ["criterion", "verdict", "value", "threshold", "judged on", "breached at", "note"]
-    return "<h2>Verdicts</h2>" + _table(head, rows, {2, 3}, "verdicts")
-
-
-def _label_row(name: str, s: dict[str, Any]) -> list[str]:
-    return [name, f"{s['samples']:,}", f"{s['failures']:,}", f"{s['error_rate']:.2%}",
-            f"{s['rps']:,.1f}", *(ms(s["elapsed"][key]) for _, key in _QUANTILES),
-            f"{s['elapsed_max_ms']:,}"]  # fmt: skip
+    return "<h2>Verdicts</h2>" + _table(VERDICT_COLUMNS, rows, {2, 3}, "verdicts")
 
 
 def _labels(report: dict[str, Any]) -> str:
-    head = ["label", "samples", "errors", "error %", "req/s",
-            *(f"{q} ms" for q, _ in _QUANTILES), "max ms"]  # fmt: skip
-    rows = [_label_row(s["label"], s) for s in report["labels"]]
+    rows = [label_cells(s["label"], s) for s in report["labels"]]
     if report.get("total"):
-        rows.append(_label_row("all labels", report["total"]))
+        rows.append(label_cells("all labels", report["total"]))
     note = ('<p class="note">Times from log2pct histograms: within 1 % of the exact value, shown '
             "with three significant digits; max is exact.</p>")  # fmt: skip
-    return ("<h2>Per label</h2>" + _table(head, rows, set(range(1, len(head))), "label-table",
+    numeric = set(range(1, len(LABEL_COLUMNS)))
+    return ("<h2>Per label</h2>" + _table(LABEL_COLUMNS, rows, numeric, "label-table",
                                           total_last=bool(report.get("total"))) + note)  # fmt: skip
 
 
@@ -150,7 +146,7 @@ def _charts(report: dict[str, Any]) -> str:
 
 
 def _codes(report: dict[str, Any]) -> str:
-    rows = [[s["label"], code or "none (transaction)", f"{n:,}", f"{n / s['samples']:.1%}"]
+    rows = [[s["label"], code_name(code), f"{n:,}", f"{n / s['samples']:.1%}"]
             for s in report["labels"] for code, n in sorted(s["codes"].items())]  # fmt: skip
     if not rows:
         return ""
@@ -188,9 +184,6 @@ def _baseline(page: Page) -> str:
         ["label", *measures], rows, set(range(1, 7)), "comparison", total_last=True
     )
     if page.gates:
-        gate_rows = [[g["limit"], g["label"] if g["label"] is not None else "all labels",
-                      gate_word(g), g["detail"].split(": ", 1)[-1]]
-                     for g in page.gates]  # fmt: skip
-        out += "<h3>Regression limits</h3>" + _table(["limit", "scope", "verdict", "detail"],
-                                                     gate_rows, set(), "gates")  # fmt: skip
+        gate_rows = [gate_cells(g) for g in page.gates]
+        out += "<h3>Regression limits</h3>" + _table(GATE_COLUMNS, gate_rows, set(), "gates")
     return out

@@ -117,3 +117,30 @@ def verdict(run: dict[str, Any]) -> str:
         return str(run["outcome"]) + (" (samples missing)" if run.get("samples_missing") else "")
     undecided = [c for c in run.get("criteria", []) if c.get("passed") is None]
     return "passed" if not undecided else f"undecided ({len(undecided)} criteria)"
+
+
+#: The columns of :func:`verdict_cells` and :func:`label_cells`, as every report shows them.
+VERDICT_COLUMNS = ["criterion", "verdict", "value", "threshold", "judged on", "breached at", "note"]
+LABEL_COLUMNS = ["label", "samples", "errors", "error %", "req/s", "p50 ms", "p90 ms", "p95 ms",
+                 "p99 ms", "p99.9 ms", "max ms"]  # fmt: skip
+
+
+def verdict_cells(c: dict[str, Any], run: dict[str, Any]) -> list[str]:
+    """A criterion's verdict as a row of :data:`VERDICT_COLUMNS`."""
+    text = c["criterion"]
+    return [text, word(c), measured(text, c.get("value")), measured(text, c.get("threshold")),
+            basis(c), at(c.get("breach_second_s"), run),
+            c.get("error") or c.get("note", "")]  # fmt: skip
+
+
+def label_cells(name: str, s: dict[str, Any]) -> list[str]:
+    """A label's summary (``SummaryOut``) as a row of :data:`LABEL_COLUMNS`."""
+    quantiles = ("p50", "p90", "p95", "p99", "p99_9")
+    return [name, f"{s['samples']:,}", f"{s['failures']:,}", f"{s['error_rate']:.2%}",
+            f"{s['rps']:,.1f}", *(ms(s["elapsed"][q]) for q in quantiles),
+            f"{s['elapsed_max_ms']:,}"]  # fmt: skip
+
+
+def code_name(code: str) -> str:
+    """A response code as shown: a transaction's empty one is named."""
+    return code or "none (transaction)"
