@@ -97,6 +97,16 @@ class AuthSettings(BaseModel):
         description="the OpenAPI document (/openapi.json): users: any valid token; public: "
         "anyone, with the interactive pages /docs and /redoc too; off: not served",
     )
+    session_hours: float = Field(
+        12.0, gt=0, le=24 * 30,
+        description="a web UI session (its cookie) lasts this long after login",
+    )  # fmt: skip
+    secure_cookies: Literal["auto", "always"] = Field(
+        "auto",
+        description="the session cookie's Secure flag: auto: when the request came over HTTPS "
+        "(as the server sees it: behind a TLS proxy, run uvicorn with --proxy-headers); "
+        "always: on every response",
+    )
 
 
 class FilesSettings(BaseModel):

@@ -27,6 +27,7 @@ from control.api.routes import (
     results,
     runs,
     secrets,
+    ui,
 )
 from control.settings import ApiSettings
 
@@ -57,6 +58,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(launches.router)
     app.include_router(secrets.router)
     app.include_router(health.router)
+    ui.install(app)
     describe(app, settings.auth.docs)
 
     @app.get("/healthz", include_in_schema=False)

@@ -11,7 +11,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from control.api.context import Context
 from control.db.database import Session
-from control.errors import UnauthenticatedError
+from control.errors import ForbiddenError, UnauthenticatedError
+from control.services import sessions
 from control.services.auth import LOCAL, Caller, authenticate
 from control.services.pages import Paging
 
@@ -46,20 +47,35 @@ Db = Annotated[Session, Depends(session, scope="function")]
 
 
 async def caller(
+    request: Request,
     ctx: Ctx,
     db: Db,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
+    """Who calls: a bearer token, else the web UI's session cookie — whose state changes must
+    carry its CSRF token (:mod:`control.services.sessions`)."""
     if ctx.settings.auth.mode == "none":
         return LOCAL
-    if credentials is None:
+    if credentials is not None:
+        token = credentials.credentials
+    elif (token := request.cookies.get(sessions.COOKIE, "")) != "":
+        if request.method not in sessions.SAFE_METHODS and not sessions.csrf_matches(
+            token, request.headers.get(sessions.CSRF_HEADER)
+        ):
+            raise ForbiddenError(f"a change made with a session needs its {sessions.CSRF_HEADER}")
+    else:
         raise UnauthenticatedError("an API token is required: Authorization: Bearer …")
-    who = ctx.callers.get(credentials.credentials)
+    return await known(ctx, db, token)
+
+
+async def known(ctx: Context, db: Session, token: str) -> Caller:
+    """The caller ``token`` (an API token or a session's) stands for, else 401."""
+    who = ctx.callers.get(token)
     if who is None:
-        who = await run_in_threadpool(authenticate, db, credentials.credentials)
+        who = await run_in_threadpool(authenticate, db, token)
         if who is None:
-            raise UnauthenticatedError("unknown or revoked API token")
-        ctx.callers.remember(credentials.credentials, who)
+            raise UnauthenticatedError("unknown, revoked or expired API token or session")
+        ctx.callers.remember(token, who)
     return who
 
 

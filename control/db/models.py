@@ -85,6 +85,8 @@ class ApiToken(Timestamped, Base):
     name: Mapped[str] = mapped_column(String(100))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    """A browser session's end (:mod:`control.services.sessions`); API tokens do not expire."""
 
 
 class EngineToken(Timestamped, Base):

@@ -12,9 +12,9 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from control.db.models import ApiToken, Group, Membership, User
@@ -51,7 +51,11 @@ def authenticate(session: Session, token: str) -> Caller | None:
     row = session.execute(
         select(User)
         .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == token_hash(token), ApiToken.revoked_at.is_(None))
+        .where(
+            ApiToken.token_hash == token_hash(token),
+            ApiToken.revoked_at.is_(None),
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > datetime.now(UTC)),
+        )
     ).scalar_one_or_none()
     if row is None:
         return None
@@ -77,6 +81,10 @@ class KnownCallers:
         if entry is None or entry[0] <= self.clock():
             return None
         return entry[1]
+
+    def forget(self, token: str) -> None:
+        """A token revoked here: refused at once by this replica (the others within ``ttl_s``)."""
+        self._known.pop(token_hash(token), None)
 
     def remember(self, token: str, caller: Caller) -> None:
         if self.ttl_s <= 0:
@@ -130,7 +138,10 @@ def revoke_tokens(session: Session, name: str, at: datetime) -> int:
     return len(tokens)
 
 
-def issue_token(session: Session, user_id: int, name: str) -> str:
+def issue_token(
+    session: Session, user_id: int, name: str, expires_at: datetime | None = None
+) -> str:
     token = new_token()
-    session.add(ApiToken(user_id=user_id, name=name, token_hash=token_hash(token)))
+    session.add(ApiToken(user_id=user_id, name=name, token_hash=token_hash(token),
+                         expires_at=expires_at))  # fmt: skip
     return token

@@ -96,8 +96,10 @@ def test_a_wrong_token_is_refused(api: ApiServer) -> None:
         r = c.get("/api/projects")
     assert r.status_code == 401
     assert r.json()["error"] == {
-        "code": "unauthenticated", "message": "unknown or revoked API token", "details": None
-    }  # fmt: skip
+        "code": "unauthenticated",
+        "message": "unknown, revoked or expired API token or session",
+        "details": None,
+    }
     assert r.headers["www-authenticate"] == "Bearer"
 
 

@@ -8,7 +8,8 @@ import csv
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,16 @@ def run_on_local_engines(
     """Deploy a collection of ``test.engines`` engines, run it for ``duration_s``, call
     ``during`` with when it started running (monotonic), wait for its end; the engines are
     purged whatever happens."""
+    with local_stack(tmp_path, bus, plan_jars=bool(test.jars)) as (api, worker):
+        return _run(api, worker, duration_s, during, test)
+
+
+@contextmanager
+def local_stack(
+    tmp_path: Path, bus: Bus, plan_jars: bool = False
+) -> Iterator[tuple[ApiServer, WorkerProcess]]:
+    """A worker, and an API whose local scheduler deploys real JMeter engines against the HTTP
+    target, with its ClickHouse sink; stopped at the end."""
     worker = WorkerProcess.start(
         bootstrap=bus.bootstrap, app_id="shibuya-streams", data_dir=tmp_path / "worker",
         log=tmp_path / "worker.log",
@@ -97,12 +108,11 @@ def run_on_local_engines(
             }
             settings = {"KAFKA__BOOTSTRAP": bus.bootstrap, "SCHEDULER__KIND": "local",
                         "SCHEDULER__SIDECAR_ENV": json.dumps(sidecars), "SINK__ENABLED": "true",
-                        "FILES__PLAN_JARS": str(bool(test.jars)).lower(),
-                        **bus.api}  # fmt: skip
+                        "FILES__PLAN_JARS": str(plan_jars).lower(), **bus.api}  # fmt: skip
             api = start_api(tmp_path / "api", f"sqlite:///{tmp_path / 'meta.db'}", None,
                             **settings)  # fmt: skip
             try:
-                return _run(api, worker, duration_s, during, test)
+                yield api, worker
             finally:
                 api.stop()
     finally:

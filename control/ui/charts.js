@@ -1,0 +1,66 @@
+// Per-second charts (uPlot) that grow as seconds arrive: columns kept in arrays, redrawn at
+// most once per animation frame however fast the rows come. window.shibuyaLive holds them (for
+// tests: each chart's .data).
+
+const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd"];
+
+const MEASURES = [
+  ["rate", "Throughput", "samples/s", ["samples/s", "errors/s"], (r) => [r.samples, r.failures]],
+  ["latency", "Response time", "ms", ["p50", "p90", "p95", "p99"],
+    (r) => [r.elapsed.p50, r.elapsed.p90, r.elapsed.p95, r.elapsed.p99]],
+  ["errors", "Error rate", "%", ["error %"], (r) => [100 * r.error_rate]],
+  ["threads", "Active threads", "threads", ["threads"], (r) => [r.threads]],
+];
+
+export class LiveCharts {
+  constructor(container) {
+    this.container = container;
+    this.seconds = [];
+    this.charts = {};
+    this.columns = {};
+    this.pending = false;
+    window.shibuyaLive = this;
+    for (const [id, title, unit, names] of MEASURES) {
+      const el = document.createElement("div");
+      el.className = "chart";
+      el.id = `live-${id}`;
+      container.append(el);
+      this.columns[id] = names.map(() => []);
+      const series = [{}, ...names.map((label, i) => ({
+        label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false,
+      }))];
+      this.charts[id] = new uPlot({
+        title, width: this.width(), height: 220, scales: { x: { time: true } }, series,
+        axes: [{}, { label: unit, size: 70 }],
+      }, [this.seconds, ...this.columns[id]], el);
+    }
+    this.onResize = () => {
+      for (const c of Object.values(this.charts)) c.setSize({ width: this.width(), height: 220 });
+    };
+    window.addEventListener("resize", this.onResize);
+  }
+
+  width() {
+    return Math.max(320, Math.min(1100, this.container.clientWidth || 900));
+  }
+
+  /** A second's whole-run row; seconds arrive in order, each once (the stream's ids). */
+  add(row) {
+    this.seconds.push(row.second);
+    for (const [id, , , , pick] of MEASURES) {
+      pick(row).forEach((v, i) => this.columns[id][i].push(v));
+    }
+    if (!this.pending) {
+      this.pending = true;
+      requestAnimationFrame(() => {
+        this.pending = false;
+        for (const [id] of MEASURES) this.charts[id].setData([this.seconds, ...this.columns[id]]);
+      });
+    }
+  }
+
+  destroy() {
+    window.removeEventListener("resize", this.onResize);
+    for (const c of Object.values(this.charts)) c.destroy();
+  }
+}

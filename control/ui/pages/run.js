@@ -1,0 +1,93 @@
+// A run, live while it goes: per-second charts fed by the API's event stream (which resumes
+// after a dropped connection where it left off: the browser sends Last-Event-ID), its status,
+// its criteria's verdicts and its labels; then its report.
+
+import { get, post } from "../api.js";
+import { h, link, notice, number, table, verdictBadge } from "../dom.js";
+import { LiveCharts } from "../charts.js";
+import { runVerdict } from "./collection.js";
+
+const LABELS_EVERY_MS = 5000;
+
+export async function runPage(view, id) {
+  let run = await get(`/api/runs/${id}`);
+  const summary = h("div", { id: "summary" });
+  const verdicts = h("div", { id: "verdicts" });
+  const labels = h("div", { id: "labels" });
+  const message = h("p", { class: "status", role: "status" });
+  const stop = h("button", { type: "button", id: "stop", onclick: async () => {
+    try {
+      await post(`/api/runs/${id}/stop`, { reason: "stopped from the UI" });
+    } catch (err) {
+      message.replaceChildren(notice(err.message));
+    }
+  } }, "Stop");
+  const chartBox = h("div", { id: "charts" });
+  view.append(
+    h("p", { class: "crumbs" }, link(`#/collections/${run.collection_id}`,
+      `Collection ${run.collection_id}`), " / ", id),
+    h("h1", {}, `Run ${id}`),
+    h("div", { class: "actions" }, stop,
+      h("a", { class: "button", href: `/api/runs/${id}/report.html`, target: "_blank",
+        rel: "noopener", id: "report" }, "Report")),
+    message, summary,
+    h("section", {}, h("h2", {}, "Verdicts"), verdicts),
+    h("section", {}, h("h2", {}, "Over time"), chartBox),
+    h("section", {}, h("h2", {}, "Labels"), labels),
+  );
+  const charts = new LiveCharts(chartBox);
+  const show = (r) => {
+    run = r;
+    stop.disabled = r.outcome !== null;
+    summary.replaceChildren(table(["State", "Outcome", "Verdict", "Samples", "Failures",
+      "Engines", "Reason"], [[r.state, r.outcome || "", runVerdict(r), number(r.samples),
+      number(r.failures), Object.entries(r.engines).map(([k, v]) => `${k} ${v}`).join(", "),
+      r.reason]]));
+    verdicts.replaceChildren(verdictTable(r.criteria));
+  };
+  const refreshLabels = async () => {
+    try {
+      labels.replaceChildren(labelTable(await get(`/api/runs/${id}/report`)));
+    } catch (err) {
+      labels.replaceChildren(notice(err.message));
+    }
+  };
+  show(run);
+  await refreshLabels();
+  const timer = setInterval(() => { if (run.outcome === null) refreshLabels(); }, LABELS_EVERY_MS);
+  const stream = new EventSource(`/api/runs/${id}/live`);
+  stream.addEventListener("second", (e) => charts.add(JSON.parse(e.data)));
+  stream.addEventListener("status", (e) => show(JSON.parse(e.data)));
+  stream.addEventListener("end", (e) => {
+    stream.close();
+    show(JSON.parse(e.data));
+    refreshLabels();
+  });
+  stream.addEventListener("error", () => {
+    if (stream.readyState === EventSource.CLOSED && run.outcome === null) {
+      message.replaceChildren(notice("the live stream closed: reload the page to resume"));
+    }
+  });
+  return () => {
+    stream.close();
+    clearInterval(timer);
+    charts.destroy();
+  };
+}
+
+function verdictTable(criteria) {
+  if (!criteria.length) return h("p", { class: "muted" }, "No criteria: nothing to pass or fail.");
+  return table(["Criterion", "Verdict", "Value", "Threshold", "Seconds judged", "Note"],
+    criteria.map((c) => [c.criterion, verdictBadge(c.passed), number(c.value, 3),
+      number(c.threshold, 3), number(c.seconds), c.error || c.note]));
+}
+
+function labelTable(report) {
+  const rows = report.labels.map((l) => [l.label, number(l.samples), number(l.failures),
+    `${number(100 * l.error_rate, 2)} %`, number(l.rps, 1), number(l.elapsed_mean_ms, 1),
+    number(l.elapsed.p50, 1), number(l.elapsed.p90, 1), number(l.elapsed.p95, 1),
+    number(l.elapsed.p99, 1)]);
+  if (!rows.length) return h("p", { class: "muted" }, "No sample yet.");
+  return table(["Label", "Samples", "Failures", "Errors", "Rate (/s)", "Mean (ms)", "p50", "p90",
+    "p95", "p99"], rows, { class: "labels" });
+}
