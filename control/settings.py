@@ -109,6 +109,35 @@ class AuthSettings(BaseModel):
     )
 
 
+class OidcSettings(BaseModel):
+    """Single sign-on for the web UI (docs/ui.md): OpenID Connect's authorization code flow with
+    PKCE, against any provider (Keycloak, Dex, … — with an LDAP connector for LDAP's users)."""
+
+    issuer: str = Field("", description="the provider's issuer URL; empty: no single sign-on")
+    client_id: str = Field("", description="this API's client id at the provider")
+    client_secret: SecretStr = Field(
+        SecretStr(""), description="its secret (a confidential client); empty: a public client"
+    )
+    scopes: str = Field("openid profile email", description="the scopes asked for")
+    username_claim: str = Field(
+        "preferred_username", description="the claim that names the user in this API"
+    )
+    groups_claim: str = Field("groups", description="the claim listing the user's groups")
+    groups: dict[str, str] = Field(
+        {},
+        description="provider group -> this API's group (JSON); empty: the provider's names as "
+        "they are (a leading / of a group path dropped). Groups not mapped are ignored when set",
+    )
+    admin_groups: list[str] = Field(
+        [], description="provider groups whose members are admins here (JSON list)"
+    )
+    public_url: str = Field(
+        "",
+        description="the UI's address as browsers reach it (the redirect URI is "
+        "<public_url>/ui/oidc/callback); empty: the address the request came to",
+    )
+
+
 class FilesSettings(BaseModel):
     max_bytes: int = Field(100 * 2**20, ge=1, description="largest plan file accepted")
     plan_jars: bool = Field(
@@ -289,6 +318,7 @@ class ApiSettings(BaseSettings):
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     sink: SinkSettings = SinkSettings()
     auth: AuthSettings = AuthSettings()
+    oidc: OidcSettings = OidcSettings()
     files: FilesSettings = FilesSettings()
     secrets: SecretsSettings = SecretsSettings()
     limits: LimitsSettings = LimitsSettings()

@@ -22,6 +22,7 @@ from control.results.sink import Sink
 from control.schedulers import External, Scheduler, sandbox
 from control.services.auth import KnownCallers
 from control.services.followers import clickhouse_sink, purge_executor, run_outcomes
+from control.services.oidc import Provider
 from control.services.runs import Launcher
 from control.settings import ApiSettings
 from control.vault import Vault
@@ -46,6 +47,8 @@ class Context:
     registry: CollectorRegistry
     vault: Vault
     """Seals and opens collections' secrets."""
+    oidc: Provider
+    """The web UI's single sign-on (``enabled`` when configured)."""
 
     @property
     def launcher(self) -> Launcher:
@@ -95,7 +98,7 @@ async def context(settings: ApiSettings, registry: CollectorRegistry) -> AsyncIt
             settings=settings, db=db, files=LocalFiles(settings.files_dir), producer=producer,
             scheduler=scheduler, results=RecentResults(store, settings.results_cache_s),
             answers=Recent(settings.results_cache_s), callers=KnownCallers(settings.auth.cache_s),
-            registry=registry, vault=vault(settings),
+            registry=registry, vault=vault(settings), oidc=Provider(settings.oidc),
         )  # fmt: skip
 
 

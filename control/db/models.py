@@ -64,6 +64,9 @@ class User(Timestamped, Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    oidc_subject: Mapped[str | None] = mapped_column(String(300), unique=True, default=None)
+    """``<issuer> <sub>`` of a user who logs in through OpenID Connect (None: a user of tokens
+    only); their groups and admin flag are the provider's, taken at each login."""
 
 
 class Membership(Base):

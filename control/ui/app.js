@@ -20,6 +20,7 @@ const ROUTES = [
 const view = document.getElementById("view");
 let leave = null; // what the current page stops when another one is shown (streams, timers)
 let me = null;
+let info = { sso: false }; // what the server says before anyone logs in
 
 async function show() {
   if (leave) leave();
@@ -56,6 +57,8 @@ function header() {
 function loginPage() {
   view.append(
     h("h1", {}, "Log in"),
+    info.sso ? h("p", {}, h("a", { class: "button", href: "/ui/oidc/login", id: "sso" },
+      "Log in with single sign-on")) : null,
     form([input("token", "API token", { type: "password", autocomplete: "off", required: true })],
       "Log in", async ({ token }) => signedIn(await post("/ui/login", { token })),
       { id: "login" }),
@@ -88,8 +91,8 @@ async function logout() {
 
 async function start() {
   try {
-    const session = await get("/ui/session");
-    if (session.name === null) signedOut(); else signedIn(session);
+    info = await get("/ui/session");
+    if (info.name === null) signedOut(); else signedIn(info);
   } catch (err) {
     signedOut();
     view.prepend(notice(err.message));

@@ -40,7 +40,13 @@ def test_a_token_is_exchanged_for_a_cookie_and_changes_need_the_csrf_token(
         }
         assert "Secure" not in cookie  # plain HTTP here (AUTH__SECURE_COOKIES=auto)
         assert api.tokens["alice"] not in r.text
-        assert r.json() == {"name": "alice", "is_admin": False, "csrf": csrf, "auth": "tokens"}
+        assert r.json() == {
+            "name": "alice",
+            "is_admin": False,
+            "csrf": csrf,
+            "auth": "tokens",
+            "sso": False,
+        }
         assert c.get("/ui/session").json()["csrf"] == csrf
         assert c.get("/api/me").json()["name"] == "alice"
         body = {"name": "ui-project", "group": "team-a"}
@@ -73,7 +79,7 @@ def test_no_session_without_a_valid_token(api: ApiServer) -> None:
         assert bad.status_code == 401
         assert "set-cookie" not in bad.headers
         assert c.post("/ui/login", json={"token": ""}).json()["error"]["code"] == "invalid"
-        nobody = {"name": None, "is_admin": False, "csrf": "", "auth": "tokens"}
+        nobody = {"name": None, "is_admin": False, "csrf": "", "auth": "tokens", "sso": False}
         assert c.get("/ui/session").json() == nobody
         c.cookies.set("shibuya_session", "shb_forged")
         assert c.get("/ui/session").json() == nobody

@@ -57,14 +57,16 @@ def env_for_tests(data_dir: Path, database_url: str, **settings: str) -> dict[st
 def start_api(
     data_dir: Path, database_url: str, tokens: dict[str, str] | None = None, **settings: str
 ) -> ApiServer:
-    """Start an API; its users are created unless ``tokens`` of existing ones are given."""
+    """Start an API; its users are created unless ``tokens`` of existing ones are given. On the
+    port ``PORT`` if given (a free one otherwise)."""
+    port = settings.pop("PORT", "")
     data_dir.mkdir(parents=True, exist_ok=True)
     env = env_for_tests(data_dir, database_url, **settings)
     if tokens is None and settings.get("AUTH__MODE") != "none":
         tokens = {name: add_user(env, name, groups, admin=name == "root")
                   for name, groups in USERS.items()}  # fmt: skip
     try:
-        process = ApiProcess.start(env, data_dir / "api.log")
+        process = ApiProcess.start(env, data_dir / "api.log", port=int(port) if port else None)
     except ServiceError as exc:
         raise AssertionError(str(exc)) from exc
     return ApiServer(process=process, database_url=database_url, tokens=tokens or {})

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from control.api.context import Context
 from control.api.deps import Ctx, Db, Who, known
 from control.errors import UnauthenticatedError
 from control.services import sessions
@@ -48,6 +49,8 @@ class SessionOut(BaseModel):
     """Sent back as ``X-CSRF-Token`` with every change."""
     auth: str
     """The API's ``AUTH__MODE``: ``tokens``, or ``none`` (no login)."""
+    sso: bool
+    """Single sign-on is set up (``/ui/oidc/login``)."""
 
 
 @router.get("/")
@@ -62,10 +65,14 @@ async def login(body: Login, request: Request, response: Response, ctx: Ctx,
     who = await known(ctx, db, body.token)
     token = await run_in_threadpool(sessions.start, db, who, ctx.settings.auth.session_hours,
                                     "token")  # fmt: skip
+    set_session(response, request, ctx, token)
+    return _out(who, token, ctx)
+
+
+def set_session(response: Response, request: Request, ctx: Context, token: str) -> None:
     secure = ctx.settings.auth.secure_cookies == "always" or request.url.scheme == "https"
     response.set_cookie(sessions.COOKIE, token, max_age=int(ctx.settings.auth.session_hours * 3600),
                         path="/", secure=secure, httponly=True, samesite="strict")  # fmt: skip
-    return _out(who, token, ctx.settings.auth.mode)
 
 
 @router.post("/logout", status_code=204)
@@ -82,22 +89,22 @@ async def logout(request: Request, response: Response, ctx: Ctx, db: Db, who: Wh
 async def session(request: Request, ctx: Ctx, db: Db) -> SessionOut:
     """Who the session is, with its CSRF token; nobody (``name`` null) without a valid one —
     a page's first question, answered without an error."""
-    mode = ctx.settings.auth.mode
-    if mode == "none":
-        return _out(LOCAL, "", mode)
+    if ctx.settings.auth.mode == "none":
+        return _out(LOCAL, "", ctx)
     token = request.cookies.get(sessions.COOKIE, "")
     try:
         who = await known(ctx, db, token) if token else None
     except UnauthenticatedError:
         who = None
-    return _out(who, token, mode)
+    return _out(who, token, ctx)
 
 
-def _out(who: Caller | None, token: str, mode: str) -> SessionOut:
+def _out(who: Caller | None, token: str, ctx: Context) -> SessionOut:
+    mode, sso = ctx.settings.auth.mode, ctx.oidc.enabled
     if who is None:
-        return SessionOut(name=None, is_admin=False, csrf="", auth=mode)
+        return SessionOut(name=None, is_admin=False, csrf="", auth=mode, sso=sso)
     csrf = sessions.csrf_token(token) if token and who is not LOCAL else ""
-    return SessionOut(name=who.name, is_admin=who.is_admin, csrf=csrf, auth=mode)
+    return SessionOut(name=who.name, is_admin=who.is_admin, csrf=csrf, auth=mode, sso=sso)
 
 
 class SecurityHeaders:
@@ -120,7 +127,10 @@ class SecurityHeaders:
 
 
 def install(app: FastAPI) -> None:
+    from control.api.routes import sso
+
     app.include_router(router)
+    app.include_router(sso.router)
     app.mount("/ui/static", StaticFiles(directory=PAGES), name="ui-static")
     app.mount("/ui/vendor", StaticFiles(directory=VENDOR, check_dir=False), name="ui-vendor")
     app.add_middleware(SecurityHeaders)
