@@ -323,3 +323,18 @@ class UsageReportOut(BaseModel):
     projects: list[UsageOut]
     engine_hours: float
     virtual_user_hours: float
+
+
+class RunningOut(BaseModel):
+    """A collection with engines deployed or a run in progress."""
+
+    project_id: int
+    project: str
+    group: str
+    collection_id: int
+    collection: str
+    engines: int = Field(description="engines of its launch (0: none deployed)")
+    virtual_users: int
+    launched_at: datetime | None
+    run_id: str | None
+    run_state: str | None

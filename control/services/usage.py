@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from control.db.models import Collection, Group, Launch, Project, Run, utc
 from control.errors import InvalidError
-from control.schemas import UsageOut, UsageReportOut
+from control.schemas import RunningOut, UsageOut, UsageReportOut
 from control.services.auth import Caller
 
 #: The dates a usage report may name (arithmetic on them stays within datetime's range).
@@ -67,3 +67,26 @@ def report(
     return UsageReportOut(since=since, until=until, projects=out,
                           engine_hours=sum(u.engine_hours for u in out),
                           virtual_user_hours=sum(u.virtual_user_hours for u in out))  # fmt: skip
+
+
+def running(db: Session, who: Caller) -> list[RunningOut]:
+    """Collections with engines deployed or a run in progress, of the projects the caller can
+    see (every one for an admin): the admin's page of what is running."""
+    theirs = [] if who.is_admin else [Project.group_id.in_(who.groups)]
+    rows = db.execute(
+        select(Collection, Project.id, Project.name, Group.name, Launch, Run)
+        .join(Project, Collection.project_id == Project.id)
+        .join(Group, Project.group_id == Group.id)
+        .outerjoin(Launch, (Launch.collection_id == Collection.id) & Launch.purged_at.is_(None))
+        .outerjoin(Run, (Run.collection_id == Collection.id) & Run.ended_at.is_(None))
+        .where(or_(Launch.id.is_not(None), Run.id.is_not(None)), *theirs)
+        .order_by(Project.name, Collection.name)
+    ).all()  # fmt: skip
+    return [
+        RunningOut(project_id=pid, project=project, group=group, collection_id=c.id,
+                   collection=c.name, engines=launch.engines if launch else 0,
+                   virtual_users=launch.virtual_users if launch else 0,
+                   launched_at=launch.launched_at if launch else None,
+                   run_id=run.id if run else None, run_state=run.state if run else None)
+        for c, pid, project, group, launch, run in rows
+    ]  # fmt: skip

@@ -6,7 +6,7 @@ import { collectionPage } from "./pages/collection.js";
 import { comparePage } from "./pages/compare.js";
 import { projectPage, projectsPage } from "./pages/projects.js";
 import { runPage } from "./pages/run.js";
-import { usagePage } from "./pages/usage.js";
+import { runningPage, usagePage } from "./pages/usage.js";
 
 const ROUTES = [
   [/^#?\/?$/, projectsPage],
@@ -14,6 +14,7 @@ const ROUTES = [
   [/^#\/collections\/(\d+)$/, collectionPage],
   [/^#\/runs\/(run-[0-9a-f]+)$/, runPage],
   [/^#\/compare\/(run-[0-9a-f]+)\/(run-[0-9a-f]+)$/, comparePage],
+  [/^#\/running$/, runningPage],
   [/^#\/usage$/, usagePage],
 ];
 
@@ -45,7 +46,8 @@ async function show() {
 function header() {
   const nav = document.getElementById("nav");
   const who = document.getElementById("who");
-  nav.replaceChildren(...(me ? [link("#/", "Projects"), link("#/usage", "Usage")] : []));
+  nav.replaceChildren(...(me ? [link("#/", "Projects"), link("#/running", "Running"),
+    link("#/usage", "Usage")] : []));
   who.replaceChildren();
   if (!me) return;
   who.append(h("span", { class: "user" }, me.name + (me.is_admin ? " (admin)" : "")));

@@ -1,6 +1,6 @@
 // Per-second charts (uPlot) that grow as seconds arrive: columns kept in arrays, redrawn at
-// most once per animation frame however fast the rows come. window.shibuyaLive holds them (for
-// tests: each chart's .data).
+// most once per animation frame however fast the rows come. window.shibuyaCharts[name] holds
+// each set (for tests: its .seconds, each chart's .data).
 
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd"];
 
@@ -13,17 +13,17 @@ const MEASURES = [
 ];
 
 export class LiveCharts {
-  constructor(container) {
+  constructor(container, name) {
     this.container = container;
     this.seconds = [];
     this.charts = {};
     this.columns = {};
     this.pending = false;
-    window.shibuyaLive = this;
+    window.shibuyaCharts = { ...window.shibuyaCharts, [name]: this };
     for (const [id, title, unit, names] of MEASURES) {
       const el = document.createElement("div");
       el.className = "chart";
-      el.id = `live-${id}`;
+      el.id = `${name}-${id}`;
       container.append(el);
       this.columns[id] = names.map(() => []);
       const series = [{}, ...names.map((label, i) => ({
@@ -44,12 +44,22 @@ export class LiveCharts {
     return Math.max(320, Math.min(1100, this.container.clientWidth || 900));
   }
 
-  /** A second's whole-run row; seconds arrive in order, each once (the stream's ids). */
+  /** A second's row; seconds arrive in order, each once (the stream's ids). */
   add(row) {
     this.seconds.push(row.second);
     for (const [id, , , , pick] of MEASURES) {
       pick(row).forEach((v, i) => this.columns[id][i].push(v));
     }
+    this.redraw();
+  }
+
+  clear() {
+    this.seconds.length = 0;
+    for (const columns of Object.values(this.columns)) for (const c of columns) c.length = 0;
+    this.redraw();
+  }
+
+  redraw() {
     if (!this.pending) {
       this.pending = true;
       requestAnimationFrame(() => {

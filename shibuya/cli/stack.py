@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from shibuya.cli.common import or_exit
+
 app = typer.Typer()
 
 DataDir = Annotated[
@@ -64,3 +66,34 @@ def stack_doctor() -> None:
             console.print(f"       fix: {check.fix}", highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("ui")
+def stack_ui(
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="open it in this machine's browser too")
+    ] = False,
+) -> None:
+    """Print the web UI's address (SHIBUYA_URL's API, or the local stack's) once it answers,
+    and how to log in: with your API token, or by single sign-on where the API has it."""
+    import os
+    import webbrowser
+
+    from shibuya import client
+    from shibuya.dev import stack
+
+    with client.connect() as c:
+        session = or_exit(lambda: client.call(c, "GET", "/ui/session"))
+        url = f"{str(c.base_url).rstrip('/')}/ui/"
+    folder = stack.find()
+    if session["auth"] == "none":
+        how = "no login: the API's authentication is off"
+    elif os.environ.get("SHIBUYA_TOKEN") or folder is None:
+        how = "log in with your API token (`shibuya api token NAME` issues one)"
+    else:
+        how = f"log in with the API token in {folder / 'token'}"
+    if session["sso"]:
+        how += ", or by single sign-on"
+    typer.echo(f"Web UI: {url} — {how}")
+    if open_browser:
+        webbrowser.open(url)

@@ -33,7 +33,15 @@ from shibuya.declare import Declared, check, load
 from shibuya.dev import kafka_acls, target
 from shibuya.dev.api_proc import ApiProcess
 from shibuya.dev.procs import ServiceError, port_open
-from shibuya.dev.stack import Stack, as_principal, broker_in, connection, local_api_env, user_token
+from shibuya.dev.stack import (
+    Stack,
+    as_principal,
+    broker_in,
+    connection,
+    local_api_env,
+    ui_hint,
+    user_token,
+)
 from shibuya.dev.worker_proc import WorkerProcess
 from shibuya.names import Names
 from shibuya.output import print_table
@@ -99,6 +107,7 @@ class MainJob:
         found = connection(self.data_dir)
         if found is not None:
             self.console.print(f"Using the stack up in {self.data_dir} (shibuya up): {found[0]}")
+            self.console.print(ui_hint(found[0], self.data_dir), highlight=False)
         return found
 
     def _api(self, stack: contextlib.ExitStack) -> tuple[ApiProcess, str]:
@@ -109,6 +118,8 @@ class MainJob:
         clickhouse = self.data_dir / "api" / "clickhouse"
         self.console.print(f"API: {api.base} (pid {api.pid}, log {api.log}); local scheduler, "
                            f"ClickHouse embedded in {clickhouse}")  # fmt: skip
+        self.console.print(f"{ui_hint(api.base, self.data_dir)}, while this job runs; "
+                           "`shibuya up` keeps one up", highlight=False)  # fmt: skip
         return api, token
 
     # --- what a user does -------------------------------------------------------------------

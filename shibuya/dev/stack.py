@@ -131,6 +131,7 @@ class Stack:
         clickhouse = self.data_dir / "api" / "clickhouse"
         self.console.print(f"API: {api.base} (pid {api.pid}, log {api.log}); local scheduler, "
                            f"ClickHouse embedded in {clickhouse}")  # fmt: skip
+        self.console.print(ui_hint(api.base, self.data_dir), highlight=False)
         return api.base
 
     def down(self, quiet: bool = False) -> None:
@@ -188,6 +189,11 @@ def broker_in(data_dir: Path, bootstrap: str) -> KafkaBroker:
         port_file.write_text(str(free_port()))
     return KafkaBroker(data_dir / "kafka", port=int(bootstrap.rpartition(":")[2]),
                        controller_port=int(port_file.read_text()), secure=True)  # fmt: skip
+
+
+def ui_hint(base: str, data_dir: Path) -> str:
+    """Where the web UI is, and the token file to log in with (not the token)."""
+    return f"Web UI: {base}/ui/ (log in with the API token in {data_dir / 'token'})"
 
 
 def user_token(data_dir: Path, env: dict[str, str]) -> str:

@@ -30,9 +30,9 @@ def commands() -> str:
 
 def test_the_quickstart_has_the_commands_a_user_needs() -> None:
     script = commands()
-    for command in ("./scripts/bootstrap", "shibuya up", "shibuya doctor", "shibuya run ",
-                    "shibuya apply -f", "shibuya runs", "shibuya report", "shibuya compare",
-                    "shibuya down"):  # fmt: skip
+    for command in ("./scripts/bootstrap", "shibuya up", "shibuya doctor", "shibuya ui",
+                    "shibuya run ", "shibuya apply -f", "shibuya runs", "shibuya report",
+                    "shibuya compare", "shibuya down"):  # fmt: skip
         assert command in script
 
 
@@ -73,6 +73,9 @@ def test_the_quickstart_runs_as_written(tmp_path: Path) -> None:
     # doctor: every check passed
     assert "FAIL" not in out
     assert "ok   stream worker partitions: owns 8 of 8 results partitions" in out
+    # the web UI: where, and with which token (its file, never the token itself)
+    assert re.search(rf"Web UI: http://127\.0\.0\.1:\d+/ui/ — log in with the API token in "
+                     rf"{re.escape(str(home))}/token", out), out  # fmt: skip
     # the one-shot run: its plan and collection created, a verdict, engines purged after
     assert "project scratch: created" in out
     assert "scratch/two-samplers: 2 engines purged" in out

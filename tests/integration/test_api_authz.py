@@ -64,7 +64,7 @@ MATRIX: list[tuple[str, str, object, int]] = [
 #: one's: health), and the engines' routes (an engine token, never a user's:
 #: tests/integration/test_api_runs.py, test_secrets.py).
 OPEN = {("GET", "/api/me"), ("GET", "/api/projects"), ("POST", "/api/projects"),
-        ("GET", "/api/usage"), ("GET", "/api/health"),
+        ("GET", "/api/usage"), ("GET", "/api/running"), ("GET", "/api/health"),
         ("GET", "/api/engine-files/{run_id}/{plan_id}/{name}"),
         ("GET", "/api/engine-secrets/{run_id}")}  # fmt: skip
 
@@ -122,7 +122,7 @@ def test_every_endpoint_checks_who_calls_and_what_they_own(api: ApiServer, who: 
         # Creating a project in a group one is not in.
         r = c.post("/api/projects", json={"name": f"x-{who}", "group": "team-a"})
         assert r.status_code == {"alice": 201, "root": 201, "bob": 403, None: 401}[who]
-        for path in ("/api/me", "/api/usage", "/api/projects"):
+        for path in ("/api/me", "/api/usage", "/api/running", "/api/projects"):
             assert c.get(path).status_code == (401 if who is None else 200)
     if who is not None:
         with api.client(who) as c:

@@ -91,7 +91,7 @@ def test_a_load_tester_works_from_the_browser(tmp_path: Path, kafka_bootstrap: s
                                  "collectionid": int(collection),
                                  "thresholds": ["error_rate > 50% over run"],
                                  "tests": [{"testid": plan, "concurrency": 2, "engines": 1,
-                                            "duration_s": 12}]}}  # fmt: skip
+                                            "duration_s": 120}]}}  # fmt: skip
         page.fill("#config", yaml.safe_dump(config))
         page.click("text=Save config")
         expect(page.locator("#progress")).to_contain_text("Not deployed")
@@ -107,17 +107,31 @@ def test_a_load_tester_works_from_the_browser(tmp_path: Path, kafka_bootstrap: s
         page.wait_for_url("**/#/runs/run-*")
         first = page.url.rsplit("/", 1)[1]
         # (polled from here: the page's CSP refuses the string eval of wait_for_function)
-        wait_until("3 seconds on the live charts", lambda: page.evaluate(
-            "window.shibuyaLive ? window.shibuyaLive.seconds.length : 0") >= 3, 120)  # fmt: skip
+        wait_until("3 seconds on the live charts", lambda: seconds(page, "live") >= 3, 120)
         expect(page.locator("#summary")).to_contain_text("running")
-        assert page.evaluate("window.shibuyaLive.charts.rate.data[0].length") >= 3
+        assert page.evaluate("window.shibuyaCharts.live.charts.rate.data[0].length") >= 3
         page.screenshot(path=out / "live-run.png", full_page=True)
         page.click("#stop")
         expect(page.locator("#summary")).to_contain_text("aborted")
         expect(page.locator("#stop")).to_be_disabled()
 
-        # The second: it finishes; its labels are text, markup included.
+        # The second, 10 s long: its plans change once the engines are purged (the config
+        # says why it cannot before); the trigger deploys them again. It finishes; its labels
+        # are text, markup included.
         page.goto(f"{base}/ui/#/collections/{collection}")
+        edited = yaml.safe_load(page.input_value("#config"))  # as exported: Shibuya's minutes
+        (test,) = edited["multi-test"]["tests"]
+        assert test.pop("duration") == 2
+        edited["multi-test"]["tests"] = [{**test, "duration_s": 10}]
+        shorter = yaml.safe_dump(edited)
+        page.fill("#config", shorter)
+        page.click("text=Save config")
+        expect(page.locator("#config ~ p")).to_contain_text("purge them first")
+        page.click("#purge")
+        expect(page.locator("#progress")).to_contain_text("Not deployed")
+        page.fill("#config", shorter)
+        page.click("text=Save config")
+        expect(page.locator("table").first.locator("td").nth(4)).to_have_text("10")
         expect(page.locator("#trigger")).to_be_enabled()
         page.click("#trigger")
         page.wait_for_url("**/#/runs/run-*")
@@ -127,6 +141,8 @@ def test_a_load_tester_works_from_the_browser(tmp_path: Path, kafka_bootstrap: s
         expect(page.locator("#verdicts")).to_contain_text("passed")
         expect(page.locator("#labels")).to_contain_text(XSS)
         assert page.locator("#labels img").count() == 0
+        page.select_option("#label-pick", XSS)
+        wait_until("the label's seconds", lambda: seconds(page, "label") >= 3, 60)
         page.screenshot(path=out / "run.png", full_page=True)
 
         # The report, and the two runs compared from the collection's history.
@@ -141,20 +157,33 @@ def test_a_load_tester_works_from_the_browser(tmp_path: Path, kafka_bootstrap: s
         page.click("text=Compare the two selected")
         expect(page.locator("table.compare")).to_contain_text("whole run")
         page.screenshot(path=out / "compare.png", full_page=True)
+        page.goto(f"{base}/ui/#/running")
+        expect(page.locator("#running")).to_contain_text("checkout")  # deployed, no run
+        page.goto(f"{base}/ui/#/usage")
+        expect(page.locator("#usage")).to_contain_text("web shop")
+        page.screenshot(path=out / "usage.png", full_page=True)
 
         # bob: another group. Nothing of alice's, and the API's refusal on a direct link.
         bob = watched(browser.new_context().new_page(), same_origin)
         bob_page = log_in(bob, base, api.tokens["bob"])
         expect(bob_page.locator("main")).not_to_contain_text("web shop")
+        bob_page.goto(f"{base}/ui/#/running")
+        expect(bob_page.locator("main")).to_contain_text("Nothing deployed, nothing running.")
         bob_page.goto(f"{base}/ui/#/collections/{collection}")
         expect(bob_page.locator("main [role=alert]")).to_contain_text("not found")
         assert bob_page.request.get(f"{base}/api/runs/{second}").status == 404
         bob_page.screenshot(path=out / "refused.png", full_page=True)
 
         # The only console errors: chromium's own line for each refusal the test provoked.
-        assert alice.problems == [refused(422, "Unprocessable Entity")]  # bad.jmx
+        assert alice.problems == [refused(422, "Unprocessable Entity"),  # bad.jmx
+                                  refused(409, "Conflict")]  # a config while deployed  # fmt: skip
         assert bob.problems == [refused(404, "Not Found")]  # the direct link
         assert report.problems == []
+
+
+def seconds(page: Page, charts: str) -> int:
+    """Seconds on a set of the page's charts (``live``: the run's; ``label``: one label's)."""
+    return int(page.evaluate(f"window.shibuyaCharts?.{charts}?.seconds.length ?? 0"))
 
 
 def refused(status: int, reason: str) -> str:

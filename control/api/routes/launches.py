@@ -20,6 +20,7 @@ from control.schemas import (
     Page,
     PurgeIn,
     PurgeOut,
+    RunningOut,
     UsageReportOut,
 )
 from control.services import engine_tokens, engines, launches, usage
@@ -113,3 +114,10 @@ def usage_report(
     """Engine-hours and virtual-user-hours of launches (the part within the period), and runs
     started in it, per project the caller can see."""
     return usage.report(db, who, since, until)
+
+
+@router.get("/running", tags=["usage"])
+def running(db: Db, who: Who) -> list[RunningOut]:
+    """Collections with engines deployed or a run in progress: the caller's groups' (every
+    group's for an admin)."""
+    return usage.running(db, who)

@@ -7,7 +7,7 @@ import { h, link, notice, number, table, verdictBadge } from "../dom.js";
 import { LiveCharts } from "../charts.js";
 import { runVerdict } from "./collection.js";
 
-const LABELS_EVERY_MS = 5000;
+const LABELS_EVERY_MS = 2000;
 
 export async function runPage(view, id) {
   let run = await get(`/api/runs/${id}`);
@@ -23,6 +23,8 @@ export async function runPage(view, id) {
     }
   } }, "Stop");
   const chartBox = h("div", { id: "charts" });
+  const labelBox = h("div", { id: "label-charts" });
+  const pick = h("select", { id: "label-pick", "aria-label": "label" });
   view.append(
     h("p", { class: "crumbs" }, link(`#/collections/${run.collection_id}`,
       `Collection ${run.collection_id}`), " / ", id),
@@ -34,8 +36,25 @@ export async function runPage(view, id) {
     h("section", {}, h("h2", {}, "Verdicts"), verdicts),
     h("section", {}, h("h2", {}, "Over time"), chartBox),
     h("section", {}, h("h2", {}, "Labels"), labels),
+    h("section", {}, h("h2", {}, "One label over time"), pick, labelBox),
   );
-  const charts = new LiveCharts(chartBox);
+  const charts = new LiveCharts(chartBox, "live");
+  const labelCharts = new LiveCharts(labelBox, "label");
+  let labelNext = 0; // the next second of the picked label's series to fetch
+  const refreshLabel = async () => {
+    if (!pick.value) return;
+    const label = pick.value;
+    const q = `label=${encodeURIComponent(label)}&since=${labelNext}`;
+    const rows = await get(`/api/runs/${id}/series?${q}`);
+    if (pick.value !== label) return; // another was picked meanwhile
+    for (const r of rows) if (r.second >= labelNext) labelCharts.add(r);
+    if (rows.length) labelNext = rows[rows.length - 1].second + 1;
+  };
+  pick.addEventListener("change", () => {
+    labelCharts.clear();
+    labelNext = 0;
+    refreshLabel();
+  });
   const show = (r) => {
     run = r;
     stop.disabled = r.outcome !== null;
@@ -47,7 +66,14 @@ export async function runPage(view, id) {
   };
   const refreshLabels = async () => {
     try {
-      labels.replaceChildren(labelTable(await get(`/api/runs/${id}/report`)));
+      const report = await get(`/api/runs/${id}/report`);
+      labels.replaceChildren(labelTable(report));
+      const known = new Set([...pick.options].map((o) => o.value));
+      for (const l of report.labels) {
+        if (!known.has(l.label)) pick.append(h("option", { value: l.label }, l.label));
+      }
+      if (!known.size && pick.options.length) pick.dispatchEvent(new Event("change"));
+      else await refreshLabel();
     } catch (err) {
       labels.replaceChildren(notice(err.message));
     }
@@ -72,6 +98,7 @@ export async function runPage(view, id) {
     stream.close();
     clearInterval(timer);
     charts.destroy();
+    labelCharts.destroy();
   };
 }
 
