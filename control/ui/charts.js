@@ -59,14 +59,20 @@ export class LiveCharts {
     this.redraw();
   }
 
+  /** Redraw at the next animation frame (once, however many rows came meanwhile). */
   redraw() {
     if (!this.pending) {
       this.pending = true;
       requestAnimationFrame(() => {
         this.pending = false;
-        for (const [id] of MEASURES) this.charts[id].setData([this.seconds, ...this.columns[id]]);
+        this.flush();
       });
     }
+  }
+
+  /** Redraw now. */
+  flush() {
+    for (const [id] of MEASURES) this.charts[id].setData([this.seconds, ...this.columns[id]]);
   }
 
   destroy() {
