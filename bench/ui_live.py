@@ -35,7 +35,8 @@ from tests.support.browser import chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = """<!doctype html><html><head><meta charset="utf-8">
-<link rel="icon" href="data:,"><link rel="stylesheet" href="uPlot.min.css"><script src="uPlot.iife.min.js"></script></head>
+<link rel="icon" href="data:,"><link rel="stylesheet" href="uPlot.min.css">
+<script src="uPlot.iife.min.js"></script></head>
 <body><div id="box" style="width:1100px"></div>
 <script type="module">
 import { LiveCharts } from "./charts.js";
@@ -59,7 +60,9 @@ async function fill(n) {
 }
 """
 
-APPEND = JS + """async ({ n, repeat }) => {
+APPEND = (
+    JS
+    + """async ({ n, repeat }) => {
   const c = await fill(n);
   const out = [];
   for (let k = 0; k < repeat; k++) {
@@ -70,8 +73,11 @@ APPEND = JS + """async ({ n, repeat }) => {
   c.destroy();
   return median(out);
 }"""
+)
 
-REBUILD = JS + """async ({ n, repeat }) => {
+REBUILD = (
+    JS
+    + """async ({ n, repeat }) => {
   const out = [];
   for (let k = 0; k < repeat; k++) {
     const t0 = performance.now();
@@ -81,8 +87,11 @@ REBUILD = JS + """async ({ n, repeat }) => {
   }
   return median(out);
 }"""
+)
 
-BURST = JS + """async ({ n, once }) => {
+BURST = (
+    JS
+    + """async ({ n, once }) => {
   const out = [];
   for (let k = 0; k < 3; k++) {
     const box = document.getElementById("box");
@@ -99,8 +108,11 @@ BURST = JS + """async ({ n, once }) => {
   }
   return median(out);
 }"""
+)
 
-LABELS = JS + """async ({ labels, repeat, html }) => {
+LABELS = (
+    JS
+    + """async ({ labels, repeat, html }) => {
   const rows = Array.from({ length: labels }, (_, i) => [`GET /api/items/${i} <b>`, 1000 + i,
     i % 9, "0.9 %", 12.5, 10.1, 8, 19, 25, 41]);
   const head = ["Label", "Samples", "Failures", "Errors", "Rate", "Mean", "p50", "p90", "p95",
@@ -123,10 +135,11 @@ LABELS = JS + """async ({ labels, repeat, html }) => {
   }
   return median(out);
 }"""
+)
 
 
 class Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base's name)
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -149,11 +162,11 @@ def main() -> None:
         for f in ("uPlot.iife.min.js", "uPlot.min.css"):
             shutil.copy(ROOT / "control" / "results" / "assets" / f, folder / f)
         (folder / "index.html").write_text(HARNESS)
-        server, base = serve(folder)
+        server, url = serve(folder)
         try:
             with chromium() as browser:
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
-                page.goto(f"{base}/index.html")
+                page.goto(f"{url}/index.html")
                 page.wait_for_function("window.bench !== undefined")
                 n, r = args.seconds, args.repeat
 
@@ -167,15 +180,16 @@ def main() -> None:
                      "a redraw per second", ms(BURST, n=n, once=False)),
                     (f"the label table, {args.labels} labels (text nodes)",
                      ms(LABELS, labels=args.labels, repeat=r, html=False),
-                     "one escaped HTML string", ms(LABELS, labels=args.labels, repeat=r, html=True)),
+                     "one escaped HTML string",
+                     ms(LABELS, labels=args.labels, repeat=r, html=True)),
                 ]  # fmt: skip
         finally:
             server.shutdown()
     table = Table(title="The live run page in chromium (ms, medians)")
     for col in ("what the page does", "ms", "baseline", "ms", "page / baseline"):
         table.add_column(col, justify="right" if col in ("ms", "page / baseline") else "left")
-    for what, mine, base_what, base in rows:
-        table.add_row(what, f"{mine:.2f}", base_what, f"{base:.2f}", f"{mine / base:.3g}")
+    for what, mine, baseline, base_ms in rows:
+        table.add_row(what, f"{mine:.2f}", baseline, f"{base_ms:.2f}", f"{mine / base_ms:.3g}")
     Console(width=130).print(table)
 
 
