@@ -8,18 +8,22 @@ checks the ID token — signature against the provider's published keys, issuer,
 nonce — and maps its claims to a user of this API: found by the provider's subject, created at
 the first login, their groups and admin flag the provider's at each login.
 
-Authlib builds the authorization URL and exchanges the code; joserfc checks the ID token.
+joserfc checks the ID token. The two requests around it (the authorization URL, the code's
+exchange) are a few lines of httpx: Authlib, which does them too, deprecates its httpx client in
+the version pinned here.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
@@ -77,15 +81,6 @@ class Provider:
     def enabled(self) -> bool:
         return bool(self.settings.issuer and self.settings.client_id)
 
-    def _client(self, redirect_uri: str) -> AsyncOAuth2Client:
-        s = self.settings
-        secret = s.client_secret.get_secret_value()
-        return AsyncOAuth2Client(
-            client_id=s.client_id, client_secret=secret or None, scope=s.scopes,
-            redirect_uri=redirect_uri, code_challenge_method="S256",
-            token_endpoint_auth_method="client_secret_basic" if secret else "none", timeout=10,
-        )  # fmt: skip
-
     async def metadata(self, refresh: bool = False) -> dict[str, Any]:
         """The provider's discovery document and keys, fetched at most every ten minutes."""
         if self._metadata is None or refresh or time.monotonic() - self._fetched > METADATA_TTL_S:
@@ -104,26 +99,44 @@ class Provider:
     async def authorization_url(self, redirect_uri: str) -> tuple[str, Pending]:
         meta = await self.metadata()
         pending = Pending.new()
-        async with self._client(redirect_uri) as client:
-            url, _ = client.create_authorization_url(
-                meta["authorization_endpoint"], state=pending.state, nonce=pending.nonce,
-                code_verifier=pending.verifier,
-            )  # fmt: skip
-        return url, pending
+        challenge = hashlib.sha256(pending.verifier.encode()).digest()
+        query = urlencode({
+            "response_type": "code", "client_id": self.settings.client_id,
+            "redirect_uri": redirect_uri, "scope": self.settings.scopes,
+            "state": pending.state, "nonce": pending.nonce, "code_challenge_method": "S256",
+            "code_challenge": base64.urlsafe_b64encode(challenge).rstrip(b"=").decode(),
+        })  # fmt: skip
+        endpoint = str(meta["authorization_endpoint"])
+        return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}", pending
 
     async def identity(self, code: str, pending: Pending, redirect_uri: str) -> Identity:
         """The user the provider vouches for, from the code it sent back."""
         meta = await self.metadata()
-        async with self._client(redirect_uri) as client:
+        s = self.settings
+        secret = s.client_secret.get_secret_value()
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+                "code_verifier": pending.verifier}  # fmt: skip
+        auth = None
+        if secret:  # client_secret_basic: id and secret form-encoded first (RFC 6749, 2.3.1)
+            auth = httpx.BasicAuth(quote(s.client_id, safe=""), quote(secret, safe=""))
+        else:
+            form["client_id"] = s.client_id
+        async with httpx.AsyncClient(timeout=10, auth=auth) as c:
             try:
-                token = await client.fetch_token(meta["token_endpoint"], code=code,
-                                                 code_verifier=pending.verifier)  # fmt: skip
-            except Exception as exc:  # Authlib's OAuthError, or the transport's
-                raise InvalidError(f"the provider refused the login's code: {exc}") from exc
-            claims = await self._verified(str(token.get("id_token", "")), pending.nonce)
-            if self.settings.groups_claim not in claims and meta.get("userinfo_endpoint"):
-                info = (await client.get(meta["userinfo_endpoint"])).json()
-                if info.get("sub") == claims["sub"]:
+                answer = await c.post(meta["token_endpoint"], data=form)
+                token = answer.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                raise UnavailableError(f"the identity provider does not answer: {exc!r}") from exc
+            if answer.status_code != 200 or "id_token" not in token:
+                why = str(
+                    token.get("error_description") or token.get("error") or answer.status_code
+                )
+                raise InvalidError(f"the provider refused the login's code: {why[:200]}")
+            claims = await self._verified(str(token["id_token"]), pending.nonce)
+            if s.groups_claim not in claims and meta.get("userinfo_endpoint"):
+                bearer = {"Authorization": f"Bearer {token.get('access_token', '')}"}
+                info = (await c.get(meta["userinfo_endpoint"], headers=bearer, auth=None)).json()
+                if isinstance(info, dict) and info.get("sub") == claims["sub"]:
                     claims = {**info, **claims}
         return self._identity(claims)
 
