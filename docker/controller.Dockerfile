@@ -28,7 +28,7 @@ COPY --from=web /web/node_modules/uplot/dist/uPlot.iife.min.js \
 # not the embedded ClickHouse engine (chdb, 0.5 GB): in a container the API talks to a
 # ClickHouse server. tests/integration/test_deploy_files.py keeps this list complete.
 ARG CONTROLLER_DEPS="aiokafka alembic anyio clickhouse-connect cramjam cryptography defusedxml \
-    fastapi faust-streaming httpx kubernetes msgspec numpy prometheus-client psycopg[binary] \
+    fastapi faust-streaming httpx joserfc kubernetes msgspec numpy prometheus-client psycopg[binary] \
     pyarrow pydantic pydantic-settings python-multipart pyyaml rich sqlalchemy starlette typer \
     uvicorn[standard]"
 COPY constraints.txt ./
