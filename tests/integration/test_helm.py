@@ -142,6 +142,18 @@ def test_kafka_with_sasl_each_deployable_its_principal_passwords_from_secrets(
     assert api.scheduler.kubernetes.env_from_secrets == ["engine-bus"]
 
 
+def test_the_single_sign_on_secret_comes_from_a_secret(helm: Path) -> None:
+    docs = render(helm, **{"oidc.existingSecret": "sso",
+                           "api.env.OIDC__ISSUER": "https://id.example/realms/perf"})  # fmt: skip
+    assert _one(docs, "ConfigMap", "perf-shibuya-api")["data"]["SHIBUYA_API_OIDC__ISSUER"] == (
+        "https://id.example/realms/perf")  # fmt: skip
+    container = _one(docs, "Deployment", "perf-shibuya-api")["spec"]["template"]["spec"][
+        "containers"][0]  # fmt: skip
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]
+            if "OIDC" in e["name"]}  # fmt: skip
+    assert refs == {"SHIBUYA_API_OIDC__CLIENT_SECRET": {"name": "sso", "key": "OIDC_CLIENT_SECRET"}}
+
+
 def test_a_service_monitor_on_request(helm: Path) -> None:
     docs = render(helm, **{"metrics.serviceMonitor.enabled": "true"})
     monitor = _one(docs, "ServiceMonitor", "perf-shibuya")
