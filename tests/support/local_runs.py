@@ -96,7 +96,10 @@ def local_stack(
     worker = WorkerProcess.start(
         bootstrap=bus.bootstrap, app_id="shibuya-streams", data_dir=tmp_path / "worker",
         log=tmp_path / "worker.log",
-        settings={**FAST, **bus.worker},
+        # Real JMeter engines here: lost after 15 s of silence, not the suite's 5 s — two or three
+        # JVMs starting on this machine's two busy cores have held every sidecar's heartbeats up
+        # for 5.5 s (twice in CI: the run failed, "every engine lost", before it began).
+        settings={**FAST, "ENGINE_LOST_S": "15", **bus.worker},
     )  # fmt: skip
     try:
         with target.serve() as port:
