@@ -53,7 +53,7 @@ async function fill(n) {
   const box = document.getElementById("box");
   box.replaceChildren();
   const c = new bench.LiveCharts(box, "bench");
-  for (let i = 0; i < n; i++) c.add(row(i));
+  for (let i = 0; i < n; i++) c.put(row(i));
   c.flush();
   await drawn();
   return c;
@@ -67,7 +67,7 @@ APPEND = (
   const out = [];
   for (let k = 0; k < repeat; k++) {
     const t0 = performance.now();
-    c.add(row(n + k)); c.flush(); await drawn();
+    c.put(row(n + k)); c.flush(); await drawn();
     out.push(performance.now() - t0);
   }
   c.destroy();
@@ -99,7 +99,7 @@ BURST = (
     const c = new bench.LiveCharts(box, "bench");
     const t0 = performance.now();
     for (let i = 0; i < n; i++) {
-      c.add(row(i));
+      c.put(row(i));
       if (!once) { c.flush(); await drawn(); }
     }
     c.flush(); await drawn();

@@ -8,7 +8,9 @@
   ``read_committed``; each batch of records is handed to a handler and its offsets committed only
   after the handler returned, so a replica that dies re-delivers to another what it had not
   finished. While Kafka is away (or a topic does not exist yet) it tries again every few seconds.
-  The ClickHouse sink, the recorder of runs' ends and the purge executor are followers.
+  The ClickHouse sink, the recorder of runs' ends and the purge executor are followers. Without
+  a group, a follower reads every partition from the start and commits nothing: each replica
+  hears everything (the live views' provisional rows, on a topic that keeps only minutes).
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ Handler = Callable[[list[Incoming]], Awaitable[None]]
 
 class Follower:
     def __init__(
-        self, kafka: KafkaSettings, topics: Sequence[str], group_id: str, handle: Handler, *,
+        self, kafka: KafkaSettings, topics: Sequence[str], group_id: str | None, handle: Handler, *,
         name: str, max_records: int = 500, poll_ms: int = 500, fetch_wait_ms: int = 500,
         retry_s: float = 5,
     ) -> None:  # fmt: skip
@@ -130,13 +132,16 @@ class Follower:
 
     async def run(self) -> None:
         """Follow until :meth:`stop`."""
+        same = None  # the last failure's kind: told once, not at every try
         while not self._stop.is_set():
             try:
                 await self._follow()
             except Exception as exc:  # Kafka away, a topic not created yet
                 if self._stop.is_set():
                     return
-                log.warning("%s stopped (%r); again in %g s", self.name, exc, self._retry_s)
+                level = logging.DEBUG if type(exc) is same else logging.WARNING
+                log.log(level, "%s stopped (%r); again in %g s", self.name, exc, self._retry_s)
+                same = type(exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self._retry_s)
 
@@ -150,7 +155,8 @@ class Follower:
         )  # fmt: skip
         await consumer.start()
         try:
-            # Subscribed after start: a topic nobody created yet is then waited for, not an error.
+            # Subscribed after start: a topic nobody created yet is waited for, not an error
+            # (without a group, every partition is assigned once the topic appears).
             consumer.subscribe(self._topics)
             while not self._stop.is_set():
                 batches = await consumer.getmany(timeout_ms=self._poll_ms)
@@ -162,6 +168,8 @@ class Follower:
                 if not records:
                     continue
                 await self._handle(records)
+                if not self._group_id:
+                    continue
                 with contextlib.suppress(KafkaError):  # a rebalance: the handlers are idempotent
                     await consumer.commit()
         finally:

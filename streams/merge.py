@@ -29,7 +29,8 @@ import numpy as np
 import numpy.typing as npt
 
 from streams.columns import SLOTS, Columns, Ints, Key, Named, group, rows
-from wire import LateMetrics, SecondMetrics
+from streams.live import live_rows
+from wire import LateMetrics, LiveSeconds, SecondMetrics
 from wire.errors import DecodeError
 from wire.messages import NonNegative
 
@@ -246,7 +247,13 @@ class RunWindows:
     """The open windows of one run at its owner."""
 
     def __init__(
-        self, run_id: str, grace_s: int, idle_s: float, cursor: RunCursor | None = None
+        self,
+        run_id: str,
+        grace_s: int,
+        idle_s: float,
+        cursor: RunCursor | None = None,
+        *,
+        live: bool = True,
     ) -> None:
         self.run_id = run_id
         self.grace_s = grace_s
@@ -259,6 +266,9 @@ class RunWindows:
         self._pair_ids: dict[RowKey, int] = {}
         self.offset = self.cursor.offset
         """One past the last partials offset applied."""
+        self._live = live
+        self._touched: set[int] = set()
+        """Open seconds that gained cells since the last :meth:`provisional` (if ``live``)."""
 
     @property
     def open_seconds(self) -> list[int]:
@@ -288,6 +298,8 @@ class RunWindows:
             if window is None:
                 window = self._open[second] = _Window(opened=now)
             window.parts.append(part)
+            if self._live:
+                self._touched.add(second)
         if late:
             out.late_samples = sum(parts[0][0].samples for _, parts in late)
             self.cursor.late_samples += out.late_samples
@@ -330,9 +342,24 @@ class RunWindows:
         self.cursor.closed_s = max(self.cursor.closed_s, through)
         return self._close(closing)
 
+    def provisional(self) -> LiveSeconds | None:
+        """The rows of the open seconds that gained cells since the previous call (``None`` if
+        none did): what each holds so far, for live views (:mod:`wire.live`)."""
+        seconds = sorted(s for s in self._touched if s in self._open)
+        self._touched.clear()
+        if not seconds:
+            return None
+        merged = self._merged([(s, self._open[s].parts) for s in seconds])
+        return LiveSeconds(run_id=self.run_id, closed_s=self.cursor.closed_s,
+                           rows=[r for c in merged for r in live_rows(c)])  # fmt: skip
+
     def _close(self, windows: list[tuple[int, list[tuple[Columns, Ints]]]]) -> list[SecondMetrics]:
         """Rows of whole windows: per (plan, label) and the run total, sorted by key."""
-        out: list[SecondMetrics] = []
+        return [r for c in self._merged(windows) for r in rows(self.run_id, c)]
+
+    def _merged(self, windows: list[tuple[int, list[tuple[Columns, Ints]]]]) -> list[Columns]:
+        """Each window's parts added up per (plan, label), sorted by key, and the run total."""
+        out: list[Columns] = []
         for second, parts in windows:
             used = np.unique(np.concatenate([ids for _, ids in parts]))
             order = sorted(used.tolist(), key=lambda i: _sort_key(self._pairs[i]))
@@ -340,8 +367,7 @@ class RunWindows:
             slot[order] = np.arange(len(order))
             keys: list[Key] = [(*self._pairs[i], second) for i in order]
             total: Key = (None, None, second)
-            merged = group([p for p, _ in parts], keys, [slot[ids] for _, ids in parts], total)
-            out.extend(rows(self.run_id, merged))
+            out.append(group([p for p, _ in parts], keys, [slot[ids] for _, ids in parts], total))
         return out
 
 

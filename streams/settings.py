@@ -69,6 +69,11 @@ class WorkerSettings(BaseSettings):
         description="a second of sample time closes once a sample this much newer was seen (or "
         "the run was idle this long); samples for closed seconds are kept as late rows",
     )
+    live_rows: bool = Field(
+        True,
+        description="publish, at each flush, provisional rows of runs' open seconds on live.v1 "
+        "(what live views show before a second's final row; off saves the worker that work)",
+    )
     max_labels_per_run: int = Field(
         1000, ge=1, description="labels per run and partition; more count as '(other labels)'"
     )

@@ -32,6 +32,9 @@ COMPACTED = {
 #: state topics take it uncompressed, with room for the batch's overhead.
 STATE_MAX_BYTES = 8 << 20
 STATE = {**COMPACTED, "max.message.bytes": str(STATE_MAX_BYTES + (64 << 10))}
+#: Provisional rows matter for seconds only: kept two minutes (up to three: a segment is deleted
+#: whole), which is also what an API replica reads when it starts.
+SHORT_LIVED = {"retention.ms": "120000", "segment.ms": "60000"}
 
 
 def state_topic(app_id: str, agent: str) -> str:
@@ -43,6 +46,7 @@ def owned_specs(settings: WorkerSettings) -> list[TopicSpec]:
     k = settings.kafka
     specs = [TopicSpec(k.topics[t], k.partitions, k.replication) for t in OWNED]
     specs.append(TopicSpec(k.topics.run_status, k.partitions, k.replication, COMPACTED))
+    specs.append(TopicSpec(k.topics.live, k.partitions, k.replication, SHORT_LIVED))
     specs += [
         TopicSpec(state_topic(settings.app_id, agent), k.partitions, k.replication, STATE)
         for agent in AGENTS
@@ -86,6 +90,7 @@ class FaustTopics:
     run_events: str
     run_status: str
     commands: str
+    live: str
 
 
 def declare(app: faust.App, settings: WorkerSettings) -> FaustTopics:
@@ -112,4 +117,5 @@ def declare(app: faust.App, settings: WorkerSettings) -> FaustTopics:
         run_events=k.topics.run_events,
         run_status=k.topics.run_status,
         commands=k.topics.commands,
+        live=k.topics.live,
     )

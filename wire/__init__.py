@@ -9,6 +9,7 @@ pin every format. docs/wire-format.md describes each message and why it is encod
 from wire.criteria import CriterionResult
 from wire.errors import DecodeError, WireError
 from wire.kafka_access import KafkaAccess, SaslMechanism, SecurityProtocol
+from wire.live import LiveRow, LiveSeconds, decode_live
 from wire.messages import (
     HISTOGRAM_SCHEMES,
     MAX_HISTOGRAM_BUCKET,
@@ -74,6 +75,8 @@ __all__ = [
     "Histogram",
     "KafkaAccess",
     "LateMetrics",
+    "LiveRow",
+    "LiveSeconds",
     "MetricsMessage",
     "PlanFile",
     "PlanSpec",
@@ -97,6 +100,7 @@ __all__ = [
     "collection_key",
     "decode_batch",
     "decode_command",
+    "decode_live",
     "decode_message",
     "decode_metrics",
     "decode_run_event",

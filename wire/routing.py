@@ -41,6 +41,9 @@ class Topic(StrEnum):
     METRICS = "metrics.v1"
     """Final per-second metrics per run, plan and label, and late rows; written in Kafka
     transactions (read them ``read_committed``). Key: :func:`run_key`."""
+    LIVE = "live.v1"
+    """Provisional rows of runs' open seconds for live views (:mod:`wire.live`), short-lived.
+    Key: :func:`run_key`."""
 
 
 def topic_name(topic: Topic, prefix: str = DEFAULT_PREFIX) -> str:
@@ -97,6 +100,10 @@ class Topics:
     @property
     def metrics(self) -> str:
         return self[Topic.METRICS]
+
+    @property
+    def live(self) -> str:
+        return self[Topic.LIVE]
 
 
 def check_id(kind: str, value: str) -> str:

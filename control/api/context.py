@@ -22,6 +22,7 @@ from control.results.sink import Sink
 from control.schedulers import External, Scheduler, sandbox
 from control.services.auth import KnownCallers
 from control.services.followers import clickhouse_sink, purge_executor, run_outcomes
+from control.services.live import LiveRows, live_follower
 from control.services.oidc import Provider
 from control.services.runs import Launcher
 from control.settings import ApiSettings
@@ -49,6 +50,8 @@ class Context:
     """Seals and opens collections' secrets."""
     oidc: Provider
     """The web UI's single sign-on (``enabled`` when configured)."""
+    live: LiveRows
+    """Running runs' open seconds, for the live streams."""
 
     @property
     def launcher(self) -> Launcher:
@@ -58,8 +61,8 @@ class Context:
 
 @contextlib.asynccontextmanager
 async def context(settings: ApiSettings, registry: CollectorRegistry) -> AsyncIterator[Context]:
-    """Open everything a replica needs, start its followers (runs' ends, purges, and the
-    ClickHouse sink where this process runs it), and close it all in reverse order."""
+    """Open everything a replica needs, start its followers (runs' ends, purges, live rows, and
+    the ClickHouse sink where this process runs it), and close it all in reverse order."""
     async with contextlib.AsyncExitStack() as stack:
         db = Database(settings.database_url)
         stack.callback(db.close)
@@ -71,9 +74,11 @@ async def context(settings: ApiSettings, registry: CollectorRegistry) -> AsyncIt
         producer = Producer(settings.kafka)
         stack.push_async_callback(producer.close)
         scheduler = make_scheduler(settings)
+        live = LiveRows()
         followers = [
             run_outcomes(settings.kafka, settings.runs_group_id, db.sessions),
             purge_executor(settings.kafka, settings.commands_group_id, db.sessions, scheduler),
+            live_follower(settings.kafka, live),
         ]  # fmt: skip
         if settings.sink.enabled:
             sink = Sink(store, settings.kafka.topics, raw_samples=settings.sink.raw_samples,
@@ -98,7 +103,7 @@ async def context(settings: ApiSettings, registry: CollectorRegistry) -> AsyncIt
             settings=settings, db=db, files=LocalFiles(settings.files_dir), producer=producer,
             scheduler=scheduler, results=RecentResults(store, settings.results_cache_s),
             answers=Recent(settings.results_cache_s), callers=KnownCallers(settings.auth.cache_s),
-            registry=registry, vault=vault(settings), oidc=Provider(settings.oidc),
+            registry=registry, vault=vault(settings), oidc=Provider(settings.oidc), live=live,
         )  # fmt: skip
 
 

@@ -44,11 +44,20 @@ export class LiveCharts {
     return Math.max(320, Math.min(1100, this.container.clientWidth || 900));
   }
 
-  /** A second's row; seconds arrive in order, each once (the stream's ids). */
-  add(row) {
-    this.seconds.push(row.second);
+  /** A second's row: a new second is inserted in order; a second already shown (a provisional
+   * row, then a newer one, then its final row) is replaced. Seconds mostly come last, so the
+   * search starts at the end. */
+  put(row) {
+    let at = this.seconds.length;
+    while (at > 0 && this.seconds[at - 1] > row.second) at -= 1;
+    const replace = at > 0 && this.seconds[at - 1] === row.second;
+    if (replace) at -= 1;
+    else this.seconds.splice(at, 0, row.second);
     for (const [id, , , , pick] of MEASURES) {
-      pick(row).forEach((v, i) => this.columns[id][i].push(v));
+      pick(row).forEach((v, i) => {
+        if (replace) this.columns[id][i][at] = v;
+        else this.columns[id][i].splice(at, 0, v);
+      });
     }
     this.redraw();
   }

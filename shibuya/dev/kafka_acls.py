@@ -7,7 +7,8 @@
   consumer groups, ``sidecar.<engine>``) — it cannot start, stop or purge anything, nor read
   anyone's results;
 * ``api``: writes run events and commands, reads run statuses, commands, metrics, engine
-  statuses and results (the ClickHouse sink), in its consumer groups;
+  statuses and results (the ClickHouse sink), in its consumer groups, and live rows (without a
+  group);
 * ``worker``: everything on the installation's topics and its own (state, Faust's), its
   consumer group and its transactional ids.
 
@@ -79,7 +80,7 @@ def acls(
     ]
     out += [Acl("api", op, "topic", t[topic])
             for topic in (Topic.RUN_STATUS, Topic.COMMANDS, Topic.METRICS, Topic.ENGINE_STATUS,
-                          Topic.RESULTS)
+                          Topic.RESULTS, Topic.LIVE)
             for op in ("read", "describe")]  # fmt: skip
     out += [Acl("api", "read", "group", g) for g in api_groups]
     out += [Acl("worker", "all", "topic", f"{prefix}.", "prefixed"),

@@ -3,8 +3,10 @@
 The partials topic is keyed by run, so the owner of a partials partition owns its runs. For each
 partition it holds :class:`~streams.merge.RunWindows` per run; a timer commits, per partition, one
 Kafka transaction with the rows of the windows that closed, the late rows, any window-close
-markers for idle runs, and the partition's state record (the runs' cursors). Events are acked once
-every window they touched is closed and committed. The pure rules live in :mod:`streams.merge`.
+markers for idle runs, the provisional rows of the open seconds that changed (``live.v1``, for
+live views: :mod:`wire.live`), and the partition's state record (the runs' cursors). Events are
+acked once every window they touched is closed and committed. The pure rules live in
+:mod:`streams.merge`.
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ class Merge(PartitionOwner[MergeWork]):
         self.metrics = metrics
         self.series = series
         self._metrics_topic = topics.metrics.get_topic_name()
+        self._live_topic = topics.live if settings.live_rows else None
         # A source (results partition) flushes every interval; silent for longer, it is idle.
         self._idle_s = settings.window_grace_s + 2 * settings.flush_interval_s
 
@@ -141,6 +144,7 @@ class Merge(PartitionOwner[MergeWork]):
                 self.settings.window_grace_s,
                 self._idle_s,
                 msgspec.structs.replace(cursor) if cursor else None,
+                live=self._live_topic is not None,
             )
         closed = windows.apply(message, m.offset, f"{m.topic}/{m.partition}", time.monotonic())
         self._emit(work, run_id, closed.rows)
@@ -163,6 +167,9 @@ class Merge(PartitionOwner[MergeWork]):
         now = time.monotonic()
         for run_id, windows in work.runs.items():
             self._emit(work, run_id, windows.tick(now))  # runs whose sources went quiet
+            live = windows.provisional()
+            if live is not None and self._live_topic:
+                work.out.append(Record(self._live_topic, run_key(run_id), encode_message(live)))
         if not work.out and not work.dirty:
             return
         work.dirty = False

@@ -26,10 +26,12 @@ from wire import EngineState, Topic
 pytestmark = pytest.mark.integration
 
 
-def _events(api: ApiServer, run_id: str, **headers: str) -> list[tuple[str, str | None, Any]]:
+def _events(
+    api: ApiServer, run_id: str, *, params: Any = None, headers: Any = None
+) -> list[tuple[str, str | None, Any]]:
     """Every (event, id, data) of the run's live stream, until its ``end``."""
     out: list[tuple[str, str | None, Any]] = []
-    with api.client("alice") as c, c.stream("GET", f"/api/runs/{run_id}/live",
+    with api.client("alice") as c, c.stream("GET", f"/api/runs/{run_id}/live", params=params,
                                             headers=headers, timeout=120) as r:  # fmt: skip
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
@@ -138,6 +140,17 @@ def test_the_report_series_and_live_stream_count_every_sample(
     seen = [int(i) for k, i, _ in live if k == "second"]
     assert seen == sorted(set(seen))
     assert sum(d["samples"] for k, _, d in live if k == "second") <= expected.total
+    # Before a second's final row, provisional ones (what it held so far, without an id): never
+    # more than the final count, never after the final row.
+    provisional = [(n, d) for n, (k, _, d) in enumerate(live) if k == "provisional"]
+    assert provisional, kinds
+    final_at = {int(i): (n, d) for n, (k, i, d) in enumerate(live) if k == "second" and i}
+    for n, d in provisional:
+        assert live[n][1] is None
+        assert d["second"] in expected.seconds
+        assert d["samples"] <= expected.seconds[d["second"]]
+        if d["second"] in final_at:
+            assert n < final_at[d["second"]][0]
 
     # Live after the end: every second exactly, then the end; a client resuming after a
     # second (Last-Event-ID) gets only the seconds after it.
@@ -146,10 +159,13 @@ def test_the_report_series_and_live_stream_count_every_sample(
         ("second", s["samples"]) for s in series
     ]
     assert after[-1][0] == "end"
-    resumed = _events(live_api, run_id, **{"Last-Event-ID": str(series[1]["second"])})
+    resumed = _events(live_api, run_id, headers={"Last-Event-ID": str(series[1]["second"])})
     assert [int(i or 0) for k, i, _ in resumed if k == "second"] == [
         s["second"] for s in series[2:]
     ]
+
+    one_label_live = _events(live_api, run_id, params={"label": "GET /item/0"})
+    assert {d["second"]: d["samples"] for k, _, d in one_label_live if k == "second"} == label_0
 
     with live_api.client("bob") as c:  # another group's run does not exist
         for path in ("report", "report.html", "series", "live", f"compare/{run_id}"):

@@ -5,8 +5,8 @@ comparison of two runs. Every route first finds the run on behalf of the caller.
 
 from __future__ import annotations
 
-import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -32,6 +32,7 @@ from control.results.compare import MEASURES, Row, compare
 from control.results.queries import Second, Summary
 from control.schemas import RunOut
 from control.services.runs import current
+from wire import LiveRow
 
 router = APIRouter(prefix="/api", tags=["results"], responses=RESPONSES)
 
@@ -142,11 +143,16 @@ async def live(
     db: Db,
     who: Who,
     since: Annotated[int, Query(ge=0, le=2**32 - 1, description="Unix second")] = 0,
+    plan: Filter = None,
+    label: Filter = None,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> StreamingResponse:
-    """Server-sent events while the run goes on: ``second`` (a whole-run row as each second
-    lands; its ``id`` is the second, so a reconnecting client resumes with ``Last-Event-ID``),
-    ``status`` (the run, when its state or counts change) and a last ``end`` (the ended run)."""
+    """Server-sent events while the run goes on: ``second`` (a final row as each second lands;
+    its ``id`` is the second, so a reconnecting client resumes with ``Last-Event-ID``),
+    ``provisional`` (what a second still open holds so far, within about a second of the
+    engines; without an id: a newer one of the same second, and then its final row, replace
+    it), ``status`` (the run, when its state or counts change) and a last ``end`` (the ended
+    run). Rows are the whole run's, or with ``label`` (and ``plan``) that label's."""
     if last_event_id is not None:  # the second of the last event the client got
         if not re.fullmatch(r"[0-9]{1,10}", last_event_id) or int(last_event_id) >= 2**32 - 1:
             raise InvalidError("Last-Event-ID: the second of an event of this stream (a Unix "
@@ -156,25 +162,48 @@ async def live(
 
     async def events() -> AsyncIterator[str]:
         nonlocal run
-        next_s, shown = since, None
+        next_s, shown, poll_at = since, None, time.monotonic()
+        sent: dict[int, LiveRow] = {}
         while True:
-            ended = run.outcome is not None  # rows read after the end are complete
-            for s in await ctx.results.series(run_id, since_s=next_s):
-                yield _event("second", second_out(s).model_dump_json(), str(s.second))
-                next_s = s.second + 1
-            if ended:
-                yield _event("end", run.model_dump_json())
-                return
-            view = run.model_dump_json(include={"state", "samples", "failures", "engines"})
-            if view != shown:
-                shown = view
-                yield _event("status", run.model_dump_json())
-            await asyncio.sleep(ctx.settings.live_poll_s)
-            with ctx.db.sessions() as session:
-                run = await current(session, ctx.results, who, run_id)
+            if time.monotonic() >= poll_at:
+                ended = run.outcome is not None  # rows read after the end are complete
+                for s in await ctx.results.series(run_id, plan_id=plan, label=label,
+                                                  since_s=next_s):  # fmt: skip
+                    yield _event("second", second_out(s).model_dump_json(), str(s.second))
+                    next_s = s.second + 1
+                if ended:
+                    yield _event("end", run.model_dump_json())
+                    return
+                view = run.model_dump_json(include={"state", "samples", "failures", "engines"})
+                if view != shown:
+                    shown = view
+                    yield _event("status", run.model_dump_json())
+                poll_at = time.monotonic() + ctx.settings.live_poll_s
+            sent = {s: r for s, r in sent.items() if s >= next_s}
+            for row in ctx.live.rows(run_id, plan_id=plan, label=label, since_s=next_s):
+                if sent.get(row.second_s) != row:
+                    sent[row.second_s] = row
+                    yield _event("provisional", live_out(row).model_dump_json())
+            await ctx.live.changed(run_id, max(0.0, poll_at - time.monotonic()))
+            if time.monotonic() >= poll_at:
+                with ctx.db.sessions() as session:
+                    run = await current(session, ctx.results, who, run_id)
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache"})  # fmt: skip
+
+
+def live_out(r: LiveRow) -> SecondOut:
+    """A provisional row as the API shows a second (no failure messages: final rows have them)."""
+    p = r.elapsed
+    return SecondOut(
+        second=r.second_s, samples=r.count, failures=r.failures,
+        error_rate=r.failures / r.count if r.count else 0.0,
+        elapsed_mean_ms=r.elapsed_sum_ms / r.count if r.count else 0.0,
+        elapsed=Percentiles(p50=p[0], p90=p[1], p95=p[2], p99=p[3], p99_9=p[4]),
+        threads=r.threads_max, bytes_recv=r.bytes_recv, bytes_sent=r.bytes_sent,
+        failure_messages={},
+    )  # fmt: skip
 
 
 def _event(kind: str, data: str, event_id: str | None = None) -> str:

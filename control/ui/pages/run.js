@@ -1,6 +1,7 @@
-// A run, live while it goes: per-second charts fed by the API's event stream (which resumes
-// after a dropped connection where it left off: the browser sends Last-Event-ID), its status,
-// its criteria's verdicts and its labels; then its report.
+// A run, live while it goes: per-second charts fed by the API's event streams (the run's, and
+// the picked label's): provisional rows of the seconds still open, replaced by each second's
+// final row; a stream resumes after a dropped connection where it left off (the browser sends
+// Last-Event-ID). Its status, its criteria's verdicts and its labels; then its report.
 
 import { get, post } from "../api.js";
 import { h, link, notice, number, table, verdictBadge } from "../dom.js";
@@ -40,21 +41,13 @@ export async function runPage(view, id) {
   );
   const charts = new LiveCharts(chartBox, "live");
   const labelCharts = new LiveCharts(labelBox, "label");
-  let labelNext = 0; // the next second of the picked label's series to fetch
-  const refreshLabel = async () => {
-    if (!pick.value) return;
-    const label = pick.value;
-    const q = `label=${encodeURIComponent(label)}&since=${labelNext}`;
-    const rows = await get(`/api/runs/${id}/series?${q}`);
-    if (pick.value !== label) return; // another was picked meanwhile
-    for (const r of rows) if (r.second >= labelNext) labelCharts.add(r);
-    if (rows.length) labelNext = rows[rows.length - 1].second + 1;
-  };
-  pick.addEventListener("change", () => {
+  let labelStream = null; // the picked label's live stream
+  const followLabel = () => {
+    if (labelStream) labelStream.close();
     labelCharts.clear();
-    labelNext = 0;
-    refreshLabel();
-  });
+    labelStream = pick.value ? follow(id, pick.value, labelCharts, () => {}) : null;
+  };
+  pick.addEventListener("change", followLabel);
   const show = (r) => {
     run = r;
     stop.disabled = r.outcome !== null;
@@ -72,8 +65,7 @@ export async function runPage(view, id) {
       for (const l of report.labels) {
         if (!known.has(l.label)) pick.append(h("option", { value: l.label }, l.label));
       }
-      if (!known.size && pick.options.length) pick.dispatchEvent(new Event("change"));
-      else await refreshLabel();
+      if (!known.size && pick.options.length) followLabel();
     } catch (err) {
       labels.replaceChildren(notice(err.message));
     }
@@ -81,13 +73,9 @@ export async function runPage(view, id) {
   show(run);
   await refreshLabels();
   const timer = setInterval(() => { if (run.outcome === null) refreshLabels(); }, LABELS_EVERY_MS);
-  const stream = new EventSource(`/api/runs/${id}/live`);
-  stream.addEventListener("second", (e) => charts.add(JSON.parse(e.data)));
-  stream.addEventListener("status", (e) => show(JSON.parse(e.data)));
-  stream.addEventListener("end", (e) => {
-    stream.close();
-    show(JSON.parse(e.data));
-    refreshLabels();
+  const stream = follow(id, null, charts, (kind, r) => {
+    show(r);
+    if (kind === "end") refreshLabels();
   });
   stream.addEventListener("error", () => {
     if (stream.readyState === EventSource.CLOSED && run.outcome === null) {
@@ -96,10 +84,27 @@ export async function runPage(view, id) {
   });
   return () => {
     stream.close();
+    if (labelStream) labelStream.close();
     clearInterval(timer);
     charts.destroy();
     labelCharts.destroy();
   };
+}
+
+/** The live stream of a run (or of one of its labels) into charts; ``onRun(kind, run)`` hears
+ * the run's status and end. */
+function follow(id, label, charts, onRun) {
+  const q = label === null ? "" : `?label=${encodeURIComponent(label)}`;
+  const stream = new EventSource(`/api/runs/${id}/live${q}`);
+  const put = (e) => charts.put(JSON.parse(e.data));
+  stream.addEventListener("second", put);
+  stream.addEventListener("provisional", put);
+  stream.addEventListener("status", (e) => onRun("status", JSON.parse(e.data)));
+  stream.addEventListener("end", (e) => {
+    stream.close();
+    onRun("end", JSON.parse(e.data));
+  });
+  return stream;
 }
 
 function verdictTable(criteria) {

@@ -1,0 +1,50 @@
+"""Provisional rows for live views: what a run's open seconds hold so far.
+
+Final rows (:class:`~wire.SecondMetrics`) wait for the grace period, so that every engine's
+samples of a second are in; a live chart cannot wait that long. At each flush the owner of a run
+also sends, on ``live.v1``, one :class:`LiveSeconds` with the rows of the seconds that changed
+since its previous one and are still open: the whole content of each such second so far (not a
+delta), so a newer row of a second replaces an older one, and the final row replaces both.
+Provisional rows are never stored; percentiles travel computed (a live view needs no histogram).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from wire.messages import Id, NonNegative, _decode, _Message
+
+Ms = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class LiveRow(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """One open second of a (plan, label), or of the whole run (``None``, ``None``), so far."""
+
+    plan_id: Id | None
+    label: str | None
+    second_s: NonNegative
+    count: NonNegative
+    failures: NonNegative
+    bytes_recv: NonNegative
+    bytes_sent: NonNegative
+    elapsed_sum_ms: NonNegative
+    threads_max: NonNegative
+    elapsed: tuple[Ms, Ms, Ms, Ms, Ms]
+    """p50, p90, p95, p99 and p99.9 of the elapsed time (ms)."""
+
+
+class LiveSeconds(_Message, tag="live_seconds", frozen=True, kw_only=True):
+    """The provisional rows of one run's seconds that changed since the previous message."""
+
+    v: Literal[1] = 1
+    run_id: Id
+    closed_s: int
+    """Every second up to this one is closed: its final row is (or will be) on ``metrics.v1``."""
+    rows: list[LiveRow]
+
+
+def decode_live(data: bytes) -> LiveSeconds:
+    message: LiveSeconds = _decode(data, LiveSeconds)
+    return message
