@@ -305,6 +305,11 @@ class CollectionStatusOut(BaseModel):
     run_id: str | None = Field(description="the run in progress, if any")
     plans: list[PlanStatusOut]
     engines: list[EngineOut]
+    purge_at: datetime | None = Field(
+        None,
+        description="when the stream purges the deployed engines unless a run starts before "
+        "(their idle time reached GC_IDLE_S); none when nothing is deployed or not yet known",
+    )
 
 
 class UsageOut(BaseModel):

@@ -80,5 +80,10 @@ class Collections(msgspec.Struct, kw_only=True):
                 forgot = True
         return purges, forgot
 
+    def deadlines(self, idle_s: int) -> dict[str, int]:
+        """When each deployed collection is purged unless an engine is busy before (ms)."""
+        return {c: d.busy_ms + idle_s * 1000 for c, d in self.collections.items()
+                if d.purged_ms is None}  # fmt: skip
+
     def deployed(self) -> int:
         return sum(d.purged_ms is None for d in self.collections.values())

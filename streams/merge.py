@@ -342,10 +342,11 @@ class RunWindows:
         self.cursor.closed_s = max(self.cursor.closed_s, through)
         return self._close(closing)
 
-    def provisional(self) -> LiveSeconds | None:
-        """The rows of the open seconds that gained cells since the previous call (``None`` if
-        none did): what each holds so far, for live views (:mod:`wire.live`)."""
-        seconds = sorted(s for s in self._touched if s in self._open)
+    def provisional(self, since_s: int) -> LiveSeconds | None:
+        """The rows of the open seconds from ``since_s`` on that gained cells since the previous
+        call (``None`` if none did): what each holds so far, for live views (:mod:`wire.live`).
+        Older seconds get none: a backlog being drained is nobody's live view."""
+        seconds = sorted(s for s in self._touched if s >= since_s and s in self._open)
         self._touched.clear()
         if not seconds:
             return None

@@ -9,7 +9,7 @@ pin every format. docs/wire-format.md describes each message and why it is encod
 from wire.criteria import CriterionResult
 from wire.errors import DecodeError, WireError
 from wire.kafka_access import KafkaAccess, SaslMechanism, SecurityProtocol
-from wire.live import LiveRow, LiveSeconds, decode_live
+from wire.live import LiveMessage, LiveRow, LiveSeconds, PurgeDeadlines, decode_live
 from wire.messages import (
     HISTOGRAM_SCHEMES,
     MAX_HISTOGRAM_BUCKET,
@@ -75,11 +75,13 @@ __all__ = [
     "Histogram",
     "KafkaAccess",
     "LateMetrics",
+    "LiveMessage",
     "LiveRow",
     "LiveSeconds",
     "MetricsMessage",
     "PlanFile",
     "PlanSpec",
+    "PurgeDeadlines",
     "PurgeEngines",
     "ResultBatch",
     "RunEnded",

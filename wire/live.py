@@ -6,6 +6,7 @@ also sends, on ``live.v1``, one :class:`LiveSeconds` with the rows of the second
 since its previous one and are still open: the whole content of each such second so far (not a
 delta), so a newer row of a second replaces an older one, and the final row replaces both.
 Provisional rows are never stored; percentiles travel computed (a live view needs no histogram).
+The owners of collections' partitions send their idle-engine purge deadlines here too.
 """
 
 from __future__ import annotations
@@ -45,6 +46,24 @@ class LiveSeconds(_Message, tag="live_seconds", frozen=True, kw_only=True):
     rows: list[LiveRow]
 
 
-def decode_live(data: bytes) -> LiveSeconds:
-    message: LiveSeconds = _decode(data, LiveSeconds)
+class PurgeDeadlines(_Message, tag="purge_deadlines", frozen=True, kw_only=True):
+    """When the stream will purge each deployed collection of one partition if it stays idle:
+    sent by the partition's owner when a deadline changes, and every ``RESEND_S`` besides (the
+    topic keeps minutes; a replica starting learns them within that)."""
+
+    v: Literal[1] = 1
+    source: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
+    """``<topic>/<partition>`` of the collections: this message replaces that source's last."""
+    deadlines_ms: dict[str, NonNegative]
+    """Per deployed collection: when its engines are purged unless they run before."""
+
+
+RESEND_S = 30
+
+LiveMessage = LiveSeconds | PurgeDeadlines
+"""What travels on ``live.v1``."""
+
+
+def decode_live(data: bytes) -> LiveMessage:
+    message: LiveMessage = _decode(data, LiveMessage)
     return message

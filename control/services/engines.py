@@ -24,8 +24,9 @@ BUSY = frozenset({"preparing", "running", "stopping"})
 
 
 async def status(
-    db: Session, scheduler: Scheduler, results: Results, collection: Collection, window_s: int
-) -> CollectionStatusOut:
+    db: Session, scheduler: Scheduler, results: Results, collection: Collection, window_s: int,
+    purge_at_ms: int | None = None,
+) -> CollectionStatusOut:  # fmt: skip
     """Per plan: engines asked for, deployed (the scheduler), ready and running (heartbeats
     within ``window_s``); and every engine known to either."""
     plans, launch, run_id, last = await in_thread(db, _status_rows, db, collection.id)
@@ -61,6 +62,8 @@ async def status(
         collection_id=collection.id, scheduler=scheduler.kind,
         launch=launches.launch_out(launch) if launch else None, run_id=run_id, plans=out,
         engines=sorted(engines.values(), key=lambda e: (e.plan_id, e.index)),
+        purge_at=datetime.fromtimestamp(purge_at_ms / 1000, UTC)
+        if purge_at_ms is not None and engines else None,
     )  # fmt: skip
 
 

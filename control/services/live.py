@@ -4,7 +4,8 @@ Every replica follows the topic without a group (each hears every run; the topic
 which a replica reads when it starts) and keeps,
 per run, the latest row of each open second per (plan, label) — until that second closes (its
 final row is then in ClickHouse, or on its way) or the run has said nothing for ``forget_s``.
-A live stream waits on :meth:`LiveRows.changed` and reads :meth:`LiveRows.rows`.
+A live stream waits on :meth:`LiveRows.changed` and reads :meth:`LiveRows.rows`. The stream's
+idle-engine purge deadlines come the same way (:meth:`LiveRows.purge_at_ms`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 from control.kafka import Follower, Incoming
 from control.settings import KafkaSettings
-from wire import DecodeError, LiveRow, decode_live
+from wire import DecodeError, LiveRow, LiveSeconds, decode_live
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class LiveRows:
     def __init__(self, forget_s: float = 600.0) -> None:
         self._runs: dict[str, _Run] = {}
         self._forget_s = forget_s
+        self._deadlines: dict[str, dict[str, int]] = {}
+        """Purge deadlines (ms) per collection, per source partition."""
 
     async def receive(self, records: list[Incoming]) -> None:
         """A follower's handler: keep each message's rows, drop the seconds it says closed."""
@@ -49,6 +52,9 @@ class LiveRows:
             except DecodeError as exc:
                 log.warning("skipped malformed live rows at %s[%d]@%d: %s", r.topic,
                             r.partition, r.offset, exc.reason)  # fmt: skip
+                continue
+            if not isinstance(live, LiveSeconds):
+                self._deadlines[live.source] = live.deadlines_ms
                 continue
             run = self._runs.setdefault(live.run_id, _Run())
             run.heard = now
@@ -83,6 +89,11 @@ class LiveRows:
             if second >= since_s and lab == label and (plan_id is None or plan == plan_id):
                 found.setdefault(second, []).append(row)
         return [rows[0] for _, rows in sorted(found.items()) if len(rows) == 1]
+
+    def purge_at_ms(self, collection_id: str) -> int | None:
+        """When the stream will purge the collection's engines if they stay idle (if told)."""
+        found = [d[collection_id] for d in self._deadlines.values() if collection_id in d]
+        return max(found, default=None)
 
     async def changed(self, run_id: str, timeout_s: float) -> None:
         """Return when rows of the run arrive, or after ``timeout_s``."""

@@ -9,8 +9,9 @@ The purge and the table are committed together, so a new owner after a rebalance
 again; heartbeats within ``purge_settle_s`` of a purge come from engines going away, later ones
 from a new deployment.
 
-It also forwards the statuses of engines in a run to ``run-events.v1``, keyed by run, where the
-run's owner (:mod:`streams.agents.runs`) reads them, in the same transaction.
+Its owner also tells the live views (``live.v1``) when each deployed collection will be purged
+if it stays idle. It also forwards the statuses of engines in a run to ``run-events.v1``, keyed
+by run, where the run's owner (:mod:`streams.agents.runs`) reads them, in the same transaction.
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ from wire import (
     Command,
     DecodeError,
     EngineStatus,
+    PurgeDeadlines,
     collection_key,
     decode_command,
     decode_message,
     encode_message,
     run_key,
 )
+from wire.live import RESEND_S
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +73,12 @@ class Deployments(TableOwner[DeploymentsState]):
         )
         self._taken_ms: dict[int, int] = {}
         """When each owned partition was taken over."""
+        self._told: dict[int, tuple[dict[str, int], int]] = {}
+        """The purge deadlines last sent for each owned partition, and when."""
 
     def opened(self, work: TableWork[DeploymentsState]) -> None:
         self._taken_ms[work.tp.partition] = int(time.time() * 1000)
+        self._told.pop(work.tp.partition, None)  # tell the live views at once
 
     def take(
         self, work: TableWork[DeploymentsState], topic: str, value: bytes, now_ms: int
@@ -107,6 +113,20 @@ class Deployments(TableOwner[DeploymentsState]):
             work.out.append(Record(self.topics.commands, key, encode_message(purge)))
             self.purges.inc()
             log.info("collection %s: purge (%s)", purge.collection_id, purge.reason)
+        self._tell_deadlines(work, now_ms)
+
+    def _tell_deadlines(self, work: TableWork[DeploymentsState], now_ms: int) -> None:
+        """Send the partition's purge deadlines to the live views when they changed, and every
+        ``RESEND_S`` while there are any."""
+        deadlines = work.state.deadlines(self.settings.gc_idle_s)
+        told, told_ms = self._told.get(work.tp.partition, ({}, 0))
+        if deadlines == told and (not told or now_ms - told_ms < RESEND_S * 1000):
+            return
+        self._told[work.tp.partition] = (deadlines, now_ms)
+        source = f"{self.topics.commands}/{work.tp.partition}"
+        message = PurgeDeadlines(source=source, deadlines_ms=deadlines)
+        work.out.append(Record(self.topics.live, collection_key(source.replace("/", "@")),
+                               encode_message(message)))  # fmt: skip
 
 
 def register(

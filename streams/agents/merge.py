@@ -31,6 +31,9 @@ from wire import DecodeError, SecondMetrics, encode_message, run_key
 
 log = logging.getLogger(__name__)
 
+#: Open seconds further behind the clock get no provisional rows (a backlog being drained).
+LIVE_HORIZON_S = 30
+
 
 class MergeState(msgspec.Struct, kw_only=True):
     """The state record of one partials partition."""
@@ -167,7 +170,7 @@ class Merge(PartitionOwner[MergeWork]):
         now = time.monotonic()
         for run_id, windows in work.runs.items():
             self._emit(work, run_id, windows.tick(now))  # runs whose sources went quiet
-            live = windows.provisional()
+            live = windows.provisional(since_s=int(time.time()) - LIVE_HORIZON_S)
             if live is not None and self._live_topic:
                 work.out.append(Record(self._live_topic, run_key(run_id), encode_message(live)))
         if not work.out and not work.dirty:

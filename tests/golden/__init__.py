@@ -22,8 +22,11 @@ from wire import (
     EngineStatus,
     Histogram,
     LateMetrics,
+    LiveRow,
+    LiveSeconds,
     PlanFile,
     PlanSpec,
+    PurgeDeadlines,
     PurgeEngines,
     ResultBatch,
     RunEnded,
@@ -246,6 +249,39 @@ MESSAGES: dict[str, msgspec.Struct] = {
                 failure_messages={"Service Unavailable": 1},
             )
         ],
+    ),
+    "live_seconds_v1.json": LiveSeconds(
+        run_id="run-42",
+        closed_s=T0_MS // 1000 - 4,
+        rows=[
+            LiveRow(
+                plan_id="plan-7",
+                label='GET /a, "b"',
+                second_s=T0_MS // 1000 - 1,
+                count=2,
+                failures=1,
+                bytes_recv=1523,
+                bytes_sent=210,
+                elapsed_sum_ms=120,
+                threads_max=10,
+                elapsed=(12.0, 108.0, 108.0, 108.0, 108.0),
+            ),
+            LiveRow(
+                plan_id=None,
+                label=None,
+                second_s=T0_MS // 1000 - 1,
+                count=2,
+                failures=1,
+                bytes_recv=1523,
+                bytes_sent=210,
+                elapsed_sum_ms=120,
+                threads_max=10,
+                elapsed=(12.0, 108.0, 108.0, 108.0, 108.0),
+            ),
+        ],
+    ),
+    "purge_deadlines_v1.json": PurgeDeadlines(
+        source="shibuya.commands.v1/3", deadlines_ms={"c1": T0_MS + 900_000}
     ),
 }
 

@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -174,9 +174,22 @@ def test_an_idle_collection_is_purged_by_the_streams_gc(
     workers.wait_settled()
     api = local_api[0]
     collection, _ = make_collection(api, duration_s=60, engines=2)
+    deployed_at = datetime.now(UTC)
     with api.client("alice") as c:
         assert c.post(f"/api/collections/{collection}/deploy").status_code == 201
     pids = _pids(api, collection)
+    told: list[datetime] = []  # the status says when the stream will purge the idle engines
+
+    def deadline_told() -> bool:
+        status = _status(api, collection)
+        if status["purge_at"] is not None:
+            told.append(datetime.fromisoformat(status["purge_at"]))
+        return bool(told) or not status["engines"]
+
+    wait_until("the purge deadline on the status", deadline_told, 60, workers.logs)
+    assert told, "purged before the collection's status said when"
+    # The engines' first heartbeat (up to a few seconds after the deploy) + GC_IDLE_S.
+    assert deployed_at + timedelta(seconds=4) <= told[0] <= deployed_at + timedelta(seconds=20)
     wait_until(
         "the GC to purge the idle engines",
         lambda: _pids(api, collection) == {},
@@ -188,3 +201,4 @@ def test_an_idle_collection_is_purged_by_the_streams_gc(
         launch = c.get(f"/api/collections/{collection}/launches").json()["items"][0]
     assert launch["purged_at"] is not None
     assert launch["purge_reason"].startswith("idle for ")
+    assert _status(api, collection)["purge_at"] is None

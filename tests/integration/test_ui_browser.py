@@ -12,6 +12,7 @@ dialog or requests another origin; a screenshot of each page is kept.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,8 @@ def test_a_load_tester_works_from_the_browser(tmp_path: Path, kafka_bootstrap: s
         page.click("#deploy")
         expect(page.locator("#progress")).to_contain_text("heard from 1 of 1")
         expect(page.locator("#deploy")).to_be_disabled()
+        # The stream's idle-engine GC (GC_IDLE_S: 15 min by default, less in the test) counts down.
+        expect(page.locator("#purge-at")).to_contain_text(re.compile(r"purged in [1-9] min"))
         page.screenshot(path=out / "collection.png", full_page=True)
 
         # The first run: the live charts gain points while it runs; stopped from the page.

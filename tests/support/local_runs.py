@@ -4,8 +4,11 @@ the principals it names. What happens during the run is the test's (``during``).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -16,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from control.schedulers.processes import wait_for
+from control.schedulers.processes import alive, wait_for
 from shibuya.dev import jmeter, target
 from shibuya.dev.main_job import samples_in
 from shibuya.dev.worker_proc import WorkerProcess
@@ -118,8 +121,20 @@ def local_stack(
                 yield api, worker
             finally:
                 api.stop()
+                end_engines(tmp_path / "api" / "engines")
     finally:
         worker.stop()
+
+
+def end_engines(folder: Path) -> None:
+    """SIGKILL the sessions of every engine still running under ``folder`` (a test that failed
+    before purging leaves them; alive, they would take later tests' commands: same engine ids,
+    same consumer groups)."""
+    for record in folder.glob("*/*/engine.json"):
+        pid = json.loads(record.read_text())["pid"]
+        if alive(pid):
+            with contextlib.suppress(OSError):
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
 
 
 def _run(

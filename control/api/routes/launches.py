@@ -82,7 +82,8 @@ async def status(collection_id: Id, ctx: Ctx, db: Db, who: Who) -> Response:
     async def build() -> bytes:
         with ctx.db.sessions() as s:
             view = await engines.status(s, ctx.scheduler, ctx.results, collection,
-                                        ctx.settings.scheduler.status_window_s)  # fmt: skip
+                                        ctx.settings.scheduler.status_window_s,
+                                        ctx.live.purge_at_ms(str(collection.id)))  # fmt: skip
         return view.model_dump_json().encode()
 
     return await shared_json(ctx, ("status", collection.id), build)

@@ -1,5 +1,6 @@
 // A collection: its config, its plans' engines, the four buttons the status allows, the
-// deployment's and the run's progress, every engine's state and logs, and its runs.
+// deployment's and the run's progress, the time left before idle engines are purged, every
+// engine's state and logs, and its runs.
 
 import { all, get, post, put } from "../api.js";
 import { h, link, notice, number, table, verdictBadge, when } from "../dom.js";
@@ -54,7 +55,7 @@ export async function collectionPage(view, id) {
     progress.replaceChildren(...status.plans.map((p) => planProgress(p)),
       status.run_id ? h("p", {}, "Run in progress: ", link(`#/runs/${status.run_id}`, status.run_id))
         : h("p", { class: "muted" }, launched ? "Engines deployed, no run in progress."
-          : "Not deployed."));
+          : "Not deployed."), purgeNotice(status));
     engines.replaceChildren(engineTable(id, status.engines));
     const history = await all(`/api/collections/${id}/runs`);
     const seen = JSON.stringify(history);
@@ -94,6 +95,15 @@ function planProgress(p) {
   return h("div", { class: "plan-progress" }, h("strong", {}, p.name),
     bar(p.deployed, p.engines, "deployed"), bar(p.ready + p.running, p.engines, "heard from"),
     bar(p.running, p.engines, "running"));
+}
+
+/** How long idle engines have before the stream purges them (refreshed with the status). */
+function purgeNotice(status) {
+  if (!status.purge_at || status.run_id) return "";
+  const left = Math.max(0, Math.round((Date.parse(status.purge_at) - Date.now()) / 1000));
+  const text = left >= 60 ? `${Math.floor(left / 60)} min ${left % 60} s` : `${left} s`;
+  return h("p", { id: "purge-at", title: status.purge_at },
+    `Idle engines are purged in ${text} unless a run starts.`);
 }
 
 function engineTable(collection, engines) {

@@ -39,8 +39,10 @@ def test_busy_engines_and_run_starts_keep_a_collection() -> None:
     table.on_command(StartEngines(command_id="s", collection_id="c1", run_id="r", plan_id="p",
                                   engine_count=1, threads_per_engine=1, duration_s=60,
                                   issued_ms=T0 + 1_600_000))  # fmt: skip
+    assert table.deadlines(IDLE_S) == {"c1": T0 + 2_500_000}  # what the live views are told
     assert _due(table, 2499) == []
     assert _due(table, 2500) == ["c1.gc.1764289600000"]
+    assert table.deadlines(IDLE_S) == {}  # purged: nothing to count down
 
 
 def test_after_a_purge_old_heartbeats_are_ignored_and_a_new_deployment_is_tracked() -> None:

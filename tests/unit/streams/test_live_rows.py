@@ -31,15 +31,15 @@ def _rows(live: LiveSeconds | None) -> dict[tuple[str | None, int], tuple[int, i
 
 def test_open_seconds_are_sent_whole_once_changed_and_never_once_closed() -> None:
     w = RunWindows("r", grace_s=3, idle_s=10.0)
-    assert w.provisional() is None  # nothing yet
+    assert w.provisional(since_s=0) is None  # nothing yet
     w.apply(_partial("A", {("GET", 0): [10] * 10, ("GET", 1): [20] * 10}), 0, "P/0", now=0.0)
-    assert _rows(w.provisional()) == {
+    assert _rows(w.provisional(since_s=0)) == {
         ("GET", 0): (10, 1), (None, 0): (10, 1), ("GET", 1): (10, 1), (None, 1): (10, 1)
     }  # fmt: skip
-    assert w.provisional() is None  # unchanged since
+    assert w.provisional(since_s=0) is None  # unchanged since
     # Another engine adds to second 1: that second is sent again, whole (not the difference).
     w.apply(_partial("B", {("GET", 1): [30] * 5, ("POST", 1): [40] * 20}), 1, "P/0", now=0.5)
-    live = w.provisional()
+    live = w.provisional(since_s=0)
     assert _rows(live) == {("GET", 1): (15, 2), ("POST", 1): (20, 2), (None, 1): (35, 4)}
     assert live is not None
     assert live.closed_s < T0
@@ -48,14 +48,20 @@ def test_open_seconds_are_sent_whole_once_changed_and_never_once_closed() -> Non
     # Second 0 closes (as a final row) and is not provisional any more, even if touched late.
     assert [r.second_s - T0 for r in w.tick(now=100.0) if r.label is None] == [0, 1]
     w.apply(_partial("A", {("GET", 0): [10]}), 2, "P/0", now=100.5)  # a late sample
-    assert w.provisional() is None
+    assert w.provisional(since_s=0) is None
     assert decode_live(encode_message(live)) == live
 
 
 def test_a_worker_without_live_rows_keeps_no_trace_of_them() -> None:
     w = RunWindows("r", grace_s=3, idle_s=10.0, live=False)
     w.apply(_partial("A", {("GET", 0): [10] * 10}), 0, "P/0", now=0.0)
-    assert w.provisional() is None
+    assert w.provisional(since_s=0) is None
+
+
+def test_seconds_behind_the_horizon_get_no_provisional_rows() -> None:
+    w = RunWindows("r", grace_s=3, idle_s=10.0)
+    w.apply(_partial("A", {("GET", 0): [10] * 10, ("GET", 5): [10] * 3}), 0, "P/0", now=0.0)
+    assert _rows(w.provisional(since_s=T0 + 1)) == {("GET", 5): (3, 1), (None, 5): (3, 1)}
 
 
 def test_percentiles_of_open_seconds_are_within_one_percent_of_exact() -> None:
@@ -65,7 +71,7 @@ def test_percentiles_of_open_seconds_are_within_one_percent_of_exact() -> None:
     samples = {k: [max(1, int(v)) for v in vs] for k, vs in per_cell.items()}
     w = RunWindows("r", grace_s=3, idle_s=10.0)
     w.apply(_partial("A", samples), 0, "P/0", now=0.0)
-    live = w.provisional()
+    live = w.provisional(since_s=0)
     assert live is not None
     exact: dict[tuple[str | None, int], list[int]] = {k: v for k, v in samples.items()}
     exact[(None, 0)] = samples[("GET", 0)] + samples[("POST", 0)]

@@ -18,6 +18,7 @@ from wire import (
     SecondMetrics,
     decode_batch,
     decode_command,
+    decode_live,
     decode_message,
     decode_metrics,
     decode_run_event,
@@ -80,6 +81,8 @@ def test_message_golden_decodes_to_the_object(name: str, message: msgspec.Struct
         assert decode_run_event(data) == message
     if name.endswith("metrics_v1.json"):
         assert decode_metrics(data) == message
+    if name in ("live_seconds_v1.json", "purge_deadlines_v1.json"):
+        assert decode_live(data) == message
 
 
 def test_union_decoders_reject_other_kinds() -> None:
