@@ -103,3 +103,10 @@ def paging(
 
 
 Pages = Annotated[Paging, Depends(paging)]
+
+
+def set_session(response: Response, request: Request, ctx: Context, token: str) -> None:
+    """The session cookie: HttpOnly, SameSite=Strict, Secure over TLS (or when told always)."""
+    secure = ctx.settings.auth.secure_cookies == "always" or request.url.scheme == "https"
+    response.set_cookie(sessions.COOKIE, token, max_age=int(ctx.settings.auth.session_hours * 3600),
+                        path="/", secure=secure, httponly=True, samesite="strict")  # fmt: skip

@@ -66,6 +66,15 @@ export function verdictBadge(passed) {
   return h("span", { class: `badge ${cls}` }, text);
 }
 
+/** A run's verdict: its state while it runs; failed unless it finished with every criterion
+ * passed; "no criteria" when there was nothing to judge. */
+export function runVerdict(run) {
+  if (run.outcome === null) return h("span", { class: "badge unknown" }, run.state);
+  if (run.outcome !== "finished") return verdictBadge(false);
+  if (!run.criteria.length) return h("span", { class: "badge unknown" }, "no criteria");
+  return verdictBadge(run.criteria.every((c) => c.passed === true));
+}
+
 export function notice(message, cls = "error") {
   return h("p", { class: cls, role: "alert" }, message);
 }

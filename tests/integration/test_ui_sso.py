@@ -1,7 +1,9 @@
 """Single sign-on against a real OpenID Connect provider (Keycloak, from Maven Central, as a
 process): the authorization code flow with PKCE in a real chromium, the provider's groups mapped
-to the API's (``OIDC__GROUPS``) and its admins (``OIDC__ADMIN_GROUPS``); a callback that was
-not started here, or a user whose name a local user holds, is refused."""
+to the API's (``OIDC__GROUPS``) and its admins (``OIDC__ADMIN_GROUPS``); a user of an LDAP
+directory (UnboundID's, from Maven Central) that the provider federates gets in with the
+directory's password and groups; a callback that was not started here, or a user whose name a
+local user holds, is refused."""
 
 from __future__ import annotations
 
@@ -15,10 +17,18 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from shibuya.dev.keycloak import KeycloakServer
+from shibuya.dev.ldap import LdapServer
 from shibuya.dev.procs import free_port
 from tests.support.api import ApiServer, start_api
 from tests.support.browser import chromium, watched
-from tests.support.oidc import CLIENT_ID, CLIENT_SECRET, USERS, realm
+from tests.support.oidc import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    LDAP_USERS,
+    USERS,
+    ldap_federation,
+    realm,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -29,13 +39,20 @@ def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiServer, K
     port = free_port()
     callback = f"http://127.0.0.1:{port}/ui/oidc/callback"
     users = {**USERS, "alice": ("alice-pw", ["team-a"])}  # a name a token user holds
-    keycloak = KeycloakServer(data / "keycloak", free_port(), realm(callback, users))
-    keycloak.start()
+    directory = LdapServer(data / "ldap", free_port(), LDAP_USERS)
+    directory.start()
+    provider = realm(callback, users)
+    provider["components"] = ldap_federation(
+        directory.url, directory.base_dn, directory.bind_dn, directory.bind_password
+    )
+    keycloak = KeycloakServer(data / "keycloak", free_port(), provider)
     try:
+        keycloak.start()
         api = start_api(data / "api", f"sqlite:///{data / 'meta.db'}", PORT=str(port),
                         OIDC__ISSUER=keycloak.issuer, OIDC__CLIENT_ID=CLIENT_ID,
                         OIDC__CLIENT_SECRET=CLIENT_SECRET,
-                        OIDC__GROUPS=json.dumps({"team-a": "team-a", "team-b": "ops"}),
+                        OIDC__GROUPS=json.dumps({"team-a": "team-a", "team-b": "ops",
+                                                 "ldap-testers": "team-a"}),
                         OIDC__ADMIN_GROUPS='["shibuya-admins"]')  # fmt: skip
         try:
             yield api, keycloak
@@ -43,6 +60,7 @@ def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiServer, K
             api.stop()
     finally:
         keycloak.stop()
+        directory.stop()
 
 
 def sign_in(browser: Browser, api: ApiServer, user: str) -> tuple[Page, list[str]]:
@@ -53,7 +71,7 @@ def sign_in(browser: Browser, api: ApiServer, user: str) -> tuple[Page, list[str
     page.click("#sso")
     page.wait_for_url("**/realms/shibuya/protocol/openid-connect/auth?**")
     page.fill("#username", user)
-    page.fill("#password", USERS.get(user, ("alice-pw", []))[0])
+    page.fill("#password", {**USERS, **LDAP_USERS}.get(user, ("alice-pw", []))[0])
     page.click("#kc-login")
     return page, opened.problems
 
@@ -82,6 +100,15 @@ def test_single_sign_on_in_a_real_browser(
         me = dave.request.get(f"{api.base}/api/me").json()
         assert me == {"name": "dave", "groups": ["ops"], "is_admin": True}
         expect(dave.locator("main")).to_contain_text("carol's shop")  # an admin sees all
+        assert problems == []
+
+        # A user of the LDAP directory, through the provider that federates it: the
+        # directory's password, its group mapped to the API's.
+        erin, problems = sign_in(browser, api, "erin")
+        expect(erin.locator("#who")).to_contain_text("erin")
+        me = erin.request.get(f"{api.base}/api/me").json()
+        assert me == {"name": "erin", "groups": ["team-a"], "is_admin": False}
+        expect(erin.locator("main")).to_contain_text("carol's shop")  # team-a's
         assert problems == []
 
         alice, _ = sign_in(browser, api, "alice")

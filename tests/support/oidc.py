@@ -1,5 +1,6 @@
 """A realm of the real Keycloak for single sign-on tests: the API's client (confidential, PKCE
-required, groups in its tokens by name) and users in groups."""
+required, groups in its tokens by name), users in groups, and (optionally) an LDAP directory
+federated, whose users and groups Keycloak reads from it."""
 
 from __future__ import annotations
 
@@ -38,3 +39,52 @@ def realm(
             }],
         }],
     }  # fmt: skip
+
+
+#: LDAP user -> (password, LDAP groups): they exist in the directory only.
+LDAP_USERS = {"erin": ("erin-pw", ["ldap-testers"])}
+
+
+def _mapper(name: str, provider: str, **config: str) -> dict[str, Any]:
+    settings = {k.replace("_", "."): [v] for k, v in config.items()}
+    return {"name": name, "providerId": provider, "config": settings}
+
+
+def ldap_federation(url: str, base_dn: str, bind_dn: str, bind_password: str) -> dict[str, Any]:
+    """The realm's ``components``: the LDAP directory at ``url`` federated read-only — its
+    users (``uid``) log in with their directory password, its ``groupOfNames`` become their
+    groups (and so the ``groups`` claim)."""
+    attribute = "user-attribute-ldap-mapper"
+    mappers = [
+        _mapper("username", attribute, ldap_attribute="uid", user_model_attribute="username",
+                read_only="true", is_mandatory_in_ldap="true"),
+        _mapper("email", attribute, ldap_attribute="mail", user_model_attribute="email",
+                read_only="true", is_mandatory_in_ldap="false"),
+        _mapper("first name", attribute, ldap_attribute="cn", user_model_attribute="firstName",
+                read_only="true", is_mandatory_in_ldap="true"),
+        _mapper("last name", attribute, ldap_attribute="sn", user_model_attribute="lastName",
+                read_only="true", is_mandatory_in_ldap="true"),
+        {"name": "groups", "providerId": "group-ldap-mapper", "config": {
+            "groups.dn": [f"ou=groups,{base_dn}"], "group.name.ldap.attribute": ["cn"],
+            "group.object.classes": ["groupOfNames"], "membership.ldap.attribute": ["member"],
+            "membership.attribute.type": ["DN"], "membership.user.ldap.attribute": ["uid"],
+            "mode": ["READ_ONLY"], "groups.path": ["/"], "preserve.group.inheritance": ["false"],
+            "user.roles.retrieve.strategy": ["LOAD_GROUPS_BY_MEMBER_ATTRIBUTE"],
+            "ignore.missing.groups": ["false"], "drop.non.existing.groups.during.sync": ["false"],
+        }},
+    ]  # fmt: skip
+    config = {
+        "enabled": "true", "priority": "0", "vendor": "other", "connectionUrl": url,
+        "authType": "simple", "bindDn": bind_dn, "bindCredential": bind_password,
+        "usersDn": f"ou=people,{base_dn}", "usernameLDAPAttribute": "uid",
+        "rdnLDAPAttribute": "uid", "uuidLDAPAttribute": "entryUUID",
+        "userObjectClasses": "inetOrgPerson", "searchScope": "1", "editMode": "READ_ONLY",
+        "importEnabled": "true", "syncRegistrations": "false", "pagination": "false",
+        "trustEmail": "true", "useTruststoreSpi": "never", "connectionPooling": "false",
+        "cachePolicy": "NO_CACHE", "fullSyncPeriod": "-1", "changedSyncPeriod": "-1",
+    }  # fmt: skip
+    return {"org.keycloak.storage.UserStorageProvider": [{
+        "name": "directory", "providerId": "ldap",
+        "subComponents": {"org.keycloak.storage.ldap.mappers.LDAPStorageMapper": mappers},
+        "config": {k: [v] for k, v in config.items()},
+    }]}  # fmt: skip

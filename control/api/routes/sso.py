@@ -11,8 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 
-from control.api.deps import Ctx, Db
-from control.api.routes.ui import set_session
+from control.api.deps import Ctx, Db, set_session
 from control.errors import InvalidError, NotFoundError
 from control.services import oidc, sessions
 

@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from control.api.context import Context
-from control.api.deps import Ctx, Db, Who, known
+from control.api.deps import Ctx, Db, Who, known, set_session
+from control.api.routes import sso
 from control.errors import UnauthenticatedError
 from control.services import sessions
 from control.services.auth import LOCAL, Caller
@@ -67,12 +68,6 @@ async def login(body: Login, request: Request, response: Response, ctx: Ctx,
                                     "token")  # fmt: skip
     set_session(response, request, ctx, token)
     return _out(who, token, ctx)
-
-
-def set_session(response: Response, request: Request, ctx: Context, token: str) -> None:
-    secure = ctx.settings.auth.secure_cookies == "always" or request.url.scheme == "https"
-    response.set_cookie(sessions.COOKIE, token, max_age=int(ctx.settings.auth.session_hours * 3600),
-                        path="/", secure=secure, httponly=True, samesite="strict")  # fmt: skip
 
 
 @router.post("/logout", status_code=204)
@@ -127,8 +122,6 @@ class SecurityHeaders:
 
 
 def install(app: FastAPI) -> None:
-    from control.api.routes import sso
-
     app.include_router(router)
     app.include_router(sso.router)
     app.mount("/ui/static", StaticFiles(directory=PAGES), name="ui-static")

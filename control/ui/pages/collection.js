@@ -3,7 +3,7 @@
 // engine's state and logs, and its runs.
 
 import { all, get, post, put } from "../api.js";
-import { h, link, notice, number, table, verdictBadge, when } from "../dom.js";
+import { h, link, notice, number, runVerdict, table, when } from "../dom.js";
 
 const POLL_MS = 2000;
 
@@ -114,13 +114,6 @@ function engineTable(collection, engines) {
     e.memory_bytes === null ? "" : number(e.memory_bytes / 2 ** 20),
     h("a", { href: `/api/collections/${collection}/engines/${e.plan_id}/${e.index}/logs`,
       target: "_blank", rel: "noopener" }, "logs")]), { class: "engines" });
-}
-
-export function runVerdict(run) {
-  if (run.outcome === null) return h("span", { class: "badge unknown" }, run.state);
-  if (run.outcome !== "finished") return verdictBadge(false);
-  if (!run.criteria.length) return h("span", { class: "badge unknown" }, "no criteria");
-  return verdictBadge(run.criteria.every((c) => c.passed === true));
 }
 
 function runTable(runs, picked) {

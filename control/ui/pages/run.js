@@ -4,9 +4,8 @@
 // Last-Event-ID). Its status, its criteria's verdicts and its labels; then its report.
 
 import { get, post } from "../api.js";
-import { h, link, notice, number, table, verdictBadge } from "../dom.js";
+import { h, link, notice, number, runVerdict, table, verdictBadge } from "../dom.js";
 import { LiveCharts } from "../charts.js";
-import { runVerdict } from "./collection.js";
 
 const LABELS_EVERY_MS = 2000;
 
