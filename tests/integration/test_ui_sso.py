@@ -2,13 +2,14 @@
 process): the authorization code flow with PKCE in a real chromium, the provider's groups mapped
 to the API's (``OIDC__GROUPS``) and its admins (``OIDC__ADMIN_GROUPS``); a user of an LDAP
 directory (UnboundID's, from Maven Central) that the provider federates gets in with the
-directory's password and groups; a callback that was not started here, or a user whose name a
+directory's password and groups; a public client (no secret) works by PKCE alone; a callback that was not started here, or a user whose name a
 local user holds, is refused."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,6 +26,7 @@ from tests.support.oidc import (
     CLIENT_ID,
     CLIENT_SECRET,
     LDAP_USERS,
+    PUBLIC_CLIENT_ID,
     USERS,
     ldap_federation,
     realm,
@@ -33,32 +35,43 @@ from tests.support.oidc import (
 pytestmark = pytest.mark.integration
 
 
+@dataclass
+class Sso:
+    api: ApiServer
+    """An API whose client is confidential (a secret and PKCE)."""
+    public: ApiServer
+    """An API on another port whose client is public (PKCE alone, no secret)."""
+    keycloak: KeycloakServer
+
+
 @pytest.fixture(scope="module")
-def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiServer, KeycloakServer]]:
+def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sso]:
     data = tmp_path_factory.mktemp("sso")
-    port = free_port()
+    port, public_port = free_port(), free_port()
     callback = f"http://127.0.0.1:{port}/ui/oidc/callback"
     users = {**USERS, "alice": ("alice-pw", ["team-a"])}  # a name a token user holds
     directory = LdapServer(data / "ldap", free_port(), LDAP_USERS)
     directory.start()
-    provider = realm(callback, users)
+    provider = realm(callback, users, f"http://127.0.0.1:{public_port}/ui/oidc/callback")
     provider["components"] = ldap_federation(
         directory.url, directory.base_dn, directory.bind_dn, directory.bind_password
     )
     keycloak = KeycloakServer(data / "keycloak", free_port(), provider)
+    groups = json.dumps({"team-a": "team-a", "team-b": "ops", "ldap-testers": "team-a"})
+    apis: list[ApiServer] = []
     try:
         keycloak.start()
-        api = start_api(data / "api", f"sqlite:///{data / 'meta.db'}", PORT=str(port),
-                        OIDC__ISSUER=keycloak.issuer, OIDC__CLIENT_ID=CLIENT_ID,
-                        OIDC__CLIENT_SECRET=CLIENT_SECRET,
-                        OIDC__GROUPS=json.dumps({"team-a": "team-a", "team-b": "ops",
-                                                 "ldap-testers": "team-a"}),
-                        OIDC__ADMIN_GROUPS='["shibuya-admins"]')  # fmt: skip
-        try:
-            yield api, keycloak
-        finally:
-            api.stop()
+        apis.append(start_api(data / "api", f"sqlite:///{data / 'meta.db'}", PORT=str(port),
+                              OIDC__ISSUER=keycloak.issuer, OIDC__CLIENT_ID=CLIENT_ID,
+                              OIDC__CLIENT_SECRET=CLIENT_SECRET, OIDC__GROUPS=groups,
+                              OIDC__ADMIN_GROUPS='["shibuya-admins"]'))  # fmt: skip
+        apis.append(start_api(data / "public", f"sqlite:///{data / 'public.db'}",
+                              PORT=str(public_port), OIDC__ISSUER=keycloak.issuer,
+                              OIDC__CLIENT_ID=PUBLIC_CLIENT_ID, OIDC__GROUPS=groups))  # fmt: skip
+        yield Sso(apis[0], apis[1], keycloak)
     finally:
+        for api in apis:
+            api.stop()
         keycloak.stop()
         directory.stop()
 
@@ -76,10 +89,8 @@ def sign_in(browser: Browser, api: ApiServer, user: str) -> tuple[Page, list[str
     return page, opened.problems
 
 
-def test_single_sign_on_in_a_real_browser(
-    sso: tuple[ApiServer, KeycloakServer], tmp_path: Path
-) -> None:
-    api, _ = sso
+def test_single_sign_on_in_a_real_browser(sso: Sso, tmp_path: Path) -> None:
+    api = sso.api
     with chromium() as browser:
         carol, problems = sign_in(browser, api, "carol")
         expect(carol.locator("#who")).to_contain_text("carol")
@@ -114,9 +125,16 @@ def test_single_sign_on_in_a_real_browser(
         alice, _ = sign_in(browser, api, "alice")
         expect(alice.locator("body")).to_contain_text("a user named 'alice' exists here already")
 
+        # A public client: no secret, the code exchanged with the PKCE verifier alone.
+        carol, problems = sign_in(browser, sso.public, "carol")
+        expect(carol.locator("#who")).to_contain_text("carol")
+        me = carol.request.get(f"{sso.public.base}/api/me").json()
+        assert me == {"name": "carol", "groups": ["team-a"], "is_admin": False}
+        assert problems == []
 
-def test_a_callback_not_started_here_is_refused(sso: tuple[ApiServer, KeycloakServer]) -> None:
-    api, keycloak = sso
+
+def test_a_callback_not_started_here_is_refused(sso: Sso) -> None:
+    api, keycloak = sso.api, sso.keycloak
     with httpx.Client(base_url=api.base) as c:
         start = c.get("/ui/oidc/login")
         assert start.status_code == 302

@@ -7,13 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 CLIENT_ID, CLIENT_SECRET = "shibuya", "not-a-real-secret-but-long-enough-0123456789"
+PUBLIC_CLIENT_ID = "shibuya-public"  # a client without a secret: PKCE alone
 #: user -> (password, Keycloak groups)
 USERS = {"carol": ("carol-pw", ["team-a"]), "dave": ("dave-pw", ["team-b", "shibuya-admins"])}
 
 
 def realm(
-    redirect_uri: str, users: dict[str, tuple[str, list[str]]] | None = None
-) -> dict[str, Any]:
+    redirect_uri: str, users: dict[str, tuple[str, list[str]]] | None = None,
+    public_redirect_uri: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
     users = USERS if users is None else users
     groups = sorted({g for _, gs in users.values() for g in gs})
     return {
@@ -25,24 +27,31 @@ def realm(
             "credentials": [{"type": "password", "value": password, "temporary": False}],
             "groups": [f"/{g}" for g in gs],
         } for name, (password, gs) in users.items()],
-        "clients": [{
-            "clientId": CLIENT_ID, "enabled": True, "publicClient": False,
-            "secret": CLIENT_SECRET, "standardFlowEnabled": True,
-            "directAccessGrantsEnabled": False, "redirectUris": [redirect_uri],
-            "attributes": {"pkce.code.challenge.method": "S256"},
-            "protocolMappers": [{
-                "name": "groups", "protocol": "openid-connect",
-                "protocolMapper": "oidc-group-membership-mapper",
-                "config": {"full.path": "false", "id.token.claim": "true",
-                           "access.token.claim": "true", "userinfo.token.claim": "true",
-                           "claim.name": "groups"},
-            }],
-        }],
+        "clients": [client(CLIENT_ID, redirect_uri, CLIENT_SECRET)] + (
+            [client(PUBLIC_CLIENT_ID, public_redirect_uri)] if public_redirect_uri else []),
     }  # fmt: skip
 
 
 #: LDAP user -> (password, LDAP groups): they exist in the directory only.
 LDAP_USERS = {"erin": ("erin-pw", ["ldap-testers"])}
+
+
+def client(client_id: str, redirect_uri: str, secret: str | None = None) -> dict[str, Any]:
+    """A client of the API: confidential with ``secret``, else public; PKCE required; groups in
+    its tokens by name."""
+    return {
+        "clientId": client_id, "enabled": True, "publicClient": secret is None,
+        **({"secret": secret} if secret else {}), "standardFlowEnabled": True,
+        "directAccessGrantsEnabled": False, "redirectUris": [redirect_uri],
+        "attributes": {"pkce.code.challenge.method": "S256"},
+        "protocolMappers": [{
+            "name": "groups", "protocol": "openid-connect",
+            "protocolMapper": "oidc-group-membership-mapper",
+            "config": {"full.path": "false", "id.token.claim": "true",
+                       "access.token.claim": "true", "userinfo.token.claim": "true",
+                       "claim.name": "groups"},
+        }],
+    }  # fmt: skip
 
 
 def _mapper(name: str, provider: str, **config: str) -> dict[str, Any]:
