@@ -2,8 +2,8 @@
 process): the authorization code flow with PKCE in a real chromium, the provider's groups mapped
 to the API's (``OIDC__GROUPS``) and its admins (``OIDC__ADMIN_GROUPS``); a user of an LDAP
 directory (UnboundID's, from Maven Central) that the provider federates gets in with the
-directory's password and groups; a public client (no secret) works by PKCE alone; a callback that was not started here, or a user whose name a
-local user holds, is refused."""
+directory's password and groups; a public client (no secret) works by PKCE alone; a callback
+that was not started here, or a user whose name a local user holds, is refused."""
 
 from __future__ import annotations
 
