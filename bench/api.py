@@ -34,19 +34,23 @@ from tests.support.waiting import wait_until
 from wire import EngineState, Topic
 
 
-async def load(base: str, token: str, path: str, rate: float, seconds: float) -> dict[str, float]:
-    """``rate`` GETs of ``path`` per second for ``seconds``; latency percentiles in ms."""
+async def load(
+    base: str, token: str, path: str, rate: float, seconds: float, etag: str | None = None
+) -> dict[str, float]:
+    """``rate`` GETs of ``path`` per second for ``seconds`` (with ``etag``: revalidations, which
+    must answer 304); latency percentiles in ms."""
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"},
+    headers = {"Authorization": f"Bearer {token}", **({"If-None-Match": etag} if etag else {})}
+    async with httpx.AsyncClient(base_url=base, headers=headers,
                                  limits=limits, timeout=30) as client:  # fmt: skip
 
         async def one(due: float) -> None:
             nonlocal errors
             try:
                 r = await client.get(path)
-                ok = r.status_code == 200
+                ok = r.status_code == (304 if etag else 200)
             except httpx.HTTPError:
                 ok = False
             latencies.append((time.perf_counter() - due) * 1000)
@@ -122,24 +126,28 @@ def main() -> None:
         harness.close()  # the data is in; the machine is the API's (and the load's) now
         closed = True
         workers.stop()
+        report = f"/api/runs/{run_id}/report"
+        with api.client("alice") as c:
+            report_etag = c.get(report).headers["etag"]
         endpoints = [
-            ("/healthz (baseline)", "/healthz"),
-            ("run status", f"/api/runs/{run_id}"),
-            ("collection status", f"/api/collections/{collection}/status"),
-            ("series (whole run)", f"/api/runs/{run_id}/series"),
-            ("report (per label)", f"/api/runs/{run_id}/report"),
+            ("/healthz (baseline)", "/healthz", None),
+            ("run status", f"/api/runs/{run_id}", None),
+            ("collection status", f"/api/collections/{collection}/status", None),
+            ("series (whole run)", f"/api/runs/{run_id}/series", None),
+            ("report (per label)", report, None),
+            ("report, revalidated (304)", report, report_etag),
         ]
-        rounds: dict[str, list[dict[str, float]]] = {name: [] for name, _ in endpoints}
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in endpoints}
         for i in range(args.rounds):  # interleaved: a slow moment of the machine hits all
-            for name, path in endpoints:
+            for name, path, etag in endpoints:
                 console.print(f"round {i + 1}: {name}: {args.rate:g}/s for {args.duration:g} s")
                 server0, load0, t0 = cpu_s(api.proc.pid), time.process_time(), time.monotonic()
                 r = asyncio.run(load(api.base, api.tokens["alice"], path, args.rate,
-                                     args.duration))  # fmt: skip
+                                     args.duration, etag))  # fmt: skip
                 wall = time.monotonic() - t0
                 r["server_cpu"] = (cpu_s(api.proc.pid) - server0) / wall
                 r["load_cpu"] = (time.process_time() - load0) / wall
-                r["kb"] = kilobytes(api, path)
+                r["kb"] = 0.0 if etag else kilobytes(api, path)
                 rounds[name].append(r)
         rows = [(name, {k: float(np.median([r[k] for r in rs])) for k in rs[0]})
                 for name, rs in rounds.items()]  # fmt: skip

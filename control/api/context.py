@@ -43,7 +43,8 @@ class Context:
     results: RecentResults
     """ClickHouse reads, each answer shared for ``results_cache_s``."""
     answers: Recent
-    """Whole JSON answers shared for ``results_cache_s`` (:func:`control.api.deps.shared_json`)."""
+    """Whole JSON answers shared for ``results_cache_s`` (:func:`control.api.deps.shared_json`),
+    the previous one served while the next is made."""
     callers: KnownCallers
     registry: CollectorRegistry
     vault: Vault
@@ -102,8 +103,9 @@ async def context(settings: ApiSettings, registry: CollectorRegistry) -> AsyncIt
         yield Context(
             settings=settings, db=db, files=LocalFiles(settings.files_dir), producer=producer,
             scheduler=scheduler, results=RecentResults(store, settings.results_cache_s),
-            answers=Recent(settings.results_cache_s), callers=KnownCallers(settings.auth.cache_s),
-            registry=registry, vault=vault(settings), oidc=Provider(settings.oidc), live=live,
+            answers=Recent(settings.results_cache_s, serve_stale=True),
+            callers=KnownCallers(settings.auth.cache_s), registry=registry, vault=vault(settings),
+            oidc=Provider(settings.oidc), live=live,
         )  # fmt: skip
 
 

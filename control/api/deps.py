@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import Annotated, cast
 
@@ -83,12 +84,28 @@ Who = Annotated[Caller, Depends(caller)]
 
 
 async def shared_json(
-    ctx: Context, key: Hashable, build: Callable[[], Awaitable[bytes]]
+    ctx: Context, request: Request, key: Hashable, build: Callable[[], Awaitable[bytes]]
 ) -> Response:
     """The JSON ``build`` makes, shared with requests for the same ``key`` for
     ``results_cache_s`` — many people watching one run cost one query and one serialization
-    per second. Only for answers the caller has been found allowed to see."""
-    return Response(await ctx.answers.get(key, build), media_type="application/json")
+    per second — with an ``ETag``: a poller that sends it back (``If-None-Match``; a browser does
+    by itself) gets ``304 Not Modified`` and no body while the answer is the same. Only for
+    answers the caller has been found allowed to see."""
+
+    async def tagged() -> tuple[bytes, str]:
+        body = await build()
+        return body, f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
+
+    body, etag = await ctx.answers.get(key, tagged)
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if etag in _tags(request.headers.get("if-none-match", "")):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def _tags(header: str) -> set[str]:
+    """The entity tags of an ``If-None-Match`` (weak ones compare as strong: RFC 9110 §13.1.2)."""
+    return {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
 
 
 #: Ids in paths: the databases' integer keys are 32-bit.

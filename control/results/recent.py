@@ -3,16 +3,21 @@
 request.
 
 An answer is kept for ``ttl_s`` from when its query began, and callers asking while a query is
-under way wait for that query instead of starting another. Nothing here is needed by another
+under way wait for that query instead of starting another — or, with ``serve_stale``, get the
+previous answer (if it expired less than ``ttl_s`` ago) while the new one is made, so that no
+caller waits for the rebuild that comes every ``ttl_s`` (an answer is then at most about two
+``ttl_s`` old; :meth:`Recent.forget` still drops one at once). Nothing here is needed by another
 replica: each keeps its own, and a restart loses nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from control.results.clickhouse import Store
 from control.results.queries import Results, RunReport, Second
@@ -21,22 +26,39 @@ from wire import RunStatus
 T = TypeVar("T")
 
 
+@dataclass
+class _Entry(Generic[T]):
+    expires: float
+    future: asyncio.Future[T]
+    stale: tuple[T] | None = None
+    """The previous answer, served while ``future`` is made (``serve_stale``)."""
+
+
 class Recent:
-    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl_s, self.clock = ttl_s, clock
-        self._entries: dict[Hashable, tuple[float, asyncio.Future[Any]]] = {}
+    def __init__(
+        self, ttl_s: float, clock: Callable[[], float] = time.monotonic, *,
+        serve_stale: bool = False,
+    ) -> None:  # fmt: skip
+        self.ttl_s, self.clock, self.serve_stale = ttl_s, clock, serve_stale
+        self._entries: dict[Hashable, _Entry[Any]] = {}
 
     async def get(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
         now = self.clock()
         entry = self._entries.get(key)
-        if entry is None or (entry[0] <= now and entry[1].done()):
+        if entry is None or (entry.expires <= now and entry.future.done()):
             if len(self._entries) > 1000:
                 self._entries = {k: e for k, e in self._entries.items()
-                                 if e[0] > now or not e[1].done()}  # fmt: skip
-            entry = (now + self.ttl_s, asyncio.ensure_future(compute()))
+                                 if e.expires > now or not e.future.done()}  # fmt: skip
+            stale = None
+            if self.serve_stale and entry is not None and now < entry.expires + self.ttl_s:
+                stale = _result(entry.future)
+            entry = _Entry(now + self.ttl_s, asyncio.ensure_future(compute()), stale)
+            entry.future.add_done_callback(_result)  # a failure nobody awaits is not logged
             self._entries[key] = entry
+        if entry.stale is not None and not entry.future.done():
+            return entry.stale[0]  # type: ignore[no-any-return]
         try:
-            result: T = await asyncio.shield(entry[1])
+            result: T = await asyncio.shield(entry.future)
         except Exception:
             if self._entries.get(key) is entry:
                 del self._entries[key]  # a failure is not remembered
@@ -46,6 +68,13 @@ class Recent:
     def forget(self, key: Hashable) -> None:
         """Drop an answer this replica has made stale (by a write of its own)."""
         self._entries.pop(key, None)
+
+
+def _result(future: asyncio.Future[T]) -> tuple[T] | None:
+    """A finished future's answer (in a 1-tuple), or None if it failed or was cancelled."""
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        return (future.result(),)
+    return None
 
 
 class RecentResults(Results):

@@ -167,7 +167,22 @@ def test_the_report_series_and_live_stream_count_every_sample(
     one_label_live = _events(live_api, run_id, params={"label": "GET /item/0"})
     assert {d["second"]: d["samples"] for k, _, d in one_label_live if k == "second"} == label_0
 
+    # Pollers revalidate: the same answer again is a 304 without a body, for its owner only.
+    with live_api.client("alice") as c:
+        first = c.get(f"/api/runs/{run_id}/report")
+        etag = first.headers["etag"]
+        assert first.headers["cache-control"] == "private, no-cache"
+        for sent in (etag, f"W/{etag}", f'"other", {etag}'):
+            again = c.get(f"/api/runs/{run_id}/report", headers={"If-None-Match": sent})
+            assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
+        assert c.get(f"/api/runs/{run_id}/report",
+                     headers={"If-None-Match": '"other"'}).content == first.content  # fmt: skip
+        label_etag = c.get(f"/api/runs/{run_id}/series", params={"label": "GET /item/0"})
+        assert label_etag.headers["etag"] != etag  # each answer its own tag
+
     with live_api.client("bob") as c:  # another group's run does not exist
+        assert c.get(f"/api/runs/{run_id}/report",
+                     headers={"If-None-Match": etag}).status_code == 404  # fmt: skip
         for path in ("report", "report.html", "series", "live", f"compare/{run_id}"):
             assert c.get(f"/api/runs/{run_id}/{path}").status_code == 404
 

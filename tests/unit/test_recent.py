@@ -80,3 +80,42 @@ def test_known_callers_are_remembered_for_their_time_only() -> None:
     off = KnownCallers(0.0, clock=clock)
     off.remember("shb_a", alice)
     assert off.get("shb_a") is None
+
+
+def test_with_serve_stale_nobody_waits_for_the_rebuild_and_forget_still_drops() -> None:
+    clock = Clock()
+    recent = Recent(1.0, clock, serve_stale=True)
+    gate = asyncio.Event()
+    calls = 0
+
+    async def query() -> int:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            await gate.wait()
+        return calls
+
+    async def main() -> None:
+        assert await recent.get("k", query) == 1  # nothing to serve yet: waited for
+        clock.now += 1.5  # expired half a time to live ago: the previous answer meanwhile
+        assert await recent.get("k", query) == 1
+        assert await recent.get("k", query) == 1  # still being made: still the previous
+        gate.set()
+        await asyncio.sleep(0)
+        assert await recent.get("k", query) == 2
+        clock.now += 2.5  # expired longer ago than a time to live: too old to serve
+        gate.clear()
+        waiting = asyncio.create_task(recent.get("k", query))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        gate.set()
+        assert await waiting == 3
+        recent.forget("k")  # a write of this replica: the next caller waits for a new answer
+        gate.clear()
+        waiting = asyncio.create_task(recent.get("k", query))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        gate.set()
+        assert await waiting == 4
+
+    asyncio.run(main())

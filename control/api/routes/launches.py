@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from control.api.deps import Ctx, Db, Id, Pages, Who, shared_json
@@ -74,7 +74,7 @@ def list_launches(collection_id: Id, db: Db, who: Who, page: Pages) -> Page[Laun
 
 
 @router.get("/collections/{collection_id}/status", response_model=CollectionStatusOut)
-async def status(collection_id: Id, ctx: Ctx, db: Db, who: Who) -> Response:
+async def status(collection_id: Id, request: Request, ctx: Ctx, db: Db, who: Who) -> Response:
     """Per plan: engines asked for, deployed (the scheduler), ready and running (heartbeats
     within ``scheduler.status_window_s``); and every engine known to either."""
     collection, _ = await in_thread(db, collection_of, db, who, collection_id)
@@ -86,7 +86,7 @@ async def status(collection_id: Id, ctx: Ctx, db: Db, who: Who) -> Response:
                                         ctx.live.purge_at_ms(str(collection.id)))  # fmt: skip
         return view.model_dump_json().encode()
 
-    return await shared_json(ctx, ("status", collection.id), build)
+    return await shared_json(ctx, request, ("status", collection.id), build)
 
 
 @router.get("/collections/{collection_id}/engines/{plan_id}/{index}/logs",

@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter
 
@@ -69,6 +69,7 @@ _SECONDS = TypeAdapter(list[SecondOut])
 @router.get("/runs/{run_id}/series", response_model=list[SecondOut])
 async def series(
     run_id: RunId,
+    request: Request,
     ctx: Ctx,
     db: Db,
     who: Who,
@@ -77,24 +78,25 @@ async def series(
     since: Annotated[int | None, Query(ge=0, le=2**32 - 1, description="Unix second")] = None,
 ) -> Response:
     """Per-second rows of the run (or of one plan, or one label), oldest first."""
-    await current(db, ctx.results, who, run_id)
+    ended = (await current(db, ctx.results, who, run_id)).outcome is not None
 
     async def build() -> bytes:
         rows = await ctx.results.series(run_id, plan_id=plan, label=label, since_s=since)
         return _SECONDS.dump_json([second_out(s) for s in rows])
 
-    return await shared_json(ctx, ("series", run_id, plan, label, since), build)
+    # Keyed by the end too: the first answer after it is made afresh, never one from before.
+    return await shared_json(ctx, request, ("series", run_id, plan, label, since, ended), build)
 
 
 @router.get("/runs/{run_id}/report", response_model=ReportOut)
-async def report(run_id: RunId, ctx: Ctx, db: Db, who: Who) -> Response:
+async def report(run_id: RunId, request: Request, ctx: Ctx, db: Db, who: Who) -> Response:
     """The run with its verdicts, its totals and one summary per label."""
     run = await current(db, ctx.results, who, run_id)
 
     async def build() -> bytes:
         return (await report_out(ctx, run)).model_dump_json().encode()
 
-    return await shared_json(ctx, ("report", run_id), build)
+    return await shared_json(ctx, request, ("report", run_id, run.outcome is not None), build)
 
 
 async def report_out(ctx: Context, run: RunOut) -> ReportOut:
@@ -105,7 +107,9 @@ async def report_out(ctx: Context, run: RunOut) -> ReportOut:
 
 
 @router.get("/runs/{run_id}/compare/{other_id}", response_model=ComparisonOut)
-async def comparison(run_id: RunId, other_id: RunId, ctx: Ctx, db: Db, who: Who) -> Response:
+async def comparison(
+    run_id: RunId, other_id: RunId, request: Request, ctx: Ctx, db: Db, who: Who
+) -> Response:
     """Two runs side by side (``a`` = ``run_id``, ``b`` = ``other_id``), per label, with the
     change of each measure from a to b."""
     a = await current(db, ctx.results, who, run_id)
@@ -114,7 +118,8 @@ async def comparison(run_id: RunId, other_id: RunId, ctx: Ctx, db: Db, who: Who)
     async def build() -> bytes:
         return (await comparison_out(ctx, a, b)).model_dump_json().encode()
 
-    return await shared_json(ctx, ("compare", run_id, other_id), build)
+    ended = (a.outcome is not None, b.outcome is not None)
+    return await shared_json(ctx, request, ("compare", run_id, other_id, ended), build)
 
 
 async def comparison_out(ctx: Context, a: RunOut, b: RunOut) -> ComparisonOut:
