@@ -4,9 +4,10 @@ Fed engine heartbeats and commands of the collections a worker owns, it tells wh
 busy engine (preparing, running, stopping) and no run start for ``idle_s``, and purges it once:
 the purge's id is derived from the idle period, and a purged collection is not purged again until
 it is deployed again — which heartbeats newer than ``settle_s`` after the purge say (older ones
-come from engines going away). :mod:`streams.agents.deployments` feeds it and commits it with the
-purges it emits, so a new owner neither forgets nor repeats one. Nothing here does I/O.
-"""
+come from engines going away). A collection silent for longer than ``settle_s`` that is heard
+again was deployed anew too (its engines went away without a purge): its idle time starts over.
+:mod:`streams.agents.deployments` feeds it and commits it with the purges it emits, so a new
+owner neither forgets nor repeats one. Nothing here does I/O."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ class Collections(msgspec.Struct, kw_only=True):
             if status.ts_ms <= d.purged_ms + settle_s * 1000:
                 return False
             d.purged_ms, d.busy_ms = None, status.ts_ms  # deployed again
+        elif d.heard_ms and status.ts_ms - d.heard_ms > settle_s * 1000:
+            d.busy_ms = max(d.busy_ms, status.ts_ms)  # silent that long: engines deployed anew
         d.heard_ms = max(d.heard_ms, status.ts_ms)
         if status.state in BUSY:
             d.busy_ms = max(d.busy_ms, status.ts_ms)

@@ -64,3 +64,16 @@ def test_a_user_purge_counts_and_purged_collections_are_forgotten() -> None:
     assert _due(table, 900) == []
     purges, forgot = table.due(T0 + 10_000 + FORGET_S * 1000 + 1, IDLE_S, FORGET_S)
     assert (purges, forgot, table.collections) == ([], True, {})
+
+
+def test_engines_heard_again_after_a_silence_are_a_new_deployment() -> None:
+    table = Collections()
+    table.on_status(_beat("c1", 0), SETTLE_S)
+    table.on_status(_beat("c1", 5), SETTLE_S)
+    assert table.deadlines(IDLE_S) == {"c1": T0 + IDLE_S * 1000}
+    # The engines vanished without a purge (killed, a node lost); deployed again 10 min later.
+    table.on_status(_beat("c1", 605), SETTLE_S)
+    assert table.deadlines(IDLE_S) == {"c1": T0 + (605 + IDLE_S) * 1000}
+    assert _due(table, 900) == []
+    table.on_status(_beat("c1", 610), SETTLE_S)  # heartbeats as usual: no new start
+    assert _due(table, 605 + IDLE_S) == [f"c1.gc.{T0 + 605_000}"]
