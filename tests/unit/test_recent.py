@@ -104,18 +104,17 @@ def test_with_serve_stale_nobody_waits_for_the_rebuild_and_forget_still_drops() 
         await asyncio.sleep(0)
         assert await recent.get("k", query) == 2
         clock.now += 2.5  # expired longer ago than a time to live: too old to serve
-        gate.clear()
-        waiting = asyncio.create_task(recent.get("k", query))
-        await asyncio.sleep(0)
-        assert not waiting.done()
-        gate.set()
-        assert await waiting == 3
+        assert await waited_for() == 3
         recent.forget("k")  # a write of this replica: the next caller waits for a new answer
+        assert await waited_for() == 4
+
+    async def waited_for() -> int:
+        """The next answer, checked to be one the caller had to wait for."""
         gate.clear()
         waiting = asyncio.create_task(recent.get("k", query))
         await asyncio.sleep(0)
         assert not waiting.done()
         gate.set()
-        assert await waiting == 4
+        return await waiting
 
     asyncio.run(main())
