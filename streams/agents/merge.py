@@ -170,8 +170,10 @@ class Merge(PartitionOwner[MergeWork]):
         now = time.monotonic()
         for run_id, windows in work.runs.items():
             self._emit(work, run_id, windows.tick(now))  # runs whose sources went quiet
+            if self._live_topic is None:
+                continue
             live = windows.provisional(since_s=int(time.time()) - LIVE_HORIZON_S)
-            if live is not None and self._live_topic:
+            if live is not None:
                 work.out.append(Record(self._live_topic, run_key(run_id), encode_message(live)))
         if not work.out and not work.dirty:
             return

@@ -253,10 +253,10 @@ MESSAGES: dict[str, msgspec.Struct] = {
     "live_seconds_v1.json": LiveSeconds(
         run_id="run-42",
         closed_s=T0_MS // 1000 - 4,
-        rows=[
+        rows=[  # one label's second so far, and the run's (the same samples)
             LiveRow(
-                plan_id="plan-7",
-                label='GET /a, "b"',
+                plan_id=plan,
+                label=label,
                 second_s=T0_MS // 1000 - 1,
                 count=2,
                 failures=1,
@@ -265,19 +265,8 @@ MESSAGES: dict[str, msgspec.Struct] = {
                 elapsed_sum_ms=120,
                 threads_max=10,
                 elapsed=(12.0, 108.0, 108.0, 108.0, 108.0),
-            ),
-            LiveRow(
-                plan_id=None,
-                label=None,
-                second_s=T0_MS // 1000 - 1,
-                count=2,
-                failures=1,
-                bytes_recv=1523,
-                bytes_sent=210,
-                elapsed_sum_ms=120,
-                threads_max=10,
-                elapsed=(12.0, 108.0, 108.0, 108.0, 108.0),
-            ),
+            )
+            for plan, label in (("plan-7", 'GET /a, "b"'), (None, None))
         ],
     ),
     "purge_deadlines_v1.json": PurgeDeadlines(
