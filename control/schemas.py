@@ -155,8 +155,14 @@ class ExecutionPlan(BaseModel):
     model_config = ConfigDict(frozen=True)
     plan_id: int
     name: str
+    engine: str = Field("jmeter", description="jmeter or locust")
     engines: int
     threads_per_engine: int
+    users: int | None = Field(
+        None,
+        description="the users of all engines together, divided among them; null: "
+        "threads_per_engine each",
+    )
     ramp_up_s: int
     duration_s: int
     csv_split: bool

@@ -275,6 +275,11 @@ class SchedulerSettings(BaseModel):
         "$SHIBUYA_CACHE_DIR/jmeter-5.6.3-plugins-1 (default ~/.cache/shibuya), where "
         "`shibuya dev jmeter` installs it",
     )
+    locust_env: Path | None = Field(
+        None,
+        description="local scheduler: the Locust environment its engines run Locust plans with; "
+        "empty: $SHIBUYA_CACHE_DIR/locust-2.47.0, where `shibuya dev locust` makes it",
+    )
     drain_s: float = Field(
         120,
         ge=0,

@@ -1,4 +1,5 @@
-"""The engine agent: acts on start and stop commands, runs JMeter, publishes its results.
+"""The engine agent: acts on start and stop commands, runs the plan's engine (JMeter, Locust:
+:mod:`engine_sidecar.engines`), publishes its results.
 
 State of the engine: idle → preparing → running → (stopping →) finished | failed → idle again
 for the next run. Each command is acted on once: its id is remembered (on disk, so a restarted
@@ -18,7 +19,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
-from engine_sidecar.engine import JMeterConfig, JMeterProcess
+from engine_sidecar.engines import EngineProcess, Engines, Gone
 from engine_sidecar.errors import DownloadError, PlanError
 from engine_sidecar.heartbeat import Snapshot
 from engine_sidecar.publisher import (
@@ -49,7 +50,7 @@ class AgentConfig:
     engine_id: str
     work_dir: Path
     results_topic: str
-    jmeter: JMeterConfig
+    engines: Engines
     limits: Limits = field(default_factory=Limits)
     max_command_age_s: float = 600
     """Commands issued longer ago than this (say, before a long outage) are ignored."""
@@ -74,7 +75,7 @@ class Agent:
         self._command_id: str | None = None
         self._exit_code: int | None = None
         self._detail = ""
-        self._jmeter: JMeterProcess | None = None
+        self._engine: EngineProcess | None = None
         self._publisher: ResultPublisher | None = None
         self._run_task: asyncio.Task[None] | None = None
         self.spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]] = (
@@ -108,7 +109,7 @@ class Agent:
 
     @property
     def engine_pid(self) -> int | None:
-        return self._jmeter.pid if self._jmeter else None
+        return self._engine.pid if self._engine else None
 
     # --- commands -------------------------------------------------------------------------
 
@@ -154,17 +155,17 @@ class Agent:
 
     async def _stop(self, cmd: StopEngines) -> None:
         self._command_id = cmd.command_id
-        if self._jmeter is not None and self._state is EngineState.RUNNING:
+        if self._engine is not None and self._state is EngineState.RUNNING:
             await self._set(EngineState.STOPPING, cmd.reason)
-            await self._jmeter.stop()
+            await self._engine.stop()
 
     async def shutdown(self) -> None:
         """SIGTERM: stop JMeter gracefully, let the results drain, report the end. Results
         Kafka does not take are retried until it does, or until the process is killed (the
         run's folder keeps them for the next start)."""
-        if self._jmeter is not None and self._state is EngineState.RUNNING:
+        if self._engine is not None and self._state is EngineState.RUNNING:
             await self._set(EngineState.STOPPING, "sidecar shutting down")
-            await self._jmeter.stop()
+            await self._engine.stop()
         if self._run_task is not None:
             if self._publisher is not None and self._publisher.behind():
                 log.error("shutting down while %s; still trying until stopped by force — the "
@@ -179,24 +180,23 @@ class Agent:
         run_dir = RunDir(c.work_dir, cmd.run_id)
         await self._set(EngineState.PREPARING, f"{len(cmd.files)} files")
         try:
-            jmx = await asyncio.to_thread(run_dir.prepare, cmd, c.engine_index, c.engine_token)
-        except (DownloadError, PlanError, OSError) as exc:
+            await asyncio.to_thread(run_dir.prepare, cmd, c.engine_index, c.engine_token)
+        except (DownloadError, OSError) as exc:
             log.error("run %s cannot start: %s", cmd.run_id, exc)
             await self._set(EngineState.FAILED, str(exc))
             return
         publisher, stop_publishing, publishing = self._publish(run_dir, cmd.run_id, cmd.plan_id)
         try:
-            self._jmeter = await JMeterProcess.start(
-                c.jmeter, jmx=jmx, jtl=run_dir.jtl, log_file=run_dir.jmeter_log,
-                properties=run_dir.properties, env=cmd.env,
-            )  # fmt: skip
-        except OSError as exc:
+            self._engine = await c.engines.start(cmd, c.engine_index, run_dir)
+        except (PlanError, OSError) as exc:
             stop_publishing.set()
             await publishing
-            await self._set(EngineState.FAILED, f"JMeter did not start: {exc}")
+            log.error("run %s cannot start: %s", cmd.run_id, exc)
+            await self._set(EngineState.FAILED, f"{cmd.engine.value} did not start: {exc}")
             return
-        run_dir.save(RunRecord(cmd.run_id, cmd.plan_id, cmd.command_id, self._jmeter.pid))
-        await self._set(EngineState.RUNNING, f"pid {self._jmeter.pid}")
+        run_dir.save(RunRecord(cmd.run_id, cmd.plan_id, cmd.command_id, self._engine.pid,
+                               engine=cmd.engine.value))  # fmt: skip
+        await self._set(EngineState.RUNNING, f"pid {self._engine.pid}")
         await self._follow(run_dir, publisher, stop_publishing, publishing, recovered=False)
 
     def _publish(
@@ -224,12 +224,12 @@ class Agent:
         *,
         recovered: bool,
     ) -> None:
-        """Until JMeter exits; then publish what is left and say how the run ended."""
-        assert self._jmeter is not None
-        self._exit_code = await self._jmeter.wait()
+        """Until the engine exits; then publish what is left and say how the run ended."""
+        assert self._engine is not None
+        self._exit_code = await self._engine.wait()
         stop_publishing.set()
-        self._jmeter = None
-        # Every line JMeter wrote is published before we say "finished", however long Kafka is
+        self._engine = None
+        # Every line the engine wrote is published before we say "finished", however long Kafka is
         # away (the heartbeats say how far behind we are). Until then the run is not ended on
         # disk: a sidecar stopped meanwhile publishes the rest when it starts again.
         await publishing
@@ -244,22 +244,25 @@ class Agent:
         elif self._state is EngineState.STOPPING:  # we stopped it, by force in the end
             await self._set(EngineState.FINISHED, f"{detail}; stopped, exit {self._exit_code}")
         else:
-            await self._set(EngineState.FAILED, f"{detail}; JMeter exited with {self._exit_code}")
+            await self._set(
+                EngineState.FAILED, f"{detail}; the engine exited with {self._exit_code}"
+            )
 
     async def recover(self) -> None:
-        """After a restart: follow a run whose JMeter still runs, or publish what it left."""
+        """After a restart: follow a run whose engine still runs, or publish what it left."""
         for run_dir, record in RunDir.unfinished(self.config.work_dir):
-            jmeter = JMeterProcess.adopt(self.config.jmeter, record.jmeter_pid, run_dir.jtl)
+            engine = self.config.engines.adopt(record.engine, record.jmeter_pid, run_dir)
             log.warning(
-                "run %s was in progress when the sidecar stopped; JMeter %s",
+                "run %s was in progress when the sidecar stopped; its engine (%s) %s",
                 record.run_id,
-                "still runs" if jmeter else "is gone",
+                record.engine,
+                "still runs" if engine else "is gone",
             )
             self._run_id, self._command_id = record.run_id, record.command_id
             publisher, stop, publishing = self._publish(run_dir, record.run_id, record.plan_id)
-            if jmeter is None:
+            if engine is None:
                 stop.set()  # nothing more will be written: publish the rest and end
-            self._jmeter = jmeter or _gone(self.config)
+            self._engine = engine or Gone()
             await self._set(EngineState.RUNNING, f"pid {record.jmeter_pid}, recovered")
             self._run_task = self.spawn(
                 self._follow(run_dir, publisher, stop, publishing, recovered=True),
@@ -271,8 +274,3 @@ class Agent:
         self._state, self._detail = state, detail
         log.info("engine %s: %s (%s)", self.config.engine_id, state.value, detail)
         await self._announce()
-
-
-def _gone(config: AgentConfig) -> JMeterProcess:
-    """A JMeter that is no longer there: waiting for it returns at once."""
-    return JMeterProcess(config.jmeter, None, -1, "\0", 0)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import signal
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from engine_sidecar.child import EngineChild, engine_env
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,10 @@ class JMeterConfig:
     """Extra ``-J`` properties (e.g. the target's host and port)."""
 
 
-class JMeterProcess:
-    """A JMeter we started (a child), or one we adopted after a restart (by PID)."""
+class JMeterProcess(EngineChild):
+    """A JMeter we started, or one we adopted after a restart."""
+
+    name = "JMeter"
 
     def __init__(
         self,
@@ -37,35 +40,20 @@ class JMeterProcess:
         marker: str,
         stop_port: int,
     ) -> None:
+        # marker: in its command line, the results file
+        super().__init__(proc, pid, marker)
         self._config = config
-        self._proc = proc
-        self.pid = pid
-        self._marker = marker  # in its command line: the results file, so a reused PID is not ours
         self.stop_port = stop_port
 
     @classmethod
     def adopt(cls, config: JMeterConfig, pid: int, jtl: Path) -> JMeterProcess | None:
         """The JMeter still writing ``jtl`` under ``pid``, if it is alive."""
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except OSError:
+        cmdline = cls.cmdline(pid)
+        if cmdline is None:
             return None
         port = re.search(r"-Jjmeterengine\.nongui\.port=(\d+)", cmdline)
         jmeter = cls(config, None, pid, str(jtl), int(port.group(1)) if port else 0)
         return jmeter if jmeter.alive() else None
-
-    def alive(self) -> bool:
-        if self._proc is not None:
-            return self._proc.returncode is None
-        try:
-            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes()
-        except OSError:
-            return False
-        return self._marker.encode() in cmdline
-
-    @property
-    def returncode(self) -> int | None:
-        return self._proc.returncode if self._proc is not None else None
 
     @classmethod
     async def start(
@@ -109,26 +97,13 @@ class JMeterProcess:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
                 cwd=jmx.parent,
-                # A plan's code runs in JMeter: it gets none of the sidecar's settings (its
-                # engine token, its Kafka credential).
-                env={
-                    **{k: v for k, v in os.environ.items() if not k.startswith("SHIBUYA_")},
-                    **(env or {}),
-                },
+                env=engine_env(env),
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
                 stdin=asyncio.subprocess.DEVNULL,
             )
         log.info("JMeter started (pid %d): %s", proc.pid, jmx.name)
         return cls(config, proc, proc.pid, str(jtl), stop_port)
-
-    async def wait(self) -> int | None:
-        """Its exit code; ``None`` for an adopted process (not our child: no code to read)."""
-        if self._proc is not None:
-            return await self._proc.wait()
-        while self.alive():
-            await asyncio.sleep(0.5)
-        return None
 
     async def stop(self, grace_s: float = 30) -> int | None:
         """Ask JMeter to stop the test (samples in flight end), then SIGTERM, then SIGKILL.
@@ -142,16 +117,9 @@ class JMeterProcess:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2):
                     return await self.wait()
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if not self.alive():
-                break
-            log.warning("JMeter did not stop in %.0fs; sending %s", grace_s, sig.name)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, sig)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(grace_s):
-                    await self.wait()
-        return await self.wait()
+        if self.alive():
+            log.warning("JMeter did not stop in %.0fs", grace_s)
+        return await self.signal_stop(grace_s, (signal.SIGTERM, signal.SIGKILL))
 
     async def _send_stop_test(self) -> None:
         [launcher] = (self._config.home / "bin").glob("ApacheJMeter-*.jar")

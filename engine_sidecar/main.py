@@ -23,9 +23,11 @@ from prometheus_client import CollectorRegistry
 from engine_sidecar import health
 from engine_sidecar.agent import Agent, AgentConfig
 from engine_sidecar.engine import JMeterConfig
+from engine_sidecar.engines import Engines
 from engine_sidecar.errors import PublishError, TaskCrashedError
 from engine_sidecar.heartbeat import EngineRef, Heartbeat, Snapshot
 from engine_sidecar.kafka import CommandConsumer, producer
+from engine_sidecar.locust import LocustConfig
 from engine_sidecar.procstats import CpuMeter, agent_usage, engine_usage
 from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
 from engine_sidecar.settings import SidecarSettings
@@ -165,7 +167,7 @@ async def _tail(
 
 
 def run(settings: SidecarSettings) -> None:
-    """Agent mode: act on commands for this engine, run JMeter, publish its results."""
+    """Agent mode: act on commands for this engine, run its engine, publish its results."""
     os.umask(0o077)  # plan copies, results, JMeter's files: the engine user's alone
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -184,7 +186,10 @@ async def _run(settings: SidecarSettings) -> None:
         engine_id=settings.engine_id,
         work_dir=settings.work_dir,
         results_topic=k.topics.results,
-        jmeter=JMeterConfig(j.home, j.heap, j.stop_port, j.properties),
+        engines=Engines(
+            JMeterConfig(j.home, j.heap, j.stop_port, j.properties),
+            LocustConfig(settings.locust.python, settings.locust.stop_timeout_s),
+        ),
         limits=Limits(settings.batch.max_samples, settings.batch.max_interval_ms),
         max_command_age_s=settings.max_command_age_s,
         engine_token=settings.engine_token.get_secret_value(),

@@ -5,9 +5,12 @@
     <work_dir>/commands-seen.json     the ids of the last commands acted on (each acts once)
     <work_dir>/runs/<run>/            one run:
         <plan files>                  downloaded, checked; this engine's share of the CSVs
-        plan.rewritten.jmx            the plan with the run's threads, ramp-up and duration
-        run.properties                the run's JMeter properties (``-q``)
-        results.jtl, jmeter.log       what JMeter writes
+        plan.rewritten.jmx            JMeter: the plan with the run's threads, ramp-up, duration
+        run.properties                the run's properties (JMeter's ``-q``)
+        properties.json               the same, for Locust (``PLAN_PROPERTIES``)
+        results.jtl                   what the engine writes (JMeter CSV, whatever the engine)
+        jmeter.log, locust-stats.json the engine's log (named so for every engine); Locust's
+                                      own final statistics
         checkpoint.json               how far the results are published (engine_sidecar.checkpoint)
         run.json                      what a restarted sidecar needs to pick the run up again
 
@@ -24,7 +27,7 @@ from pathlib import Path
 from engine_sidecar.atomic import write_atomic
 from engine_sidecar.errors import PlanError
 from engine_sidecar.files import download, fetch_secrets
-from engine_sidecar.plan import properties_file, rewrite_jmx, split_csv
+from engine_sidecar.plan import properties_file, split_csv
 from wire import StartEngines
 
 REMEMBERED_COMMANDS = 1000
@@ -56,7 +59,9 @@ class RunRecord:
     plan_id: str
     command_id: str
     jmeter_pid: int
+    """The engine's PID (named when JMeter was the only engine)."""
     ended: bool = False
+    engine: str = "jmeter"
 
 
 class RunDir:
@@ -64,8 +69,10 @@ class RunDir:
         self.path = work_dir / "runs" / run_id
         self.jtl = self.path / "results.jtl"
         self.checkpoint = self.path / "checkpoint.json"
-        self.jmeter_log = self.path / "jmeter.log"
+        self.engine_log = self.path / "jmeter.log"
         self.properties = self.path / "run.properties"
+        self.run_properties: dict[str, str] = {}
+        """The run's properties and secrets (set by :meth:`prepare`)."""
         self._record = self.path / "run.json"
 
     @classmethod
@@ -91,28 +98,34 @@ class RunDir:
         if record is not None:
             self.save(replace(record, ended=True))
 
-    def prepare(self, cmd: StartEngines, engine_index: int, token: str) -> Path:
-        """Download the plan's files, take this engine's share of the CSVs, rewrite the JMX;
-        the JMX to run. Raises ``DownloadError``, ``PlanError`` or ``OSError``."""
+    def prepare(self, cmd: StartEngines, engine_index: int, token: str) -> None:
+        """Download the plan's files, take this engine's share of the CSVs, write the run's
+        properties. Raises ``DownloadError`` or ``OSError``."""
         self.path.mkdir(parents=True, exist_ok=True)
-        jmx: Path | None = None
         for f in cmd.files:
             path = download(f, self.path, token)
             if f.name.endswith(".csv") and cmd.split_csv:
                 share = split_csv(path.read_bytes(), engines=cmd.engine_count,
                                   index=engine_index, header=f.csv_header)  # fmt: skip
                 write_atomic(path, share)
-            elif f.name.endswith(".jmx"):
-                if jmx is not None:
-                    raise PlanError(f"the plan has two .jmx files: {jmx.name} and {f.name}")
-                jmx = path
-        if jmx is None:
-            raise PlanError("the plan has no .jmx file")
         secrets = fetch_secrets(cmd.secrets_url, token) if cmd.secrets_url else {}
-        write_atomic(self.properties, properties_file({**cmd.properties, **secrets}))
-        rewritten = self.path / "plan.rewritten.jmx"
-        write_atomic(rewritten, rewrite_jmx(jmx.read_bytes(), threads=cmd.threads_per_engine,
-                                            ramp_up_s=cmd.ramp_up_s, duration_s=cmd.duration_s,
-                                            engines=cmd.engine_count,
-                                            index=engine_index))  # fmt: skip
-        return rewritten
+        self.run_properties = {**cmd.properties, **secrets}
+        write_atomic(self.properties, properties_file(self.run_properties))
+
+    def main_files(self, suffix: str, what: str, preferred: str = "") -> list[Path]:
+        """The one file of the plan named ``*suffix`` (or, of several, the ``preferred`` one):
+        the engine's plan. Raises ``PlanError`` without one, or with two."""
+        found = sorted(p for p in self.path.glob(f"*{suffix}") if p.name != "plan.rewritten.jmx")
+        if len(found) > 1 and (self.path / preferred) in found:
+            return [self.path / preferred]
+        if not found:
+            raise PlanError(f"the plan has no {what}")
+        if len(found) > 1:
+            names = ", ".join(p.name for p in found)
+            hint = f" and none is named {preferred}" if preferred else ""
+            raise PlanError(f"the plan has {len(found)} {what} files{hint}: {names}")
+        return found
+
+    @staticmethod
+    def write(path: Path, data: bytes) -> None:
+        write_atomic(path, data)

@@ -81,6 +81,17 @@ class JMeterSettings(BaseModel):
         return properties
 
 
+class LocustSettings(BaseModel):
+    python: Path = Field(
+        Path.home() / ".cache" / "shibuya" / "locust-2.47.0" / "bin" / "python",
+        description="the Python of Locust's environment; `shibuya dev locust install` fills the "
+        "default",
+    )
+    stop_timeout_s: float = Field(
+        10, ge=0, description="after a stop, how long users may finish their task"
+    )
+
+
 class SidecarSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SHIBUYA_SIDECAR_", env_nested_delimiter="__", extra="forbid"
@@ -105,6 +116,7 @@ class SidecarSettings(BaseSettings):
     )
     engine: EngineIdentity = EngineIdentity()
     jmeter: JMeterSettings = JMeterSettings()
+    locust: LocustSettings = LocustSettings()
     kafka: KafkaSettings = KafkaSettings()
     batch: BatchSettings = BatchSettings()
 

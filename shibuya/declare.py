@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -52,7 +52,7 @@ from control.services.config import (
     unknown_keys,
     window_problems,
 )
-from control.services.jmx import check_jmx
+from control.services.jmx import check_jmx, check_python
 from control.services.plans import kind_of
 from engine_sidecar.errors import PlanError
 from engine_sidecar.plan import rewrite_jmx
@@ -113,8 +113,9 @@ class PlanRun(_Strict):
     """A plan in a collection: how many engines, threads each, for how long."""
 
     plan: Name
+    engine: Literal["jmeter", "locust"] = "jmeter"
     engines: int = Field(ge=1)
-    threads: int = Field(ge=1, description="threads per engine")
+    threads: int = Field(ge=1, description="threads (Locust: users) per engine")
     duration: Seconds = Field(ge=1)
     ramp_up: Seconds = Field(default=0, ge=0)
     csv_split: bool = False
@@ -254,8 +255,10 @@ def _consistency(d: Declared) -> list[str]:
 def _file_problems(d: Declared, plan: PlanDecl, at: str) -> list[str]:
     problems = []
     jmx = [f for f in plan.files if f.lower().endswith(".jmx")]
-    if len(jmx) != 1:
-        problems.append(f"{at}.files: one .jmx is needed, not {len(jmx)}")
+    py = [f for f in plan.files if f.lower().endswith(".py")]
+    if len(jmx) > 1 or not (jmx or py):
+        problems.append(f"{at}.files: one .jmx (JMeter) or .py files (Locust) are needed, "
+                        f"not {len(jmx)} .jmx")  # fmt: skip
     names = [Path(f).name for f in plan.files]
     for k, (f, path) in enumerate(zip(plan.files, d.files(plan), strict=True)):
         where = f"{at}.files[{k}]"
@@ -270,6 +273,11 @@ def _file_problems(d: Declared, plan: PlanDecl, at: str) -> list[str]:
             problems.append(f"{where}: {f} is not a file (relative to {d.base})")
         elif path.suffix.lower() == ".jmx":
             problems += [f"{where}: {p}" for p in jmx_problems(path)]
+        elif path.suffix.lower() == ".py":
+            try:
+                check_python(path, path.name)
+            except ControlError as exc:
+                problems.append(f"{where}: {exc}")
     return problems
 
 

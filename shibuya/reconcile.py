@@ -130,7 +130,16 @@ def _collection(
         decl.properties,
         decl.env,
         {
-            r.plan: (r.engines, r.threads, r.ramp_up, r.duration, r.csv_split, r.properties, r.env)
+            r.plan: (
+                r.engine,
+                r.engines,
+                r.threads,
+                r.ramp_up,
+                r.duration,
+                r.csv_split,
+                r.properties,
+                r.env,
+            )
             for r in decl.plans
         },
     )
@@ -141,6 +150,7 @@ def _collection(
         have.get("env", {}),
         {
             p["name"]: (
+                p.get("engine", "jmeter"),
                 p["engines"],
                 p["threads_per_engine"],
                 p["ramp_up_s"],
@@ -159,6 +169,7 @@ def _collection(
         {
             "name": r.plan,
             "testid": plan_ids[r.plan],
+            "engine": r.engine,
             "engines": r.engines,
             "concurrency": r.threads,
             "rampup": r.ramp_up,
@@ -188,8 +199,8 @@ def _collection(
 
 @dataclass(frozen=True)
 class _Settings:
-    """What ``apply`` compares of a collection; per plan: engines, threads, ramp-up, duration,
-    CSV split, properties."""
+    """What ``apply`` compares of a collection; per plan: engine, engines, threads, ramp-up,
+    duration, CSV split, properties."""
 
     csv_split: bool
     criteria: list[str]
@@ -198,7 +209,16 @@ class _Settings:
     plans: dict[str, tuple[Any, ...]]
 
 
-_PLAN_FIELDS = ("engines", "threads", "ramp_up", "duration", "csv_split", "properties", "env")
+_PLAN_FIELDS = (
+    "engine",
+    "engines",
+    "threads",
+    "ramp_up",
+    "duration",
+    "csv_split",
+    "properties",
+    "env",
+)
 
 
 def _differences(now: _Settings, want: _Settings) -> list[str]:

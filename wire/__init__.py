@@ -6,6 +6,14 @@ import-linter); golden files in ``tests/golden/``
 pin every format. docs/wire-format.md describes each message and why it is encoded as it is.
 """
 
+from wire.commands import (
+    Command,
+    PlanFile,
+    PurgeEngines,
+    StartEngines,
+    StopEngines,
+    decode_command,
+)
 from wire.criteria import CriterionResult
 from wire.errors import DecodeError, WireError
 from wire.kafka_access import KafkaAccess, SaslMechanism, SecurityProtocol
@@ -13,16 +21,14 @@ from wire.live import LiveMessage, LiveRow, LiveSeconds, PurgeDeadlines, decode_
 from wire.messages import (
     HISTOGRAM_SCHEMES,
     MAX_HISTOGRAM_BUCKET,
-    Command,
     EngineCounts,
+    EngineKind,
     EngineState,
     EngineStatus,
     Histogram,
     LateMetrics,
     MetricsMessage,
-    PlanFile,
     PlanSpec,
-    PurgeEngines,
     RunEnded,
     RunEvent,
     RunOutcome,
@@ -30,10 +36,7 @@ from wire.messages import (
     RunStatus,
     RunStopRequested,
     SecondMetrics,
-    StartEngines,
-    StopEngines,
     TransitionInfo,
-    decode_command,
     decode_message,
     decode_metrics,
     decode_run_event,
@@ -70,6 +73,7 @@ __all__ = [
     "CriterionResult",
     "DecodeError",
     "EngineCounts",
+    "EngineKind",
     "EngineState",
     "EngineStatus",
     "Histogram",

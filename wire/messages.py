@@ -71,12 +71,20 @@ class EngineStatus(_Message, tag="engine_status", frozen=True, kw_only=True):
 # --- run events ----------------------------------------------------------------------------------
 
 
+class EngineKind(StrEnum):
+    """The load generator a plan runs on (docs/engines.md)."""
+
+    JMETER = "jmeter"
+    LOCUST = "locust"
+
+
 class PlanSpec(msgspec.Struct, frozen=True, kw_only=True):
     plan_id: Id
     engines: Annotated[int, msgspec.Meta(ge=1)]
     threads_per_engine: Annotated[int, msgspec.Meta(ge=1)]
     ramp_up_s: Seconds = 0
     duration_s: Annotated[int, msgspec.Meta(ge=1)]
+    engine: EngineKind = EngineKind.JMETER
 
 
 class RunStarted(_Message, tag="run_started", frozen=True, kw_only=True):
@@ -160,76 +168,6 @@ class RunStatus(_Message, tag="run_status", frozen=True, kw_only=True):
     samples_missing: NonNegative = 0
     """On the final status: samples the engines said they published that the run did not count
     (they never arrived in time) — a run that lost data says so."""
-
-
-# --- commands ------------------------------------------------------------------------------------
-
-
-class PlanFile(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^/\\\x00]+$")]
-    url: str
-    size_bytes: NonNegative
-    sha256: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
-    csv_header: bool = False
-    """A ``.csv`` whose first row is a header: every engine's share of the data gets it."""
-
-
-class StartEngines(_Message, tag="start", frozen=True, kw_only=True):
-    """Start the engines of one plan; each sidecar of the plan picks its share by its index.
-
-    ``command_id`` makes the command idempotent: a sidecar acts on an id once.
-    """
-
-    v: Literal[1] = 1
-    command_id: Id
-    collection_id: Id
-    run_id: Id
-    plan_id: Id
-    engine_count: Annotated[int, msgspec.Meta(ge=1)]
-    threads_per_engine: Annotated[int, msgspec.Meta(ge=1)]
-    ramp_up_s: Seconds = 0
-    duration_s: Annotated[int, msgspec.Meta(ge=1)]
-    files: list[PlanFile] = []
-    file_token: str = ""
-    """Retired: the API sends none and no engine reads it (every engine reads this topic, so it
-    carries no secret; engines fetch files with an engine token of their collection). Kept so
-    that older records decode."""
-    split_csv: bool = False
-    issued_ms: NonNegative
-    properties: dict[str, str] = {}
-    """JMeter properties for this run's engines of the plan (the collection's, the plan's and
-    the run's, merged in that order); the sidecar's own ``-J`` settings come first, so these
-    win. Older sidecars ignore the field."""
-    env: dict[str, str] = {}
-    """Environment variables of JMeter's process (the collection's, the plan's and the run's,
-    merged in that order). Older sidecars ignore the field."""
-    secrets_url: str = ""
-    """Where the engines fetch the run's secrets (more properties, over these) with their
-    engine token; empty: the collection has none. Never a secret itself."""
-
-
-class StopEngines(_Message, tag="stop", frozen=True, kw_only=True):
-    v: Literal[1] = 1
-    command_id: Id
-    collection_id: Id
-    run_id: Id
-    plan_id: Id | None = None
-    """``None`` stops every plan of the run."""
-    reason: str
-    issued_ms: NonNegative
-
-
-class PurgeEngines(_Message, tag="purge", frozen=True, kw_only=True):
-    """Remove the collection's engines (executed by the control plane's scheduler)."""
-
-    v: Literal[1] = 1
-    command_id: Id
-    collection_id: Id
-    reason: str
-    issued_ms: NonNegative
-
-
-Command = StartEngines | StopEngines | PurgeEngines
 
 
 # --- per-second metrics --------------------------------------------------------------------------
@@ -341,11 +279,6 @@ def decode_metrics(data: bytes) -> MetricsMessage:
     return message
 
 
-def decode_command(data: bytes) -> Command:
-    command: Command = _decode(data, Command)
-    return command
-
-
 def _decoder(kind: Any) -> msgspec.json.Decoder[Any]:
     """The decoder of ``kind``, built once. Building one walks the type's annotations, and two
     threads building decoders of the same types at once were seen to deadlock inside msgspec
@@ -390,5 +323,5 @@ def _kind_name(kind: object) -> str:
     return getattr(kind, "__name__", None) or str(kind)
 
 
-for _kind in (RunEvent, RunStatus, MetricsMessage, Command, EngineStatus, SecondMetrics):
+for _kind in (RunEvent, RunStatus, MetricsMessage, EngineStatus, SecondMetrics):
     _decoder(_kind)

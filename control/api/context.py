@@ -128,6 +128,7 @@ def make_scheduler(settings: ApiSettings) -> Scheduler:
     cache = Path(os.environ.get("SHIBUYA_CACHE_DIR") or Path.home() / ".cache" / "shibuya")
     return LocalScheduler(settings.engines_dir, kafka=settings.kafka,
                           jmeter_home=s.jmeter_home or cache / "jmeter-5.6.3-plugins-1",
+                          locust_env=s.locust_env or cache / "locust-2.47.0",
                           env=s.sidecar_env, drain_s=s.drain_s,
                           bwrap=local_sandbox(settings))  # fmt: skip
 

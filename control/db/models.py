@@ -176,8 +176,10 @@ class CollectionPlan(Base):
         ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
     )
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), primary_key=True)
+    engine: Mapped[str] = mapped_column(String(20), default="jmeter", server_default="jmeter")
     engines: Mapped[int] = mapped_column(Integer)
     threads_per_engine: Mapped[int] = mapped_column(Integer)
+    users: Mapped[int | None] = mapped_column(Integer, nullable=True)
     ramp_up_s: Mapped[int] = mapped_column(Integer, default=0)
     duration_s: Mapped[int] = mapped_column(Integer)
     csv_split: Mapped[bool] = mapped_column(Boolean, default=False)

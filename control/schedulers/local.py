@@ -43,7 +43,8 @@ class LocalScheduler:
 
     def __init__(
         self, root: Path, *, kafka: KafkaSettings, jmeter_home: Path,
-        env: Mapping[str, str] | None = None, stop_timeout_s: float = 15, drain_s: float = 120,
+        locust_env: Path | None = None, env: Mapping[str, str] | None = None,
+        stop_timeout_s: float = 15, drain_s: float = 120,
         bwrap: str | None = None,
         command: Sequence[str] = (sys.executable, "-m", "shibuya", "sidecar", "run"),
     ) -> None:  # fmt: skip
@@ -55,9 +56,15 @@ class LocalScheduler:
         self.drain_s = drain_s
         self.bwrap = bwrap
         engine = {**kafka.sidecar_env(), "SHIBUYA_SIDECAR_HEALTH_PORT": "0",
-                  "SHIBUYA_SIDECAR_JMETER__HOME": str(jmeter_home), **(env or {})}  # fmt: skip
+                  "SHIBUYA_SIDECAR_JMETER__HOME": str(jmeter_home),
+                  **({"SHIBUYA_SIDECAR_LOCUST__PYTHON": str(locust_env / "bin" / "python")}
+                     if locust_env else {}),
+                  **(env or {})}  # fmt: skip
         self._env = sandbox.engine_env(os.environ, engine)
-        self._read_only = sandbox.read_only_paths(Path(engine["SHIBUYA_SIDECAR_JMETER__HOME"]))
+        homes = [Path(engine["SHIBUYA_SIDECAR_JMETER__HOME"])]
+        if "SHIBUYA_SIDECAR_LOCUST__PYTHON" in engine:  # <env>/bin/python
+            homes.append(Path(engine["SHIBUYA_SIDECAR_LOCUST__PYTHON"]).parents[1])
+        self._read_only = sandbox.read_only_paths(*homes)
 
     # --- the interface ---------------------------------------------------------------------
 

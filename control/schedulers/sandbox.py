@@ -72,9 +72,10 @@ def argv(bwrap: str, command: Sequence[str], folder: Path, read_only: Sequence[P
     return out
 
 
-def read_only_paths(jmeter_home: Path) -> list[Path]:
-    """Python, the installed packages and JMeter: what an engine runs, never writes."""
-    paths = {Path(sys.base_prefix), Path(sys.prefix), jmeter_home.resolve()}
+def read_only_paths(*engine_homes: Path) -> list[Path]:
+    """Python, the installed packages and the engines (JMeter, Locust's environment): what an
+    engine runs, never writes."""
+    paths = {Path(sys.base_prefix), Path(sys.prefix), *(h.resolve() for h in engine_homes)}
     for package in PACKAGES:
         spec = importlib.util.find_spec(package)
         for location in (spec.submodule_search_locations or []) if spec else []:

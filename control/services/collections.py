@@ -107,6 +107,7 @@ def put_config(
     db.execute(sql_delete(CollectionPlan).where(CollectionPlan.collection_id == c.id))
     for p in config.plans:
         db.add(CollectionPlan(collection_id=c.id, plan_id=p.plan_id, engines=p.engines,
+                              engine=p.engine, users=p.users,
                               threads_per_engine=p.threads_per_engine, ramp_up_s=p.ramp_up_s,
                               duration_s=p.duration_s, csv_split=p.csv_split,
                               properties=p.properties, env=p.env))  # fmt: skip
@@ -134,8 +135,9 @@ def plans_of(db: Session, collection_id: int) -> list[ExecutionPlan]:
         .order_by(CollectionPlan.plan_id)
     ).all()
     return [
-        ExecutionPlan(plan_id=cp.plan_id, name=name, engines=cp.engines,
-                      threads_per_engine=cp.threads_per_engine, ramp_up_s=cp.ramp_up_s,
+        ExecutionPlan(plan_id=cp.plan_id, name=name, engine=cp.engine, engines=cp.engines,
+                      threads_per_engine=cp.threads_per_engine, users=cp.users,
+                      ramp_up_s=cp.ramp_up_s,
                       duration_s=cp.duration_s, csv_split=cp.csv_split,
                       properties=dict(cp.properties), env=dict(cp.env))
         for cp, name in rows

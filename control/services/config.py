@@ -13,7 +13,9 @@ multi-test:
 ```
 
 As in Shibuya: ``concurrency`` is threads per engine, ``rampup`` seconds, ``duration`` minutes;
-``duration_s`` (ours) gives seconds instead, for short tests. Validation is Shibuya's — the ids
+``duration_s`` (ours) gives seconds instead, for short tests. Ours too: ``engine`` (``jmeter``,
+the default, or ``locust``) and ``users``, the users of all the plan's engines together, divided
+among them (instead of ``concurrency``). Validation is Shibuya's — the ids
 match the URL and the project, every plan exists in the project, engines and threads are at least
 1, the engines add up to at most the limit — plus ours: criteria parse, a plan appears once.
 Every problem is reported with where it is (``tests[1].engines``), all at once.
@@ -38,6 +40,7 @@ from control.schemas import (
     RESERVED_ENV,
     ExecutionPlan,
 )
+from wire import EngineKind
 from wire.criteria import MAX_CRITERIA, CriterionError, parse
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -108,8 +111,9 @@ def shown(value: Any) -> str:
 
 TOP_KEYS = ("name", "projectid", "collectionid", "csv_split", "thresholds", "properties", "env",
             "tests")  # fmt: skip
-TEST_KEYS = ("name", "testid", "concurrency", "rampup", "engines", "duration", "duration_s",
-             "csv_split", "properties", "env")  # fmt: skip
+TEST_KEYS = ("name", "testid", "engine", "concurrency", "users", "rampup", "engines", "duration",
+             "duration_s", "csv_split", "properties", "env")  # fmt: skip
+ENGINES = tuple(k.value for k in EngineKind)
 
 
 def unknown_keys(where: str, mapping: dict[Any, Any], known: tuple[str, ...]) -> list[str]:
@@ -255,14 +259,28 @@ def parse_config(text: str, bounds: Bounds = Bounds()) -> CollectionConfig:
         if ramp_up_s > duration_s:
             problems.append(f"{at}.rampup: {ramp_up_s} s, longer than the duration "
                             f"({duration_s} s)")  # fmt: skip
+        engines = integer(f"{at}.engines", t.get("engines"), 1, b.max_engines)
+        engine = t.get("engine", "jmeter")
+        if engine not in ENGINES:
+            problems.append(f"{at}.engine: one of {', '.join(ENGINES)}, not {shown(engine)}")
+        users = None
+        if "users" in t and "concurrency" in t:
+            problems.append(f"{at}: concurrency (per engine) or users (all engines), not both")
+        if "users" in t:  # every engine runs one user at least
+            users = integer(f"{at}.users", t["users"], engines,
+                            b.max_threads_per_engine * engines)  # fmt: skip
+            threads = -(-users // engines)
+        else:
+            threads = integer(f"{at}.concurrency", t.get("concurrency"), 1,
+                              b.max_threads_per_engine)  # fmt: skip
         plans.append(
             ExecutionPlan(
                 plan_id=plan_id,
                 name=text_of(f"{at}.name", t.get("name")),
-                engines=integer(f"{at}.engines", t.get("engines"), 1, b.max_engines),
-                threads_per_engine=integer(
-                    f"{at}.concurrency", t.get("concurrency"), 1, b.max_threads_per_engine
-                ),
+                engine=engine if engine in ENGINES else "jmeter",
+                engines=engines,
+                threads_per_engine=threads,
+                users=users,
                 ramp_up_s=ramp_up_s,
                 duration_s=duration_s,
                 csv_split=flag(f"{at}.csv_split", t.get("csv_split")),
@@ -305,9 +323,14 @@ def criteria_problems(texts: list[str]) -> list[str]:
 def render_config(config: CollectionConfig) -> str:
     tests = []
     for p in config.plans:
-        test: dict[str, Any] = {"name": p.name, "testid": p.plan_id,
-                                "concurrency": p.threads_per_engine, "rampup": p.ramp_up_s,
-                                "engines": p.engines}  # fmt: skip
+        test: dict[str, Any] = {"name": p.name, "testid": p.plan_id}
+        if p.engine != "jmeter":
+            test["engine"] = p.engine
+        if p.users is None:
+            test["concurrency"] = p.threads_per_engine
+        else:
+            test["users"] = p.users
+        test |= {"rampup": p.ramp_up_s, "engines": p.engines}
         if p.duration_s % 60:
             test["duration_s"] = p.duration_s
         else:

@@ -9,6 +9,7 @@ plugins define, is refused with the element's name and the reason.
 
 from __future__ import annotations
 
+import ast
 import re
 import zipfile
 from pathlib import Path
@@ -145,3 +146,18 @@ def _functions(text: str | None, testname: str, own: set[str]) -> list[str]:
     return [f"function {f[:60]} in {testname[:80]!r} is not one JMeter 5.6.3 or the shipped "
             "plugins define: it would be sent as text"
             for f in _FUNCTION.findall(text) if f not in known]  # fmt: skip
+
+
+def check_python(path: Path, name: str) -> None:
+    """A locustfile (or a module it imports) must be UTF-8 Python that parses. It is parsed,
+    never run: its code runs on the engines only."""
+    try:
+        source = path.read_bytes().decode("utf-8")
+        ast.parse(source, filename=name)
+    except UnicodeDecodeError as exc:
+        raise InvalidError(f"{name} is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+    except SyntaxError as exc:
+        raise InvalidError(f"{name} is not Python that parses: {exc.msg} (line {exc.lineno})",
+                           [f"line {exc.lineno}: {exc.msg}"]) from exc  # fmt: skip
+    except (RecursionError, MemoryError, ValueError) as exc:
+        raise InvalidError(f"{name} cannot be parsed as Python: {type(exc).__name__}") from exc

@@ -1,4 +1,5 @@
-"""Plans and their files: one ``.jmx`` and any data files, checked on upload."""
+"""Plans and their files: one ``.jmx`` (a JMeter plan) or locustfiles (``.py``, a Locust plan),
+and any data files, checked on upload."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from control.files.storage import FileStorage
 from control.schemas import FileOut, Page, PlanOut
 from control.services.access import name_free, plan_of, project_of
 from control.services.auth import Caller
-from control.services.jmx import check_jar, check_jmx
+from control.services.jmx import check_jar, check_jmx, check_python
 from control.services.pages import Paging, in_project
 
 #: Safe file names: no path, no leading dot, printable ASCII letters, digits and ``._ -``.
@@ -155,8 +156,8 @@ def _out(db: Session, plan: Plan) -> PlanOut:
 
 
 def kind_of(name: str, jars: bool = False) -> str:
-    """``jmx``, ``csv``, ``data`` or (``jars``) ``jar`` by its name; a name a plan does not take
-    is refused."""
+    """``jmx``, ``py``, ``csv``, ``data`` or (``jars``) ``jar`` by its name; a name a plan does
+    not take is refused."""
     if not FILE_NAME.match(name) or ".." in name:
         raise InvalidError(
             f"file name {name!r}: use letters, digits, '.', '_', '-' and spaces, starting with a "
@@ -167,13 +168,16 @@ def kind_of(name: str, jars: bool = False) -> str:
         return "jmx"
     if suffix in DATA_SUFFIXES:
         return "csv" if suffix == ".csv" else "data"
+    if suffix == ".py":
+        return "py"
     if suffix == ".jar":
         if jars:
             return "jar"
         raise UnsupportedError(f"{name}: this server takes no .jar files in plans (JMeter would "
                                "run their code; FILES__PLAN_JARS turns them on)")  # fmt: skip
     accepted = ", ".join(sorted(DATA_SUFFIXES))
-    raise UnsupportedError(f"{name}: a plan takes one .jmx and data files ({accepted})")
+    raise UnsupportedError(f"{name}: a plan takes one .jmx (JMeter) or .py files (Locust) and "
+                           f"data files ({accepted})")  # fmt: skip
 
 
 def _check_content(
@@ -189,6 +193,9 @@ def _check_content(
         return None
     if kind == "jar":
         check_jar(path, name)
+        return None
+    if kind == "py":
+        check_python(path, name)
         return None
     records = None
     try:

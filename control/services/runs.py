@@ -36,8 +36,8 @@ from control.services.auth import Caller
 from control.services.messages import command, run_event
 from control.services.pages import Paging, paginate
 from control.settings import LimitsSettings
-from wire import PlanFile as WirePlanFile
 from wire import (
+    EngineKind,
     PlanSpec,
     RunStarted,
     RunStatus,
@@ -46,6 +46,11 @@ from wire import (
     Topics,
     decode_run_status,
 )
+from wire import PlanFile as WirePlanFile
+
+#: The file kind each engine runs, and how a user would name it.
+MAIN_KIND = {"jmeter": "jmx", "locust": "py"}
+MAIN_FILE = {"jmeter": "a .jmx", "locust": "a locustfile (.py)"}
 
 
 @dataclass(frozen=True)
@@ -113,9 +118,10 @@ def _insert_run(
         raise ConflictError(f"collection {collection_id} has no plans: import its config first")
     files = {p.plan_id: list(db.scalars(select(PlanFile).where(PlanFile.plan_id == p.plan_id)))
              for p in plans}  # fmt: skip
-    missing = [p.plan_id for p in plans if not any(f.kind == "jmx" for f in files[p.plan_id])]
+    missing = [f"{p.plan_id} ({p.engine}: {MAIN_FILE[p.engine]})" for p in plans
+               if not any(f.kind == MAIN_KIND[p.engine] for f in files[p.plan_id])]  # fmt: skip
     if missing:
-        raise ConflictError(f"plans without a test plan (.jmx): {missing}")
+        raise ConflictError(f"plans without what their engine runs: {', '.join(missing)}")
     if launches.run_in_progress(db, collection.id):
         raise ConflictError(f"collection {collection_id} has a run in progress")
     if launcher.scheduler.kind != "external":
@@ -147,7 +153,7 @@ def _start_messages(
         run_id=run.id, collection_id=cid, project_id=str(project.id), started_ms=now_ms,
         plans=[PlanSpec(plan_id=str(p.plan_id), engines=p.engines,
                         threads_per_engine=p.threads_per_engine, ramp_up_s=p.ramp_up_s,
-                        duration_s=p.duration_s) for p in plans],
+                        duration_s=p.duration_s, engine=EngineKind(p.engine)) for p in plans],
         thresholds=list(run.thresholds),
     )  # fmt: skip
     out = [run_event(topics, run.id, announced)]
@@ -164,6 +170,7 @@ def _start_messages(
             threads_per_engine=p.threads_per_engine, ramp_up_s=p.ramp_up_s,
             duration_s=p.duration_s, files=wire_files,
             split_csv=p.csv_split or collection.csv_split, issued_ms=now_ms,
+            engine=EngineKind(p.engine), users=p.users,
             properties={**collection.properties, **p.properties, **run.properties},
             env={**collection.env, **p.env, **run.env},
             secrets_url=f"{base}/api/engine-secrets/{run.id}" if has_secrets else "",

@@ -221,6 +221,15 @@ def dev_jmeter() -> None:
     typer.echo(install(quiet=False))
 
 
+@app.command("locust")
+def dev_locust() -> None:
+    """Make Locust's environment (engine_sidecar/locust-requirements.txt, from PyPI) in the
+    cache; print its folder (the sidecar's SHIBUYA_SIDECAR_LOCUST__PYTHON is its bin/python)."""
+    from shibuya.dev.locust import install
+
+    typer.echo(install(quiet=False))
+
+
 @app.command("dashboards")
 def dev_dashboards() -> None:
     """Write the Grafana dashboards (run, engine health, pipeline health) to

@@ -203,8 +203,9 @@ def test_a_sidecar_killed_during_a_run_picks_it_up_again(
                 )
             )
             assert "after a sidecar restart" in statuses[-1].detail
-            assert "run run-k was in progress when the sidecar stopped; JMeter still runs" in (
-                log.read_text()
+            assert (
+                "run run-k was in progress when the sidecar stopped; its engine (jmeter) still runs"
+                in (log.read_text())
             )
         finally:
             assert stop_process(sidecar) == 0, log.read_text()

@@ -1,0 +1,29 @@
+"""More engines: which engine a collection's plan runs on, and its users divided among engines
+
+Revision ID: 0010
+Revises: 0009
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("collection_plans", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("engine", sa.String(length=20), nullable=False, server_default="jmeter")
+        )
+        batch_op.add_column(sa.Column("users", sa.Integer(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("collection_plans", schema=None) as batch_op:
+        batch_op.drop_column("users")
+        batch_op.drop_column("engine")

@@ -1,0 +1,97 @@
+"""The engines a sidecar runs, behind one interface: prepare a plan for engine *i* of *n*, start
+it, stop it gracefully, adopt it again after a sidecar restart. Every engine writes a results
+file the sidecar tails (JMeter CSV); nothing after the sidecar knows which engine wrote it.
+
+================  =====================================  =======================================
+engine            the plan                               its share of the load
+================  =====================================  =======================================
+``jmeter``        one ``.jmx`` (rewritten for the run)   threads, and the plan's own targets
+                                                         (:mod:`engine_sidecar.loadsplit`)
+``locust``        one locustfile (``.py``)               users; spawn rate over the ramp-up
+================  =====================================  =======================================
+
+Data files (``.csv``) are split among the engines the same way for every engine
+(:func:`engine_sidecar.plan.split_csv`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from engine_sidecar.engine import JMeterConfig, JMeterProcess
+from engine_sidecar.errors import PlanError
+from engine_sidecar.loadsplit import count_share
+from engine_sidecar.locust import LocustConfig, LocustLoad, LocustProcess
+from engine_sidecar.plan import rewrite_jmx
+from engine_sidecar.rundir import RunDir
+from wire import EngineKind, StartEngines
+
+
+class EngineProcess(Protocol):
+    pid: int
+
+    def alive(self) -> bool: ...
+
+    async def wait(self) -> int | None: ...
+
+    async def stop(self, grace_s: float = 30) -> int | None: ...
+
+
+def users_of(cmd: StartEngines, index: int) -> int:
+    """Engine ``index``'s users: its share of the plan's, or the threads per engine."""
+    if cmd.users is None:
+        return cmd.threads_per_engine
+    return int(count_share(str(cmd.users), cmd.engine_count, index))
+
+
+@dataclass(frozen=True)
+class Engines:
+    jmeter: JMeterConfig
+    locust: LocustConfig | None = None
+
+    async def start(self, cmd: StartEngines, index: int, run_dir: RunDir) -> EngineProcess:
+        """The engine of ``cmd`` on the files ``run_dir`` holds (downloaded, split)."""
+        if cmd.engine is EngineKind.LOCUST:
+            return await self._locust(cmd, index, run_dir)
+        [jmx] = run_dir.main_files(".jmx", "test plan (.jmx)")
+        rewritten = run_dir.path / "plan.rewritten.jmx"
+        run_dir.write(rewritten, rewrite_jmx(jmx.read_bytes(), threads=users_of(cmd, index),
+                                             ramp_up_s=cmd.ramp_up_s, duration_s=cmd.duration_s,
+                                             engines=cmd.engine_count, index=index))  # fmt: skip
+        return await JMeterProcess.start(self.jmeter, jmx=rewritten, jtl=run_dir.jtl,
+                                         log_file=run_dir.engine_log, properties=run_dir.properties,
+                                         env=cmd.env)  # fmt: skip
+
+    async def _locust(self, cmd: StartEngines, index: int, run_dir: RunDir) -> EngineProcess:
+        if self.locust is None or not self.locust.python.exists():
+            where = self.locust.python if self.locust else "SHIBUYA_SIDECAR_LOCUST__PYTHON unset"
+            raise PlanError(f"this engine has no Locust ({where}): `shibuya dev locust install` "
+                            "makes one")  # fmt: skip
+        [locustfile] = run_dir.main_files(".py", "locustfile (.py)", "locustfile.py")
+        load = LocustLoad(users_of(cmd, index), cmd.ramp_up_s, cmd.duration_s)
+        return await LocustProcess.start(
+            self.locust, locustfile=locustfile, load=load, results=run_dir.jtl,
+            log_file=run_dir.engine_log, properties=run_dir.run_properties, env=cmd.env,
+        )  # fmt: skip
+
+    def adopt(self, engine: str, pid: int, run_dir: RunDir) -> EngineProcess | None:
+        """The engine of a run a sidecar left, if it still runs."""
+        if engine == EngineKind.LOCUST:
+            return LocustProcess.adopt(pid, run_dir.jtl)
+        return JMeterProcess.adopt(self.jmeter, pid, run_dir.jtl)
+
+
+class Gone:
+    """An engine that is no longer there: waiting for it returns at once."""
+
+    pid = -1
+
+    def alive(self) -> bool:
+        return False
+
+    async def wait(self) -> int | None:
+        return None
+
+    async def stop(self, grace_s: float = 30) -> int | None:
+        return None
