@@ -254,6 +254,12 @@ class RunIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     properties: Properties = {}
     env: Env = {}
+    external: bool = Field(
+        False,
+        description="your own engines feed the run (tail-only sidecars, an engine publishing "
+        "itself): it is announced to the stream with its plans' engines, duration and the "
+        "collection's criteria, and no engine is deployed or told to start (docs/sidecar.md)",
+    )
 
 
 class StopIn(BaseModel):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine_sidecar.errors import FormatError
+from engine_sidecar.jsonl import JsonLinesParser, looks_like_json_lines
 from engine_sidecar.jtl import ErrorReport, JtlParser, Progress, UnreadableFile
 from engine_sidecar.jtl_format import detect_format
 from engine_sidecar.tail import FileTail
@@ -45,6 +46,17 @@ class Chunk:
     what the batch holds, then :meth:`ResultReader.start_file`."""
 
 
+Parser = JtlParser | JsonLinesParser | UnreadableFile
+
+
+def parser_for(head: bytes, max_record_bytes: int, errors: ErrorReport) -> Parser:
+    """The parser of a file whose first record is ``head``: JSON lines, or JMeter CSV in the
+    format its first record says. Raises :class:`FormatError` for neither."""
+    if looks_like_json_lines(head):
+        return JsonLinesParser(max_record_bytes=max_record_bytes, errors=errors)
+    return JtlParser(detect_format(head), max_record_bytes=max_record_bytes, errors=errors)
+
+
 class ResultReader:
     def __init__(
         self,
@@ -61,7 +73,7 @@ class ResultReader:
         """Malformed records of every file read, for the engine's status."""
         self._on_malformed = on_malformed
         self._tail = FileTail(path)
-        self._parser: JtlParser | UnreadableFile | None = None
+        self._parser: Parser | None = None
         self._builder = BatchBuilder()
         self._generation = -1
 
@@ -102,10 +114,9 @@ class ResultReader:
         if head is None:
             self._parser = None  # not even one complete line yet: wait for it
             return None
-        parser: JtlParser | UnreadableFile
+        parser: Parser
         try:
-            parser = JtlParser(detect_format(head), max_record_bytes=self.max_record_bytes,
-                               errors=self.errors)  # fmt: skip
+            parser = parser_for(head, self.max_record_bytes, self.errors)
         except FormatError as exc:
             log.error("%s cannot be read as results: %s; its lines are counted, as malformed",
                       self.path, exc)  # fmt: skip
@@ -145,10 +156,9 @@ class ResultReader:
         if head is None:
             return None
         try:
-            fmt = detect_format(head)
+            parser = parser_for(head, self.max_record_bytes, ErrorReport())
         except FormatError:  # nothing of it was ever sent
             return None
-        parser = JtlParser(fmt, max_record_bytes=self.max_record_bytes)
         parser.skip_to(start.offset, start.line_no)
         builder = BatchBuilder()
         parser.feed(data, builder)

@@ -77,15 +77,17 @@ def run(
     properties: dict[str, str] | None = None,
     detach: bool = False,
     env: dict[str, str] | None = None,
+    external: bool = False,
 ) -> dict[str, Any]:
     """Start a run with its own JMeter ``properties`` (the API deploys engines that are not),
     follow it to its end (or not, ``detach``), purge the engines if they were not deployed
-    before. The run's last state."""
+    before. ``external``: announce it only, for engines of the caller's own. The run's last
+    state."""
     collection = Names(c).collection(ref)
     path = f"/api/collections/{collection['id']}"
     status = client.call(c, "GET", f"{path}/status")
-    ours = status["scheduler"] != "external" and not status.get("launch")
-    body = {"properties": properties or {}, "env": env or {}}
+    ours = status["scheduler"] != "external" and not status.get("launch") and not external
+    body = {"properties": properties or {}, "env": env or {}, "external": external}
     started = client.call(c, "POST", f"{path}/runs", json=body)
     console.print(f"run {started['id']} started", highlight=False)
     if detach:

@@ -83,14 +83,18 @@ def run_out(run: Run, status: RunStatus | None) -> RunOut:
 async def trigger(
     db: Session, launcher: Launcher, who: Caller, collection_id: int,
     properties: dict[str, str] | None = None, env: dict[str, str] | None = None,
+    external: bool = False,
 ) -> RunOut:  # fmt: skip
     """Start a run of the collection: deploy its engines if they are not (a scheduler other
     than ``external``), announce the run to the stream, start each plan's engines with the
-    collection's, the plan's and the run's ``properties`` (each overriding the one before)."""
+    collection's, the plan's and the run's ``properties`` (each overriding the one before).
+    ``external``: announce it only — engines of the caller's own feed it."""
     run, collection, project, plans, files, has_secrets = await in_thread(
-        db, _insert_run, db, who, collection_id, launcher, properties or {}, env or {}
+        db, _insert_run, db, who, collection_id, launcher, properties or {}, env or {}, external
     )
     messages = _start_messages(launcher, run, collection, project, plans, files, has_secrets)
+    if external:
+        messages = messages[:1]  # the run's announcement: no engine is told to start
     try:
         await launcher.producer.send(messages)
     except UnavailableError as exc:
@@ -110,6 +114,7 @@ def _insert_run(
     launcher: Launcher,
     properties: dict[str, str],
     env: dict[str, str],
+    external: bool = False,
 ) -> tuple[Run, Collection, Project, list[CollectionPlan], dict[int, list[PlanFile]], bool]:
     collection, project = collection_of(db, who, collection_id)
     plans = list(db.scalars(select(CollectionPlan).where(
@@ -120,11 +125,11 @@ def _insert_run(
              for p in plans}  # fmt: skip
     missing = [f"{p.plan_id} ({p.engine}: {MAIN_FILE[p.engine]})" for p in plans
                if not any(f.kind == MAIN_KIND[p.engine] for f in files[p.plan_id])]  # fmt: skip
-    if missing:
+    if missing and not external:
         raise ConflictError(f"plans without what their engine runs: {', '.join(missing)}")
     if launches.run_in_progress(db, collection.id):
         raise ConflictError(f"collection {collection_id} has a run in progress")
-    if launcher.scheduler.kind != "external":
+    if launcher.scheduler.kind != "external" and not external:
         launches.deploy(db, launcher.scheduler, launcher.limits, collection, who.user_id)
     run = Run(id=f"run-{uuid.uuid4().hex[:12]}", collection_id=collection.id,
               thresholds=list(collection.thresholds), started_by=who.user_id,

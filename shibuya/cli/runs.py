@@ -134,6 +134,13 @@ def client_run(
         ),
     ] = None,
     detach: Annotated[bool, typer.Option(help="start the run and return; engines stay")] = False,
+    external: Annotated[
+        bool,
+        typer.Option(
+            help="engines of your own feed the run (shibuya sidecar tail): it is announced, no "
+            "engine is deployed or started"
+        ),
+    ] = False,
     output: Output = Format.table,
     junit: Junit = None,
     markdown: Markdown = None,
@@ -187,7 +194,7 @@ def client_run(
             raise typer.BadParameter("data files go with a .jmx", param_hint="DATA")
         try:
             final = oneshot.run(c, ref, console, _properties(prop or []), detach=detach,
-                                env=_properties(env or []))  # fmt: skip
+                                env=_properties(env or []), external=external)  # fmt: skip
         except oneshot.InterruptError as exc:
             typer.echo(f"{exc} again: leaving the run going", err=True)
             raise typer.Exit(client.INTERRUPTED) from exc

@@ -51,11 +51,19 @@ def sidecar_tail(
     plan_id: Annotated[
         str | None, typer.Option(help="plan id; default: SHIBUYA_SIDECAR_ENGINE__PLAN_ID")
     ] = None,
+    collection_id: Annotated[
+        str | None,
+        typer.Option(help="collection id; default: SHIBUYA_SIDECAR_ENGINE__COLLECTION_ID"),
+    ] = None,
     engine_pid: Annotated[
         int | None, typer.Option(help="PID of the engine, for CPU and memory in heartbeats")
     ] = None,
 ) -> None:
     """Tail-only mode: publish FILE's samples for an engine this sidecar did not start.
+
+    FILE is JMeter CSV (with a header, or Shibuya's or JMeter's default columns) or JSON lines
+    (docs/sidecar.md). For a run the API knows (shibuya run COLLECTION --external), give its
+    run, collection and plan ids: the run's live view, verdicts and report then count FILE.
 
     Follows the file as it grows (also through truncation and rotation) and publishes its samples
     to Kafka in batches; resumes from its checkpoint after a restart. Sends heartbeats with the
@@ -67,6 +75,10 @@ def sidecar_tail(
     from engine_sidecar.settings import SidecarSettings
 
     settings = SidecarSettings()
+    e = settings.engine
+    if collection_id is not None or plan_id is not None:  # the heartbeats' engine, and its id
+        settings.engine = e.model_copy(update={"collection_id": collection_id or e.collection_id,
+                                               "plan_id": plan_id or e.plan_id})  # fmt: skip
     identity = Identity(
         run_id=run_id,
         plan_id=plan_id or settings.engine.plan_id,

@@ -24,10 +24,12 @@ async def trigger(
 ) -> RunOut:
     """Start a run of the collection: deploy its engines if they are not (a scheduler other
     than ``external``), announce the run to the stream, start each plan's engines. The body's
-    ``properties`` override the plans' and the collection's for this run."""
+    ``properties`` override the plans' and the collection's for this run; ``external``: only
+    announce it, for engines of your own."""
+    body = body or RunIn()
     try:
-        props, env = (body.properties, body.env) if body else ({}, {})
-        return await runs.trigger(db, ctx.launcher, who, collection_id, props, env)
+        return await runs.trigger(db, ctx.launcher, who, collection_id, body.properties,
+                                  body.env, external=body.external)  # fmt: skip
     finally:
         ctx.answers.forget(("status", collection_id))  # its engines may be new
 

@@ -84,9 +84,10 @@ export async function collectionPage(view, id) {
 
 function planTable(c) {
   if (!c.plans.length) return h("p", { class: "muted" }, "No plan yet: add one in the config.");
-  return table(["Plan", "Engines", "Threads per engine", "Ramp-up (s)", "Duration (s)"],
-    c.plans.map((p) => [`${p.name} (plan ${p.plan_id})`, number(p.engines),
-      number(p.threads_per_engine), number(p.ramp_up_s), number(p.duration_s)]));
+  return table(["Plan", "Engine", "Engines", "Users per engine", "Ramp-up (s)", "Duration (s)"],
+    c.plans.map((p) => [`${p.name} (plan ${p.plan_id})`, p.engine, number(p.engines),
+      p.users === null ? number(p.threads_per_engine) : `${number(p.users)} in all`,
+      number(p.ramp_up_s), number(p.duration_s)]));
 }
 
 function planProgress(p) {
