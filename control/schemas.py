@@ -155,7 +155,7 @@ class ExecutionPlan(BaseModel):
     model_config = ConfigDict(frozen=True)
     plan_id: int
     name: str
-    engine: str = Field("jmeter", description="jmeter or locust")
+    engine: str = Field("jmeter", description="jmeter, locust or gatling")
     engines: int
     threads_per_engine: int
     users: int | None = Field(

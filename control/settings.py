@@ -280,6 +280,11 @@ class SchedulerSettings(BaseModel):
         description="local scheduler: the Locust environment its engines run Locust plans with; "
         "empty: $SHIBUYA_CACHE_DIR/locust-2.47.0, where `shibuya dev locust` makes it",
     )
+    gatling_home: Path | None = Field(
+        None,
+        description="local scheduler: the Gatling its engines run Gatling plans with; empty: "
+        "$SHIBUYA_CACHE_DIR/gatling-3.15.1-launcher-3, where `shibuya dev gatling` puts it",
+    )
     drain_s: float = Field(
         120,
         ge=0,

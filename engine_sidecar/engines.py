@@ -8,6 +8,8 @@ engine            the plan                               its share of the load
 ``jmeter``        one ``.jmx`` (rewritten for the run)   threads, and the plan's own targets
                                                          (:mod:`engine_sidecar.loadsplit`)
 ``locust``        one locustfile (``.py``)               users; spawn rate over the ramp-up
+``gatling``       Java sources (``.java``), one of them  users, ramp-up, duration, as system
+                  a ``Simulation``                       properties its injection profile reads
 ================  =====================================  =======================================
 
 Data files (``.csv``) are split among the engines the same way for every engine
@@ -21,6 +23,7 @@ from typing import Protocol
 
 from engine_sidecar.engine import JMeterConfig, JMeterProcess
 from engine_sidecar.errors import PlanError
+from engine_sidecar.gatling import GatlingConfig, GatlingLoad, GatlingProcess
 from engine_sidecar.loadsplit import count_share
 from engine_sidecar.locust import LocustConfig, LocustLoad, LocustProcess
 from engine_sidecar.plan import rewrite_jmx
@@ -49,11 +52,14 @@ def users_of(cmd: StartEngines, index: int) -> int:
 class Engines:
     jmeter: JMeterConfig
     locust: LocustConfig | None = None
+    gatling: GatlingConfig | None = None
 
     async def start(self, cmd: StartEngines, index: int, run_dir: RunDir) -> EngineProcess:
         """The engine of ``cmd`` on the files ``run_dir`` holds (downloaded, split)."""
         if cmd.engine is EngineKind.LOCUST:
             return await self._locust(cmd, index, run_dir)
+        if cmd.engine is EngineKind.GATLING:
+            return await self._gatling(cmd, index, run_dir)
         [jmx] = run_dir.main_files(".jmx", "test plan (.jmx)")
         rewritten = run_dir.path / "plan.rewritten.jmx"
         run_dir.write(rewritten, rewrite_jmx(jmx.read_bytes(), threads=users_of(cmd, index),
@@ -75,10 +81,25 @@ class Engines:
             log_file=run_dir.engine_log, properties=run_dir.run_properties, env=cmd.env,
         )  # fmt: skip
 
+    async def _gatling(self, cmd: StartEngines, index: int, run_dir: RunDir) -> EngineProcess:
+        if self.gatling is None or not (self.gatling.home / "launcher").is_dir():
+            where = self.gatling.home if self.gatling else "SHIBUYA_SIDECAR_GATLING__HOME unset"
+            raise PlanError(f"this engine has no Gatling ({where}): `shibuya dev gatling` "
+                            "installs it")  # fmt: skip
+        sources = sorted(run_dir.path.glob("*.java"))
+        load = GatlingLoad(users_of(cmd, index), cmd.ramp_up_s, cmd.duration_s,
+                           cmd.engine_count, index)  # fmt: skip
+        return await GatlingProcess.start(
+            self.gatling, sources=sources, load=load, results=run_dir.jtl,
+            log_file=run_dir.engine_log, properties=run_dir.run_properties, env=cmd.env,
+        )  # fmt: skip
+
     def adopt(self, engine: str, pid: int, run_dir: RunDir) -> EngineProcess | None:
         """The engine of a run a sidecar left, if it still runs."""
         if engine == EngineKind.LOCUST:
             return LocustProcess.adopt(pid, run_dir.jtl)
+        if engine == EngineKind.GATLING:
+            return GatlingProcess.adopt(pid, run_dir.jtl)
         return JMeterProcess.adopt(self.jmeter, pid, run_dir.jtl)
 
 

@@ -25,6 +25,7 @@ from engine_sidecar.agent import Agent, AgentConfig
 from engine_sidecar.engine import JMeterConfig
 from engine_sidecar.engines import Engines
 from engine_sidecar.errors import PublishError, TaskCrashedError
+from engine_sidecar.gatling import GatlingConfig
 from engine_sidecar.heartbeat import EngineRef, Heartbeat, Snapshot
 from engine_sidecar.kafka import CommandConsumer, producer
 from engine_sidecar.locust import LocustConfig
@@ -189,6 +190,7 @@ async def _run(settings: SidecarSettings) -> None:
         engines=Engines(
             JMeterConfig(j.home, j.heap, j.stop_port, j.properties),
             LocustConfig(settings.locust.python, settings.locust.stop_timeout_s),
+            GatlingConfig(settings.gatling.home, settings.gatling.heap),
         ),
         limits=Limits(settings.batch.max_samples, settings.batch.max_interval_ms),
         max_command_age_s=settings.max_command_age_s,

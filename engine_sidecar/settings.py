@@ -92,6 +92,15 @@ class LocustSettings(BaseModel):
     )
 
 
+class GatlingSettings(BaseModel):
+    home: Path = Field(
+        Path.home() / ".cache" / "shibuya" / "gatling-3.15.1-launcher-3",
+        description="Gatling's jars (lib/) and the sidecar's launcher (launcher/); `shibuya dev "
+        "gatling` fills the default",
+    )
+    heap: str = Field("512m", description="JVM heap of Gatling (-Xms and -Xmx)")
+
+
 class SidecarSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SHIBUYA_SIDECAR_", env_nested_delimiter="__", extra="forbid"
@@ -117,6 +126,7 @@ class SidecarSettings(BaseSettings):
     engine: EngineIdentity = EngineIdentity()
     jmeter: JMeterSettings = JMeterSettings()
     locust: LocustSettings = LocustSettings()
+    gatling: GatlingSettings = GatlingSettings()
     kafka: KafkaSettings = KafkaSettings()
     batch: BatchSettings = BatchSettings()
 

@@ -113,7 +113,7 @@ class PlanRun(_Strict):
     """A plan in a collection: how many engines, threads each, for how long."""
 
     plan: Name
-    engine: Literal["jmeter", "locust"] = "jmeter"
+    engine: Literal["jmeter", "locust", "gatling"] = "jmeter"
     engines: int = Field(ge=1)
     threads: int = Field(ge=1, description="threads (Locust: users) per engine")
     duration: Seconds = Field(ge=1)
@@ -255,10 +255,10 @@ def _consistency(d: Declared) -> list[str]:
 def _file_problems(d: Declared, plan: PlanDecl, at: str) -> list[str]:
     problems = []
     jmx = [f for f in plan.files if f.lower().endswith(".jmx")]
-    py = [f for f in plan.files if f.lower().endswith(".py")]
-    if len(jmx) > 1 or not (jmx or py):
-        problems.append(f"{at}.files: one .jmx (JMeter) or .py files (Locust) are needed, "
-                        f"not {len(jmx)} .jmx")  # fmt: skip
+    code = [f for f in plan.files if f.lower().endswith((".py", ".java"))]
+    if len(jmx) > 1 or not (jmx or code):
+        problems.append(f"{at}.files: one .jmx (JMeter), .py files (Locust) or .java files "
+                        f"(Gatling) are needed, not {len(jmx)} .jmx")  # fmt: skip
     names = [Path(f).name for f in plan.files]
     for k, (f, path) in enumerate(zip(plan.files, d.files(plan), strict=True)):
         where = f"{at}.files[{k}]"

@@ -76,6 +76,7 @@ class EngineKind(StrEnum):
 
     JMETER = "jmeter"
     LOCUST = "locust"
+    GATLING = "gatling"
 
 
 class PlanSpec(msgspec.Struct, frozen=True, kw_only=True):

@@ -129,6 +129,7 @@ def make_scheduler(settings: ApiSettings) -> Scheduler:
     return LocalScheduler(settings.engines_dir, kafka=settings.kafka,
                           jmeter_home=s.jmeter_home or cache / "jmeter-5.6.3-plugins-1",
                           locust_env=s.locust_env or cache / "locust-2.47.0",
+                          gatling_home=s.gatling_home or cache / "gatling-3.15.1-launcher-3",
                           env=s.sidecar_env, drain_s=s.drain_s,
                           bwrap=local_sandbox(settings))  # fmt: skip
 

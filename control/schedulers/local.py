@@ -43,7 +43,8 @@ class LocalScheduler:
 
     def __init__(
         self, root: Path, *, kafka: KafkaSettings, jmeter_home: Path,
-        locust_env: Path | None = None, env: Mapping[str, str] | None = None,
+        locust_env: Path | None = None, gatling_home: Path | None = None,
+        env: Mapping[str, str] | None = None,
         stop_timeout_s: float = 15, drain_s: float = 120,
         bwrap: str | None = None,
         command: Sequence[str] = (sys.executable, "-m", "shibuya", "sidecar", "run"),
@@ -59,11 +60,14 @@ class LocalScheduler:
                   "SHIBUYA_SIDECAR_JMETER__HOME": str(jmeter_home),
                   **({"SHIBUYA_SIDECAR_LOCUST__PYTHON": str(locust_env / "bin" / "python")}
                      if locust_env else {}),
+                  **({"SHIBUYA_SIDECAR_GATLING__HOME": str(gatling_home)} if gatling_home else {}),
                   **(env or {})}  # fmt: skip
         self._env = sandbox.engine_env(os.environ, engine)
         homes = [Path(engine["SHIBUYA_SIDECAR_JMETER__HOME"])]
         if "SHIBUYA_SIDECAR_LOCUST__PYTHON" in engine:  # <env>/bin/python
             homes.append(Path(engine["SHIBUYA_SIDECAR_LOCUST__PYTHON"]).parents[1])
+        if "SHIBUYA_SIDECAR_GATLING__HOME" in engine:
+            homes.append(Path(engine["SHIBUYA_SIDECAR_GATLING__HOME"]))
         self._read_only = sandbox.read_only_paths(*homes)
 
     # --- the interface ---------------------------------------------------------------------

@@ -148,14 +148,20 @@ def _functions(text: str | None, testname: str, own: set[str]) -> list[str]:
             for f in _FUNCTION.findall(text) if f not in known]  # fmt: skip
 
 
+def check_text(path: Path, name: str) -> str:
+    """A source file must be UTF-8 text; its text."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidError(f"{name} is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+
+
 def check_python(path: Path, name: str) -> None:
     """A locustfile (or a module it imports) must be UTF-8 Python that parses. It is parsed,
     never run: its code runs on the engines only."""
+    source = check_text(path, name)
     try:
-        source = path.read_bytes().decode("utf-8")
         ast.parse(source, filename=name)
-    except UnicodeDecodeError as exc:
-        raise InvalidError(f"{name} is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
     except SyntaxError as exc:
         raise InvalidError(f"{name} is not Python that parses: {exc.msg} (line {exc.lineno})",
                            [f"line {exc.lineno}: {exc.msg}"]) from exc  # fmt: skip

@@ -25,7 +25,7 @@ from control.files.storage import FileStorage
 from control.schemas import FileOut, Page, PlanOut
 from control.services.access import name_free, plan_of, project_of
 from control.services.auth import Caller
-from control.services.jmx import check_jar, check_jmx, check_python
+from control.services.jmx import check_jar, check_jmx, check_python, check_text
 from control.services.pages import Paging, in_project
 
 #: Safe file names: no path, no leading dot, printable ASCII letters, digits and ``._ -``.
@@ -156,8 +156,8 @@ def _out(db: Session, plan: Plan) -> PlanOut:
 
 
 def kind_of(name: str, jars: bool = False) -> str:
-    """``jmx``, ``py``, ``csv``, ``data`` or (``jars``) ``jar`` by its name; a name a plan does
-    not take is refused."""
+    """``jmx``, ``py``, ``java``, ``csv``, ``data`` or (``jars``) ``jar`` by its name; a name a
+    plan does not take is refused."""
     if not FILE_NAME.match(name) or ".." in name:
         raise InvalidError(
             f"file name {name!r}: use letters, digits, '.', '_', '-' and spaces, starting with a "
@@ -168,16 +168,16 @@ def kind_of(name: str, jars: bool = False) -> str:
         return "jmx"
     if suffix in DATA_SUFFIXES:
         return "csv" if suffix == ".csv" else "data"
-    if suffix == ".py":
-        return "py"
+    if suffix in (".py", ".java"):
+        return suffix[1:]
     if suffix == ".jar":
         if jars:
             return "jar"
         raise UnsupportedError(f"{name}: this server takes no .jar files in plans (JMeter would "
                                "run their code; FILES__PLAN_JARS turns them on)")  # fmt: skip
     accepted = ", ".join(sorted(DATA_SUFFIXES))
-    raise UnsupportedError(f"{name}: a plan takes one .jmx (JMeter) or .py files (Locust) and "
-                           f"data files ({accepted})")  # fmt: skip
+    raise UnsupportedError(f"{name}: a plan takes one .jmx (JMeter), .py files (Locust) or .java "
+                           f"files (Gatling), and data files ({accepted})")  # fmt: skip
 
 
 def _check_content(
@@ -196,6 +196,9 @@ def _check_content(
         return None
     if kind == "py":
         check_python(path, name)
+        return None
+    if kind == "java":
+        check_text(path, name)
         return None
     records = None
     try:

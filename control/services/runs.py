@@ -49,8 +49,8 @@ from wire import (
 from wire import PlanFile as WirePlanFile
 
 #: The file kind each engine runs, and how a user would name it.
-MAIN_KIND = {"jmeter": "jmx", "locust": "py"}
-MAIN_FILE = {"jmeter": "a .jmx", "locust": "a locustfile (.py)"}
+MAIN_KIND = {"jmeter": "jmx", "locust": "py", "gatling": "java"}
+MAIN_FILE = {"jmeter": "a .jmx", "locust": "a locustfile (.py)", "gatling": "a simulation (.java)"}
 
 
 @dataclass(frozen=True)

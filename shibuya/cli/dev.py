@@ -230,6 +230,15 @@ def dev_locust() -> None:
     typer.echo(install(quiet=False))
 
 
+@app.command("gatling")
+def dev_gatling() -> None:
+    """Fetch Gatling 3.15.1 from Maven Central into the cache and compile the sidecar's launcher
+    against it (needs a JDK); print its folder (the sidecar's SHIBUYA_SIDECAR_GATLING__HOME)."""
+    from shibuya.dev.gatling import install
+
+    typer.echo(install(quiet=False))
+
+
 @app.command("dashboards")
 def dev_dashboards() -> None:
     """Write the Grafana dashboards (run, engine health, pipeline health) to

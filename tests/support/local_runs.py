@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from control.schedulers.processes import alive, wait_for
-from shibuya.dev import jmeter, locust, target
+from shibuya.dev import gatling, jmeter, locust, target
 from shibuya.dev.main_job import samples_in
 from shibuya.dev.worker_proc import WorkerProcess
 from tests.support.api import FAST, JMX, ApiServer, make_collection, start_api
@@ -112,7 +112,9 @@ def local_stack(
                 "SHIBUYA_SIDECAR_JMETER__PROPERTIES": json.dumps({"target.port": str(port)}),
                 "SHIBUYA_SIDECAR_HEARTBEAT_INTERVAL_S": "1",
                 "SHIBUYA_SIDECAR_LOCUST__PYTHON": str(locust.install() / "bin" / "python"),
+                "SHIBUYA_SIDECAR_GATLING__HOME": str(gatling.install()),
                 "LOCUST_HOST": f"http://127.0.0.1:{port}",  # Locust plans' target
+                "TARGET_URL": f"http://127.0.0.1:{port}",  # Gatling plans' (the test's own)
             }
             settings = {"KAFKA__BOOTSTRAP": bus.bootstrap, "SCHEDULER__KIND": "local",
                         "SCHEDULER__SIDECAR_ENV": json.dumps(sidecars), "SINK__ENABLED": "true",

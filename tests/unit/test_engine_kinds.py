@@ -34,7 +34,7 @@ def test_the_engine_and_the_users_of_a_plan_round_trip() -> None:
 @pytest.mark.parametrize(
     ("test", "problem"),
     [
-        ("engine: k6, concurrency: 1", "tests[0].engine: one of jmeter, locust, not 'k6'"),
+        ("engine: k6, concurrency: 1", "tests[0].engine: one of jmeter, locust, gatling, not 'k6'"),
         ("users: 2", "tests[0].users: 3 to 15,000, not 2"),
         ("users: 9, concurrency: 3",
          "tests[0]: concurrency (per engine) or users (all engines), not both"),

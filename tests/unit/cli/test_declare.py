@@ -100,13 +100,16 @@ BROKEN = [
     (
         GOOD.replace("users.csv]", "users.csv, tool.exe]"),
         [
-            "plans[0].files[2]: tool.exe: a plan takes one .jmx (JMeter) or .py files (Locust) "
-            "and data files (.csv, .dat, .json, .tsv, .txt)"
+            "plans[0].files[2]: tool.exe: a plan takes one .jmx (JMeter), .py files (Locust) or "
+            ".java files (Gatling), and data files (.csv, .dat, .json, .tsv, .txt)"
         ],
     ),
     (
         GOOD.replace("[browse.jmx, users.csv]", "[users.csv]"),
-        ["plans[0].files: one .jmx (JMeter) or .py files (Locust) are needed, not 0 .jmx"],
+        [
+            "plans[0].files: one .jmx (JMeter), .py files (Locust) or .java files (Gatling) are "
+            "needed, not 0 .jmx"
+        ],
     ),
     (
         GOOD.replace("target.host:", "'bad name':"),

@@ -1,0 +1,174 @@
+"""Gatling plans through the whole pipeline: a Java simulation on 3 engines, compiled on each;
+every response Gatling's own report counts is in ClickHouse, per label, exactly; the users are
+divided as documented; an ``abort`` criterion stops the engines."""
+
+from __future__ import annotations
+
+import csv
+import re
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+
+from shibuya.dev import gatling
+from tests.support.api import ApiServer
+from tests.support.local_runs import Bus, local_stack, threads_in
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+SIMULATION = b"""package shop;
+
+import static io.gatling.javaapi.core.CoreDsl.*;
+import static io.gatling.javaapi.http.HttpDsl.*;
+
+import io.gatling.javaapi.core.*;
+import io.gatling.javaapi.http.*;
+import java.time.Duration;
+
+public class ShopSimulation extends Simulation {
+  int users = Integer.getInteger("shibuya.users", 1);
+  int items = "yes".equals(System.getProperty("fail")) ? 201 : 200;
+  // The run's duration, unless the run says less ("seconds"): a simulation that ends on its own
+  // leaves Gatling's own report complete (a stop, SIGTERM, cuts its log short).
+  int seconds = Integer.getInteger("seconds", Integer.getInteger("shibuya.duration", 4));
+
+  HttpProtocolBuilder protocol = http.baseUrl(System.getenv("TARGET_URL"));
+
+  ScenarioBuilder shop = scenario("shop").during(Duration.ofSeconds(seconds)).on(
+      exec(http("items").get("/items").check(status().is(items)))
+      .exec(http("login").post("/login").body(StringBody("{}")))
+      .pause(Duration.ofMillis(20)));
+
+  {
+    setUp(shop.injectOpen(atOnceUsers(users)))
+        .protocols(protocol);
+  }
+}
+"""
+
+
+def _collection(c: httpx.Client, duration_s: int, thresholds: list[str]) -> tuple[int, int]:
+    project = c.post("/api/projects", json={"name": "gat", "group": "team-a"}).json()["id"]
+    plan = c.post(f"/api/projects/{project}/plans", json={"name": "gatling"}).json()["id"]
+    r = c.put(f"/api/plans/{plan}/files/ShopSimulation.java", content=SIMULATION)
+    assert r.status_code == 200, r.text
+    collection = c.post(f"/api/projects/{project}/collections", json={"name": "g"}).json()["id"]
+    config = {"multi-test": {"name": "g", "projectid": project, "collectionid": collection,
+                             "thresholds": thresholds,
+                             "tests": [{"testid": plan, "engine": "gatling", "users": 7,
+                                        "engines": 3, "duration_s": duration_s}]}}  # fmt: skip
+    r = c.put(f"/api/collections/{collection}/config", content=yaml.safe_dump(config))
+    assert r.status_code == 200, r.text
+    return collection, plan
+
+
+def _run(api: ApiServer, c: httpx.Client, collection: int, properties: dict[str, str]) -> str:
+    assert c.post(f"/api/collections/{collection}/deploy").status_code == 201
+
+    def ready() -> bool:
+        plans = c.get(f"/api/collections/{collection}/status").json()["plans"]
+        return all(p["ready"] == p["engines"] for p in plans)
+
+    wait_until("the engines to be ready", ready, 120, lambda: api.log.read_text()[-3000:])
+    r = c.post(f"/api/collections/{collection}/runs", json={"properties": properties})
+    assert r.status_code == 201, r.text
+    run_id: str = r.json()["id"]
+    wait_until("the run to end", lambda: c.get(f"/api/runs/{run_id}").json()["outcome"]
+               is not None, 240, lambda: api.log.read_text()[-3000:])  # fmt: skip
+    return run_id
+
+
+def _gatling_report(folder: Path) -> Counter[tuple[str, str]]:
+    """Requests and failures per name, as Gatling's own report of the engine's run counts them
+    (``-ro``: from its simulation.log)."""
+    [run] = (folder / "gatling").iterdir()
+    home = gatling.install()
+    lib = ":".join(str(p) for p in sorted((home / "lib").glob("*.jar")))
+    subprocess.run(["java", "--add-opens=java.base/java.lang=ALL-UNNAMED",
+                    "-Dgatling.data.enableAnalytics=false", "-cp", f"{lib}:{home / 'launcher'}",
+                    "io.gatling.app.Gatling", "-ro", run.name, "-rf", str(run.parent)],
+                   check=True, capture_output=True, timeout=120)  # fmt: skip
+    html = (run / "index.html").read_text()
+    counts: Counter[tuple[str, str]] = Counter()
+    rows = re.findall(r'class="ellipsed-name">([^<]+)</span>.*?col-2">(\d+)</td>.*?'
+                      r'col-4">(\d+)</td>', html, flags=re.S)  # fmt: skip
+    for name, total, ko in rows:
+        counts[(name, "requests")] += int(total)
+        counts[(name, "failures")] += int(ko)
+    return counts
+
+
+def _lines(folders: list[Path]) -> list[dict[str, str]]:
+    return [row for f in folders
+            for row in csv.DictReader((f / "results.jtl").read_text().splitlines())]  # fmt: skip
+
+
+def test_a_gatling_plan_on_three_engines_counts_every_response(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    with local_stack(tmp_path, Bus(kafka_bootstrap)) as (api, _), api.client("alice") as c:
+        collection, plan = _collection(c, 40, ["error_rate > 50% over 2s"])
+        try:
+            run_id = _run(api, c, collection, {"seconds": "4"})  # ends on its own
+            run = c.get(f"/api/runs/{run_id}").json()
+            assert run["outcome"] == "finished", run
+            engines = api.log.parent / "engines" / str(collection)
+            folders = sorted(engines.glob(f"{plan}-*/work/runs/{run_id}"))
+            assert len(folders) == 3
+            own: Counter[tuple[str, str]] = Counter()
+            for folder in folders:
+                own += _gatling_report(folder)
+            lines = _lines(folders)
+            wait_until("ClickHouse to hold every sample", lambda: (c.get(
+                f"/api/runs/{run_id}/report").json()["total"] or {"samples": 0})["samples"]
+                >= len(lines), 60)  # fmt: skip
+            report = c.get(f"/api/runs/{run_id}/report").json()
+            assert report["total"]["samples"] == len(lines) == run["samples"]
+            labels = {r["label"]: r for r in report["labels"]}
+            for name in ("items", "login"):
+                row = labels[name]
+                assert (row["samples"], row["failures"]) == (
+                    own[(name, "requests")],
+                    own[(name, "failures")],
+                )
+            assert own[("items", "requests")] > 0
+            assert labels["login"]["codes"].get("500", 0) == own[("login", "failures")]
+            elapsed = [int(r["elapsed"]) for r in lines if r["label"] == "items"]
+            for q, key in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
+                exact = float(np.percentile(elapsed, q * 100, method="inverted_cdf"))
+                assert labels["items"]["elapsed"][key] == pytest.approx(exact, rel=0.01), key
+            # 7 users over 3 engines: 3, 2, 2 (the most each engine had running).
+            assert sorted(threads_in(f / "results.jtl") for f in folders) == [2, 2, 3]
+        finally:
+            c.post(f"/api/collections/{collection}/purge", json={}, timeout=300)
+
+
+def test_a_criterion_breach_stops_gatling_engines(tmp_path: Path, kafka_bootstrap: str) -> None:
+    with local_stack(tmp_path, Bus(kafka_bootstrap)) as (api, _), api.client("alice") as c:
+        collection, plan = _collection(c, 90, ['error_rate on "items" > 50% over 2s abort'])
+        try:
+            started = time.monotonic()
+            run_id = _run(api, c, collection, {"fail": "yes"})
+            assert time.monotonic() - started < 80  # stopped long before its 90 s
+            run = c.get(f"/api/runs/{run_id}").json()
+            assert run["outcome"] == "aborted", run
+            engines = api.log.parent / "engines" / str(collection)
+            lines = _lines(sorted(engines.glob(f"{plan}-*/work/runs/{run_id}")))
+            failed = [r for r in lines if r["label"] == "items" and r["success"] == "false"]
+            assert len(failed) == sum(r["label"] == "items" for r in lines) > 0
+            wait_until("ClickHouse to hold every sample", lambda: (c.get(
+                f"/api/runs/{run_id}/report").json()["total"] or {"samples": 0})["samples"]
+                >= len(lines), 60)  # fmt: skip
+            report = c.get(f"/api/runs/{run_id}/report").json()
+            assert report["total"]["samples"] == len(lines)
+            row = next(r for r in report["labels"] if r["label"] == "items")
+            assert row["failure_messages"] == {failed[0]["failureMessage"]: len(failed)}
+        finally:
+            c.post(f"/api/collections/{collection}/purge", json={}, timeout=300)
