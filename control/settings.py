@@ -196,6 +196,12 @@ class KubernetesSettings(BaseModel):
     image: str = Field(
         "shibuya-engine:0.1.0", description="engine image (JMeter + sidecar, `shibuya sidecar run`)"
     )
+    images: dict[str, str] = Field(
+        default_factory=lambda: {"locust": "shibuya-engine-locust:0.1.0",
+                                 "gatling": "shibuya-engine-gatling:0.1.0"},
+        description='the engine image of each other engine type, as JSON: {"locust": "…", '
+        '"gatling": "…"} (docker/engine.Dockerfile builds each)',
+    )  # fmt: skip
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
         "IfNotPresent", description="pull policy of the engine image"
     )

@@ -1,13 +1,18 @@
 # syntax=docker/dockerfile:1
-# The engine image: JMeter 5.6.3 (non-GUI, from Maven Central) and the sidecar that runs it.
-# Build from the repository root: docker build -f docker/engine.Dockerfile -t shibuya-engine:0.1.0 .
+# The engine images, one per engine type, each with the sidecar that runs it (docs/engines.md):
+#   JMeter 5.6.3 (the last target, the default):
+#     docker build -f docker/engine.Dockerfile -t shibuya-engine:0.1.0 .
+#   Locust 2.47.0:  --target locust  -t shibuya-engine-locust:0.1.0
+#   Gatling 3.15.1: --target gatling -t shibuya-engine-gatling:0.1.0
+# Build from the repository root.
 
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
-# --- the project in a virtualenv, and JMeter laid out the way the sidecar expects -----------
+# --- the project in a virtualenv, JMeter laid out the way the sidecar expects, Gatling with the
+# sidecar's launcher compiled against it, Locust in an environment of its own -----------------
 FROM ${PYTHON_IMAGE} AS build
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends openjdk-17-jre-headless maven \
+    && apt-get install -y --no-install-recommends openjdk-17-jdk-headless maven \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -26,10 +31,51 @@ RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt $SIDECAR_DEPS \
     && /opt/venv/bin/pip install --no-cache-dir --no-deps . \
     && SHIBUYA_CACHE_DIR=/opt/cache /opt/venv/bin/shibuya dev jmeter \
-    && mv /opt/cache/jmeter-5.6.3-plugins-1 /opt/jmeter
+    && mv /opt/cache/jmeter-5.6.3-plugins-1 /opt/jmeter \
+    && SHIBUYA_CACHE_DIR=/opt/cache /opt/venv/bin/shibuya dev gatling \
+    && mv /opt/cache/gatling-3.15.1-launcher-3 /opt/gatling \
+    && python -m venv /opt/locust \
+    && /opt/locust/bin/pip install --no-cache-dir -r engine_sidecar/locust-requirements.txt
 
-# --- what runs: a JRE, the virtualenv, JMeter; no compilers, no Maven ---------------------
-FROM ${PYTHON_IMAGE}
+# --- Locust engines: no Java ------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS locust
+RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin engine
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/locust /opt/locust
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    SHIBUYA_SIDECAR_LOCUST__PYTHON=/opt/locust/bin/python \
+    SHIBUYA_SIDECAR_WORK_DIR=/work \
+    SHIBUYA_SIDECAR_HEALTH_HOST=0.0.0.0
+WORKDIR /work
+RUN chown 10001:10001 /work
+USER 10001
+EXPOSE 8089
+ENTRYPOINT ["shibuya"]
+CMD ["sidecar", "run"]
+
+# --- Gatling engines: a JDK, for each compiles its plan's simulation --------------------------
+FROM ${PYTHON_IMAGE} AS gatling
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends openjdk-17-jdk-headless \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --uid 10001 --create-home --shell /usr/sbin/nologin engine
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/gatling /opt/gatling
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    SHIBUYA_SIDECAR_GATLING__HOME=/opt/gatling \
+    SHIBUYA_SIDECAR_WORK_DIR=/work \
+    SHIBUYA_SIDECAR_HEALTH_HOST=0.0.0.0
+WORKDIR /work
+RUN chown 10001:10001 /work
+USER 10001
+EXPOSE 8089
+ENTRYPOINT ["shibuya"]
+CMD ["sidecar", "run"]
+
+# --- JMeter engines (the default target): a JRE, the virtualenv, JMeter; no compilers ---------
+FROM ${PYTHON_IMAGE} AS jmeter
 RUN apt-get update \
     && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
     && rm -rf /var/lib/apt/lists/* \

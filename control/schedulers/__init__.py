@@ -26,6 +26,8 @@ __all__ = ["Deployment", "EngineInfo", "External", "PlanEngines", "Scheduler", "
 class PlanEngines:
     plan_id: str
     engines: int
+    engine: str = "jmeter"
+    """The engine type its engines run (the Kubernetes scheduler's image of that type)."""
 
 
 @dataclass(frozen=True)

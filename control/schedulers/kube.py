@@ -104,7 +104,7 @@ class KubernetesScheduler:
             annotations = (current.metadata.annotations or {}) if current else {}
             body = m.statefulset(
                 self.settings, project_id=deployment.project_id, collection_id=cid,
-                plan_id=plan.plan_id, engines=plan.engines, env=self._env,
+                plan_id=plan.plan_id, engines=plan.engines, env=self._env, engine=plan.engine,
                 deployed_ms=int(annotations.get(m.DEPLOYED_MS, now_ms)),
             )  # fmt: skip
             if annotations.get(m.SPEC_HASH) == body["metadata"]["annotations"][m.SPEC_HASH]:

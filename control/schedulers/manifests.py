@@ -110,16 +110,19 @@ def statefulset(
     engines: int,
     deployed_ms: int,
     env: Mapping[str, str],
+    engine: str = "jmeter",
 ) -> dict[str, Any]:
-    """The StatefulSet of one plan's engines. ``env`` is the sidecar's environment shared by
-    every engine (Kafka, topic prefix, extra settings); identity and paths are added here.
+    """The StatefulSet of one plan's engines, of the image of its ``engine`` type. ``env`` is
+    the sidecar's environment shared by every engine (Kafka, topic prefix, extra settings);
+    identity and paths are added here.
 
     The annotation ``shibuya.io/spec-hash`` covers everything but ``deployed-ms``, so a deploy
     can tell that nothing changed and write nothing.
     """
     labels = engine_labels(project_id, collection_id, plan_id)
     selector = {key: labels[key] for key in (KIND, COLLECTION, PLAN)}
-    body = _statefulset(k, labels, selector, collection_id, plan_id, engines, env)
+    image = k.images.get(engine, k.image)
+    body = _statefulset(k, labels, selector, collection_id, plan_id, engines, env, image)
     body["metadata"]["annotations"] = {
         SPEC_HASH: spec_hash(body),
         DEPLOYED_MS: str(deployed_ms),
@@ -139,6 +142,7 @@ def _statefulset(
     plan_id: str,
     engines: int,
     env: Mapping[str, str],
+    image: str,
 ) -> dict[str, Any]:
     name = workload_name(collection_id, plan_id)
     return {
@@ -163,7 +167,7 @@ def _statefulset(
                         **k.annotations,
                     },
                 },
-                "spec": _pod_spec(k, selector, collection_id, plan_id, env),
+                "spec": _pod_spec(k, selector, collection_id, plan_id, env, image),
             },
         },
     }
@@ -175,13 +179,14 @@ def _pod_spec(
     collection_id: str,
     plan_id: str,
     env: Mapping[str, str],
+    image: str,
 ) -> dict[str, Any]:
     probe = {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10}
     spec: dict[str, Any] = {
         "containers": [
             {
                 "name": CONTAINER,
-                "image": k.image,
+                "image": image,
                 "imagePullPolicy": k.image_pull_policy,
                 "command": ["shibuya", "sidecar", "run"],
                 "env": _env(collection_id, plan_id, k.health_port, env),

@@ -169,7 +169,8 @@ def deploy(
         db.commit()
     deployment = Deployment(
         collection_id=str(collection.id), project_id=str(collection.project_id),
-        plans=[PlanEngines(plan_id=str(p.plan_id), engines=p.engines) for p in plans],
+        plans=[PlanEngines(plan_id=str(p.plan_id), engines=p.engines, engine=p.engine)
+               for p in plans],
         engine_token=token,
     )  # fmt: skip
     try:

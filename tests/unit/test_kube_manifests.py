@@ -143,3 +143,15 @@ def _pod(phase: str | None, *, ready: bool = False, deleting: bool = False,
 )  # fmt: skip
 def test_pod_phase(pod: client.V1Pod, expected: tuple[str, str]) -> None:
     assert pod_phase(pod) == expected
+
+
+@pytest.mark.parametrize(
+    ("engine", "image"),
+    [("jmeter", "shibuya-engine:0.1.0"), ("locust", "shibuya-engine-locust:0.1.0"),
+     ("gatling", "reg.example/gatling:2")],
+)  # fmt: skip
+def test_each_plans_engines_run_the_image_of_its_engine_type(engine: str, image: str) -> None:
+    k = KubernetesSettings(images={"locust": "shibuya-engine-locust:0.1.0",
+                                   "gatling": "reg.example/gatling:2"})  # fmt: skip
+    body = _build(k, engine=engine)
+    assert body["spec"]["template"]["spec"]["containers"][0]["image"] == image
