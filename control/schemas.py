@@ -226,6 +226,8 @@ class RunOut(BaseModel):
     """The run's own properties (its plans' and collection's are theirs)."""
     env: dict[str, str] = {}
     """The run's own environment variables."""
+    plan_engines: dict[str, str] = {}
+    """The engine type each plan ran on: plan id → jmeter, locust or gatling."""
     engines: dict[str, int] = {}
     """expected, started, finished, failed, lost (from the stream)."""
     samples: int = 0

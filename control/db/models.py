@@ -236,6 +236,8 @@ class Run(Base):
     thresholds: Mapped[list[str]] = mapped_column(JSON, default=list)
     properties: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
     env: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
+    plan_engines: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
+    """The engine type each plan ran on (plan id → jmeter, locust, gatling), as started."""
     verdicts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     started_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     file_token_hash: Mapped[str | None] = mapped_column(String(64), default=None)

@@ -112,8 +112,16 @@ def _header(run: dict[str, Any], total: dict[str, Any] | None) -> str:
         f'<p class="meta">collection {_e(run["collection_id"])} · started '
         f"{_when(run.get('started_at'))} · ended {_when(run.get('ended_at'))} · {_e(samples)}</p>"
         f'<p class="meta">{_e(run.get("outcome") or run.get("state"))}: {_e(run.get("reason"))}</p>'
-        "</header>"
+        f"{_plan_engines(run)}</header>"
     )
+
+
+def _plan_engines(run: dict[str, Any]) -> str:
+    engines = run.get("plan_engines") or {}
+    if not engines:
+        return ""
+    plans = " · ".join(f"plan {_e(plan)}: {_e(kind)}" for plan, kind in sorted(engines.items()))
+    return f'<p class="meta" id="plan-engines">{plans}</p>'
 
 
 def _verdicts(run: dict[str, Any]) -> str:

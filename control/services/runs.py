@@ -69,7 +69,8 @@ def run_out(run: Run, status: RunStatus | None) -> RunOut:
     out = RunOut(id=run.id, collection_id=run.collection_id, state=run.state,
                  outcome=run.outcome, reason=run.reason, started_at=run.started_at,
                  ended_at=run.ended_at, thresholds=list(run.thresholds),
-                 properties=dict(run.properties or {}), env=dict(run.env or {}))  # fmt: skip
+                 properties=dict(run.properties or {}), env=dict(run.env or {}),
+                 plan_engines=dict(run.plan_engines or {}))  # fmt: skip
     if status is not None:
         out.state = run.state if run.ended_at is not None else status.state
         out.reason = status.reason
@@ -133,7 +134,8 @@ def _insert_run(
         launches.deploy(db, launcher.scheduler, launcher.limits, collection, who.user_id)
     run = Run(id=f"run-{uuid.uuid4().hex[:12]}", collection_id=collection.id,
               thresholds=list(collection.thresholds), started_by=who.user_id,
-              properties=properties, env=env)  # fmt: skip
+              properties=properties, env=env,
+              plan_engines={str(p.plan_id): p.engine for p in plans})  # fmt: skip
     db.add(run)
     try:
         db.commit()  # the one-active-run index decides a race between replicas here

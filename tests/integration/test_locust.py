@@ -152,9 +152,12 @@ def test_a_locust_plan_beside_a_jmeter_plan_counts_every_request(
             assert sorted(threads_in(f / "results.jtl") for f in folders) == [2, 2, 3]
             shares = sorted((f / "users.csv").read_bytes().count(b"\n") for f in folders)
             assert shares == [2, 3, 3]
-            plans = {p["plan_id"]: p["engine"] for p in c.get(
+            plans = {str(p["plan_id"]): p["engine"] for p in c.get(
                 f"/api/collections/{collection}").json()["plans"]}  # fmt: skip
             assert sorted(plans.values()) == ["jmeter", "locust"]
+            assert run["plan_engines"] == plans  # what the run ran, and its report says so
+            html = c.get(f"/api/runs/{run_id}/report.html").text
+            assert f"plan {loc}: locust" in html
         finally:
             c.post(f"/api/collections/{collection}/purge", json={}, timeout=300)
 
