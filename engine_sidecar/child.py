@@ -11,6 +11,7 @@ import os
 import signal
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Self
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,12 @@ class EngineChild:
         self._proc = proc
         self.pid = pid
         self._marker = marker
+
+    @classmethod
+    def running(cls, pid: int, results: Path) -> Self | None:
+        """The engine still writing ``results`` under ``pid`` (a sidecar restarted), if any."""
+        engine = cls(None, pid, str(results))
+        return engine if engine.alive() else None
 
     @staticmethod
     def cmdline(pid: int) -> str | None:

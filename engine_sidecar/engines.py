@@ -97,9 +97,9 @@ class Engines:
     def adopt(self, engine: str, pid: int, run_dir: RunDir) -> EngineProcess | None:
         """The engine of a run a sidecar left, if it still runs."""
         if engine == EngineKind.LOCUST:
-            return LocustProcess.adopt(pid, run_dir.jtl)
+            return LocustProcess.running(pid, run_dir.jtl)
         if engine == EngineKind.GATLING:
-            return GatlingProcess.adopt(pid, run_dir.jtl)
+            return GatlingProcess.running(pid, run_dir.jtl)
         return JMeterProcess.adopt(self.jmeter, pid, run_dir.jtl)
 
 

@@ -66,11 +66,6 @@ class GatlingProcess(EngineChild):
     name = "Gatling"
 
     @classmethod
-    def adopt(cls, pid: int, results: Path) -> GatlingProcess | None:
-        gatling = cls(None, pid, str(results))
-        return gatling if gatling.alive() else None
-
-    @classmethod
     async def start(
         cls, config: GatlingConfig, *, sources: list[Path], load: GatlingLoad, results: Path,
         log_file: Path, properties: Mapping[str, str], env: Mapping[str, str] | None = None,

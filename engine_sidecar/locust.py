@@ -50,12 +50,6 @@ class LocustProcess(EngineChild):
     name = "Locust"
 
     @classmethod
-    def adopt(cls, pid: int, results: Path) -> LocustProcess | None:
-        """The Locust still writing ``results`` under ``pid``, if it is alive."""
-        locust = cls(None, pid, str(results))
-        return locust if locust.alive() else None
-
-    @classmethod
     async def start(
         cls, config: LocustConfig, *, locustfile: Path, load: LocustLoad, results: Path,
         log_file: Path, properties: Mapping[str, str], env: Mapping[str, str] | None = None,

@@ -17,9 +17,7 @@ import pytest
 import yaml
 
 from shibuya.dev import gatling
-from tests.support.api import ApiServer
-from tests.support.local_runs import Bus, local_stack, threads_in
-from tests.support.waiting import wait_until
+from tests.support.local_runs import Bus, local_stack, run_to_end, stored_report, threads_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -69,22 +67,6 @@ def _collection(c: httpx.Client, duration_s: int, thresholds: list[str]) -> tupl
     return collection, plan
 
 
-def _run(api: ApiServer, c: httpx.Client, collection: int, properties: dict[str, str]) -> str:
-    assert c.post(f"/api/collections/{collection}/deploy").status_code == 201
-
-    def ready() -> bool:
-        plans = c.get(f"/api/collections/{collection}/status").json()["plans"]
-        return all(p["ready"] == p["engines"] for p in plans)
-
-    wait_until("the engines to be ready", ready, 120, lambda: api.log.read_text()[-3000:])
-    r = c.post(f"/api/collections/{collection}/runs", json={"properties": properties})
-    assert r.status_code == 201, r.text
-    run_id: str = r.json()["id"]
-    wait_until("the run to end", lambda: c.get(f"/api/runs/{run_id}").json()["outcome"]
-               is not None, 240, lambda: api.log.read_text()[-3000:])  # fmt: skip
-    return run_id
-
-
 def _gatling_report(folder: Path) -> Counter[tuple[str, str]]:
     """Requests and failures per name, as Gatling's own report of the engine's run counts them
     (``-ro``: from its simulation.log)."""
@@ -116,7 +98,7 @@ def test_a_gatling_plan_on_three_engines_counts_every_response(
     with local_stack(tmp_path, Bus(kafka_bootstrap)) as (api, _), api.client("alice") as c:
         collection, plan = _collection(c, 40, ["error_rate > 50% over 2s"])
         try:
-            run_id = _run(api, c, collection, {"seconds": "4"})  # ends on its own
+            run_id = run_to_end(api, c, collection, {"seconds": "4"})  # ends on its own
             run = c.get(f"/api/runs/{run_id}").json()
             assert run["outcome"] == "finished", run
             engines = api.log.parent / "engines" / str(collection)
@@ -126,10 +108,7 @@ def test_a_gatling_plan_on_three_engines_counts_every_response(
             for folder in folders:
                 own += _gatling_report(folder)
             lines = _lines(folders)
-            wait_until("ClickHouse to hold every sample", lambda: (c.get(
-                f"/api/runs/{run_id}/report").json()["total"] or {"samples": 0})["samples"]
-                >= len(lines), 60)  # fmt: skip
-            report = c.get(f"/api/runs/{run_id}/report").json()
+            report = stored_report(c, run_id, len(lines))
             assert report["total"]["samples"] == len(lines) == run["samples"]
             labels = {r["label"]: r for r in report["labels"]}
             for name in ("items", "login"):
@@ -155,7 +134,7 @@ def test_a_criterion_breach_stops_gatling_engines(tmp_path: Path, kafka_bootstra
         collection, plan = _collection(c, 90, ['error_rate on "items" > 50% over 2s abort'])
         try:
             started = time.monotonic()
-            run_id = _run(api, c, collection, {"fail": "yes"})
+            run_id = run_to_end(api, c, collection, {"fail": "yes"})
             assert time.monotonic() - started < 80  # stopped long before its 90 s
             run = c.get(f"/api/runs/{run_id}").json()
             assert run["outcome"] == "aborted", run
@@ -163,10 +142,7 @@ def test_a_criterion_breach_stops_gatling_engines(tmp_path: Path, kafka_bootstra
             lines = _lines(sorted(engines.glob(f"{plan}-*/work/runs/{run_id}")))
             failed = [r for r in lines if r["label"] == "items" and r["success"] == "false"]
             assert len(failed) == sum(r["label"] == "items" for r in lines) > 0
-            wait_until("ClickHouse to hold every sample", lambda: (c.get(
-                f"/api/runs/{run_id}/report").json()["total"] or {"samples": 0})["samples"]
-                >= len(lines), 60)  # fmt: skip
-            report = c.get(f"/api/runs/{run_id}/report").json()
+            report = stored_report(c, run_id, len(lines))
             assert report["total"]["samples"] == len(lines)
             row = next(r for r in report["labels"] if r["label"] == "items")
             assert row["failure_messages"] == {failed[0]["failureMessage"]: len(failed)}

@@ -10,16 +10,14 @@ import json
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 import yaml
 
-from tests.support.api import JMX, ApiServer
-from tests.support.local_runs import Bus, local_stack, threads_in
-from tests.support.waiting import wait_until
+from tests.support.api import JMX
+from tests.support.local_runs import Bus, local_stack, run_to_end, stored_report, threads_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -76,25 +74,6 @@ def _collection(
     return collection["id"], loc
 
 
-def _run(api: ApiServer, c: httpx.Client, collection: int, properties: dict[str, str]) -> str:
-    assert c.post(f"/api/collections/{collection}/deploy").status_code == 201
-
-    def ready() -> bool:
-        plans = c.get(f"/api/collections/{collection}/status").json()["plans"]
-        return all(p["ready"] == p["engines"] for p in plans)
-
-    wait_until("the engines to be ready", ready, 120, lambda: api.log.read_text()[-3000:])
-    r = c.post(f"/api/collections/{collection}/runs", json={"properties": properties})
-    assert r.status_code == 201, r.text
-    run_id: str = r.json()["id"]
-
-    def ended() -> bool:
-        return c.get(f"/api/runs/{run_id}").json()["outcome"] is not None
-
-    wait_until("the run to end", ended, 300, lambda: api.log.read_text()[-3000:])
-    return run_id
-
-
 def _locust_counts(folders: list[Path]) -> tuple[Counter[str], Counter[str]]:
     """Requests and failures per name, as each engine's Locust counted them (its final stats)."""
     requests: Counter[str] = Counter()
@@ -106,23 +85,13 @@ def _locust_counts(folders: list[Path]) -> tuple[Counter[str], Counter[str]]:
     return requests, failures
 
 
-def _stored(c: httpx.Client, run_id: str, expected: int) -> dict[str, Any]:
-    def complete() -> bool:
-        total = c.get(f"/api/runs/{run_id}/report").json()["total"] or {"samples": 0}
-        return bool(total["samples"] >= expected)
-
-    wait_until("ClickHouse to hold every sample", complete, 60)
-    report: dict[str, Any] = c.get(f"/api/runs/{run_id}/report").json()
-    return report
-
-
 def test_a_locust_plan_beside_a_jmeter_plan_counts_every_request(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
     with local_stack(tmp_path, Bus(kafka_bootstrap)) as (api, _), api.client("alice") as c:
         collection, loc = _collection(c, 6, ["error_rate > 50% over 2s"])
         try:
-            run_id = _run(api, c, collection, {})
+            run_id = run_to_end(api, c, collection, {})
             run = c.get(f"/api/runs/{run_id}").json()
             assert run["outcome"] == "finished", run
             engines = api.log.parent / "engines" / str(collection)
@@ -131,7 +100,7 @@ def test_a_locust_plan_beside_a_jmeter_plan_counts_every_request(
             requests, failures = _locust_counts(folders)
             jmeter_jtl = sorted(engines.glob(f"*/work/runs/{run_id}/results.jtl"))
             written = sum(len(f.read_text().splitlines()) - 1 for f in jmeter_jtl)
-            report = _stored(c, run_id, written)
+            report = stored_report(c, run_id, written)
             assert report["total"]["samples"] == written == run["samples"]
             labels = {(r["plan_id"], r["label"]): r for r in report["labels"]}
             for name in ("items", "login"):
@@ -171,7 +140,7 @@ def test_a_criterion_breach_stops_locust_engines_gracefully(
         )
         try:
             started = time.monotonic()
-            run_id = _run(api, c, collection, {"fail": "yes"})
+            run_id = run_to_end(api, c, collection, {"fail": "yes"})
             assert time.monotonic() - started < 80  # stopped long before its 90 s
             run = c.get(f"/api/runs/{run_id}").json()
             assert run["outcome"] == "aborted", run
@@ -181,7 +150,7 @@ def test_a_criterion_breach_stops_locust_engines_gracefully(
             assert failures["items"] == requests["items"] > 0
             written = sum(len(f.read_text().splitlines()) - 1
                           for f in engines.glob(f"*/work/runs/{run_id}/results.jtl"))  # fmt: skip
-            report = _stored(c, run_id, written)
+            report = stored_report(c, run_id, written)
             assert report["total"]["samples"] == written
             row = next(r for r in report["labels"] if r["label"] == "items")
             assert row["failure_messages"] == {

@@ -264,3 +264,31 @@ def _set_env(c: httpx.Client, collection: int, env: dict[str, str], plan: dict[s
     config["multi-test"]["tests"][0]["env"] = plan
     r = c.put(f"/api/collections/{collection}/config", content=yaml.safe_dump(config))
     assert r.status_code == 200, r.text
+
+
+def run_to_end(api: ApiServer, c: httpx.Client, collection: int,
+               properties: dict[str, str]) -> str:  # fmt: skip
+    """Deploy the collection's engines, start a run with ``properties``, wait for its end."""
+    assert c.post(f"/api/collections/{collection}/deploy").status_code == 201
+
+    def ready() -> bool:
+        plans = c.get(f"/api/collections/{collection}/status").json()["plans"]
+        return all(p["ready"] == p["engines"] for p in plans)
+
+    wait_until("the engines to be ready", ready, 120, lambda: api.log.read_text()[-3000:])
+    r = c.post(f"/api/collections/{collection}/runs", json={"properties": properties})
+    assert r.status_code == 201, r.text
+    run_id: str = r.json()["id"]
+
+    def ended() -> bool:
+        return c.get(f"/api/runs/{run_id}").json()["outcome"] is not None
+
+    wait_until("the run to end", ended, 300, lambda: api.log.read_text()[-3000:])
+    return run_id
+
+
+def stored_report(c: httpx.Client, run_id: str, expected: int) -> dict[str, Any]:
+    """The run's report once ClickHouse holds ``expected`` samples of it (or after a minute)."""
+    _stored(c, run_id, expected)
+    report: dict[str, Any] = c.get(f"/api/runs/{run_id}/report").json()
+    return report
