@@ -52,7 +52,10 @@ public class ShopSimulation extends Simulation {
 """
 
 
-def _collection(c: httpx.Client, duration_s: int, thresholds: list[str]) -> tuple[int, int]:
+def _collection(
+    c: httpx.Client, duration_s: int, thresholds: list[str], engines: int = 3
+) -> tuple[int, int]:
+    """A collection of the simulation on ``engines`` engines, 7 users among them."""
     project = c.post("/api/projects", json={"name": "gat", "group": "team-a"}).json()["id"]
     plan = c.post(f"/api/projects/{project}/plans", json={"name": "gatling"}).json()["id"]
     r = c.put(f"/api/plans/{plan}/files/ShopSimulation.java", content=SIMULATION)
@@ -61,7 +64,8 @@ def _collection(c: httpx.Client, duration_s: int, thresholds: list[str]) -> tupl
     config = {"multi-test": {"name": "g", "projectid": project, "collectionid": collection,
                              "thresholds": thresholds,
                              "tests": [{"testid": plan, "engine": "gatling", "users": 7,
-                                        "engines": 3, "duration_s": duration_s}]}}  # fmt: skip
+                                        "engines": engines,
+                                        "duration_s": duration_s}]}}  # fmt: skip
     r = c.put(f"/api/collections/{collection}/config", content=yaml.safe_dump(config))
     assert r.status_code == 200, r.text
     return collection, plan
@@ -131,7 +135,8 @@ def test_a_gatling_plan_on_three_engines_counts_every_response(
 
 def test_a_criterion_breach_stops_gatling_engines(tmp_path: Path, kafka_bootstrap: str) -> None:
     with local_stack(tmp_path, Bus(kafka_bootstrap)) as (api, _), api.client("alice") as c:
-        collection, plan = _collection(c, 90, ['error_rate on "items" > 50% over 2s abort'])
+        collection, plan = _collection(c, 90, ['error_rate on "items" > 50% over 2s abort'],
+                                       engines=1)  # fmt: skip
         try:
             started = time.monotonic()
             run_id = run_to_end(api, c, collection, {"fail": "yes"})

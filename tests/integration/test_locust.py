@@ -45,9 +45,10 @@ USERS_CSV = b"name\n" + b"".join(b"u%d\n" % i for i in range(5))
 
 
 def _collection(
-    c: httpx.Client, duration_s: int, thresholds: list[str], jmeter: bool = True
+    c: httpx.Client, duration_s: int, thresholds: list[str], jmeter: bool = True, engines: int = 3
 ) -> tuple[int, int]:
-    """A collection of a Locust plan on 3 engines and (``jmeter``) a JMeter plan on one."""
+    """A collection of a Locust plan on ``engines`` engines and (``jmeter``) a JMeter plan on
+    one."""
     project = c.post("/api/projects", json={"name": "mixed", "group": "team-a"}).json()["id"]
     loc = c.post(f"/api/projects/{project}/plans", json={"name": "locust"}).json()["id"]
     for name, body in (("locustfile.py", LOCUSTFILE), ("users.csv", USERS_CSV)):
@@ -61,7 +62,7 @@ def _collection(
         "name": "mixed", "projectid": project, "collectionid": collection["id"],
         "thresholds": thresholds,
         "tests": [
-            {"testid": loc, "engine": "locust", "users": 7, "engines": 3, "rampup": 1,
+            {"testid": loc, "engine": "locust", "users": 7, "engines": engines, "rampup": 1,
              "duration_s": duration_s, "csv_split": True},
             *([{"testid": jm, "concurrency": 2, "engines": 1, "duration_s": duration_s}]
               if jmeter else []),
@@ -136,7 +137,7 @@ def test_a_criterion_breach_stops_locust_engines_gracefully(
 ) -> None:
     with local_stack(tmp_path, Bus(kafka_bootstrap)) as (api, _), api.client("alice") as c:
         collection, loc = _collection(
-            c, 90, ['error_rate on "items" > 50% over 2s abort'], jmeter=False
+            c, 90, ['error_rate on "items" > 50% over 2s abort'], jmeter=False, engines=1
         )
         try:
             started = time.monotonic()
