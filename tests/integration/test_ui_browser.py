@@ -134,13 +134,16 @@ def test_a_load_tester_works_from_the_browser(tmp_path: Path, kafka_bootstrap: s
         expect(page.locator("#progress")).to_contain_text("Not deployed")
         page.fill("#config", shorter)
         page.click("text=Save config")
-        expect(page.locator("table").first.locator("td").nth(4)).to_have_text("10")
+        plan_row = page.locator("table").first.locator("td")  # plan, engine, engines, users …
+        expect(plan_row.nth(1)).to_have_text("jmeter")
+        expect(plan_row.nth(5)).to_have_text("10")
         expect(page.locator("#trigger")).to_be_enabled()
         page.click("#trigger")
         page.wait_for_url("**/#/runs/run-*")
         second = page.url.rsplit("/", 1)[1]
         assert second != first
         expect(page.locator("#summary")).to_contain_text("finished")
+        expect(page.locator("#plan-engines")).to_contain_text(": jmeter")
         expect(page.locator("#verdicts")).to_contain_text("passed")
         expect(page.locator("#labels")).to_contain_text(XSS)
         assert page.locator("#labels img").count() == 0

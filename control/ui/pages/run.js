@@ -29,6 +29,8 @@ export async function runPage(view, id) {
     h("p", { class: "crumbs" }, link(`#/collections/${run.collection_id}`,
       `Collection ${run.collection_id}`), " / ", id),
     h("h1", {}, `Run ${id}`),
+    h("p", { class: "muted", id: "plan-engines" }, Object.entries(run.plan_engines || {})
+      .map(([plan, engine]) => `plan ${plan}: ${engine}`).join(" · ")),
     h("div", { class: "actions" }, stop,
       h("a", { class: "button", href: `/api/runs/${id}/report.html`, target: "_blank",
         rel: "noopener", id: "report" }, "Report")),
