@@ -33,6 +33,7 @@ from rich.table import Table
 
 from engine_sidecar.jtl import ErrorReport
 from engine_sidecar.jtl_format import JMETER_DEFAULT_COLUMNS
+from engine_sidecar.procstats import process_usage
 from engine_sidecar.reader import parser_for
 from shibuya.dev import kafka_io
 from wire import BatchBuilder, encode_batch
@@ -100,8 +101,9 @@ def parse_rate(header: str, line: Line, n: int) -> float:
 
 
 def proc_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    usage = process_usage(pid)
+    assert usage is not None, f"process {pid} is gone"
+    return usage.cpu_seconds
 
 
 def tail_share(bootstrap: str, header: str, line: Line, rate: int, seconds: int,

@@ -31,6 +31,7 @@ from rich.table import Table
 from engine_sidecar.jtl import JtlParser
 from engine_sidecar.jtl_format import JMETER_DEFAULT_COLUMNS, detect_format
 from engine_sidecar.kafka import producer
+from engine_sidecar.procstats import process_usage
 from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
 from shibuya.dev import kafka_io
 from wire import BatchBuilder, KafkaAccess, encode_batch
@@ -103,8 +104,9 @@ async def parse_publish(path: Path, bootstrap: str, work: Path) -> int:
 
 
 def proc_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    usage = process_usage(pid)
+    assert usage is not None, f"process {pid} is gone"
+    return usage.cpu_seconds
 
 
 def cpu_share(

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from engine_sidecar.atomic import write_atomic
 from engine_sidecar.engine import JMeterConfig, JMeterProcess
 from engine_sidecar.errors import PlanError
 from engine_sidecar.gatling import GatlingConfig, GatlingLoad, GatlingProcess
@@ -51,8 +52,8 @@ def users_of(cmd: StartEngines, index: int) -> int:
 @dataclass(frozen=True)
 class Engines:
     jmeter: JMeterConfig
-    locust: LocustConfig | None = None
-    gatling: GatlingConfig | None = None
+    locust: LocustConfig
+    gatling: GatlingConfig
 
     async def start(self, cmd: StartEngines, index: int, run_dir: RunDir) -> EngineProcess:
         """The engine of ``cmd`` on the files ``run_dir`` holds (downloaded, split)."""
@@ -60,21 +61,20 @@ class Engines:
             return await self._locust(cmd, index, run_dir)
         if cmd.engine is EngineKind.GATLING:
             return await self._gatling(cmd, index, run_dir)
-        [jmx] = run_dir.main_files(".jmx", "test plan (.jmx)")
+        jmx = run_dir.main_file(".jmx", "test plan (.jmx)")
         rewritten = run_dir.path / "plan.rewritten.jmx"
-        run_dir.write(rewritten, rewrite_jmx(jmx.read_bytes(), threads=users_of(cmd, index),
-                                             ramp_up_s=cmd.ramp_up_s, duration_s=cmd.duration_s,
-                                             engines=cmd.engine_count, index=index))  # fmt: skip
+        write_atomic(rewritten, rewrite_jmx(jmx.read_bytes(), threads=users_of(cmd, index),
+                                            ramp_up_s=cmd.ramp_up_s, duration_s=cmd.duration_s,
+                                            engines=cmd.engine_count, index=index))  # fmt: skip
         return await JMeterProcess.start(self.jmeter, jmx=rewritten, jtl=run_dir.jtl,
                                          log_file=run_dir.engine_log, properties=run_dir.properties,
                                          env=cmd.env)  # fmt: skip
 
     async def _locust(self, cmd: StartEngines, index: int, run_dir: RunDir) -> EngineProcess:
-        if self.locust is None or not self.locust.python.exists():
-            where = self.locust.python if self.locust else "SHIBUYA_SIDECAR_LOCUST__PYTHON unset"
-            raise PlanError(f"this engine has no Locust ({where}): `shibuya dev locust install` "
-                            "makes one")  # fmt: skip
-        [locustfile] = run_dir.main_files(".py", "locustfile (.py)", "locustfile.py")
+        if not self.locust.python.exists():
+            raise PlanError(f"this engine has no Locust ({self.locust.python}): `shibuya dev "
+                            "locust` makes its environment")  # fmt: skip
+        locustfile = run_dir.main_file(".py", "locustfile (.py)", "locustfile.py")
         load = LocustLoad(users_of(cmd, index), cmd.ramp_up_s, cmd.duration_s)
         return await LocustProcess.start(
             self.locust, locustfile=locustfile, load=load, results=run_dir.jtl,
@@ -82,10 +82,9 @@ class Engines:
         )  # fmt: skip
 
     async def _gatling(self, cmd: StartEngines, index: int, run_dir: RunDir) -> EngineProcess:
-        if self.gatling is None or not (self.gatling.home / "launcher").is_dir():
-            where = self.gatling.home if self.gatling else "SHIBUYA_SIDECAR_GATLING__HOME unset"
-            raise PlanError(f"this engine has no Gatling ({where}): `shibuya dev gatling` "
-                            "installs it")  # fmt: skip
+        if not (self.gatling.home / "launcher").is_dir():
+            raise PlanError(f"this engine has no Gatling ({self.gatling.home}): `shibuya dev "
+                            "gatling` installs it")  # fmt: skip
         sources = sorted(run_dir.path.glob("*.java"))
         load = GatlingLoad(users_of(cmd, index), cmd.ramp_up_s, cmd.duration_s,
                            cmd.engine_count, index)  # fmt: skip

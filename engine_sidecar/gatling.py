@@ -49,17 +49,18 @@ class GatlingLoad:
                 "shibuya.engineIndex": str(self.index)}  # fmt: skip
 
 
-def simulation_of(sources: list[Path]) -> tuple[Path, str]:
-    """The source that declares the simulation (``extends Simulation``), and its class's name.
-    Raises ``PlanError`` for none or several."""
-    found = [p for p in sources if _SIMULATION.search(p.read_bytes())]
+def simulation_of(sources: list[Path]) -> str:
+    """The class name of the simulation: the one source that declares a class that ``extends
+    Simulation``, in its package. Raises ``PlanError`` for none or several."""
+    texts = {p: p.read_bytes() for p in sources}
+    found = [p for p, text in texts.items() if _SIMULATION.search(text)]
     if len(found) != 1:
         names = ", ".join(p.name for p in found) or "none"
         raise PlanError(f"the plan needs one Java class that extends Simulation, not {len(found)} "
                         f"({names})")  # fmt: skip
-    package = _PACKAGE.search(found[0].read_bytes())
+    package = _PACKAGE.search(texts[found[0]])
     name = found[0].stem
-    return found[0], f"{package.group(1).decode()}.{name}" if package else name
+    return f"{package.group(1).decode()}.{name}" if package else name
 
 
 class GatlingProcess(EngineChild):
@@ -71,7 +72,7 @@ class GatlingProcess(EngineChild):
         log_file: Path, properties: Mapping[str, str], env: Mapping[str, str] | None = None,
     ) -> GatlingProcess:  # fmt: skip
         """Compile ``sources``, then run their simulation with this engine's ``load``."""
-        _, simulation = simulation_of(sources)
+        simulation = simulation_of(sources)
         lib = ":".join(str(p) for p in sorted((config.home / "lib").glob("*.jar")))
         folder = results.parent
         classes = folder / "classes"

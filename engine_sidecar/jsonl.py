@@ -104,8 +104,9 @@ class JsonLinesParser:
             rest = b""
         self._pending = rest
 
-    @staticmethod
-    def _parse(line: bytes, out: BatchBuilder) -> str | None:
+    def _parse(self, line: bytes, out: BatchBuilder) -> str | None:
+        if self.progress.line_no == 1:  # a byte-order mark is not part of the first sample
+            line = line.removeprefix(b"\xef\xbb\xbf")
         try:
             s = _decode(line)
         except msgspec.DecodeError as exc:

@@ -112,20 +112,16 @@ class RunDir:
         self.run_properties = {**cmd.properties, **secrets}
         write_atomic(self.properties, properties_file(self.run_properties))
 
-    def main_files(self, suffix: str, what: str, preferred: str = "") -> list[Path]:
+    def main_file(self, suffix: str, what: str, preferred: str = "") -> Path:
         """The one file of the plan named ``*suffix`` (or, of several, the ``preferred`` one):
         the engine's plan. Raises ``PlanError`` without one, or with two."""
         found = sorted(p for p in self.path.glob(f"*{suffix}") if p.name != "plan.rewritten.jmx")
         if len(found) > 1 and (self.path / preferred) in found:
-            return [self.path / preferred]
+            return self.path / preferred
         if not found:
             raise PlanError(f"the plan has no {what}")
         if len(found) > 1:
             names = ", ".join(p.name for p in found)
             hint = f" and none is named {preferred}" if preferred else ""
             raise PlanError(f"the plan has {len(found)} {what} files{hint}: {names}")
-        return found
-
-    @staticmethod
-    def write(path: Path, data: bytes) -> None:
-        write_atomic(path, data)
+        return found[0]

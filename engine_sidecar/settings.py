@@ -84,8 +84,7 @@ class JMeterSettings(BaseModel):
 class LocustSettings(BaseModel):
     python: Path = Field(
         Path.home() / ".cache" / "shibuya" / "locust-2.47.0" / "bin" / "python",
-        description="the Python of Locust's environment; `shibuya dev locust install` fills the "
-        "default",
+        description="the Python of Locust's environment; `shibuya dev locust` fills the default",
     )
     stop_timeout_s: float = Field(
         10, ge=0, description="after a stop, how long users may finish their task"

@@ -14,8 +14,8 @@ multi-test:
 
 As in Shibuya: ``concurrency`` is threads per engine, ``rampup`` seconds, ``duration`` minutes;
 ``duration_s`` (ours) gives seconds instead, for short tests. Ours too: ``engine`` (``jmeter``,
-the default, or ``locust``) and ``users``, the users of all the plan's engines together, divided
-among them (instead of ``concurrency``). Validation is Shibuya's — the ids
+the default, ``locust`` or ``gatling``) and ``users``, the users of all the plan's engines
+together, divided among them (instead of ``concurrency``). Validation is Shibuya's — the ids
 match the URL and the project, every plan exists in the project, engines and threads are at least
 1, the engines add up to at most the limit — plus ours: criteria parse, a plan appears once.
 Every problem is reported with where it is (``tests[1].engines``), all at once.

@@ -93,9 +93,10 @@ async def trigger(
     run, collection, project, plans, files, has_secrets = await in_thread(
         db, _insert_run, db, who, collection_id, launcher, properties or {}, env or {}, external
     )
-    messages = _start_messages(launcher, run, collection, project, plans, files, has_secrets)
-    if external:
-        messages = messages[:1]  # the run's announcement: no engine is told to start
+    # External: the run's announcement only, no engine is told to start.
+    started = [] if external else plans
+    messages = _start_messages(launcher, run, collection, project, plans, started, files,
+                               has_secrets)  # fmt: skip
     try:
         await launcher.producer.send(messages)
     except UnavailableError as exc:
@@ -150,9 +151,11 @@ def _start_messages(
     collection: Collection,
     project: Project,
     plans: list[CollectionPlan],
+    started: list[CollectionPlan],
     files: dict[int, list[PlanFile]],
     has_secrets: bool,
 ) -> list[Outgoing]:
+    """The run's announcement (of ``plans``), then the start command of each of ``started``."""
     topics, base = launcher.topics, launcher.base_url
     now_ms = int(time.time() * 1000)
     cid = str(collection.id)
@@ -164,7 +167,7 @@ def _start_messages(
         thresholds=list(run.thresholds),
     )  # fmt: skip
     out = [run_event(topics, run.id, announced)]
-    for p in plans:
+    for p in started:
         wire_files = [
             WirePlanFile(name=f.name, url=f"{base}/api/engine-files/{run.id}/{p.plan_id}/{f.name}",
                          size_bytes=f.size_bytes, sha256=f.sha256,

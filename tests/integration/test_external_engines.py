@@ -19,6 +19,7 @@ import yaml
 
 from shibuya.dev import target
 from shibuya.dev.jmeter import install, launcher
+from shibuya.dev.main_job import samples_in
 from tests.support.api import ApiServer
 from tests.support.local_runs import Bus, local_stack
 from tests.support.sidecars import start_jmeter
@@ -89,7 +90,7 @@ def test_an_announced_run_fed_by_tail_only_sidecars_gets_a_report(
 ) -> None:
     jtl, dashboard = _jmeter_results(tmp_path)
     jsonl = _json_lines(tmp_path / "elsewhere" / "results.jsonl")
-    written = len(jtl.read_text().splitlines()) - 1 + JSON_SAMPLES
+    written = samples_in(jtl) + JSON_SAMPLES
     bus = Bus(kafka_bootstrap)
     with local_stack(tmp_path, bus) as (api, _), api.client("alice") as c:
         collection, plan, run_id = _announced(c)

@@ -176,8 +176,7 @@ def _run(
 
             wait_until("the run to end", ended, 300, worker.log_tail)
             run: dict[str, Any] = c.get(f"/api/runs/{run_id}").json()
-            engines = api.log.parent / "engines" / str(collection)
-            jtl = sorted(engines.glob(f"*/work/runs/{run_id}/results.jtl"))
+            jtl = [f / "results.jtl" for f in engine_runs(api, collection, run_id)]
             written = sum(samples_in(f) for f in jtl)
             ran = Ran(run, written, [labels_in(f) for f in jtl], _stored(c, run_id, written),
                       [threads_in(f) for f in jtl])  # fmt: skip
@@ -292,3 +291,26 @@ def stored_report(c: httpx.Client, run_id: str, expected: int) -> dict[str, Any]
     _stored(c, run_id, expected)
     report: dict[str, Any] = c.get(f"/api/runs/{run_id}/report").json()
     return report
+
+
+def aborted_run(api: ApiServer, c: httpx.Client, collection: int, properties: dict[str, str],
+                duration_s: int) -> str:  # fmt: skip
+    """Run the collection (of ``duration_s``) to its end, which a criterion's ``abort`` brings
+    long before that."""
+    started = time.monotonic()
+    run_id = run_to_end(api, c, collection, properties)
+    assert time.monotonic() - started < duration_s - 10  # stopped long before its duration
+    run = c.get(f"/api/runs/{run_id}").json()
+    assert run["outcome"] == "aborted", run
+    return run_id
+
+
+def engine_runs(api: ApiServer, collection: int, run_id: str, plan: int | str = "*") -> list[Path]:
+    """The run's folders on the collection's engines (of ``plan``; of every plan by default)."""
+    engines = api.log.parent / "engines" / str(collection)
+    return sorted(engines.glob(f"{plan}-*/work/runs/{run_id}"))
+
+
+def written_in(folders: list[Path]) -> int:
+    """Samples the engines wrote in these run folders' results files."""
+    return sum(samples_in(f / "results.jtl") for f in folders)

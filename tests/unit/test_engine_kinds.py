@@ -76,11 +76,11 @@ def test_the_engines_plan_file_is_the_one_of_its_kind_or_the_preferred(tmp_path:
     run = RunDir(tmp_path, "r")
     run.path.mkdir(parents=True)
     with pytest.raises(PlanError, match=r"the plan has no locustfile \(\.py\)"):
-        run.main_files(".py", "locustfile (.py)")
+        run.main_file(".py", "locustfile (.py)")
     (run.path / "helpers.py").write_text("")
-    assert run.main_files(".py", "x", "locustfile.py") == [run.path / "helpers.py"]
+    assert run.main_file(".py", "x", "locustfile.py") == run.path / "helpers.py"
     (run.path / "shop.py").write_text("")
     with pytest.raises(PlanError, match=r"has 2 x files and none is named locustfile\.py: helpers"):
-        run.main_files(".py", "x", "locustfile.py")
+        run.main_file(".py", "x", "locustfile.py")
     (run.path / "locustfile.py").write_text("")
-    assert run.main_files(".py", "x", "locustfile.py") == [run.path / "locustfile.py"]
+    assert run.main_file(".py", "x", "locustfile.py") == run.path / "locustfile.py"

@@ -59,7 +59,7 @@ def test_bad_lines_are_counted_with_their_reason_and_the_rest_read() -> None:
 
 def test_the_reader_tells_json_lines_from_csv(tmp_path: Path) -> None:
     path = tmp_path / "results.jsonl"
-    path.write_bytes(b"".join(_line(i) for i in range(30)))
+    path.write_bytes(b"\xef\xbb\xbf" + b"".join(_line(i) for i in range(30)))  # a BOM first
     reader = ResultReader(path, max_samples=1000, max_record_bytes=4096)
     reader.open()
     assert reader.read().new_file
