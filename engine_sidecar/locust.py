@@ -2,7 +2,7 @@
 (which writes every request to a JMeter CSV results file the sidecar tails); stopped by SIGTERM
 (Locust lets users finish their task within its stop timeout), then by force.
 
-Locust runs in its own environment (``shibuya dev locust install`` makes one, pinned by
+Locust runs in its own environment (``shibuya dev locust`` makes one, pinned by
 ``engine_sidecar/locust-requirements.txt``): gevent patches the interpreter it runs in, and a
 plan's imports are none of the sidecar's business.
 """
