@@ -4,7 +4,8 @@
 #     docker build -f docker/engine.Dockerfile -t shibuya-engine:0.1.0 .
 #   Locust 2.47.0:  --target locust  -t shibuya-engine-locust:0.1.0
 #   Gatling 3.15.1: --target gatling -t shibuya-engine-gatling:0.1.0
-# Build from the repository root.
+# Build from the repository root. `shibuya dev images` builds all three with podman on a Debian
+# base of this machine's (PYTHON_IMAGE; docs/containers.md).
 
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
@@ -15,27 +16,32 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends openjdk-17-jdk-headless maven \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# Only what the sidecar and the `shibuya` command import (not the API's or the worker's
+# dependencies), at the versions the tests run with (constraints.txt), before the project's code
+# so that a change of code reuses this layer; tests/integration/test_deploy_files.py keeps the
+# list complete, tests/integration/test_images.py runs it.
+ARG SIDECAR_DEPS="aiokafka cramjam defusedxml httpx msgspec numpy prometheus-client pyarrow \
+    pydantic pydantic-settings rich typer"
+COPY constraints.txt ./
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python -m venv /opt/venv \
+    && /opt/venv/bin/pip install -c constraints.txt $SIDECAR_DEPS
+COPY engine_sidecar/locust-requirements.txt ./
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python -m venv /opt/locust \
+    && /opt/locust/bin/pip install -r locust-requirements.txt
 COPY pyproject.toml README.md ./
 COPY wire ./wire
 COPY streams ./streams
 COPY control ./control
 COPY engine_sidecar ./engine_sidecar
 COPY shibuya ./shibuya
-# Only what the sidecar imports (not the API's or the worker's dependencies), at the versions
-# the tests run with (constraints.txt); tests/integration/test_deploy_files.py keeps the list
-# complete.
-ARG SIDECAR_DEPS="aiokafka cramjam defusedxml msgspec numpy prometheus-client pyarrow pydantic \
-    pydantic-settings rich typer"
-COPY constraints.txt ./
-RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt $SIDECAR_DEPS \
-    && /opt/venv/bin/pip install --no-cache-dir --no-deps . \
+RUN --mount=type=cache,target=/root/.m2 \
+    /opt/venv/bin/pip install --no-cache-dir --no-deps . \
     && SHIBUYA_CACHE_DIR=/opt/cache /opt/venv/bin/shibuya dev jmeter \
     && mv /opt/cache/jmeter-5.6.3-plugins-1 /opt/jmeter \
     && SHIBUYA_CACHE_DIR=/opt/cache /opt/venv/bin/shibuya dev gatling \
-    && mv /opt/cache/gatling-3.15.1-launcher-3 /opt/gatling \
-    && python -m venv /opt/locust \
-    && /opt/locust/bin/pip install --no-cache-dir -r engine_sidecar/locust-requirements.txt
+    && mv /opt/cache/gatling-3.15.1-launcher-3 /opt/gatling
 
 # --- Locust engines: no Java ------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS locust

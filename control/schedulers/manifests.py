@@ -196,14 +196,20 @@ def _pod_spec(
                 "resources": _resources(k),
                 "readinessProbe": {**probe, "failureThreshold": 3},
                 "livenessProbe": {**probe, "initialDelaySeconds": 30, "failureThreshold": 6},
-                "volumeMounts": [{"name": "work", "mountPath": WORK_DIR}],
+                # The engine writes only its work folder and /tmp (the JVM's, Python's): the
+                # image itself is read-only (tests/integration/test_images.py runs it so).
+                "volumeMounts": [
+                    {"name": "work", "mountPath": WORK_DIR},
+                    {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - the pod's own emptyDir
+                ],
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
                     "capabilities": {"drop": ["ALL"]},
                 },
             }
         ],
-        "volumes": [{"name": "work", "emptyDir": {}}],
+        "volumes": [{"name": "work", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         # Engines never talk to the Kubernetes API, nor need every Service's address in env.
         "automountServiceAccountToken": False,

@@ -8,13 +8,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from shibuya.cli.containers import compose, images
+
 if TYPE_CHECKING:
     from shibuya.dev.kafka import KafkaBroker
 
 app = typer.Typer(
     help="Development services on this machine, without Docker: a real Kafka broker, "
-    "PostgreSQL, a Kubernetes control plane, JMeter, an HTTP target; the dashboards' generator "
-    "and the main job (demo).",
+    "PostgreSQL, a Kubernetes control plane, JMeter, an HTTP target; the container images (with "
+    "podman); the dashboards' generator and the main job (demo).",
     no_args_is_help=True,
 )
 kafka = typer.Typer(
@@ -237,6 +239,12 @@ def dev_gatling() -> None:
     from shibuya.dev.gatling import install
 
     typer.echo(install(quiet=False))
+
+
+app.command("images")(images)
+app.command("compose", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+    compose
+)
 
 
 @app.command("dashboards")

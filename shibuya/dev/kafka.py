@@ -22,7 +22,7 @@ from pathlib import Path
 
 from control.schedulers.processes import alive, spawn, wait_for
 from shibuya.dev import kafka_acls
-from shibuya.dev.maven import cache_root, fetch
+from shibuya.dev.maven import Coordinate, cache_root, fetch
 from shibuya.dev.procs import PidFile, ServiceError, port_open, tail, terminate
 from wire import KafkaAccess
 
@@ -31,16 +31,20 @@ LOG4J_VERSION = "2.25.3"
 READY_LINE = "Kafka Server started"
 
 
-def install(version: str = KAFKA_VERSION, *, quiet: bool = True) -> Path:
-    """The folder of the broker's jars, fetched with Maven unless already cached."""
-    deps = [
+def jars(version: str = KAFKA_VERSION) -> list[Coordinate]:
+    """The broker's jars (with their runtime dependencies); docker/kafka/pom.xml names the same."""
+    return [
         ("org.apache.kafka", "kafka_2.13", version),
         # kafka_2.13 brings log4j-core but no SLF4J binding; Kafka 4.1 logs through slf4j-api 1.7.
         ("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),
         ("org.apache.logging.log4j", "log4j-slf4j-impl", LOG4J_VERSION),
     ]
+
+
+def install(version: str = KAFKA_VERSION, *, quiet: bool = True) -> Path:
+    """The folder of the broker's jars, fetched with Maven unless already cached."""
     dest = cache_root() / f"kafka-{version}-log4j-{LOG4J_VERSION}" / "libs"
-    return fetch(f"Kafka {version}", deps, dest, quiet=quiet)
+    return fetch(f"Kafka {version}", jars(version), dest, quiet=quiet)
 
 
 def _cluster_id() -> str:

@@ -50,7 +50,7 @@ def helm(log: Callable[[str], None] = print) -> Path:
     path = cache_root() / f"helm-{HELM_VERSION}" / "helm"
     if not path.exists():
         ldflags = f"-s -w -X helm.sh/helm/v3/internal/version.version=v{HELM_VERSION}"
-        _go_build(path.parent / "build", [f"helm.sh/helm/v3/cmd/helm@v{HELM_VERSION}"],
+        go_build(path.parent / "build", [f"helm.sh/helm/v3/cmd/helm@v{HELM_VERSION}"],
                   ["helm.sh/helm/v3/cmd/helm"], path, log, ldflags)  # fmt: skip
     return path
 
@@ -65,7 +65,7 @@ def deploycheck(log: Callable[[str], None] = print) -> Path:
     digest = hashlib.sha256(source).hexdigest()[:12]
     path = cache_root() / f"deploycheck-{digest}" / "deploycheck"
     if not path.exists():
-        _go_build(TOOLS, [], ["."], path, log)
+        go_build(TOOLS, [], ["."], path, log)
     return path
 
 
@@ -80,10 +80,10 @@ def build(log: Callable[[str], None] = print) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     scratch = out.parent / "build"
     if not (out / "etcd").exists():
-        _go_build(scratch / "etcd", [f"go.etcd.io/etcd/server/v3@v{ETCD_VERSION}"],
+        go_build(scratch / "etcd", [f"go.etcd.io/etcd/server/v3@v{ETCD_VERSION}"],
                   ["go.etcd.io/etcd/server/v3"], out / "etcd", log)  # fmt: skip
     if not (out / "kwok").exists():
-        _go_build(scratch / "kwok", [f"sigs.k8s.io/kwok/cmd/kwok@v{KWOK_VERSION}"],
+        go_build(scratch / "kwok", [f"sigs.k8s.io/kwok/cmd/kwok@v{KWOK_VERSION}"],
                   ["sigs.k8s.io/kwok/cmd/kwok"], out / "kwok", log)  # fmt: skip
     if not all((out / p).exists() for p in PROGRAMS[1:4]):
         _build_kubernetes(scratch / "kubernetes", out, log)
@@ -108,7 +108,7 @@ def _scratch_module(folder: Path) -> None:
         _go(["mod", "init", "local/build"], folder)
 
 
-def _go_build(folder: Path, tools: list[str], packages: list[str], dest: Path,
+def go_build(folder: Path, tools: list[str], packages: list[str], dest: Path,
               log: Callable[[str], None], ldflags: str = "-s -w") -> None:  # fmt: skip
     """``go build`` of ``packages`` in ``folder`` into ``dest``. With ``tools``, ``folder`` is a
     scratch module that requires them (``go get -tool``: the build of a program whose own
@@ -151,7 +151,7 @@ def _build_kubernetes(folder: Path, out: Path, log: Callable[[str], None]) -> No
         "-X k8s.io/component-base/version.gitTreeState=clean",
         f"-X k8s.io/client-go/pkg/version.gitVersion=v{v}",
     ])  # fmt: skip
-    _go_build(folder, [f"{p}@v{v}" for p in programs], programs, out, log, ldflags)
+    go_build(folder, [f"{p}@v{v}" for p in programs], programs, out, log, ldflags)
 
 
 @dataclass

@@ -3,8 +3,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kubernetes import client, config
 
 from shibuya.dev.postgres import PostgresServer
 from tests.conftest import create_database
@@ -71,3 +73,22 @@ def harness(kafka_bootstrap: str, unique: str) -> Iterator[Harness]:
     h = Harness(kafka_bootstrap, unique)
     yield h
     h.close()
+
+
+@pytest.fixture
+def kube(kubeconfig: Path) -> Iterator[Any]:
+    """A client of the cluster (the Kubernetes client is only partly typed: Any)."""
+    api: Any = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def namespace(kube: Any) -> Iterator[str]:
+    """A fresh namespace with the engines' service account."""
+    core: Any = client.CoreV1Api(kube)
+    name = f"t{uuid.uuid4().hex[:10]}"
+    core.create_namespace({"metadata": {"name": name}})
+    core.create_namespaced_service_account(name, {"metadata": {"name": "engine"}})
+    yield name
+    core.delete_namespace(name)

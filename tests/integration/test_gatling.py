@@ -25,38 +25,9 @@ from tests.support.local_runs import (
     stored_report,
     threads_in,
 )
+from tests.support.plans import SIMULATION
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-
-SIMULATION = b"""package shop;
-
-import static io.gatling.javaapi.core.CoreDsl.*;
-import static io.gatling.javaapi.http.HttpDsl.*;
-
-import io.gatling.javaapi.core.*;
-import io.gatling.javaapi.http.*;
-import java.time.Duration;
-
-public class ShopSimulation extends Simulation {
-  int users = Integer.getInteger("shibuya.users", 1);
-  int items = "yes".equals(System.getProperty("fail")) ? 201 : 200;
-  // The run's duration, unless the run says less ("seconds"): a simulation that ends on its own
-  // leaves Gatling's own report complete (a stop, SIGTERM, cuts its log short).
-  int seconds = Integer.getInteger("seconds", Integer.getInteger("shibuya.duration", 4));
-
-  HttpProtocolBuilder protocol = http.baseUrl(System.getenv("TARGET_URL"));
-
-  ScenarioBuilder shop = scenario("shop").during(Duration.ofSeconds(seconds)).on(
-      exec(http("items").get("/items").check(status().is(items)))
-      .exec(http("login").post("/login").body(StringBody("{}")))
-      .pause(Duration.ofMillis(20)));
-
-  {
-    setUp(shop.injectOpen(atOnceUsers(users)))
-        .protocols(protocol);
-  }
-}
-"""
 
 
 def _collection(

@@ -8,8 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,25 +28,6 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 KWOK_NODES = {FAKE_NODE["label"][0]: FAKE_NODE["label"][1]}
-
-
-@pytest.fixture
-def kube(kubeconfig: Path) -> Iterator[Any]:
-    """A client of the cluster (the Kubernetes client is only partly typed: Any)."""
-    api: Any = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
-    yield api
-    api.close()
-
-
-@pytest.fixture
-def namespace(kube: Any) -> Iterator[str]:
-    """A fresh namespace with the engines' service account."""
-    core: Any = client.CoreV1Api(kube)
-    name = f"t{uuid.uuid4().hex[:10]}"
-    core.create_namespace({"metadata": {"name": name}})
-    core.create_namespaced_service_account(name, {"metadata": {"name": "engine"}})
-    yield name
-    core.delete_namespace(name)
 
 
 def _scheduler(kubeconfig: Path, namespace: str, **over: Any) -> KubernetesScheduler:

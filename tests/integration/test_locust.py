@@ -26,30 +26,9 @@ from tests.support.local_runs import (
     threads_in,
     written_in,
 )
+from tests.support.plans import LOCUSTFILE, USERS_CSV
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-
-LOCUSTFILE = b"""
-import csv, json, os
-from locust import HttpUser, constant, task
-
-PROPS = json.load(open(os.environ["PLAN_PROPERTIES"]))
-NAMES = [row["name"] for row in csv.DictReader(open("users.csv"))]
-
-class Shopper(HttpUser):
-    wait_time = constant(0.02)
-
-    @task(3)
-    def items(self):
-        with self.client.get("/items", name="items", catch_response=True) as r:
-            if PROPS.get("fail") == "yes":
-                r.failure("told to fail")
-
-    @task
-    def login(self):
-        self.client.post("/login", name="login", json={"user": NAMES[0]})
-"""
-USERS_CSV = b"name\n" + b"".join(b"u%d\n" % i for i in range(5))
 
 
 def _collection(
