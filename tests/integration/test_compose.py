@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from shibuya.dev import compose as stack
+from shibuya.dev import images
 from shibuya.dev.main_job import samples_in
 from shibuya.dev.procs import free_port, port_open
 from tests.support import containers
@@ -39,7 +40,7 @@ def shibuya(*args: str, env: dict[str, str] | None = None) -> str:
 def up(tmp_path: Path) -> Iterator[tuple[list[str], int, int]]:
     """The stack up under a project name of its own, its ports free ones: (the compose
     arguments that name it, the API's port, Prometheus's port); down, volumes and all, after."""
-    containers.built(*stack.images.IMAGES)
+    containers.built(*images.IMAGES)
     env_file = tmp_path / ".env"
     shibuya("dev", "compose-env", "--path", str(env_file))
     api_port, prometheus_port = free_port(), free_port()
