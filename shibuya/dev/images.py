@@ -124,9 +124,12 @@ def podman_env() -> dict[str, str]:
 
 
 def podman(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
-    """``podman ARGS``; raises with podman's own words when it fails."""
-    result = subprocess.run(["podman", *args], env=podman_env(), text=True, check=False,
-                            capture_output=capture, stdin=subprocess.DEVNULL)  # fmt: skip
+    """``podman ARGS``; raises with podman's own words when it fails. Not captured, its output
+    goes to stderr (a command's own output stays on stdout)."""
+    out = {"capture_output": True} if capture else {"stdout": sys.stderr}
+    result = subprocess.run(
+        ["podman", *args], env=podman_env(), text=True, check=False, stdin=subprocess.DEVNULL, **out
+    )
     if result.returncode != 0:
         said = (result.stderr or "")[-3000:] if capture else "(its output is above)"
         raise ServiceError(f"podman {' '.join(args[:2])} … failed ({result.returncode}): {said}")
