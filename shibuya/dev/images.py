@@ -187,10 +187,15 @@ def build(name: str, *, quiet: bool = True) -> str:
     _say(quiet, f"building {image.ref()} ({image.dockerfile} {image.target})".replace(" )", ")"))
     args = [f"--build-arg={arg}={ref}" for arg, ref in base_refs.items()]
     target = ["--target", image.target] if image.target else []
+    replaced = image_id(image.ref()) if exists(image.ref()) else None
     podman("build", "--isolation=chroot", "--layers", "-f", str(root / image.dockerfile),
            *target, *args, "--label", f"{INPUTS_LABEL}={inputs}",
            "-t", image.ref(), *(["--quiet"] if quiet else []), str(root),
            capture=quiet)  # fmt: skip
+    if replaced is not None and replaced != image_id(image.ref()):
+        # The image it replaces goes (unless a container uses it); the build's layer cache stays.
+        subprocess.run(["podman", "rmi", replaced], env=podman_env(), capture_output=True,
+                       check=False)  # fmt: skip
     return image.ref()
 
 
