@@ -136,19 +136,22 @@ def podman(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str
     return result
 
 
-def exists(ref: str, inputs: str | None = None) -> bool:
-    """Whether the image is here (and, given ``inputs``, built from those)."""
-    label = f'{{{{ index .Labels "{INPUTS_LABEL}" }}}}'
-    argv = ["podman", "image", "inspect", "--format", label, ref]
-    found = subprocess.run(argv, env=podman_env(), capture_output=True, text=True, check=False)
-    return found.returncode == 0 and (inputs is None or found.stdout.strip() == inputs)
+def found(ref: str) -> tuple[str, str] | None:
+    """The image's id and the inputs it was built from (its label), if it is here."""
+    fmt = f'{{{{ .Id }}}} {{{{ index .Labels "{INPUTS_LABEL}" }}}}'
+    argv = ["podman", "image", "inspect", "--format", fmt, ref]
+    out = subprocess.run(argv, env=podman_env(), capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        return None
+    ident, _, inputs = out.stdout.strip().partition(" ")
+    return ident, inputs
 
 
 def base(kind: str, *, quiet: bool = True) -> str:
     """The local base of ``kind`` (python, node), made with mmdebstrap unless already here."""
     spec = BASES[kind]
     ref = spec.ref()
-    if exists(ref):
+    if found(ref) is not None:
         return ref
     _say(quiet, f"making the Debian {SUITE} base {ref} with mmdebstrap")
     with tempfile.TemporaryDirectory() as tmp:
@@ -182,19 +185,20 @@ def build(name: str, *, quiet: bool = True) -> str:
     image, root = IMAGES[name], repo_root()
     base_refs = {arg: base(kind, quiet=quiet) for arg, kind in image.bases.items()}
     inputs = inputs_of(image, root, base_refs)
-    if exists(image.ref(), inputs):
+    before = found(image.ref())
+    if before is not None and before[1] == inputs:
         return image.ref()
-    _say(quiet, f"building {image.ref()} ({image.dockerfile} {image.target})".replace(" )", ")"))
+    stage = f", target {image.target}" if image.target else ""
+    _say(quiet, f"building {image.ref()} ({image.dockerfile}{stage})")
     args = [f"--build-arg={arg}={ref}" for arg, ref in base_refs.items()]
     target = ["--target", image.target] if image.target else []
-    replaced = image_id(image.ref()) if exists(image.ref()) else None
     podman("build", "--isolation=chroot", "--layers", "-f", str(root / image.dockerfile),
            *target, *args, "--label", f"{INPUTS_LABEL}={inputs}",
            "-t", image.ref(), *(["--quiet"] if quiet else []), str(root),
            capture=quiet)  # fmt: skip
-    if replaced is not None and replaced != image_id(image.ref()):
+    if before is not None and before[0] != image_id(image.ref()):
         # The image it replaces goes (unless a container uses it); the build's layer cache stays.
-        subprocess.run(["podman", "rmi", replaced], env=podman_env(), capture_output=True,
+        subprocess.run(["podman", "rmi", before[0]], env=podman_env(), capture_output=True,
                        check=False)  # fmt: skip
     return image.ref()
 

@@ -62,12 +62,14 @@ class Walk:
     def env_file(self) -> Path:
         return self.folder / ".env"
 
-    def compose_args(self) -> list[str]:
-        ports = self.folder / "ports.yml"
-        ports.write_text(f"""services:
+    def __post_init__(self) -> None:
+        (self.folder / "ports.yml").write_text(f"""services:
   api: {{ports: !override ["127.0.0.1:{self.api_port}:8080"]}}
   prometheus: {{ports: !override ["127.0.0.1:{self.prometheus_port}:9090"]}}
 """)
+
+    def compose_args(self) -> list[str]:
+        ports = self.folder / "ports.yml"
         return ["-p", self.project, "--env-file", str(self.env_file), "-f", str(ports)]
 
     def run(self, line: str) -> None:

@@ -8,6 +8,7 @@ container's log, and SIGTERM to it reaches the container's process.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -103,7 +104,7 @@ def run(
     for host, inside in (volumes or {}).items():
         argv.append(f"--volume={host}:{inside}")
     if entrypoint is not None:
-        argv.append(f"--entrypoint={_json_list(entrypoint)}")
+        argv.append(f"--entrypoint={json.dumps(list(entrypoint))}")
     with log.open("ab") as out:
         proc = subprocess.Popen([*argv, image, *command], env=images.podman_env(), stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
@@ -114,9 +115,3 @@ def image_user(image: str) -> str:
     """The user an image runs as (``USER``)."""
     return images.podman("image", "inspect", "--format", "{{ .Config.User }}", image,
                          capture=True).stdout.strip()  # fmt: skip
-
-
-def _json_list(items: Sequence[str]) -> str:
-    import json
-
-    return json.dumps(list(items))
