@@ -6,9 +6,9 @@ import asyncio
 import logging
 
 from faust.worker import Worker as FaustWorker
-from prometheus_client import start_http_server
 
 from streams.kafka_admin import ensure_topics
+from streams.prom import serve
 from streams.settings import WorkerSettings
 from streams.topics import check_copartitioned, owned_specs
 from streams.worker import create_worker
@@ -36,7 +36,7 @@ def run(settings: WorkerSettings) -> None:
     worker = create_worker(settings)
     logging.getLogger("streams").setLevel(settings.log_level.upper())
     if settings.metrics_port is not None:
-        start_http_server(settings.metrics_port, settings.metrics_host, registry=worker.registry)
+        serve(settings.metrics_port, settings.metrics_host, worker.registry, worker.series)
     faust_worker = FaustWorker(worker.app, loglevel=settings.log_level, logfile=None, quiet=True)
     # At "warning" and above Faust installs a terminal spinner that turns every logger up to
     # DEBUG (to spin on each record): measured at a tenth of a busy worker's CPU. No spinner.

@@ -12,19 +12,17 @@ within 1 % of a bound may be counted on the other side of it; ``_count`` and ``_
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from streams import histogram
 from streams.aggregate import OVERFLOW_LABEL
@@ -49,62 +47,125 @@ class _Series:
     count: int = 0
     failures: int = 0
     bytes_recv: int = 0
+    text: tuple[str, str, str, str] | None = None
+    """Its lines in each family (histogram, samples, failures, received), until it changes."""
 
 
-class RunSeries(Collector):
+class RunSeries:
+    """The per-run series, exposed as text (:meth:`exposition`) that is rendered again only for
+    the series that changed since the previous scrape.
+
+    A scrape of a worker tracking 4 runs is ~1,600 series; through ``prometheus_client``'s
+    collector path it costs ~20 ms of the worker's CPU (each sample validated and formatted
+    anew), and the worker serves it under the GIL its agents need. ``bench/prom.py`` measures it.
+    """
+
     def __init__(self, max_labels: int = 200) -> None:
         self.max_labels = max_labels
         self._runs: dict[str, dict[tuple[str, str], _Series]] = {}
-        self.collections: dict[str, str] = {}
-        """Run → collection, when known (from run events); ``""`` otherwise."""
+        self._collections: dict[str, str] = {}
+        self._lock = threading.Lock()  # observe (the event loop) against scrapes (a thread)
+        self._body: bytes | None = None
 
     def observe(self, rows: Iterable[SecondMetrics]) -> None:
-        for row in rows:
-            if row.plan_id is None or row.label is None or not row.count:
-                continue  # run-total rows: Prometheus sums the label series itself
-            series = self._runs.setdefault(row.run_id, {})
-            label = row.label
-            if (row.plan_id, label) not in series and len(series) >= self.max_labels:
-                label = OVERFLOW_LABEL
-            s = series.get((row.plan_id, label))
-            if s is None:
-                s = series[(row.plan_id, label)] = _Series()
-            np.add.at(s.le_counts, _SLOT[row.elapsed.buckets], row.elapsed.counts)
-            s.sum_ms += row.elapsed_sum_ms
-            s.count += row.count
-            s.failures += row.failures
-            s.bytes_recv += row.bytes_recv
+        with self._lock:
+            for row in rows:
+                if row.plan_id is None or row.label is None or not row.count:
+                    continue  # run-total rows: Prometheus sums the label series itself
+                series = self._runs.setdefault(row.run_id, {})
+                label = row.label
+                if (row.plan_id, label) not in series and len(series) >= self.max_labels:
+                    label = OVERFLOW_LABEL
+                s = series.get((row.plan_id, label))
+                if s is None:
+                    s = series[(row.plan_id, label)] = _Series()
+                np.add.at(s.le_counts, _SLOT[row.elapsed.buckets], row.elapsed.counts)
+                s.sum_ms += row.elapsed_sum_ms
+                s.count += row.count
+                s.failures += row.failures
+                s.bytes_recv += row.bytes_recv
+                s.text = None
+                self._body = None
+
+    def set_collection(self, run_id: str, collection_id: str) -> None:
+        """Label the run's series with its collection (from run events)."""
+        with self._lock:
+            if self._collections.get(run_id) == collection_id:
+                return
+            self._collections[run_id] = collection_id
+            for s in self._runs.get(run_id, {}).values():
+                s.text = None
+            self._body = None
 
     def drop_run(self, run_id: str) -> None:
-        self._runs.pop(run_id, None)
-        self.collections.pop(run_id, None)
+        with self._lock:
+            self._runs.pop(run_id, None)
+            self._collections.pop(run_id, None)
+            self._body = None
 
     def runs(self) -> list[str]:
-        return sorted(self._runs)
+        with self._lock:
+            return sorted(self._runs)
 
-    def collect(self) -> Iterator[Metric]:
-        elapsed = HistogramMetricFamily(
-            "shibuya_response_time_seconds", "elapsed time of samples", labels=LABELS
-        )
-        samples = CounterMetricFamily("shibuya_samples", "samples", labels=LABELS)
-        failures = CounterMetricFamily("shibuya_failures", "failed samples", labels=LABELS)
-        received = CounterMetricFamily(
-            "shibuya_received_bytes", "bytes received by samples", labels=LABELS
-        )
-        for run_id, series in list(self._runs.items()):
-            collection = self.collections.get(run_id, "")
+    def exposition(self) -> bytes:
+        """The series in Prometheus' text format (0.0.4)."""
+        with self._lock:
+            if self._body is None:
+                self._body = self._render()
+            return self._body
+
+    def _render(self) -> bytes:
+        families: tuple[list[str], list[str], list[str], list[str]] = ([], [], [], [])
+        for run_id, series in self._runs.items():
+            collection = _escape(self._collections.get(run_id, ""))
+            run = _escape(run_id)
             for (plan, label), s in series.items():
-                values = [collection, plan, run_id, label]
-                cumulative = np.cumsum(s.le_counts)
-                buckets = [
-                    (str(le), float(c)) for le, c in zip(LE_SECONDS, cumulative, strict=False)
-                ]
-                buckets.append(("+Inf", float(s.count)))
-                elapsed.add_metric(values, buckets, s.sum_ms / 1000.0)
-                samples.add_metric(values, s.count)
-                failures.add_metric(values, s.failures)
-                received.add_metric(values, s.bytes_recv)
-        yield from (elapsed, samples, failures, received)
+                if s.text is None:
+                    labels = (
+                        f'collection="{collection}",plan="{_escape(plan)}",run="{run}",'
+                        f'label="{_escape(label)}"'
+                    )
+                    s.text = _lines(labels, s)
+                for family, text in zip(families, s.text, strict=True):
+                    family.append(text)
+        return "".join(
+            head + "".join(lines) for head, lines in zip(_HEADS, families, strict=True)
+        ).encode()
+
+
+_HEADS: Final = tuple(
+    f"# HELP {name} {help}\n# TYPE {name} {kind}\n"
+    for name, help, kind in (
+        ("shibuya_response_time_seconds", "elapsed time of samples", "histogram"),
+        ("shibuya_samples_total", "samples", "counter"),
+        ("shibuya_failures_total", "failed samples", "counter"),
+        ("shibuya_received_bytes_total", "bytes received by samples", "counter"),
+    )
+)
+_LE: Final = [*(str(le) for le in LE_SECONDS), "+Inf"]
+
+
+def _lines(labels: str, s: _Series) -> tuple[str, str, str, str]:
+    cumulative = np.cumsum(s.le_counts[:-1]).tolist()
+    cumulative.append(s.count)
+    elapsed = "".join(
+        f'shibuya_response_time_seconds_bucket{{{labels},le="{le}"}} {c}\n'
+        for le, c in zip(_LE, cumulative, strict=True)
+    )
+    elapsed += (
+        f"shibuya_response_time_seconds_count{{{labels}}} {s.count}\n"
+        f"shibuya_response_time_seconds_sum{{{labels}}} {s.sum_ms / 1000.0!r}\n"
+    )
+    return (
+        elapsed,
+        f"shibuya_samples_total{{{labels}}} {s.count}\n",
+        f"shibuya_failures_total{{{labels}}} {s.failures}\n",
+        f"shibuya_received_bytes_total{{{labels}}} {s.bytes_recv}\n",
+    )
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 class ConsumerLag(Collector):
@@ -133,3 +194,26 @@ class ConsumerLag(Collector):
             if end is not None and end >= 0:
                 lag.add_metric([topic, str(partition)], max(0, end - position))
         yield lag
+
+
+def serve(port: int, host: str, registry: CollectorRegistry, series: RunSeries) -> None:
+    """Serve ``/metrics`` — the registry's series, then the runs' — from a daemon thread."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] not in ("/", "/metrics"):
+                self.send_error(404)
+                return
+            body = generate_latest(registry) + series.exposition()
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # a scrape is not news
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()

@@ -67,7 +67,6 @@ def create_worker(settings: WorkerSettings) -> Worker:
     registry = CollectorRegistry()
     topics = topics_mod.declare(app, settings)
     series = RunSeries(settings.prometheus_max_labels)
-    registry.register(series)
     rebalances = Counter("shibuya_rebalances", "partition assignments received", registry=registry)
     owned = Gauge(
         "shibuya_owned_partitions",

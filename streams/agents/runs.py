@@ -95,7 +95,7 @@ class Runs(TableOwner[RunsState]):
             work.state, self.rules, int(time.time() * 1000)
         )
         for run_id, live in table.live.items():
-            self.series.collections[run_id] = live.progress.run.collection_id
+            self.series.set_collection(run_id, live.progress.run.collection_id)
         self._count()
 
     def dropped(self, work: TableWork[RunsState]) -> None:
@@ -114,7 +114,7 @@ class Runs(TableOwner[RunsState]):
                 event = decode_run_event(value)
                 outcome = table.on_event(event, now_ms)
                 if isinstance(event, RunStarted) and outcome is Outcome.APPLIED:
-                    self.series.collections[event.run_id] = event.collection_id
+                    self.series.set_collection(event.run_id, event.collection_id)
         except DecodeError as exc:
             log.warning("runs: skipped a malformed message on %s: %s", topic, exc.reason)
             return Outcome.MALFORMED
