@@ -3,22 +3,28 @@ pydantic older than the one the kubernetes client needs, so it cannot share ours
 
     python bench/quix_peer.py <bootstrap> <topic> <total samples>
 
+(bench/stream.py runs it through :func:`quix`.)
+
 Prints ``<samples> <wall seconds> <cpu seconds>`` from the first message to the last.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import time
 import uuid
-
-from quixstreams import Application
+from collections.abc import Callable
+from pathlib import Path
 
 from streams.aggregate import Aggregator
 from wire import decode_batch
 
 
 def main() -> None:
+    from quixstreams import Application  # only in its own virtualenv
+
     bootstrap, topic, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
     app = Application(
         broker_address=bootstrap,
@@ -48,6 +54,43 @@ def main() -> None:
 
     app.dataframe(source).update(aggregate)
     app.run()
+
+
+QUIX_VERSION = "3.28.1"
+
+
+def quix(
+    bootstrap: str, topic: str, total: int, say: Callable[[str], object]
+) -> tuple[int, float, float] | None:
+    """Run :func:`main` with Quix Streams in its own virtualenv (cached by version), from our
+    bench/stream.py: (samples, wall seconds, CPU seconds), or None where it cannot install."""
+    from shibuya.dev.maven import cache_root  # not in that virtualenv
+
+    venv = cache_root() / f"bench-quixstreams-{QUIX_VERSION}"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        say(f"installing Quix Streams {QUIX_VERSION} into {venv} …")
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run(
+                [str(python), "-m", "pip", "install", "-q", f"quixstreams=={QUIX_VERSION}",
+                 "numpy", "msgspec"],
+                check=True,
+            )  # fmt: skip
+        except subprocess.CalledProcessError as exc:
+            say(f"[yellow]Quix Streams not available: {exc}[/yellow]")
+            return None
+    repo = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [str(python), str(repo / "bench" / "quix_peer.py"), bootstrap, topic, str(total)],
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    samples, wall, cpu = out.stdout.split()[-3:]
+    return int(samples), float(wall), float(cpu)
 
 
 if __name__ == "__main__":

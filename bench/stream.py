@@ -9,13 +9,16 @@ All cases in one run, on the same backlog (``--samples`` samples in batches of `
    (one :class:`~streams.aggregate.Aggregator` per partition, drained every second);
 2. Quix Streams 3.28 (a peer framework; installed into its own cached virtualenv on first use):
    the same decode and aggregation in a ``StreamingDataFrame.update`` callback;
-3. the worker (its own process), draining the backlog: time from its first sample to the flush
-   that covers the last one, and to the last row visible in ClickHouse (the sink runs here, on the
-   embedded engine; the last windows close after the grace period of silence);
+3. the worker (its own process), draining the backlog: time from its first sample to the
+   committed partials that cover the last one (read here, not scraped from the worker), and to
+   the last row visible in ClickHouse (the sink runs here, on the embedded engine; the last
+   windows close after the grace period of silence); then ``--scale-out`` workers in one group on
+   a backlog of their own (partitions spread, each run merged by one of them);
 4. the worker under live traffic at ``--live-rate`` samples/s for ``--live-seconds``: its CPU,
    and freshness — per row, the time from the end of its second to the row being in ClickHouse.
 
-CPU is process time (user + system) over wall time: 1.0 is one core busy.
+CPU is process time (user + system) over wall time: 1.0 is one core busy. Samples per CPU-second
+(rate / CPU) is what contention on a busy machine moves least.
 """
 
 from __future__ import annotations
@@ -24,17 +27,17 @@ import argparse
 import asyncio
 import contextlib
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from quix_peer import quix
 from rich.console import Console
 from rich.table import Table
 
@@ -42,10 +45,10 @@ from control.results.clickhouse import Store
 from control.schedulers.processes import wait_for
 from engine_sidecar.procstats import process_usage
 from shibuya.dev import kafka_io
-from shibuya.dev.maven import cache_root
 from shibuya.dev.results import running_sink
 from shibuya.dev.worker_proc import WorkerProcess
 from streams.aggregate import Aggregator
+from streams.merge import decode as decode_partial
 from wire import BatchBuilder, Topic, decode_batch, encode_batch, result_key, topic_name
 
 
@@ -94,24 +97,37 @@ def batch(
     return encode_batch(b.build(run_id=run, plan_id="plan", engine_id=engine, seq=seq))
 
 
-async def fill(bootstrap: str, topic: str, args: argparse.Namespace) -> int:
-    """The backlog: each engine sends one batch per second of sample time."""
+def backlog_batches(args: argparse.Namespace) -> list[tuple[bytes, bytes]]:
+    """The backlog as (key, value): each engine sends one batch per second of sample time."""
     rng = np.random.default_rng(1)
     t0 = (int(time.time()) - 3600) * 1000
     per_engine = args.samples // (args.runs * args.engines * args.per_batch)
-    sent = 0
-    async with kafka_io.producer(bootstrap) as p:
-        for seq in range(per_engine):
-            for r in range(args.runs):
-                for e in range(args.engines):
-                    run, engine = f"bench-{r}", f"e{e}"
-                    value = batch(
-                        run, engine, seq, args.per_batch, args.labels, t0 + seq * 1000, rng
-                    )
-                    await p.send(topic, value, key=result_key(run, engine))
-                    sent += args.per_batch
+    return [
+        (result_key(f"bench-{r}", f"e{e}"),
+         batch(f"bench-{r}", f"e{e}", seq, args.per_batch, args.labels, t0 + seq * 1000, rng))
+        for seq in range(per_engine) for r in range(args.runs) for e in range(args.engines)
+    ]  # fmt: skip
+
+
+async def send(
+    bootstrap: str, topic: str, batches: list[tuple[bytes, bytes]], at_once: bool = False
+) -> dict[int, int]:
+    """Each partition's last offset written. ``at_once``: in one transaction, so that workers
+    (``read_committed``) see it all at once."""
+    how = {"transactional_id": f"bench-{uuid.uuid4()}"} if at_once else {"acks": "all"}
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, compression_type="zstd", linger_ms=5,
+                         max_request_size=2**24, **how)  # fmt: skip
+    await p.start()
+    try:
+        async with p.transaction() if at_once else contextlib.nullcontext():
+            sent = [await p.send(topic, value, key=key) for key, value in batches]
         await p.flush()
-    return sent
+    finally:
+        await p.stop()
+    last: dict[int, int] = {}
+    for meta in (f.result() for f in sent):
+        last[meta.partition] = max(last.get(meta.partition, -1), meta.offset)
+    return last
 
 
 async def ceiling(bootstrap: str, topic: str, total: int) -> Case:
@@ -128,10 +144,9 @@ async def ceiling(bootstrap: str, topic: str, total: int) -> Case:
     aggregators: dict[int, Aggregator] = {}
     seen = 0
     try:
-        first = await consumer.getmany(timeout_ms=30_000)
+        records = await consumer.getmany(timeout_ms=30_000)
         t0, c0 = time.perf_counter(), time.process_time()
         last_drain = t0
-        records = first
         while True:
             for tp, messages in records.items():
                 agg = aggregators.setdefault(tp.partition, Aggregator())
@@ -148,53 +163,18 @@ async def ceiling(bootstrap: str, topic: str, total: int) -> Case:
                 break
             records = await consumer.getmany(timeout_ms=1000, max_records=10_000)
         wall = time.perf_counter() - t0
-        return Case(
-            "plain aiokafka consumer (ceiling)", seen, wall, (time.process_time() - c0) / wall
-        )
+        cpu = (time.process_time() - c0) / wall
+        return Case("plain aiokafka consumer (ceiling)", seen, wall, cpu)
     finally:
         await consumer.stop()
 
 
-QUIX_VERSION = "3.28.1"
+def cpu_of(*pids: int) -> float:
+    return sum(u.cpu_seconds for u in map(process_usage, pids) if u)
 
 
-def quix(bootstrap: str, topic: str, total: int, console: Console) -> Case | None:
-    """Quix Streams in its own virtualenv (cached by version), running bench/quix_peer.py."""
-    venv = cache_root() / f"bench-quixstreams-{QUIX_VERSION}"
-    python = venv / "bin" / "python"
-    if not python.exists():
-        console.print(f"installing Quix Streams {QUIX_VERSION} into {venv} …")
-        try:
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-            subprocess.run(
-                [str(python), "-m", "pip", "install", "-q", f"quixstreams=={QUIX_VERSION}",
-                 "numpy", "msgspec"],
-                check=True,
-            )  # fmt: skip
-        except subprocess.CalledProcessError as exc:
-            console.print(f"[yellow]Quix Streams not available: {exc}[/yellow]")
-            return None
-    repo = Path(__file__).resolve().parent.parent
-    out = subprocess.run(
-        [str(python), str(repo / "bench" / "quix_peer.py"), bootstrap, topic, str(total)],
-        env={**os.environ, "PYTHONPATH": str(repo)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
-    samples, wall, cpu = out.stdout.split()[-3:]
-    return Case("Quix Streams (peer)", int(samples), float(wall), float(cpu) / float(wall))
-
-
-def cpu_of(pid: int) -> float:
-    usage = process_usage(pid)
-    return usage.cpu_seconds if usage else 0.0
-
-
-def rss_mb(pid: int) -> float:
-    usage = process_usage(pid)
-    return usage.memory_bytes / 2**20 if usage else 0.0
+def rss_mb(*pids: int) -> float:
+    return sum(u.memory_bytes for u in map(process_usage, pids) if u) / 2**20
 
 
 def run_total(store: Store, run_prefix: str) -> int:
@@ -206,48 +186,89 @@ def run_total(store: Store, run_prefix: str) -> int:
     return int(rows[0][0] or 0) if rows else 0
 
 
-def worker_backlog(worker: WorkerProcess, store: Store, total: int) -> tuple[Case, Case]:
-    samples = "shibuya_ingest_samples_total"
-    flushes = "shibuya_aggregate_flushes_total"
-    wait_for(lambda: worker.metrics().get(samples, 0) > 0, timeout_s=120, interval_s=0.02)
-    t0, c0 = time.perf_counter(), cpu_of(worker.pid)
+async def covered(
+    bootstrap: str, prefix: str, last: dict[int, int], watch: Callable[[], None]
+) -> float:
+    """Wait until committed partials cover every results partition to ``last``; return when.
+
+    Read here, ``read_committed``, so the worker pays nothing for being watched (polling its
+    ``/metrics`` did) and any number of workers can share the partitions."""
+    results, partials = topic_name(Topic.RESULTS, prefix), topic_name(Topic.PARTIALS, prefix)
+    consumer = AIOKafkaConsumer(
+        partials,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        todo = {f"{results}/{p}": offset for p, offset in last.items()}
+        while todo:
+            for messages in (await consumer.getmany(timeout_ms=50)).values():
+                for m in messages:
+                    p = decode_partial(m.value).partial
+                    if todo.get(p.source, p.upto_offset + 1) <= p.upto_offset:
+                        del todo[p.source]
+            watch()
+        return time.perf_counter()
+    finally:
+        await consumer.stop()
+
+
+Backlog = dict[int, int] | list[tuple[bytes, bytes]]
+"""Where an existing backlog ends (each partition's last offset), or batches to send."""
+
+
+def worker_backlog(
+    workers: list[WorkerProcess],
+    args: argparse.Namespace,
+    prefix: str,
+    store: Store,
+    backlog: Backlog,
+) -> tuple[Case, Case]:
+    """From the first sample (batches are sent at once, to workers already in their group) to
+    its partials committed and to its rows in ClickHouse."""
+    name = "worker" if len(workers) == 1 else f"{len(workers)} workers"
+    total, pids = args.total, [w.pid for w in workers]
+    if isinstance(backlog, dict):  # polled until the first sample only: a scrape costs CPU
+        wait_for(
+            lambda: any(w.metrics().get("shibuya_ingest_samples_total", 0) for w in workers),
+            timeout_s=120,
+            interval_s=0.02,
+        )
+        last = backlog
+    else:
+        topic = topic_name(Topic.RESULTS, prefix)
+        last = asyncio.run(send(args.bootstrap, topic, backlog, at_once=True))
+    t0, c0 = time.perf_counter(), cpu_of(*pids)
     peak = 0.0
-    while worker.metrics().get(samples, 0) < total:
-        peak = max(peak, rss_mb(worker.pid))
-        time.sleep(0.02)
-    done_flushes = worker.metrics().get(flushes, 0)
-    # The flush after the last sample is what commits it.
-    wait_for(lambda: worker.metrics().get(flushes, 0) > done_flushes, timeout_s=30, interval_s=0.02)
-    t1, c1 = time.perf_counter(), cpu_of(worker.pid)
+
+    def watch() -> None:
+        nonlocal peak
+        peak = max(peak, rss_mb(*pids))
+
+    t1 = asyncio.run(covered(args.bootstrap, prefix, last, watch))
+    c1 = cpu_of(*pids)
     wait_for(lambda: run_total(store, "bench-") >= total, timeout_s=120, interval_s=0.1)
-    t2, c2 = time.perf_counter(), cpu_of(worker.pid)
+    t2, c2 = time.perf_counter(), cpu_of(*pids)
     got = run_total(store, "bench-")
-    aggregated = Case(
-        "worker: backlog aggregated, partials committed",
-        total,
-        t1 - t0,
-        (c1 - c0) / (t1 - t0),
-        peak,
-    )
-    to_rows = Case(
-        "worker: backlog → last row in ClickHouse",
-        got,
-        t2 - t0,
-        (c2 - c0) / (t2 - t0),
-        peak,
-        "includes the idle close of the last windows",
-    )
-    return aggregated, to_rows
+    return (
+        Case(f"{name}: backlog aggregated, partials committed", total, t1 - t0,
+             (c1 - c0) / (t1 - t0), peak),
+        Case(f"{name}: backlog → last row in ClickHouse", got, t2 - t0, (c2 - c0) / (t2 - t0),
+             peak, "includes the idle close of the last windows"),
+    )  # fmt: skip
 
 
-async def live(bootstrap: str, topic: str, rate: int, seconds: int, engines: int) -> int:
+async def live(bootstrap: str, topic: str, args: argparse.Namespace) -> int:
     rng = np.random.default_rng(2)
-    tick = 0.1
-    per_batch = max(1, int(rate * tick / engines))
+    tick, engines = 0.1, args.engines
+    per_batch = max(1, int(args.live_rate * tick / engines))
     sent = 0
     async with kafka_io.producer(bootstrap) as p:
         start = time.monotonic()
-        for i in range(int(seconds / tick)):
+        for i in range(int(args.live_seconds / tick)):
             now_ms = int(time.time() * 1000)
             for e in range(engines):
                 # Samples taken over the last tick, as a sidecar publishes them.
@@ -268,6 +289,59 @@ def freshness(store: Store) -> tuple[float, float, int]:
     return float(np.percentile(lag, 50)), float(np.percentile(lag, 99)), len(rows)
 
 
+def new_prefix(args: argparse.Namespace) -> str:
+    """A fresh topic prefix, its results topic created."""
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    topic = topic_name(Topic.RESULTS, prefix)
+    asyncio.run(kafka_io.create_topics(args.bootstrap, [topic], partitions=args.partitions))
+    return prefix
+
+
+def workers_cases(
+    args: argparse.Namespace, prefix: str, count: int, backlog: Backlog
+) -> list[Case]:
+    """``count`` workers in a group on the backlog of ``prefix`` (batches: sent once they are in
+    the group); then, with one worker, live traffic."""
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        store = Store.open(f"chdb:///{Path(tmp) / 'clickhouse'}")
+        stack.callback(store.close)
+        stack.enter_context(running_sink(store, args.bootstrap, topic_prefix=prefix))
+        workers = []
+        for i in range(count):
+            workers.append(WorkerProcess.start(
+                bootstrap=args.bootstrap, app_id=prefix, topic_prefix=prefix,
+                partitions=args.partitions, data_dir=Path(tmp) / f"worker{i}",
+                log=Path(tmp) / f"worker{i}.log",
+                settings={"WINDOW_GRACE_S": str(args.grace), "FLUSH_INTERVAL_S": str(args.flush),
+                          "LOG_LEVEL": "warning"},
+            ))  # fmt: skip
+            stack.callback(workers[-1].stop)
+        if isinstance(backlog, list):  # all in the group, each with partitions, first
+            wait_for(
+                lambda: (
+                    all(w.metrics().get("shibuya_owned_partitions", 0) for w in workers)
+                    and sum(w.metrics().get("shibuya_owned_partitions", 0) for w in workers)
+                    == args.partitions
+                ),
+                timeout_s=120,
+                interval_s=0.5,
+            )
+        cases = list(worker_backlog(workers, args, prefix, store, backlog))
+        if count > 1:
+            return cases
+        (worker,) = workers
+        topic = topic_name(Topic.RESULTS, prefix)
+        c0, t0 = cpu_of(worker.pid), time.perf_counter()
+        sent = asyncio.run(live(args.bootstrap, topic, args))
+        wall = time.perf_counter() - t0
+        cpu = (cpu_of(worker.pid) - c0) / wall
+        wait_for(lambda: run_total(store, "live") >= sent, timeout_s=60, interval_s=0.2)
+        p50, p99, rows = freshness(store)
+        note = f"freshness p50 {p50:.2f} s, p99 {p99:.2f} s over {rows} rows"
+        live_rate = f"worker: live {args.live_rate:,} samples/s"
+        return [*cases, Case(live_rate, sent, wall, cpu, rss_mb(worker.pid), note)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--bootstrap", required=True)
@@ -280,79 +354,42 @@ def main() -> None:
     ap.add_argument("--grace", type=int, default=1, help="the worker's window grace, seconds")
     ap.add_argument("--flush", type=float, default=0.5, help="the worker's flush interval, s")
     ap.add_argument("--live-rate", type=int, default=300_000)
-    ap.add_argument("--live-seconds", type=int, default=10)
+    ap.add_argument("--live-seconds", type=int, default=60)
+    ap.add_argument("--scale-out", type=int, default=2, help="N workers sharing a backlog, or 1")
     args = ap.parse_args()
-    console = Console(width=170)
-    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    console = Console(width=190)
+    batches = backlog_batches(args)
+    args.total = total = len(batches) * args.per_batch
+    prefix = new_prefix(args)
     topic = topic_name(Topic.RESULTS, prefix)
-    asyncio.run(kafka_io.create_topics(args.bootstrap, [topic], partitions=args.partitions))
-    total = asyncio.run(fill(args.bootstrap, topic, args))
+    last = asyncio.run(send(args.bootstrap, topic, batches))
     console.print(f"backlog: {total:,} samples on {topic} ({args.partitions} partitions)")
     cases = [asyncio.run(ceiling(args.bootstrap, topic, total))]
-    peer = quix(args.bootstrap, topic, total, console)
+    peer = quix(args.bootstrap, topic, total, console.print)
     if peer is not None:
-        cases.append(peer)
-    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        store = Store.open(f"chdb:///{Path(tmp) / 'clickhouse'}")
-        stack.callback(store.close)
-        stack.enter_context(running_sink(store, args.bootstrap, topic_prefix=prefix))
-        worker = WorkerProcess.start(
-            bootstrap=args.bootstrap,
-            app_id=prefix,
-            topic_prefix=prefix,
-            partitions=args.partitions,
-            data_dir=Path(tmp) / "worker",
-            log=Path(tmp) / "worker.log",
-            settings={
-                "WINDOW_GRACE_S": str(args.grace),
-                "FLUSH_INTERVAL_S": str(args.flush),
-                "LOG_LEVEL": "warning",
-            },
-        )
-        stack.callback(worker.stop)
-        cases.extend(worker_backlog(worker, store, total))
-        c0, t0 = cpu_of(worker.pid), time.perf_counter()
-        sent = asyncio.run(
-            live(args.bootstrap, topic, args.live_rate, args.live_seconds, args.engines)
-        )
-        wall = time.perf_counter() - t0
-        cpu = (cpu_of(worker.pid) - c0) / wall
-        wait_for(lambda: run_total(store, "live") >= sent, timeout_s=60, interval_s=0.2)
-        p50, p99, rows = freshness(store)
-        cases.append(
-            Case(
-                f"worker: live {args.live_rate:,} samples/s",
-                sent,
-                wall,
-                cpu,
-                rss_mb(worker.pid),
-                f"freshness p50 {p50:.2f} s, p99 {p99:.2f} s over {rows} rows",
-            )
-        )
+        cases.append(Case("Quix Streams (peer)", peer[0], peer[1], peer[2] / peer[1]))
+    cases.extend(workers_cases(args, prefix, 1, last))
+    if args.scale_out > 1:
+        cases.extend(workers_cases(args, new_prefix(args), args.scale_out, batches))
     table = Table(
         title=f"stream benchmark ({os.cpu_count()} cores; broker on this machine; worker: "
         f"grace {args.grace} s, flush every {args.flush} s)"
     )
-    for col in (
-        "case",
-        "samples",
-        "seconds",
-        "samples/s",
-        "vs ceiling",
-        "CPU (cores)",
-        "RSS MB",
-        "note",
-    ):
+    for col in ("case", "samples", "seconds", "samples/s", "vs ceiling", "CPU (cores)",
+                "samples per CPU-s", "vs ceiling", "RSS MB", "note"):  # fmt: skip
         table.add_column(col, justify="left" if col in ("case", "note") else "right")
-    base = cases[0].rate
+    base = cases[0]
     for c in cases:
+        per_cpu = c.rate / c.cpu if c.cpu else 0.0
         table.add_row(
             c.name,
             f"{c.samples:,}",
             f"{c.seconds:.2f}",
             f"{c.rate:,.0f}",
-            f"{c.rate / base:.2f}",
+            f"{c.rate / base.rate:.2f}",
             f"{c.cpu:.2f}" if c.cpu is not None else "",
+            f"{per_cpu:,.0f}" if per_cpu else "",
+            f"{per_cpu / (base.rate / (base.cpu or 1)):.2f}" if per_cpu else "",
             f"{c.rss_mb:.0f}" if c.rss_mb else "",
             c.note,
         )
