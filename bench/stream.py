@@ -189,10 +189,8 @@ def run_total(store: Store, run_prefix: str) -> int:
 async def covered(
     bootstrap: str, prefix: str, last: dict[int, int], watch: Callable[[], None]
 ) -> float:
-    """Wait until committed partials cover every results partition to ``last``; return when.
-
-    Read here, ``read_committed``, so the worker pays nothing for being watched (polling its
-    ``/metrics`` did) and any number of workers can share the partitions."""
+    """When committed partials cover each results partition to ``last``: read here, so workers
+    (any number) pay nothing for being watched, as they did when their /metrics were polled."""
     results, partials = topic_name(Topic.RESULTS, prefix), topic_name(Topic.PARTIALS, prefix)
     consumer = AIOKafkaConsumer(
         partials,
