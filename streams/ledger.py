@@ -47,10 +47,12 @@ class Ledger:
         partition: int,
         *,
         retry_s: float = 0.5,
+        compression: str = "zstd",
     ) -> None:
         self.state_tp = TopicPartition(state_topic, partition)
         self._kafka = kafka
         self._transactional_id = transactional_id
+        self._compression = None if compression == "none" else compression
         self._producer = self._new_producer()
         self._retry_s = retry_s
         self._lock = asyncio.Lock()
@@ -63,7 +65,7 @@ class Ledger:
             transaction_timeout_ms=15_000,
             # zstd at Kafka's default level 3: ~330 MB/s on partials here, where aiokafka's lz4
             # (level 9) managed 57 MB/s and was a fifth of a busy worker's CPU.
-            compression_type="zstd",
+            compression_type=self._compression,
             linger_ms=5,
             max_request_size=16 * 1024 * 1024,
         )

@@ -7,6 +7,7 @@ Nested groups use ``__``: ``SHIBUYA_WORKER_KAFKA__BOOTSTRAP=broker:9092``. Built
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +27,10 @@ class KafkaSettings(BaseModel):
     username: str = Field("", description="this deployable's principal, with SASL_*")
     password: SecretStr = Field(SecretStr(""), description="its password, with SASL_*")
     ssl_cafile: str = Field("", description="CA bundle of the brokers, with *_SSL")
+    compression: Literal["zstd", "lz4", "gzip", "none"] = Field(
+        "zstd",
+        description="compression of what the worker writes (partials, rows, state records)",
+    )
 
     @property
     def access(self) -> KafkaAccess:

@@ -64,6 +64,7 @@ class PartitionOwner(Generic[W]):
             f"{s.app_id}-{self.name}-{tp.partition}",
             self.state_topic,
             tp.partition,
+            compression=s.kafka.compression,
         )
 
     async def _agent(self, stream: StreamT[bytes]) -> None:
