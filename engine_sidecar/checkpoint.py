@@ -1,10 +1,11 @@
 """The sidecar's write-ahead checkpoint: where in the results file, which batch comes next.
 
-Before a batch is sent, its sequence number and byte range are written down (``pending``); after
-the broker acknowledged it, the range becomes the committed offset — on disk with the next
-batch's pending entry, or at stop. A sidecar restarted after a SIGKILL first re-sends a pending
-batch with the same sequence and the same records, so the consumer's dedupe by (engine, sequence)
-sees an exact repeat — never a batch that differs.
+Before batches are sent, their sequence numbers and byte ranges are written down (``pending``, a
+group of them at once: one write, one fsync); once the broker acknowledged them, their ranges
+become the committed offset — on disk with the next group's pending entries, or at stop. A sidecar
+restarted after a SIGKILL first re-sends the pending batches, in order, with the same sequences
+and the same records, so the consumer's dedupe by (engine, sequence) sees exact repeats — never a
+batch that differs.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class Checkpoint:
     offset: int = 0
     line_no: int = 1
     next_seq: int = 0
-    pending: Pending | None = None
+    pending: tuple[Pending, ...] = ()
+    """Batches sent and not yet acknowledged, in sequence order, from ``offset`` on."""
 
     def save(self, path: Path) -> None:
         """Atomically: a crash leaves the old or the new checkpoint, never half of one."""
@@ -46,5 +48,7 @@ class Checkpoint:
             raw = json.loads(path.read_bytes())
         except FileNotFoundError:
             return None
-        pending = raw.pop("pending", None)
-        return cls(**raw, pending=Pending(**pending) if pending else None)
+        pending = raw.pop("pending", None) or []
+        if isinstance(pending, dict):  # written by a sidecar that sent one batch at a time
+            pending = [pending]
+        return cls(**raw, pending=tuple(Pending(**p) for p in pending))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -42,6 +42,7 @@ class Producer:
                 acks="all",
                 compression_type=self._compression,
                 linger_ms=5,
+                max_batch_size=2**20,  # a group of result batches travels as one record batch
                 max_request_size=16 * 2**20,
                 request_timeout_ms=int(self._timeout_s * 1000),
                 retry_backoff_ms=500,
@@ -56,12 +57,18 @@ class Producer:
 
     async def send(self, topic: str, key: bytes, value: bytes) -> None:
         """Return once the broker acknowledged the record; raise :class:`PublishError` if not."""
+        await self.send_all(topic, key, [value])
+
+    async def send_all(self, topic: str, key: bytes, values: Sequence[bytes]) -> None:
+        """Send the records in order (one key: one partition, which keeps the order) and return
+        once the broker acknowledged them all; raise :class:`PublishError` if not."""
         await self.start()
         producer = self._producer
         assert producer is not None
         try:
             async with asyncio.timeout(self._timeout_s):
-                await producer.send_and_wait(topic, value, key=key)
+                acks = [await producer.send(topic, value, key=key) for value in values]
+                await asyncio.gather(*acks)
         except (KafkaError, TimeoutError) as exc:
             await self._discard(producer)
             raise PublishError(f"not acknowledged: {exc!r}") from exc

@@ -31,7 +31,7 @@ from engine_sidecar.kafka import CommandConsumer, producer
 from engine_sidecar.locust import LocustConfig
 from engine_sidecar.procstats import CpuMeter, agent_usage, engine_usage
 from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
-from engine_sidecar.settings import SidecarSettings
+from engine_sidecar.settings import BatchSettings, SidecarSettings
 from wire import EngineState
 
 log = logging.getLogger(__name__)
@@ -98,8 +98,7 @@ async def _tail(
     stop = _stop_on_signals()
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     registry = CollectorRegistry()
-    limits = Limits(settings.batch.max_samples, settings.batch.max_interval_ms,
-                    give_up_s=settings.tail_give_up_s)  # fmt: skip
+    limits = limits_of(settings.batch, give_up_s=settings.tail_give_up_s)
     async with producer(settings.kafka.access, settings.kafka.compression) as p:
         publisher = ResultPublisher(
             path=path,
@@ -192,7 +191,7 @@ async def _run(settings: SidecarSettings) -> None:
             LocustConfig(settings.locust.python, settings.locust.stop_timeout_s),
             GatlingConfig(settings.gatling.home, settings.gatling.heap),
         ),
-        limits=Limits(settings.batch.max_samples, settings.batch.max_interval_ms),
+        limits=limits_of(settings.batch),
         max_command_age_s=settings.max_command_age_s,
         engine_token=settings.engine_token.get_secret_value(),
     )
@@ -250,3 +249,8 @@ async def _run(settings: SidecarSettings) -> None:
                 await agent.shutdown()
             await heartbeat.send_now()
         log.info("stopped; %d heartbeats sent", heartbeat.sent)
+
+
+def limits_of(batch: BatchSettings, give_up_s: float | None = None) -> Limits:
+    return Limits(max_samples=batch.max_samples, max_interval_ms=batch.max_interval_ms,
+                  max_group=batch.max_group, give_up_s=give_up_s)  # fmt: skip

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -26,7 +27,7 @@ from engine_sidecar.checkpoint import Checkpoint, Pending
 from engine_sidecar.errors import PublishError
 from engine_sidecar.jtl import ErrorReport
 from engine_sidecar.reader import Position, ResultReader
-from wire import encode_batch, result_key
+from wire import ResultBatch, encode_batch, result_key
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,10 @@ class BatchSender(Protocol):
 
     async def send(self, topic: str, key: bytes, value: bytes) -> None:
         """Return once the record is acknowledged; raise ``PublishError`` otherwise."""
+
+    async def send_all(self, topic: str, key: bytes, values: Sequence[bytes]) -> None:
+        """Return once the records, sent in order, are all acknowledged; raise ``PublishError``
+        otherwise."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,9 @@ class Limits:
     max_interval_ms: int = 500
     poll_interval_s: float = 0.2  # a batch still leaves within max_interval_ms
     max_record_bytes: int = 64 * 1024
+    max_group: int = 8
+    """Full batches parsed ahead and sent together: one checkpoint write (and fsync) and one
+    wait for the broker for all of them, where a backlog has them ready."""
     give_up_s: float | None = None
     """After the stop, how long to keep retrying a batch Kafka does not take before giving up
     (the checkpoint keeps it); ``None``: never give up."""
@@ -163,7 +171,7 @@ class ResultPublisher:
                     await asyncio.sleep(limits.poll_interval_s)
         finally:
             reader.close()
-            if self._ckpt.pending is None:
+            if not self._ckpt.pending:
                 self._ckpt.save(self.checkpoint_path)
 
     async def _drain_held_back(self, *, until_empty: bool) -> None:
@@ -180,27 +188,37 @@ class ResultPublisher:
         start = self.reader.start_file(Position(c.file_dev, c.file_ino, c.offset, c.line_no))
         if start is not None and (start.dev, start.ino) != (c.file_dev, c.file_ino):
             self._ckpt = replace(c, file_dev=start.dev, file_ino=start.ino, offset=0, line_no=1,
-                                 pending=None)  # fmt: skip
+                                 pending=())  # fmt: skip
 
     # --- batches ----------------------------------------------------------------------------
 
     async def _flush(self) -> None:
-        if not self.reader.samples:
+        """Send the batch parsed so far — with the full batches the file has after it (a backlog),
+        up to ``max_group`` — as one group: pending in the checkpoint, sent, acknowledged,
+        committed."""
+        reader, ident, c = self.reader, self.identity, self._ckpt
+        group: list[tuple[Pending, ResultBatch]] = []
+        start_offset, start_line, seq = c.offset, c.line_no, c.next_seq
+        while reader.samples and len(group) < self.limits.max_group:
+            end = reader.progress
+            batch = reader.take(run_id=ident.run_id, plan_id=ident.plan_id,
+                                engine_id=ident.engine_id, seq=seq)  # fmt: skip
+            group.append((Pending(seq, start_offset, start_line, end.offset, end.line_no), batch))
+            start_offset, start_line, seq = end.offset, end.line_no, seq + 1
+            reader.fill()
+            if reader.samples < self.limits.max_samples and (
+                reader.read().new_file or reader.samples < self.limits.max_samples
+            ):
+                break  # a batch not yet full waits for its time; a new file for the main loop
+        if not group:
             return
-        end = self.reader.progress
-        c = self._ckpt
-        pending = Pending(seq=c.next_seq, start_offset=c.offset, start_line=c.line_no,
-                          end_offset=end.offset, end_line=end.line_no)  # fmt: skip
-        ident = self.identity
-        batch = self.reader.take(run_id=ident.run_id, plan_id=ident.plan_id,
-                                 engine_id=ident.engine_id, seq=c.next_seq)  # fmt: skip
-        self._ckpt = replace(c, pending=pending)
+        self._ckpt = replace(c, pending=tuple(p for p, _ in group))
         self._ckpt.save(self.checkpoint_path)
-        await self._send(encode_batch(batch))
-        self._commit(pending, len(batch))
-        self.threads = int(batch.all_threads[-1])
+        await self._send([encode_batch(batch) for _, batch in group])
+        self._commit(group)
+        self.threads = int(group[-1][1].all_threads[-1])
 
-    async def _send(self, value: bytes) -> None:
+    async def _send(self, values: list[bytes]) -> None:
         """Send until acknowledged; once stopping, give up after ``give_up_s`` (if set).
 
         Giving up loses nothing: the batch stays pending in the checkpoint, and the next start
@@ -209,7 +227,7 @@ class ResultPublisher:
         delay = 0.2
         while True:
             try:
-                await self.producer.send(self.topic, self._key, value)
+                await self.producer.send_all(self.topic, self._key, values)
                 self.refused_since = None
                 return
             except PublishError as exc:
@@ -222,26 +240,23 @@ class ResultPublisher:
                         self._give_up_at = time.monotonic() + give_up_s
                     if time.monotonic() >= self._give_up_at:
                         raise PublishError(
-                            f"stopping, and Kafka did not take the batch for "
+                            f"stopping, and Kafka did not take the batches for "
                             f"{give_up_s:g}s: {exc}; the checkpoint keeps it"
                         ) from exc
-                log.warning("batch not acknowledged (%s); retrying in %.1fs", exc, delay)
+                log.warning("batches not acknowledged (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _commit(self, pending: Pending, samples: int) -> None:
-        self._ckpt = replace(
-            self._ckpt,
-            offset=pending.end_offset,
-            line_no=pending.end_line,
-            next_seq=pending.seq + 1,
-            pending=None,
-        )
-        # Not saved here: the next batch's pending entry (or the stop) writes it. A crash before
-        # that re-sends this batch, identical, and the consumer drops it: one fsync per batch.
+    def _commit(self, group: list[tuple[Pending, ResultBatch]]) -> None:
+        last = group[-1][0]
+        self._ckpt = replace(self._ckpt, offset=last.end_offset, line_no=last.end_line,
+                             next_seq=last.seq + 1, pending=())  # fmt: skip
+        # Not saved here: the next group's pending entries (or the stop) write it. A crash before
+        # that re-sends these batches, identical, and the consumer drops them: one fsync a group.
+        samples = sum(len(batch) for _, batch in group)
         self.samples_published += samples
         self.metrics.samples.inc(samples)
-        self.metrics.batches.inc()
+        self.metrics.batches.inc(len(group))
 
     async def _recover(self) -> None:
         """Load the checkpoint; re-send a batch that was in flight when we were killed."""
@@ -250,19 +265,23 @@ class ResultPublisher:
         if loaded is None or (loaded.run_id, loaded.engine_id) != (ident.run_id, ident.engine_id):
             return  # a fresh start: the placeholder of __init__
         self._ckpt = loaded
-        p = loaded.pending
-        if p is not None:
-            batch = self.reader.reread(
+        group = [
+            (p, self.reader.reread(
                 loaded.file_ino, Position(loaded.file_dev, loaded.file_ino, p.start_offset,
                                           p.start_line),
                 p.end_offset, run_id=ident.run_id, plan_id=ident.plan_id,
                 engine_id=ident.engine_id, seq=p.seq,
-            )  # fmt: skip
-            if batch is not None:
-                log.info("re-sending batch %d (%d samples) that was in flight", p.seq, len(batch))
-                await self._send(encode_batch(batch))
-                self._commit(p, len(batch))
-            else:
-                log.error("the results file changed since batch %d was sent; not re-sent", p.seq)
-                self._ckpt = replace(loaded, pending=None)
+            ))
+            for p in loaded.pending
+        ]  # fmt: skip
+        resent = [(p, batch) for p, batch in group if batch is not None]
+        seqs = f"{group[0][0].seq}-{group[-1][0].seq}" if group else ""
+        if resent and len(resent) == len(group):
+            log.info("re-sending batches %s (%d samples) that were in flight", seqs,
+                     sum(len(batch) for _, batch in resent))  # fmt: skip
+            await self._send([encode_batch(batch) for _, batch in resent])
+            self._commit(resent)
+        elif group:
+            log.error("the results file changed since batches %s were sent; not re-sent", seqs)
+            self._ckpt = replace(loaded, pending=())
         self.reader.open(self._ckpt.offset, self._ckpt.file_ino)

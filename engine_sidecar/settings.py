@@ -46,6 +46,10 @@ class BatchSettings(BaseModel):
     max_interval_ms: int = Field(
         500, ge=10, le=500, description="a batch is flushed at least this often"
     )
+    max_group: int = Field(
+        8, ge=1, le=64, description="full batches of a backlog sent together: one checkpoint "
+        "write and one wait for the broker for all",
+    )  # fmt: skip
 
 
 class EngineIdentity(BaseModel):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -23,16 +24,22 @@ IDENT = Identity("run-1", "plan-1", "engine-0")
 class FakeSender:
     def __init__(self, failures: int = 0) -> None:
         self.sent: list[bytes] = []
+        self.groups: list[int] = []
+        """Batches per call that got through."""
         self.attempts = 0
         self.failures = failures
 
     async def send(self, topic: str, key: bytes, value: bytes) -> None:
+        await self.send_all(topic, key, [value])
+
+    async def send_all(self, topic: str, key: bytes, values: Sequence[bytes]) -> None:
         self.attempts += 1
         if self.failures:
             self.failures -= 1
             raise PublishError("broker away")
         assert key == b"run-1/engine-0"
-        self.sent.append(value)
+        self.sent.extend(values)
+        self.groups.append(len(values))
 
     @property
     def batches(self) -> list[ResultBatch]:
@@ -84,7 +91,7 @@ def test_a_pending_batch_is_resent_with_the_same_sequence_and_records(tmp_path: 
         offset=a,
         line_no=5,
         next_seq=5,
-        pending=Pending(seq=5, start_offset=a, start_line=5, end_offset=b, end_line=9),
+        pending=(Pending(seq=5, start_offset=a, start_line=5, end_offset=b, end_line=9),),
     ).save(tmp_path / "ckpt.json")
     sender = FakeSender()
 
@@ -102,7 +109,7 @@ def test_a_pending_batch_is_resent_with_the_same_sequence_and_records(tmp_path: 
         len(jtl.read_bytes()),
         12,
         7,
-        None,
+        (),
     )
 
 
@@ -190,14 +197,74 @@ def test_on_stop_an_absent_broker_is_waited_for_a_while_then_the_batch_kept(
     publisher.limits = Limits(poll_interval_s=0.01, give_up_s=0.5)
     stop = asyncio.Event()
     stop.set()
-    with pytest.raises(PublishError, match=r"did not take the batch for 0\.5s"):
+    with pytest.raises(PublishError, match=r"did not take the batches for 0\.5s"):
         asyncio.run(publisher.run(stop))
     kept = Checkpoint.load(tmp_path / "ckpt.json")
     assert kept is not None
-    assert kept.pending is not None
-    assert (kept.pending.seq, kept.offset) == (0, 0)
+    assert ([p.seq for p in kept.pending], kept.offset) == ([0], 0)
     # The next start sends it first, and nothing is lost.
     later = FakeSender()
     asyncio.run(_publisher(tmp_path, later).run(stop))
     assert later.timestamps() == [1, 2]
     assert [b.seq for b in later.batches] == [0]
+
+
+class WriteAheadSender(FakeSender):
+    """Checks, as each group is sent, that the checkpoint on disk already holds it as pending."""
+
+    def __init__(self, checkpoint: Path) -> None:
+        super().__init__()
+        self.checkpoint = checkpoint
+
+    async def send_all(self, topic: str, key: bytes, values: Sequence[bytes]) -> None:
+        on_disk = Checkpoint.load(self.checkpoint)
+        assert on_disk is not None
+        assert [p.seq for p in on_disk.pending] == [decode_batch(v).seq for v in values]
+        await super().send_all(topic, key, values)
+
+
+def test_a_backlog_goes_in_groups_each_written_ahead_once(tmp_path: Path) -> None:
+    (tmp_path / "r.jtl").write_bytes(HEADER + rows(*range(70)))
+    sender = WriteAheadSender(tmp_path / "ckpt.json")
+    stop = asyncio.Event()
+    stop.set()
+    publisher = _publisher(tmp_path, sender, max_samples=10, max_group=3)
+    asyncio.run(publisher.run(stop))
+    assert sender.groups == [3, 3, 1]  # 7 batches of 10: three checkpoint writes, not seven
+    assert [b.seq for b in sender.batches] == list(range(7))
+    assert sender.timestamps() == list(range(70))
+    done = Checkpoint.load(tmp_path / "ckpt.json")
+    assert done is not None
+    assert (done.next_seq, done.pending, done.line_no) == (7, (), 72)
+
+
+def test_pending_batches_are_resent_in_order_as_they_were(tmp_path: Path) -> None:
+    jtl = tmp_path / "r.jtl"
+    jtl.write_bytes(HEADER + rows(*range(1, 11)))
+    a, b, c = (len(HEADER + rows(*range(1, n))) for n in (3, 6, 9))
+    st = os.stat(jtl)
+    pending = (Pending(seq=2, start_offset=a, start_line=4, end_offset=b, end_line=7),
+               Pending(seq=3, start_offset=b, start_line=7, end_offset=c, end_line=10))  # fmt: skip
+    Checkpoint("run-1", "engine-0", st.st_dev, st.st_ino, offset=a, line_no=4, next_seq=2,
+               pending=pending).save(tmp_path / "ckpt.json")  # fmt: skip
+    sender = FakeSender()
+    stop = asyncio.Event()
+    stop.set()
+    asyncio.run(_publisher(tmp_path, sender).run(stop))
+    assert [(x.seq, x.ts_ms.tolist()) for x in sender.batches] == [
+        (2, [3, 4, 5]),
+        (3, [6, 7, 8]),
+        (4, [9, 10]),
+    ]
+    assert sender.groups[0] == 2  # the re-sent ones together, before anything new
+
+
+def test_a_checkpoint_of_one_batch_at_a_time_still_loads(tmp_path: Path) -> None:
+    old = {"run_id": "r", "engine_id": "e", "file_dev": 1, "file_ino": 2, "offset": 10,
+           "line_no": 3, "next_seq": 4,
+           "pending": {"seq": 4, "start_offset": 10, "start_line": 3, "end_offset": 20,
+                       "end_line": 5}}  # fmt: skip
+    (tmp_path / "ckpt.json").write_text(json.dumps(old))
+    loaded = Checkpoint.load(tmp_path / "ckpt.json")
+    assert loaded is not None
+    assert loaded.pending == (Pending(4, 10, 3, 20, 5),)
