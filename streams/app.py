@@ -1,10 +1,14 @@
-"""Our Faust app: Faust 0.15 with the three settings it does not expose, set in one place.
+"""Our Faust app: Faust 0.15 with the settings it does not expose, set in one place.
 
 * The worker consumer reads ``read_committed``: partials arrive in Kafka transactions
   (:mod:`streams.ledger`), and an aborted flush must stay invisible. Faust only does that when its
   own (per-output-partition, unsuitable) ``exactly_once`` mode is on.
 * ``fetch_max_wait_ms``: Faust hard-codes 1,500 ms; with one idle partition in a fetch, busy
   partitions then stall for up to 1.5 s (measured: throughput fell fivefold). We use 100 ms.
+* ``fetch_min_bytes``: Faust leaves Kafka's 1 byte, so under live traffic every fetch returns a
+  sliver and crosses from Faust's consumer thread to the agents' loop. 256 KiB (or the 100 ms
+  above, whichever comes first) measured 8–17 % less worker CPU at 1 M samples/s live, with the
+  same freshness (``bench/stream.py``).
 * Drain hooks run at shutdown after the fetcher has stopped and before the consumer commits for
   the last time: the agents flush what they hold, so a SIGTERM loses and repeats nothing.
   ``stream_wait_empty`` is off: Faust would otherwise wait for held (unacked) events forever.
@@ -26,6 +30,7 @@ from faust.types import TP
 log = logging.getLogger(__name__)
 
 FETCH_MAX_WAIT_MS = 100
+FETCH_MIN_BYTES = 256 * 1024
 ISOLATION_LEVEL = "read_committed"
 
 
@@ -34,6 +39,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         # Read by AIOKafkaConsumer.start() when it builds its fetcher.
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        consumer._fetch_min_bytes = FETCH_MIN_BYTES
         consumer._isolation_level = ISOLATION_LEVEL
         return consumer
 

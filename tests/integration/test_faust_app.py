@@ -1,6 +1,6 @@
 """What streams/app.py sets inside Faust, held against the installed Faust and a real broker.
 
-The worker reaches into three places Faust 0.15 does not expose (streams/app.py says why). If an
+The worker reaches into places Faust 0.15 does not expose (streams/app.py says why). If an
 upgrade of Faust or aiokafka moves one of them, these tests fail here, with the place named —
 not a worker that quietly reads uncommitted partials, stalls on idle partitions, or loses the
 agents' last flush on SIGTERM.
@@ -19,7 +19,7 @@ from aiokafka.structs import TopicPartition
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from streams.app import FETCH_MAX_WAIT_MS, ISOLATION_LEVEL, App
+from streams.app import FETCH_MAX_WAIT_MS, FETCH_MIN_BYTES, ISOLATION_LEVEL, App
 
 
 def test_the_worker_consumer_fetches_committed_records_without_faust_s_long_wait(
@@ -34,6 +34,7 @@ def test_the_worker_consumer_fetches_committed_records_without_faust_s_long_wait
         try:
             fetcher = consumer._fetcher
             assert fetcher._fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 100
+            assert fetcher._fetch_min_bytes == FETCH_MIN_BYTES == 256 * 1024
             assert ISOLATION_LEVEL == "read_committed"
             assert fetcher._isolation_level == READ_COMMITTED
             consumer.assign([TopicPartition(f"{unique}.absent", 0)])  # the fetcher is alive
