@@ -120,6 +120,24 @@ class Columns:
         )
 
 
+def cut(c: Columns, start: int, stop: int) -> Columns:
+    """Cells ``start:stop``, renumbered from 0: slices (histogram entries are sorted by cell),
+    where :meth:`Columns.take` masks every entry."""
+    lo, hi = np.searchsorted(c.hist_cells, [start, stop]).tolist()
+    return Columns(
+        keys=c.keys[start:stop],
+        sums=c.sums[start:stop],
+        mins=c.mins[start:stop],
+        maxs=c.maxs[start:stop],
+        threads=c.threads[start:stop],
+        codes=Named(c.codes.names, c.codes.counts[start:stop]),
+        messages=Named(c.messages.names, c.messages.counts[start:stop]),
+        hist_cells=c.hist_cells[lo:hi] - start,
+        hist_slots=c.hist_slots[lo:hi],
+        hist_counts=c.hist_counts[lo:hi],
+    )
+
+
 def count_entries(
     keys: Ints, weights: npt.NDArray[np.float64] | None, n: int
 ) -> tuple[Ints, Ints, Ints]:

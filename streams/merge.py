@@ -28,7 +28,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from streams.columns import SLOTS, Columns, Ints, Key, Named, group, rows
+from streams.columns import SLOTS, Columns, Ints, Key, Named, cut, group, rows
 from streams.live import live_rows
 from wire import LateMetrics, LiveSeconds, SecondMetrics
 from wire.errors import DecodeError
@@ -129,12 +129,10 @@ def partials_of(drained: dict[str, Columns], source: str, upto_offset: int) -> l
         start, total = 0, 0
         for i, entries in enumerate(per_cell.tolist()):
             if total + entries > MAX_ENTRIES and i > start:
-                out.append(to_partial(run_id, cells.take(np.arange(start, i)), source, upto_offset))
+                out.append(to_partial(run_id, cut(cells, start, i), source, upto_offset))
                 start, total = i, 0
             total += entries
-        out.append(
-            to_partial(run_id, cells.take(np.arange(start, len(cells))), source, upto_offset)
-        )
+        out.append(to_partial(run_id, cut(cells, start, len(cells)), source, upto_offset))
     return out
 
 
