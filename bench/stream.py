@@ -15,7 +15,8 @@ All cases in one run, on the same backlog (``--samples`` samples in batches of `
    windows close after the grace period of silence); then ``--scale-out`` workers in one group on
    a backlog of their own (partitions spread, each run merged by one of them);
 4. the worker under live traffic at ``--live-rate`` samples/s for ``--live-seconds``: its CPU,
-   and freshness — per row, the time from the end of its second to the row being in ClickHouse.
+   and freshness — per row, the time from the end of its second to the row being in ClickHouse;
+   then at a low rate over many labels (``--many-labels``), where cells outnumber samples.
 
 CPU is process time (user + system) over wall time: 1.0 is one core busy. Samples per CPU-second
 (rate / CPU) is what contention on a busy machine moves least.
@@ -36,10 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from quix_peer import quix
 from rich.console import Console
 from rich.table import Table
+from stream_load import backlog_batches, live, send
 
 from control.results.clickhouse import Store
 from control.schedulers.processes import wait_for
@@ -49,7 +51,7 @@ from shibuya.dev.results import running_sink
 from shibuya.dev.worker_proc import WorkerProcess
 from streams.aggregate import Aggregator
 from streams.merge import decode as decode_partial
-from wire import BatchBuilder, Topic, decode_batch, encode_batch, result_key, topic_name
+from wire import Topic, decode_batch, topic_name
 
 
 @dataclass
@@ -64,70 +66,6 @@ class Case:
     @property
     def rate(self) -> float:
         return self.samples / self.seconds if self.seconds else 0.0
-
-
-def batch(
-    run: str,
-    engine: str,
-    seq: int,
-    n: int,
-    labels: int,
-    t0_ms: int,
-    rng: np.random.Generator,
-    spread_ms: int = 1000,
-) -> bytes:
-    """One engine's batch: ``n`` samples taken from ``t0_ms`` over ``spread_ms``."""
-    elapsed = rng.lognormal(4, 0.8, n).astype(np.int64)
-    b = BatchBuilder()
-    ok = rng.random(n) > 0.02
-    b.add_many(
-        ts_ms=t0_ms + np.sort(rng.integers(0, spread_ms, n)),
-        elapsed_ms=elapsed,
-        latency_ms=elapsed // 2,
-        connect_ms=rng.integers(0, 4, n),
-        bytes_recv=rng.integers(100, 5000, n),
-        bytes_sent=np.full(n, 180),
-        grp_threads=np.full(n, 50),
-        all_threads=np.full(n, 100),
-        labels=([f"GET /api/item/{i}" for i in range(labels)], np.arange(n) % labels),
-        codes=(["500", "200"], ok.astype(np.int64)),
-        success=ok,
-        messages=([""], np.zeros(n, np.int64)),
-    )
-    return encode_batch(b.build(run_id=run, plan_id="plan", engine_id=engine, seq=seq))
-
-
-def backlog_batches(args: argparse.Namespace) -> list[tuple[bytes, bytes]]:
-    """The backlog as (key, value): each engine sends one batch per second of sample time."""
-    rng = np.random.default_rng(1)
-    t0 = (int(time.time()) - 3600) * 1000
-    per_engine = args.samples // (args.runs * args.engines * args.per_batch)
-    return [
-        (result_key(f"bench-{r}", f"e{e}"),
-         batch(f"bench-{r}", f"e{e}", seq, args.per_batch, args.labels, t0 + seq * 1000, rng))
-        for seq in range(per_engine) for r in range(args.runs) for e in range(args.engines)
-    ]  # fmt: skip
-
-
-async def send(
-    bootstrap: str, topic: str, batches: list[tuple[bytes, bytes]], at_once: bool = False
-) -> dict[int, int]:
-    """Each partition's last offset written. ``at_once``: in one transaction, so that workers
-    (``read_committed``) see it all at once."""
-    how = {"transactional_id": f"bench-{uuid.uuid4()}"} if at_once else {"acks": "all"}
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, compression_type="zstd", linger_ms=5,
-                         max_request_size=2**24, **how)  # fmt: skip
-    await p.start()
-    try:
-        async with p.transaction() if at_once else contextlib.nullcontext():
-            sent = [await p.send(topic, value, key=key) for key, value in batches]
-        await p.flush()
-    finally:
-        await p.stop()
-    last: dict[int, int] = {}
-    for meta in (f.result() for f in sent):
-        last[meta.partition] = max(last.get(meta.partition, -1), meta.offset)
-    return last
 
 
 async def ceiling(bootstrap: str, topic: str, total: int) -> Case:
@@ -259,32 +197,33 @@ def worker_backlog(
     )  # fmt: skip
 
 
-async def live(bootstrap: str, topic: str, args: argparse.Namespace) -> int:
-    rng = np.random.default_rng(2)
-    tick, engines = 0.1, args.engines
-    per_batch = max(1, int(args.live_rate * tick / engines))
-    sent = 0
-    async with kafka_io.producer(bootstrap) as p:
-        start = time.monotonic()
-        for i in range(int(args.live_seconds / tick)):
-            now_ms = int(time.time() * 1000)
-            for e in range(engines):
-                # Samples taken over the last tick, as a sidecar publishes them.
-                value = batch("live", f"e{e}", i, per_batch, 20, now_ms - 100, rng, spread_ms=100)
-                await p.send(topic, value, key=result_key("live", f"e{e}"))
-                sent += per_batch
-            await asyncio.sleep(max(0.0, start + (i + 1) * tick - time.monotonic()))
-        await p.flush()
-    return sent
-
-
-def freshness(store: Store) -> tuple[float, float, int]:
+def live_case(
+    args: argparse.Namespace,
+    worker: WorkerProcess,
+    store: Store,
+    topic: str,
+    run: str,
+    rate: int,
+    labels: int,
+    seconds: int,
+) -> Case:
+    """Live traffic: the worker's CPU, and per row of the run's totals, the time from the end of
+    its second to the row being in ClickHouse."""
+    c0, t0 = cpu_of(worker.pid), time.perf_counter()
+    sent = asyncio.run(live(args.bootstrap, topic, run, rate, labels, seconds, args.engines))
+    wall = time.perf_counter() - t0
+    cpu = (cpu_of(worker.pid) - c0) / wall
+    wait_for(lambda: run_total(store, run) >= sent, timeout_s=60, interval_s=0.2)
     rows = store.query_sync(
         "SELECT toUnixTimestamp(second), toUnixTimestamp64Milli(inserted_at) FROM metrics_second "
-        "FINAL WHERE run_id = 'live' AND scope = 'run' AND source = ''"
+        "FINAL WHERE run_id = {run:String} AND scope = 'run' AND source = ''",
+        {"run": run},
     )
     lag = np.array([ins - (s + 1) * 1000 for s, ins in rows], dtype=np.float64) / 1000
-    return float(np.percentile(lag, 50)), float(np.percentile(lag, 99)), len(rows)
+    p50, p99 = np.percentile(lag, 50), np.percentile(lag, 99)
+    note = f"freshness p50 {p50:.2f} s, p99 {p99:.2f} s over {len(rows)} rows"
+    name = f"worker: live {rate:,} samples/s, {labels:,} labels"
+    return Case(name, sent, wall, cpu, rss_mb(worker.pid), note)
 
 
 def new_prefix(args: argparse.Namespace) -> str:
@@ -329,15 +268,13 @@ def workers_cases(
             return cases
         (worker,) = workers
         topic = topic_name(Topic.RESULTS, prefix)
-        c0, t0 = cpu_of(worker.pid), time.perf_counter()
-        sent = asyncio.run(live(args.bootstrap, topic, args))
-        wall = time.perf_counter() - t0
-        cpu = (cpu_of(worker.pid) - c0) / wall
-        wait_for(lambda: run_total(store, "live") >= sent, timeout_s=60, interval_s=0.2)
-        p50, p99, rows = freshness(store)
-        note = f"freshness p50 {p50:.2f} s, p99 {p99:.2f} s over {rows} rows"
-        live_rate = f"worker: live {args.live_rate:,} samples/s"
-        return [*cases, Case(live_rate, sent, wall, cpu, rss_mb(worker.pid), note)]
+        return [
+            *cases,
+            live_case(args, worker, store, topic, "live", args.live_rate, args.labels,
+                      args.live_seconds),
+            live_case(args, worker, store, topic, "many", args.many_labels_rate,
+                      args.many_labels, args.live_seconds // 2),
+        ]  # fmt: skip
 
 
 def main() -> None:
@@ -353,6 +290,8 @@ def main() -> None:
     ap.add_argument("--flush", type=float, default=0.5, help="the worker's flush interval, s")
     ap.add_argument("--live-rate", type=int, default=300_000)
     ap.add_argument("--live-seconds", type=int, default=60)
+    ap.add_argument("--many-labels", type=int, default=2000, help="labels of the low-rate case")
+    ap.add_argument("--many-labels-rate", type=int, default=20_000)
     ap.add_argument("--scale-out", type=int, default=2, help="N workers sharing a backlog, or 1")
     args = ap.parse_args()
     console = Console(width=190)

@@ -24,6 +24,7 @@ N_BUCKETS: Final = histogram.MAX_BUCKET + 1
 SLOTS: Final = 3 * N_BUCKETS
 INT64_MAX: Final = np.iinfo(np.int64).max
 _DENSE_LIMIT: Final = 1 << 22
+_DENSE_PER_ENTRY: Final = 4
 
 Ints = npt.NDArray[np.int64]
 Key = tuple[str | None, str | None, int]
@@ -142,12 +143,17 @@ def count_entries(
     keys: Ints, weights: npt.NDArray[np.float64] | None, n: int
 ) -> tuple[Ints, Ints, Ints]:
     """Add up histogram entries ``cell * SLOTS + slot`` (each weighing 1, or its weight) into
-    sparse (cell, slot, count) triples sorted by cell and slot."""
-    if n * SLOTS <= _DENSE_LIMIT:  # few cells: count densely
+    sparse (cell, slot, count) triples sorted by cell and slot.
+
+    Counted densely (a count for every slot of every cell, then the non-zero ones) where entries
+    fill the block; sorted where they are sparse — few samples over many cells (many labels at a
+    low rate), where scanning the block cost 40 times the sort (measured: ~4 ns per slot of the
+    block against ~15 ns per entry sorted)."""
+    if n * SLOTS <= min(_DENSE_LIMIT, _DENSE_PER_ENTRY * len(keys)):
         dense = np.bincount(keys, weights=weights, minlength=n * SLOTS)
         flat = np.flatnonzero(dense)
         counts = dense[flat].astype(np.int64)
-    elif weights is None:  # many cells: sort
+    elif weights is None:
         flat, counts = np.unique(keys, return_counts=True)
     else:
         flat, inverse = np.unique(keys, return_inverse=True)

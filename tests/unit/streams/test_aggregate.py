@@ -208,3 +208,22 @@ def test_a_row_keeps_its_most_frequent_messages_and_the_rest_as_other() -> None:
     assert sum(kept.values()) == sum(many.values())
     assert kept["m29"] == 30
     assert "m0" not in kept
+
+
+@pytest.mark.parametrize(("cells", "entries"), [(50, 100_000), (2000, 300), (3, 5)])
+def test_histogram_entries_count_the_same_dense_or_sparse(cells: int, entries: int) -> None:
+    """Entries filling the cells' block are counted densely, sparse ones sorted: same triples."""
+    rng = np.random.default_rng(cells)
+    keys = rng.integers(0, cells, entries) * columns.SLOTS + rng.integers(0, 40, entries) * 7
+    weights = rng.integers(1, 5, entries).astype(np.float64)
+    for w in (None, weights):
+        got = columns.count_entries(keys, w, cells)
+        expected: Counter[int] = Counter()
+        for i, k in enumerate(keys.tolist()):
+            expected[k] += 1 if w is None else int(w[i])
+        order = sorted(expected)
+        assert [a.tolist() for a in got] == [
+            [k // columns.SLOTS for k in order],
+            [k % columns.SLOTS for k in order],
+            [expected[k] for k in order],
+        ]
