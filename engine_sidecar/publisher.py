@@ -221,8 +221,8 @@ class ResultPublisher:
     async def _send(self, values: list[bytes]) -> None:
         """Send until acknowledged; once stopping, give up after ``give_up_s`` (if set).
 
-        Giving up loses nothing: the batch stays pending in the checkpoint, and the next start
-        sends it first.
+        Giving up loses nothing: the batches stay pending in the checkpoint, and the next start
+        sends them first.
         """
         delay = 0.2
         while True:
@@ -259,7 +259,7 @@ class ResultPublisher:
         self.metrics.batches.inc(len(group))
 
     async def _recover(self) -> None:
-        """Load the checkpoint; re-send a batch that was in flight when we were killed."""
+        """Load the checkpoint; re-send the batches that were in flight when we were killed."""
         loaded = Checkpoint.load(self.checkpoint_path)
         ident = self.identity
         if loaded is None or (loaded.run_id, loaded.engine_id) != (ident.run_id, ident.engine_id):
@@ -274,14 +274,16 @@ class ResultPublisher:
             ))
             for p in loaded.pending
         ]  # fmt: skip
-        resent = [(p, batch) for p, batch in group if batch is not None]
-        seqs = f"{group[0][0].seq}-{group[-1][0].seq}" if group else ""
-        if resent and len(resent) == len(group):
-            log.info("re-sending batches %s (%d samples) that were in flight", seqs,
-                     sum(len(batch) for _, batch in resent))  # fmt: skip
-            await self._send([encode_batch(batch) for _, batch in resent])
-            self._commit(resent)
-        elif group:
-            log.error("the results file changed since batches %s were sent; not re-sent", seqs)
-            self._ckpt = replace(loaded, pending=())
+        if group:
+            seqs = f"{group[0][0].seq}-{group[-1][0].seq}"
+            resent = [(p, batch) for p, batch in group if batch is not None]
+            if len(resent) == len(group):
+                log.info("re-sending batches %s (%d samples) that were in flight", seqs,
+                         sum(len(batch) for _, batch in resent))  # fmt: skip
+                await self._send([encode_batch(batch) for _, batch in resent])
+                self._commit(resent)
+            else:
+                log.error("the results file changed since batches %s were sent; not re-sent",
+                          seqs)  # fmt: skip
+                self._ckpt = replace(loaded, pending=())
         self.reader.open(self._ckpt.offset, self._ckpt.file_ino)
