@@ -14,6 +14,7 @@ over to the run's next owner.
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -162,20 +163,56 @@ class RunCriteria:
         return out
 
     def observe(self, second: int, rows: Iterable[SecondMetrics]) -> list[Breach]:
-        """Feed the rows of one closed second (seconds in increasing order, gaps allowed);
-        return the criteria newly breached."""
+        """Feed the rows of one closed second (seconds in increasing order, gaps allowed; a
+        second before one fed already is ignored); return the criteria newly breached."""
+        if self._next_s is not None and second < self._next_s:
+            return []
         rows = list(rows)
-        seconds = [second] if self._next_s is None else range(self._next_s, second + 1)
+        gap_from = second if self._next_s is None else self._next_s
         self._next_s = second + 1
         out: list[Breach] = []
-        for s in seconds:  # a gap is seconds without samples
-            for state in self._states:
-                if state.breach is None:
-                    sec = _select(state.criterion, s, rows if s == second else [])
-                    state.breach = self._step(state, sec)
-                    if state.breach is not None:
-                        out.append(state.breach)
-        return out
+        for state in self._states:
+            if state.breach is None:  # a gap is seconds without samples
+                state.breach = self._gap(state, gap_from, second) or self._step(
+                    state, _select(state.criterion, second, rows)
+                )
+                if state.breach is not None:
+                    out.append(state.breach)
+        return sorted(out, key=lambda b: b.second)
+
+    def _gap(self, state: _State, start: int, end: int) -> Breach | None:
+        """Judge the seconds ``start`` to ``end - 1``, which had no samples.
+
+        A few empty seconds past its window, a criterion is steady: another empty second only
+        adds to the seconds judged (and, over the run, lowers its rps). So a long gap — a clock
+        off by a year is enough — is stepped at its edges and counted in its middle."""
+        c, t = state.criterion, state.tally
+        if c.after_ramp_up:
+            start = max(start, self.ramp_up_end_s)
+        edge = (1 if c.whole_run else c.seconds) + 2
+        middle = range(start + edge, end - edge)
+        for s in range(start, min(end, middle.start)):
+            if breach := self._step(state, _Second(s)):
+                return breach
+        if middle:
+            if c.whole_run and c.abort:  # its rps falls as the run lengthens: when does it hold?
+                total, judged = state.window[0], t.evaluated
+                spans = range(judged + 1, judged + len(middle) + 1)
+                at = bisect.bisect_left(spans, True, key=lambda e: _holds(c, [total], e))
+                if at < len(spans):
+                    t.evaluated, t.last_s = spans[at], middle[at]
+                    total.second = middle[at]
+                    value = _value(c, [total], spans[at])
+                    assert value is not None
+                    return Breach(c.text, middle[at], value, spans[at], t.samples, c.abort)
+            t.evaluated += len(middle)
+            t.last_s = middle[-1]
+            if c.whole_run:
+                state.window[0].second = middle[-1]
+        for s in range(max(start, middle.start, end - edge), end):
+            if breach := self._step(state, _Second(s)):
+                return breach
+        return None
 
     def verdicts(self) -> dict[str, bool]:
         """Criterion text → passed, as at the end."""
@@ -293,6 +330,11 @@ def _select(c: Criterion, second: int, rows: list[SecondMetrics]) -> _Second:
             out.buckets.extend(h.buckets)
             out.counts.extend(h.counts)
     return out
+
+
+def _holds(c: Criterion, seconds: list[_Second], span: int) -> bool:
+    value = _value(c, seconds, span)
+    return value is not None and c.holds(value)
 
 
 def _value(c: Criterion, seconds: list[_Second], span: int) -> float | None:
