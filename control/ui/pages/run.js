@@ -8,6 +8,7 @@ import { h, link, notice, number, runVerdict, table, verdictBadge } from "../dom
 import { LiveCharts } from "../charts.js";
 
 const LABELS_EVERY_MS = 2000;
+const SETTLE_MS = 60000; // after the end, how long the labels wait for the run's last rows
 
 export async function runPage(view, id) {
   let run = await get(`/api/runs/${id}`);
@@ -49,8 +50,11 @@ export async function runPage(view, id) {
     labelStream = pick.value ? follow(id, pick.value, labelCharts, () => {}) : null;
   };
   pick.addEventListener("change", followLabel);
+  let endedAt = null;
+  let settled = false; // the report holds every sample the run counted
   const show = (r) => {
     run = r;
+    if (r.outcome !== null && endedAt === null) endedAt = Date.now();
     stop.disabled = r.outcome !== null;
     summary.replaceChildren(table(["State", "Outcome", "Verdict", "Samples", "Failures",
       "Engines", "Reason"], [[r.state, r.outcome || "", runVerdict(r), number(r.samples),
@@ -62,6 +66,7 @@ export async function runPage(view, id) {
     try {
       const report = await get(`/api/runs/${id}/report`);
       labels.replaceChildren(labelTable(report));
+      settled = report.run.outcome !== null && (report.total?.samples ?? 0) >= report.run.samples;
       const known = new Set([...pick.options].map((o) => o.value));
       for (const l of report.labels) {
         if (!known.has(l.label)) pick.append(h("option", { value: l.label }, l.label));
@@ -73,7 +78,10 @@ export async function runPage(view, id) {
   };
   show(run);
   await refreshLabels();
-  const timer = setInterval(() => { if (run.outcome === null) refreshLabels(); }, LABELS_EVERY_MS);
+  // The report is read from the store, which the run's last rows reach after its end.
+  const timer = setInterval(() => {
+    if (run.outcome === null || (!settled && Date.now() - endedAt < SETTLE_MS)) refreshLabels();
+  }, LABELS_EVERY_MS);
   const stream = follow(id, null, charts, (kind, r) => {
     show(r);
     if (kind === "end") refreshLabels();
