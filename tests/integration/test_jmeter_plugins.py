@@ -47,8 +47,9 @@ def test_what_the_api_accepts_is_what_the_engines_have() -> None:
 
 
 CTG = "com.blazemeter.jmeter.threads.concurrency.ConcurrencyThreadGroup"
-#: two-samplers.jmx with a Concurrency Thread Group of 7 threads, and labels that show a
-#: function of the pack and a property of the run.
+#: two-samplers.jmx with a Concurrency Thread Group of 7 threads held 5 s (the engines end on
+#: their own, each 5 s after its own start), and labels that show a function of the pack and a
+#: property of the run.
 PLAN = re.sub(
     rb'<ThreadGroup guiclass="ThreadGroupGui" testclass="ThreadGroup" testname="users">.*?'
     rb"</ThreadGroup>",
@@ -57,7 +58,7 @@ PLAN = re.sub(
     'elementType="com.blazemeter.jmeter.control.VirtualUserController"/>'
     '<stringProp name="ThreadGroup.on_sample_error">continue</stringProp>'
     '<stringProp name="TargetLevel">7</stringProp><stringProp name="RampUp">0</stringProp>'
-    '<stringProp name="Steps"></stringProp><stringProp name="Hold">60</stringProp>'
+    '<stringProp name="Steps"></stringProp><stringProp name="Hold">5</stringProp>'
     '<stringProp name="Unit">S</stringProp>'
     f"</{CTG}>".encode(),
     JMX,
@@ -71,8 +72,7 @@ def test_a_concurrency_thread_group_is_divided_among_three_engines(
 ) -> None:
     assert PLAN.count(CTG.encode()) == 4  # its tag, guiclass, testclass, and closing tag
     load = Load(engines=3, jmx=PLAN, run_properties={"build": "b-42"})
-    # 10 s: three JVMs starting at once on two cores took up to 6 s of a 5-s run's time.
-    ran = run_on_local_engines(tmp_path, Bus(kafka_bootstrap), duration_s=10, test=load)
+    ran = run_on_local_engines(tmp_path, Bus(kafka_bootstrap), duration_s=5, test=load)
     assert ran.run["outcome"] == "finished", ran.run
     assert sorted(ran.threads) == [2, 2, 3]  # 7 = 3 + 2 + 2
     for labels in ran.labels:  # every engine (a slow one may not reach its POST)

@@ -102,7 +102,10 @@ def local_stack(
         # Real JMeter engines here: lost after 15 s of silence, not the suite's 5 s — two or three
         # JVMs starting on this machine's two busy cores have held every sidecar's heartbeats up
         # for 5.5 s (twice in CI: the run failed, "every engine lost", before it began).
-        settings={**FAST, "ENGINE_LOST_S": "15", **bus.worker},
+        # And they end on their own, each counting the run's duration from its own start: a JVM
+        # that took 6 s to boot had been stopped a second after a 5-s run, before its first
+        # sample, under the suite's 1-s grace.
+        settings={**FAST, "ENGINE_LOST_S": "15", "STOP_GRACE_S": "15", **bus.worker},
     )  # fmt: skip
     try:
         with target.serve() as port:
