@@ -191,9 +191,8 @@ class RunCriteria:
             start = max(start, self.ramp_up_end_s)
         edge = (1 if c.whole_run else c.seconds) + 2
         middle = range(start + edge, end - edge)
-        for s in range(start, min(end, middle.start)):
-            if breach := self._step(state, _Second(s)):
-                return breach
+        if breach := self._empty(state, range(start, min(end, middle.start))):
+            return breach
         if middle:
             if c.whole_run and c.abort:  # its rps falls as the run lengthens: when does it hold?
                 total, judged = state.window[0], t.evaluated
@@ -209,7 +208,11 @@ class RunCriteria:
             t.last_s = middle[-1]
             if c.whole_run:
                 state.window[0].second = middle[-1]
-        for s in range(max(start, middle.start, end - edge), end):
+        return self._empty(state, range(max(start, middle.start, end - edge), end))
+
+    def _empty(self, state: _State, seconds: range) -> Breach | None:
+        """Step ``seconds`` without samples; the breach, if one completes."""
+        for s in seconds:
             if breach := self._step(state, _Second(s)):
                 return breach
         return None

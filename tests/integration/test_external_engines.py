@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -100,19 +99,16 @@ def test_an_announced_run_fed_by_tail_only_sidecars_gets_a_report(
         tails = [_tail(api, bus, jsonl, run_id, collection, plan, 1)]
         try:
 
-            def counted(samples: int) -> Callable[[], bool]:
-                def check() -> bool:
-                    run = c.get(f"/api/runs/{run_id}").json()
-                    return bool(run["state"] == "running" and run["samples"] == samples)
-
-                return check
+            def counted(samples: int) -> bool:
+                run = c.get(f"/api/runs/{run_id}").json()
+                return bool(run["state"] == "running" and run["samples"] == samples)
 
             def log() -> str:
                 return api.log.read_text()[-2000:]
 
-            wait_until("the JSON lines counted", counted(JSON_SAMPLES), 120, log)
+            wait_until("the JSON lines counted", lambda: counted(JSON_SAMPLES), 120, log)
             tails.append(_tail(api, bus, jtl, run_id, collection, plan, 0))
-            wait_until("every sample counted", counted(written), 120, log)
+            wait_until("every sample counted", lambda: counted(written), 120, log)
         finally:
             for t in tails:  # a tail-only sidecar ends on SIGTERM: its engine has finished
                 t.send_signal(signal.SIGTERM)
