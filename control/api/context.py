@@ -13,6 +13,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from control.db.database import Database
+from control.db.models import Collection, Run
 from control.errors import SchedulerError
 from control.files.storage import FileStorage, LocalFiles
 from control.kafka import Producer
@@ -20,6 +21,8 @@ from control.results.clickhouse import Store
 from control.results.recent import Recent, RecentResults
 from control.results.sink import Sink
 from control.schedulers import External, Scheduler, sandbox
+from control.services import access
+from control.services.access import Owned
 from control.services.auth import KnownCallers
 from control.services.followers import clickhouse_sink, purge_executor, run_outcomes
 from control.services.live import LiveRows, live_follower
@@ -46,6 +49,10 @@ class Context:
     """Whole JSON answers shared for ``results_cache_s`` (:func:`control.api.deps.shared_json`),
     the previous one served while the next is made."""
     callers: KnownCallers
+    runs: Owned[str, Run]
+    """Runs' rows and owners for reads, each read once per ``results_cache_s``."""
+    collections: Owned[int, Collection]
+    """Collections' likewise."""
     registry: CollectorRegistry
     vault: Vault
     """Seals and opens collections' secrets."""
@@ -104,7 +111,10 @@ async def context(settings: ApiSettings, registry: CollectorRegistry) -> AsyncIt
             settings=settings, db=db, files=LocalFiles(settings.files_dir), producer=producer,
             scheduler=scheduler, results=RecentResults(store, settings.results_cache_s),
             answers=Recent(settings.results_cache_s, serve_stale=True),
-            callers=KnownCallers(settings.auth.cache_s), registry=registry, vault=vault(settings),
+            callers=KnownCallers(settings.auth.cache_s),
+            runs=access.runs(db, settings.results_cache_s),
+            collections=access.collections(db, settings.results_cache_s), registry=registry,
+            vault=vault(settings),
             oidc=Provider(settings.oidc), live=live,
         )  # fmt: skip
 

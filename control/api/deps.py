@@ -20,7 +20,9 @@ from control.services.pages import Paging
 _bearer = HTTPBearer(auto_error=False, description="an API token: `Authorization: Bearer shb_…`")
 
 
-def context(request: Request) -> Context:
+async def context(request: Request) -> Context:
+    """Async, as every dependency on a request's path: FastAPI runs a plain ``def`` one in a
+    worker thread, a hand-off that costs more than what it does here."""
     return cast(Context, request.app.state.context)
 
 
@@ -30,8 +32,8 @@ Ctx = Annotated[Context, Depends(context)]
 async def session(ctx: Ctx) -> AsyncIterator[Session]:
     """A session per request, committed when the endpoint returns and before the response is
     sent — a client's next request (to any replica) sees what this one did. An endpoint with
-    side effects outside the database commits first itself. Opening a session does no I/O;
-    ending it (commit or rollback, and returning the connection) runs in a worker thread."""
+    side effects outside the database commits first itself. Opening a session does no I/O, nor
+    does closing one whose transaction has ended; a commit or rollback runs in a worker thread."""
     s = ctx.db.sessions()
     try:
         yield s
@@ -41,7 +43,10 @@ async def session(ctx: Ctx) -> AsyncIterator[Session]:
         await run_in_threadpool(s.rollback)
         raise
     finally:
-        await run_in_threadpool(s.close)
+        if s.in_transaction():
+            await run_in_threadpool(s.close)
+        else:
+            s.close()
 
 
 Db = Annotated[Session, Depends(session, scope="function")]
@@ -112,7 +117,7 @@ def _tags(header: str) -> set[str]:
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-def paging(
+async def paging(
     limit: Annotated[int, Query(ge=1, le=200, description="at most this many items")] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="skip this many items")] = 0,
 ) -> Paging:

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from anyio import to_thread
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from control.db.database import Database
 from control.db.models import Collection, Plan, Project, Run
 from control.errors import ConflictError, NotFoundError
+from control.results.recent import Recent
 from control.services.auth import Caller
+
+K = TypeVar("K", str, int)
+T = TypeVar("T")
+Reader = Callable[[Session, K], tuple[T, int] | None]
 
 
 def name_free(
@@ -43,6 +54,15 @@ def plan_of(db: Session, who: Caller, plan_id: int) -> tuple[Plan, Project]:
     return row[0], row[1]
 
 
+def _collection_and_group(db: Session, collection_id: int) -> tuple[Collection, int] | None:
+    row = db.execute(
+        select(Collection, Project.group_id)
+        .join(Project, Collection.project_id == Project.id)
+        .where(Collection.id == collection_id)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
 def collection_of(db: Session, who: Caller, collection_id: int) -> tuple[Collection, Project]:
     row = db.execute(
         select(Collection, Project)
@@ -55,12 +75,58 @@ def collection_of(db: Session, who: Caller, collection_id: int) -> tuple[Collect
 
 
 def run_of(db: Session, who: Caller, run_id: str) -> Run:
+    found = _run_and_group(db, run_id)
+    if found is None or not who.owns(found[1]):
+        raise NotFoundError(f"run {run_id}")
+    return found[0]
+
+
+def _run_and_group(db: Session, run_id: str) -> tuple[Run, int] | None:
     row = db.execute(
         select(Run, Project.group_id)
         .join(Collection, Run.collection_id == Collection.id)
         .join(Project, Collection.project_id == Project.id)
         .where(Run.id == run_id)
     ).first()
-    if row is None or not who.owns(row[1]):
-        raise NotFoundError(f"run {run_id}")
-    return row[0]
+    return None if row is None else (row[0], row[1])
+
+
+class Owned(Generic[K, T]):
+    """Rows (runs, collections) each with the group that owns it, read once per ``ttl_s``
+    whoever asks: a second of many people polling a run costs one query, and a request that
+    needs only the row opens no database session. For reads only — a row may be ``ttl_s``
+    old, as the answers made from it are (``results_cache_s``); a change reads afresh
+    (:func:`run_of`, :func:`collection_of`)."""
+
+    def __init__(
+        self, db: Database, ttl_s: float, what: str, read: Reader[K, T],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self._db, self._what = db, what
+        self._recent: Recent = Recent(ttl_s, clock)
+        self._read: Reader[K, T] = read
+
+    async def of(self, who: Caller, key: K) -> T:
+        """The caller's row, else :class:`NotFoundError` (what is not theirs is not there). A
+        row not found is not remembered: it may be committed a moment later."""
+        row, group = await self._recent.get(key, lambda: to_thread.run_sync(self._row, key))
+        if not who.owns(group):
+            raise NotFoundError(f"{self._what} {key}")
+        return row
+
+    def _row(self, key: K) -> tuple[T, int]:
+        with self._db.sessions() as db:  # expire_on_commit=False: the row stays readable
+            found = self._read(db, key)
+        if found is None:
+            raise NotFoundError(f"{self._what} {key}")
+        return found
+
+
+def runs(
+    db: Database, ttl_s: float, clock: Callable[[], float] = time.monotonic
+) -> Owned[str, Run]:
+    return Owned(db, ttl_s, "run", _run_and_group, clock)
+
+
+def collections(db: Database, ttl_s: float) -> Owned[int, Collection]:
+    return Owned(db, ttl_s, "collection", _collection_and_group)

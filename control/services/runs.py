@@ -31,7 +31,7 @@ from control.results.recent import RecentResults
 from control.schedulers import Scheduler
 from control.schemas import CriterionVerdict, Page, RunOut
 from control.services import engine_tokens, launches, secrets
-from control.services.access import collection_of, run_of
+from control.services.access import Owned, collection_of, run_of
 from control.services.auth import Caller
 from control.services.messages import command, run_event
 from control.services.pages import Paging, paginate
@@ -189,13 +189,19 @@ def _start_messages(
     return out
 
 
-async def current(db: Session, results: RecentResults, who: Caller, run_id: str) -> RunOut:
+async def current(
+    rows: Owned[str, Run], results: RecentResults, who: Caller, run_id: str
+) -> RunOut:
     """The caller's run with its progress: the final status from SQL once it has ended, else
     the latest one in ClickHouse."""
-    run = await in_thread(db, run_of, db, who, run_id)
+    return await progress(results, await rows.of(who, run_id))
+
+
+async def progress(results: RecentResults, run: Run) -> RunOut:
+    """The run with its final status once it has ended, else the latest one in ClickHouse."""
     if run.final_status is not None:
         return run_out(run, _final(run))
-    return run_out(run, await results.run_status(run_id))
+    return run_out(run, await results.run_status(run.id))
 
 
 def _final(run: Run) -> RunStatus | None:

@@ -12,7 +12,6 @@ from fastapi.responses import PlainTextResponse
 
 from control.api.deps import Ctx, Db, Id, Pages, Who, shared_json
 from control.api.errors import RESPONSES
-from control.db.database import in_thread
 from control.schemas import (
     CollectionStatusOut,
     EngineTokenOut,
@@ -24,7 +23,6 @@ from control.schemas import (
     UsageReportOut,
 )
 from control.services import engine_tokens, engines, launches, usage
-from control.services.access import collection_of
 
 router = APIRouter(prefix="/api", tags=["engines"], responses=RESPONSES)
 
@@ -74,10 +72,10 @@ def list_launches(collection_id: Id, db: Db, who: Who, page: Pages) -> Page[Laun
 
 
 @router.get("/collections/{collection_id}/status", response_model=CollectionStatusOut)
-async def status(collection_id: Id, request: Request, ctx: Ctx, db: Db, who: Who) -> Response:
+async def status(collection_id: Id, request: Request, ctx: Ctx, who: Who) -> Response:
     """Per plan: engines asked for, deployed (the scheduler), ready and running (heartbeats
     within ``scheduler.status_window_s``); and every engine known to either."""
-    collection, _ = await in_thread(db, collection_of, db, who, collection_id)
+    collection = await ctx.collections.of(who, collection_id)
 
     async def build() -> bytes:
         with ctx.db.sessions() as s:

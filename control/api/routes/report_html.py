@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
-from control.api.deps import Ctx, Db, Who
+from control.api.deps import Ctx, Who
 from control.api.errors import RESPONSES
 from control.api.routes.results import comparison_out, report_out, second_out
 from control.api.routes.runs import RunId
@@ -29,7 +29,6 @@ MAX_CHARTED_LABELS = 50
 async def report_html(
     run_id: RunId,
     ctx: Ctx,
-    db: Db,
     who: Who,
     baseline: Annotated[
         str | None, Query(pattern=r"^run-[0-9a-f]{12}$", description="a run to compare with")
@@ -48,7 +47,7 @@ async def report_html(
         raise InvalidError(str(exc)) from exc
     if limits and baseline is None:
         raise InvalidError("max_regression needs a baseline")
-    run = await current(db, ctx.results, who, run_id)
+    run = await current(ctx.runs, ctx.results, who, run_id)
     report = await report_out(ctx, run)
     results = ctx.results
     busiest = sorted(report.labels, key=lambda s: -s.samples)[:MAX_CHARTED_LABELS]
@@ -65,7 +64,7 @@ async def report_html(
         engines=await results.engine_usage(run_id),
     )
     if baseline is not None:
-        other = await current(db, results, who, baseline)
+        other = await current(ctx.runs, results, who, baseline)
         page.comparison = (await comparison_out(ctx, other, run)).model_dump(mode="json")
         page.gates = gates(page.comparison, limits)
     return HTMLResponse(render(page), headers={

@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter
 
 from control.api.context import Context
-from control.api.deps import Ctx, Db, Who, shared_json
+from control.api.deps import Ctx, Who, shared_json
 from control.api.errors import RESPONSES
 from control.api.routes.runs import RunId
 from control.errors import InvalidError
@@ -31,7 +31,7 @@ from control.result_schemas import (
 from control.results.compare import MEASURES, Row, compare
 from control.results.queries import Second, Summary
 from control.schemas import RunOut
-from control.services.runs import current
+from control.services.runs import current, progress
 from wire import LiveRow
 
 router = APIRouter(prefix="/api", tags=["results"], responses=RESPONSES)
@@ -71,14 +71,13 @@ async def series(
     run_id: RunId,
     request: Request,
     ctx: Ctx,
-    db: Db,
     who: Who,
     plan: Filter = None,
     label: Filter = None,
     since: Annotated[int | None, Query(ge=0, le=2**32 - 1, description="Unix second")] = None,
 ) -> Response:
     """Per-second rows of the run (or of one plan, or one label), oldest first."""
-    ended = (await current(db, ctx.results, who, run_id)).outcome is not None
+    ended = (await ctx.runs.of(who, run_id)).outcome is not None
 
     async def build() -> bytes:
         rows = await ctx.results.series(run_id, plan_id=plan, label=label, since_s=since)
@@ -89,12 +88,12 @@ async def series(
 
 
 @router.get("/runs/{run_id}/report", response_model=ReportOut)
-async def report(run_id: RunId, request: Request, ctx: Ctx, db: Db, who: Who) -> Response:
+async def report(run_id: RunId, request: Request, ctx: Ctx, who: Who) -> Response:
     """The run with its verdicts, its totals and one summary per label."""
-    run = await current(db, ctx.results, who, run_id)
+    run = await ctx.runs.of(who, run_id)
 
     async def build() -> bytes:
-        return (await report_out(ctx, run)).model_dump_json().encode()
+        return (await report_out(ctx, await progress(ctx.results, run))).model_dump_json().encode()
 
     return await shared_json(ctx, request, ("report", run_id, run.outcome is not None), build)
 
@@ -108,15 +107,16 @@ async def report_out(ctx: Context, run: RunOut) -> ReportOut:
 
 @router.get("/runs/{run_id}/compare/{other_id}", response_model=ComparisonOut)
 async def comparison(
-    run_id: RunId, other_id: RunId, request: Request, ctx: Ctx, db: Db, who: Who
+    run_id: RunId, other_id: RunId, request: Request, ctx: Ctx, who: Who
 ) -> Response:
     """Two runs side by side (``a`` = ``run_id``, ``b`` = ``other_id``), per label, with the
     change of each measure from a to b."""
-    a = await current(db, ctx.results, who, run_id)
-    b = await current(db, ctx.results, who, other_id)
+    a = await ctx.runs.of(who, run_id)
+    b = await ctx.runs.of(who, other_id)
 
     async def build() -> bytes:
-        return (await comparison_out(ctx, a, b)).model_dump_json().encode()
+        ab = [await progress(ctx.results, r) for r in (a, b)]
+        return (await comparison_out(ctx, *ab)).model_dump_json().encode()
 
     ended = (a.outcome is not None, b.outcome is not None)
     return await shared_json(ctx, request, ("compare", run_id, other_id, ended), build)
@@ -145,7 +145,6 @@ def _compared(row: Row) -> ComparedOut:
 async def live(
     run_id: RunId,
     ctx: Ctx,
-    db: Db,
     who: Who,
     since: Annotated[int, Query(ge=0, le=2**32 - 1, description="Unix second")] = 0,
     plan: Filter = None,
@@ -163,7 +162,7 @@ async def live(
             raise InvalidError("Last-Event-ID: the second of an event of this stream (a Unix "
                                "second, digits 0-9)")  # fmt: skip
         since = max(since, int(last_event_id) + 1)
-    run = await current(db, ctx.results, who, run_id)
+    run = await current(ctx.runs, ctx.results, who, run_id)
 
     async def events() -> AsyncIterator[str]:
         nonlocal run
@@ -191,8 +190,7 @@ async def live(
                     yield _event("provisional", live_out(row).model_dump_json())
             await ctx.live.changed(run_id, max(0.0, poll_at - time.monotonic()))
             if time.monotonic() >= poll_at:
-                with ctx.db.sessions() as session:
-                    run = await current(session, ctx.results, who, run_id)
+                run = await current(ctx.runs, ctx.results, who, run_id)
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache"})  # fmt: skip

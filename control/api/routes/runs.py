@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from control.api.deps import Ctx, Db, Id, Pages, Who
+from control.api.deps import Ctx, Db, Id, Pages, Who, shared_json
 from control.api.errors import RESPONSES
 from control.schemas import Page, RunIn, RunOut, StopIn
 from control.services import runs
@@ -34,10 +34,16 @@ async def trigger(
         ctx.answers.forget(("status", collection_id))  # its engines may be new
 
 
-@router.get("/runs/{run_id}")
-async def get_run(run_id: RunId, ctx: Ctx, db: Db, who: Who) -> RunOut:
+@router.get("/runs/{run_id}", response_model=RunOut)
+async def get_run(run_id: RunId, request: Request, ctx: Ctx, who: Who) -> Response:
     """The run with its progress as the stream reports it (engines, samples, verdicts)."""
-    return await runs.current(db, ctx.results, who, run_id)
+    run = await ctx.runs.of(who, run_id)
+
+    async def build() -> bytes:
+        return (await runs.progress(ctx.results, run)).model_dump_json().encode()
+
+    # Keyed by the end too: the first answer after it is made afresh, never one from before.
+    return await shared_json(ctx, request, ("run", run_id, run.ended_at is not None), build)
 
 
 @router.post("/runs/{run_id}/stop", status_code=202)
