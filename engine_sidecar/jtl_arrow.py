@@ -110,16 +110,30 @@ class ArrowBlockParser:
 
     @staticmethod
     def _messages(table: pa.Table, success: npt.NDArray[np.bool_], names: set[str]) -> Encoded:
-        """The failure message of failed samples (the assertion's, else the response's)."""
-        n = table.num_rows
-        if success.all():
-            return [""], np.zeros(n, np.int64)
-        blank = pa.array([""] * n)
-        failure = table.column("failureMessage") if "failureMessage" in names else blank
-        response = table.column("responseMessage") if "responseMessage" in names else blank
-        chosen = pc.if_else(pc.equal(failure, ""), response, failure)
-        messages = pc.if_else(pa.array(success), "", chosen)
-        return _encoded(messages, 500)
+        """The failure message of failed samples (the assertion's, else the response's); only
+        the failed rows are looked at."""
+        failed = np.flatnonzero(~success)
+        indices = np.zeros(table.num_rows, np.int64)
+        if failed.size == 0:
+            return [""], indices
+        at = pa.array(failed)
+        blank = pa.array([""] * failed.size)
+        failure = table.column("failureMessage").take(at) if "failureMessage" in names else blank
+        response = table.column("responseMessage").take(at) if "responseMessage" in names else blank
+        values, chosen = _encoded(pc.if_else(pc.equal(failure, ""), response, failure), 500)
+        # In order of first appearance over all rows, as a record-by-record parse interns them:
+        # a batch read again must encode the same.
+        if success[0]:
+            indices[failed] = chosen + 1
+            return ["", *values], indices
+        indices[:] = len(values)  # "" of a success comes after the failures' messages
+        indices[failed] = chosen
+        codes, first, inverse = np.unique(indices, return_index=True, return_inverse=True)
+        order = np.argsort(first)
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        distinct = [*values, ""]
+        return [distinct[c] for c in codes[order]], rank[inverse]
 
 
 class _MissingValueError(Exception):

@@ -13,7 +13,7 @@ from engine_sidecar.jtl_format import (
     JtlFormat,
     detect_format,
 )
-from wire import BatchBuilder, ResultBatch
+from wire import BatchBuilder, ResultBatch, encode_batch
 
 HEADER = ",".join(JMETER_DEFAULT_COLUMNS).encode() + b"\n"
 
@@ -212,3 +212,23 @@ def test_a_limit_holds_records_back_for_the_next_call() -> None:
     assert a.ts_ms.tolist() == [1, 2]
     assert labels(a) == ["l", "two\nlines"]
     assert b.ts_ms.tolist() == [3, 4]
+
+
+@pytest.mark.parametrize("first_fails", [True, False])
+def test_a_block_encodes_messages_as_record_by_record_parsing_does(first_fails: bool) -> None:
+    """A batch read again (after a restart) must be the same bytes, whichever way its records
+    were cut into blocks: messages are interned in order of first appearance."""
+    records = [row(success="false", fail="boom"), row(), row(success="false", fail="bang"),
+               row(success="false"), row(), row(success="false", fail="boom")]  # fmt: skip
+    if not first_fails:
+        records = records[1:]
+    data = HEADER + b"".join(records)
+    whole, _ = parse(data, chunk=len(data))
+    one_by_one = BatchBuilder()
+    parser = JtlParser(detect_format(HEADER))
+    for part in (HEADER, *records):
+        parser.feed(part, one_by_one)
+    single = one_by_one.build(run_id="r", plan_id="p", engine_id="e", seq=0)
+    assert encode_batch(whole) == encode_batch(single)
+    expected = ["boom", "", "bang", "OK"] if first_fails else ["", "bang", "OK", "boom"]
+    assert list(whole.messages) == expected
