@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 from engine_sidecar.jtl_arrow import INT_COLUMNS, ArrowBlockParser
 from engine_sidecar.jtl_format import JtlFormat
@@ -73,16 +74,54 @@ class Progress:
     """Line number (1-based) at which the next record starts."""
 
 
-@dataclass
 class Split:
-    """Records completed by one :meth:`RecordSplitter.split` call, as parallel lists."""
+    """Records completed by one :meth:`RecordSplitter.split` call: as parallel lists, or — the
+    fast path, most chunks of most files — as one block of one-line records, the bytes as the
+    file holds them, whose lists are made only if asked for."""
 
-    records: Sequence[bytes | None]
-    """Each record without its final newline; ``None`` for an overlong record (dropped)."""
-    sizes: list[int]
-    """Bytes each record took in the file, newline included."""
-    lines: list[int]
-    """Lines each record spans (more than one when a quoted field holds newlines)."""
+    def __init__(
+        self, records: Sequence[bytes | None] = (), sizes: Sequence[int] = (),
+        lines: Sequence[int] = (), *, block: bytes | None = None,
+        ends: npt.NDArray[np.int64] | None = None,
+    ) -> None:  # fmt: skip
+        self.block = block
+        """One-line records, each ending in a newline (``None``: see ``records``)."""
+        self.ends = ends if ends is not None else np.zeros(0, np.int64)
+        """The block's records' end offsets in it, newline included."""
+        self._records, self._sizes, self._lines = records, sizes, lines
+
+    @property
+    def count(self) -> int:
+        return len(self.ends) if self.block is not None else len(self._records)
+
+    @property
+    def size(self) -> int:
+        """Bytes the records took in the file."""
+        return len(self.block) if self.block is not None else sum(self._sizes)
+
+    @property
+    def line_count(self) -> int:
+        return len(self.ends) if self.block is not None else sum(self._lines)
+
+    @property
+    def records(self) -> Sequence[bytes | None]:
+        """Each record without its final newline; ``None`` for an overlong record (dropped)."""
+        return self.block[:-1].split(b"\n") if self.block else self._records
+
+    @property
+    def sizes(self) -> Sequence[int]:
+        """Bytes each record took in the file, newline included."""
+        return np.diff(self.ends, prepend=0).tolist() if self.block is not None else self._sizes
+
+    @property
+    def lines(self) -> Sequence[int]:
+        """Lines each record spans (more than one when a quoted field holds newlines)."""
+        return [1] * len(self.ends) if self.block is not None else self._lines
+
+    def after(self, n: int) -> tuple[bytes, int]:
+        """The block from its record ``n`` on, and how many records that is."""
+        assert self.block is not None
+        return self.block[int(self.ends[n - 1]) if n else 0 :], len(self.ends) - n
 
 
 class RecordSplitter:
@@ -102,40 +141,46 @@ class RecordSplitter:
 
         Only whole records go back; a record dropped as overlong stays taken (its bytes are gone).
         """
+        if split.block is not None:
+            cut = int(split.ends[n - 1]) if n else 0
+            self._pending = split.block[cut:] + self._pending
+            return Split(block=split.block[:cut], ends=split.ends[:n])
+        records = split.records
         cut = n
-        while cut < len(split.records) and split.records[cut] is None:
+        while cut < len(records) and records[cut] is None:
             cut += 1
-        rest = split.records[cut:]
+        rest = records[cut:]
         self._pending = b"".join(r + b"\n" for r in rest if r is not None) + self._pending
-        return Split(split.records[:cut], split.sizes[:cut], split.lines[:cut])
+        return Split(records[:cut], split.sizes[:cut], split.lines[:cut])
 
     def split(self, data: bytes) -> Split:
         buf = self._pending + data
         last = buf.rfind(b"\n")
         if self._skipped is None and last >= 0:
             # Fast path: every line holds an even number of quotes and fits the limit, so every
-            # line is a record. Each step runs in C; most chunks of most files take this path.
-            lines = buf[:last].split(b"\n")
-            rest = buf[last + 1 :]
+            # line is a record; found with numpy, kept as one block of bytes.
+            ends = np.flatnonzero(np.frombuffer(buf, np.uint8, last + 1) == 10) + 1
             if (
                 (b'"' not in buf or _quotes_balanced_per_line(buf, last))
-                and max(map(len, lines)) < self.max_record_bytes
-                and len(rest) <= self.max_record_bytes
+                and int(np.diff(ends, prepend=0).max()) <= self.max_record_bytes
+                and len(buf) - last - 1 <= self.max_record_bytes
             ):
-                self._pending = rest
-                return Split(lines, [len(line) + 1 for line in lines], [1] * len(lines))
+                self._pending = buf[last + 1 :]
+                return Split(block=buf[: last + 1], ends=ends)
         return self._split_slowly(buf)
 
     def _split_slowly(self, buf: bytes) -> Split:
         records: list[bytes | None] = []
-        out = Split(records, [], [])
+        sizes: list[int] = []
+        lines_of: list[int] = []
+        out = Split(records, sizes, lines_of)
         start = scan = quotes = lines = 0
         while (nl := buf.find(b"\n", scan)) >= 0:
             lines += 1
             if self._skipped is not None:
                 records.append(None)
-                out.sizes.append(self._skipped + nl + 1 - start)
-                out.lines.append(lines)
+                sizes.append(self._skipped + nl + 1 - start)
+                lines_of.append(lines)
                 self._skipped = None
                 start = scan = nl + 1
                 quotes = lines = 0
@@ -144,8 +189,8 @@ class RecordSplitter:
             scan = nl + 1
             if quotes % 2 == 0:
                 records.append(buf[start:nl])
-                out.sizes.append(scan - start)
-                out.lines.append(lines)
+                sizes.append(scan - start)
+                lines_of.append(lines)
                 start, quotes, lines = scan, 0, 0
         rest = buf[start:]
         if self._skipped is not None:
@@ -195,20 +240,21 @@ class JtlParser:
         last record taken.
         """
         split = self._splitter.split(data)
-        header = 1 if self._header_pending and split.records else 0
-        if limit is not None and len(split.records) - header > limit:
-            split = self._splitter.keep_after(split, header + limit)
-        records = split.records
+        skip = 1 if self._header_pending and split.count else 0
+        if limit is not None and split.count - skip > limit:
+            split = self._splitter.keep_after(split, skip + limit)
         first_line = self.progress.line_no
-        self.progress.offset += sum(split.sizes)
-        self.progress.line_no += sum(split.lines)
-        skip = 0
-        if self._header_pending and records:
-            self._header_pending, skip = False, 1
-        body = records[skip:]
+        self.progress.offset += split.size
+        self.progress.line_no += split.line_count
+        if skip:
+            self._header_pending = False
         added = -1
-        if body and None not in body and b"" not in body:
-            added = self._parse_block(body, out)  # type: ignore[arg-type]
+        if split.block is not None:
+            block, rows = split.after(skip)
+            if rows and not (np.diff(split.ends, prepend=0)[skip:] == 1).any():  # no empty line
+                added = self._parse_block(block, rows, out)
+        elif (body := split.records[skip:]) and None not in body and b"" not in body:
+            added = self._parse_block(b"\n".join(body) + b"\n", len(body), out)  # type: ignore[arg-type]
         if added < 0:  # something in the block is odd: record by record, to say what
             added = self._parse_each(split, skip, first_line, out)
         return added
@@ -233,10 +279,10 @@ class JtlParser:
             line_no += lines
         return added
 
-    def _parse_block(self, records: list[bytes], out: BatchBuilder) -> int:
-        """All records at once (Arrow); -1 (nothing added) if any one is malformed."""
-        data = b"\n".join(records) + b"\n"
-        block = self._arrow.parse(data, len(records))
+    def _parse_block(self, data: bytes, rows: int, out: BatchBuilder) -> int:
+        """All ``rows`` records of ``data`` at once (Arrow); -1 (nothing added) if any one is
+        malformed."""
+        block = self._arrow.parse(data, rows)
         if block is None:
             return -1
         i = block.ints
@@ -254,7 +300,7 @@ class JtlParser:
             success=block.success,
             messages=block.messages,
         )
-        return len(records)
+        return rows
 
     def skip_to(self, offset: int, line_no: int) -> None:
         """Resume after a checkpoint: the header (if any) lies before ``offset``."""
@@ -328,11 +374,11 @@ class UnreadableFile:
 
     def feed(self, data: bytes, out: BatchBuilder, limit: int | None = None) -> int:
         split = self._splitter.split(data)
-        lines = sum(split.lines)
+        lines = split.line_count
         if lines:  # one sample says why; the count says how much
             self.errors.add(self.progress.line_no, f"file unreadable: {self.reason}", lines,
                             sample=self.progress.line_no == 1)  # fmt: skip
-        self.progress.offset += sum(split.sizes)
+        self.progress.offset += split.size
         self.progress.line_no += lines
         return 0
 

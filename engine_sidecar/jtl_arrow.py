@@ -17,6 +17,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+# Arrow checks at every call whether Ctrl-C should interrupt it: ``signal.getsignal(SIGINT)``,
+# which under ``asyncio.run`` fails an enum lookup and formats the main task's repr — a few
+# percent of the sidecar's CPU, for a parse of milliseconds that needs no interrupting.
+pa.enable_signal_handlers(False)
+
 Encoded = tuple[list[str], npt.NDArray[np.int64]]
 """Distinct values in order of first appearance, and each row's index into them."""
 
@@ -116,24 +121,24 @@ class ArrowBlockParser:
         indices = np.zeros(table.num_rows, np.int64)
         if failed.size == 0:
             return [""], indices
-        at = pa.array(failed)
-        blank = pa.array([""] * failed.size)
-        failure = table.column("failureMessage").take(at) if "failureMessage" in names else blank
-        response = table.column("responseMessage").take(at) if "responseMessage" in names else blank
+        rows, blank = pa.array(failed), pa.array([""] * failed.size)
+
+        def of_failed(name: str) -> pa.Array:
+            return table.column(name).take(rows) if name in names else blank
+
+        failure, response = of_failed("failureMessage"), of_failed("responseMessage")
         values, chosen = _encoded(pc.if_else(pc.equal(failure, ""), response, failure), 500)
-        # In order of first appearance over all rows, as a record-by-record parse interns them:
-        # a batch read again must encode the same.
-        if success[0]:
-            indices[failed] = chosen + 1
-            return ["", *values], indices
-        indices[:] = len(values)  # "" of a success comes after the failures' messages
-        indices[failed] = chosen
-        codes, first, inverse = np.unique(indices, return_index=True, return_inverse=True)
-        order = np.argsort(first)
-        rank = np.empty_like(order)
-        rank[order] = np.arange(order.size)
-        distinct = [*values, ""]
-        return [distinct[c] for c in codes[order]], rank[inverse]
+        # In order of first appearance over all rows, as a record-by-record parse interns them
+        # (a batch read again must encode the same): "" of the successes goes where its first
+        # row falls among the first rows of the failures' messages. A message "" of a failure
+        # may then be listed twice; interning keeps the first.
+        if failed.size == success.size:
+            return values, chosen
+        _, first = np.unique(chosen, return_index=True)
+        at = int(np.searchsorted(failed[first], np.argmax(success)))
+        indices[failed] = chosen + (chosen >= at)
+        indices[success] = at
+        return [*values[:at], "", *values[at:]], indices
 
 
 class _MissingValueError(Exception):
