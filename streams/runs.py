@@ -32,6 +32,8 @@ from streams.slo import CriteriaSnapshot, RunCriteria
 from wire import (
     EngineStatus,
     LateMetrics,
+    MetricsMessage,
+    MetricsRows,
     RunEnded,
     RunEvent,
     RunStarted,
@@ -58,7 +60,7 @@ class TrackedRun(msgspec.Struct, kw_only=True):
 
 class Early(msgspec.Struct, kw_only=True):
     first_ms: int
-    messages: list[SecondMetrics | LateMetrics] = []
+    messages: list[MetricsMessage] = []
     dropped: int = 0
     size: int = 0
     """Bytes of ``messages`` in the state record."""
@@ -184,7 +186,7 @@ class RunsTable:
                             early.dropped, EARLY_BYTES)  # fmt: skip
         return Outcome.APPLIED
 
-    def on_metrics(self, message: SecondMetrics | LateMetrics, now_ms: int) -> Outcome:
+    def on_metrics(self, message: MetricsMessage, now_ms: int) -> Outcome:
         live = self.live.get(message.run_id)
         if live is None:
             return self._early(message, now_ms)
@@ -194,16 +196,16 @@ class RunsTable:
                 if row.plan_id is None and row.label is None:
                     live.progress.on_second(row.second_s, row.count, row.failures)
             return Outcome.APPLIED
-        row = message
-        if live.pending and row.second_s > live.pending[0].second_s:
-            self._evaluate(live, now_ms)
-        if live.criteria.wants(row):  # the state record holds only what criteria read
-            live.pending.append(row)
-        if row.plan_id is None and row.label is None:
-            live.progress.on_second(row.second_s, row.count, row.failures)
+        for row in message.rows if isinstance(message, MetricsRows) else (message,):
+            if live.pending and row.second_s > live.pending[0].second_s:
+                self._evaluate(live, now_ms)
+            if live.criteria.wants(row):  # the state record holds only what criteria read
+                live.pending.append(row)
+            if row.plan_id is None and row.label is None:
+                live.progress.on_second(row.second_s, row.count, row.failures)
         return Outcome.APPLIED
 
-    def _early(self, message: SecondMetrics | LateMetrics, now_ms: int) -> Outcome:
+    def _early(self, message: MetricsMessage, now_ms: int) -> Outcome:
         if message.run_id in self.state.ended:
             return Outcome.IGNORED
         early = self.state.early.get(message.run_id)

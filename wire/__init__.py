@@ -28,6 +28,7 @@ from wire.messages import (
     Histogram,
     LateMetrics,
     MetricsMessage,
+    MetricsRows,
     PlanSpec,
     RunEnded,
     RunEvent,
@@ -42,6 +43,7 @@ from wire.messages import (
     decode_run_event,
     decode_run_status,
     encode_message,
+    encode_rows,
 )
 from wire.results import (
     BYTES_PER_SAMPLE,
@@ -83,6 +85,7 @@ __all__ = [
     "LiveRow",
     "LiveSeconds",
     "MetricsMessage",
+    "MetricsRows",
     "PlanFile",
     "PlanSpec",
     "PurgeDeadlines",
@@ -113,6 +116,7 @@ __all__ = [
     "decode_run_status",
     "encode_batch",
     "encode_message",
+    "encode_rows",
     "parse_result_key",
     "result_key",
     "run_key",

@@ -13,6 +13,7 @@ These travel at human rates (commands, heartbeats) or once per run, plan, label 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, TypeVar
 
@@ -239,7 +240,17 @@ class LateMetrics(_Message, tag="late_metrics", frozen=True, kw_only=True):
     rows: list[SecondMetrics]
 
 
-MetricsMessage = SecondMetrics | LateMetrics
+class MetricsRows(_Message, tag="metrics_rows", frozen=True, kw_only=True):
+    """Final rows of one run, closed together (a window's label, plan and run-total rows): one
+    Kafka record for many rows, where a run with many labels made one record a row. Each row
+    is what a :class:`SecondMetrics` record would have held, in the same order."""
+
+    v: Literal[1] = 1
+    run_id: Id
+    rows: list[SecondMetrics]
+
+
+MetricsMessage = SecondMetrics | LateMetrics | MetricsRows
 """What travels on ``metrics.v1``."""
 
 
@@ -254,6 +265,30 @@ _decoders_lock = threading.Lock()
 
 def encode_message(message: msgspec.Struct) -> bytes:
     return _encoder.encode(message)
+
+
+#: A :class:`MetricsRows` record's size at most (the topic's default limit is 1 MiB).
+ROWS_RECORD_BYTES = 512 * 1024
+
+
+def encode_rows(
+    run_id: str, rows: Sequence[SecondMetrics], max_bytes: int = ROWS_RECORD_BYTES
+) -> list[bytes]:
+    """``rows`` of one run as :class:`MetricsRows` records, in order, each of at most
+    ``max_bytes`` (a row bigger than that alone travels alone)."""
+    out: list[bytes] = []
+    chunk: list[SecondMetrics] = []
+    size = 0
+    for row in rows:
+        n = len(_encoder.encode(row)) + 1
+        if chunk and size + n > max_bytes - 200:  # the envelope's few bytes
+            out.append(_encoder.encode(MetricsRows(run_id=run_id, rows=chunk)))
+            chunk, size = [], 0
+        chunk.append(row)
+        size += n
+    if chunk:
+        out.append(_encoder.encode(MetricsRows(run_id=run_id, rows=chunk)))
+    return out
 
 
 def decode_message(data: bytes, kind: type[M]) -> M:
@@ -302,7 +337,7 @@ def _decode(data: bytes, kind: Any) -> Any:
         raise DecodeError(_kind_name(kind), str(exc)) from exc
     if isinstance(message, SecondMetrics):
         check_histograms(message)
-    elif isinstance(message, LateMetrics):
+    elif isinstance(message, LateMetrics | MetricsRows):
         for row in message.rows:
             check_histograms(row)
     return message

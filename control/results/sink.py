@@ -25,6 +25,8 @@ from wire import (
     DecodeError,
     EngineStatus,
     LateMetrics,
+    MetricsMessage,
+    MetricsRows,
     ResultBatch,
     RunStatus,
     SecondMetrics,
@@ -57,9 +59,11 @@ RAW_COLUMNS: Final = [
 ]  # fmt: skip
 
 
-def metrics_rows(message: SecondMetrics | LateMetrics) -> list[list[Any]]:
+def metrics_rows(message: MetricsMessage) -> list[list[Any]]:
     if isinstance(message, LateMetrics):
         return [_metrics_row(r, message.source) for r in message.rows]
+    if isinstance(message, MetricsRows):
+        return [_metrics_row(r, "") for r in message.rows]
     return [_metrics_row(message, "")]
 
 

@@ -27,7 +27,7 @@ from streams.outcomes import Outcome
 from streams.prom import RunSeries
 from streams.settings import WorkerSettings
 from streams.topics import FaustTopics
-from wire import DecodeError, SecondMetrics, encode_message, run_key
+from wire import DecodeError, SecondMetrics, encode_message, encode_rows, run_key
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class Merge(PartitionOwner[MergeWork]):
 
     def _emit(self, work: MergeWork, run_id: str, rows: list[SecondMetrics]) -> None:
         key = run_key(run_id)
-        work.out.extend(Record(self._metrics_topic, key, encode_message(row)) for row in rows)
+        work.out.extend(Record(self._metrics_topic, key, v) for v in encode_rows(run_id, rows))
         work.rows.extend(rows)
 
     async def flush_one(self, work: MergeWork) -> None:

@@ -32,6 +32,7 @@ ROUTES: dict[str, tuple[Topic, bytes]] = {
     "command_stop_v1.json": (Topic.COMMANDS, collection_key("c1")),
     "command_purge_v1.json": (Topic.COMMANDS, collection_key("c1")),
     "second_metrics_v1.json": (Topic.METRICS, run_key("run-42")),
+    "metrics_rows_v1.json": (Topic.METRICS, run_key("run-42")),
 }
 
 

@@ -13,6 +13,7 @@ from wire import (
     EngineStatus,
     Histogram,
     LateMetrics,
+    MetricsRows,
     PlanSpec,
     RunEnded,
     RunOutcome,
@@ -244,3 +245,27 @@ def test_silence_while_kafka_does_not_answer_is_nobody_s_fault() -> None:
         table.tick(_at(s), kafka_ok_ms=_at(s))
     final = [o for o in table.take_output() if isinstance(o, RunStatus)][-1]
     assert (final.state, final.engines.lost) == ("failed", 1)
+
+
+@pytest.mark.parametrize("early", [False, True])
+def test_rows_in_one_record_count_as_the_same_rows_one_by_one(early: bool) -> None:
+    """A window's rows travel together (``MetricsRows``); the table reads them as if each had
+    come alone, before the run's announcement too."""
+    rows = [_row(1, 10, failures=5), _row(2, 10), _row(3, 7, failures=1)]
+
+    def fed(messages: list[SecondMetrics | MetricsRows]) -> tuple[list[bytes], bytes]:
+        table = RunsTable(RunsState(), RULES, _at(0))
+        started = _started(thresholds=("failures > 4 for 1s abort",))
+        if not early:
+            table.on_event(started, _at(0))
+        for m in messages:
+            assert table.on_metrics(m, _at(4)) is Outcome.APPLIED
+        if early:
+            table.on_event(started, _at(4))
+        table.tick(_at(5))
+        out = [msgspec.json.encode(o) for o in table.take_output()]
+        return out, msgspec.json.encode(table.live["r1"].snapshot())
+
+    one_by_one = fed(list(rows))
+    assert any(b'"kind":"stop"' in o for o in one_by_one[0])  # second 1's breach
+    assert fed([MetricsRows(run_id="r1", rows=rows)]) == one_by_one
