@@ -97,6 +97,17 @@ def _hist(buckets: list[int], counts: list[int]) -> Histogram:
     return Histogram(scheme="log2pct", buckets=buckets, counts=counts)
 
 
+def _failed_second(plan_id: str | None, label: str | None) -> SecondMetrics:
+    """One failed sample's second, as a label's row or (``None``, ``None``) the run's."""
+    return SecondMetrics(
+        run_id="run-42", plan_id=plan_id, label=label, second_s=T0_MS // 1000 + 1, count=1,
+        failures=1, codes={"500": 1}, bytes_recv=90, bytes_sent=105, elapsed_min_ms=45,
+        elapsed_max_ms=45, elapsed_sum_ms=45, threads_max=10, elapsed=_hist([220], [1]),
+        latency=_hist([200], [1]), connect=_hist([0], [1]),
+        failure_messages={"Internal Server Error": 1},
+    )  # fmt: skip
+
+
 MESSAGES: dict[str, msgspec.Struct] = {
     "engine_status_v1.json": EngineStatus(
         engine_id="c1-plan-7-0",
@@ -253,46 +264,7 @@ MESSAGES: dict[str, msgspec.Struct] = {
     ),
     "metrics_rows_v1.json": MetricsRows(
         run_id="run-42",
-        rows=[  # a label's second and the run's, closed together (the same samples)
-            SecondMetrics(
-                run_id="run-42",
-                plan_id="plan-7",
-                label="GET /b",
-                second_s=T0_MS // 1000 + 1,
-                count=1,
-                failures=1,
-                codes={"500": 1},
-                bytes_recv=90,
-                bytes_sent=105,
-                elapsed_min_ms=45,
-                elapsed_max_ms=45,
-                elapsed_sum_ms=45,
-                threads_max=10,
-                elapsed=_hist([220], [1]),
-                latency=_hist([200], [1]),
-                connect=_hist([0], [1]),
-                failure_messages={"Internal Server Error": 1},
-            ),
-            SecondMetrics(
-                run_id="run-42",
-                plan_id=None,
-                label=None,
-                second_s=T0_MS // 1000 + 1,
-                count=1,
-                failures=1,
-                codes={"500": 1},
-                bytes_recv=90,
-                bytes_sent=105,
-                elapsed_min_ms=45,
-                elapsed_max_ms=45,
-                elapsed_sum_ms=45,
-                threads_max=10,
-                elapsed=_hist([220], [1]),
-                latency=_hist([200], [1]),
-                connect=_hist([0], [1]),
-                failure_messages={"Internal Server Error": 1},
-            ),
-        ],
+        rows=[_failed_second("plan-7", "GET /b"), _failed_second(None, None)],  # same samples
     ),
     "live_seconds_v1.json": LiveSeconds(
         run_id="run-42",
