@@ -138,7 +138,12 @@ def main() -> None:
             ("report, revalidated (304)", report, report_etag),
         ]
         rounds: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in endpoints}
+        idle: list[float] = []  # the API's own CPU with no request (its Kafka followers)
         for i in range(args.rounds):  # interleaved: a slow moment of the machine hits all
+            console.print(f"round {i + 1}: no requests for {args.duration / 3:g} s")
+            server0, t0 = cpu_s(api.proc.pid), time.monotonic()
+            time.sleep(args.duration / 3)
+            idle.append((cpu_s(api.proc.pid) - server0) / (time.monotonic() - t0))
             for name, path, etag in endpoints:
                 console.print(f"round {i + 1}: {name}: {args.rate:g}/s for {args.duration:g} s")
                 server0, load0, t0 = cpu_s(api.proc.pid), time.process_time(), time.monotonic()
@@ -171,6 +176,7 @@ def main() -> None:
                       f"{r['p99'] / base['p99']:.1f}", f"{r['server_cpu']:.0%}",
                       f"{r['load_cpu']:.0%}")  # fmt: skip
     console.print(table)
+    console.print(f"API CPU with no requests: {float(np.median(idle)):.1%}")
 
 
 if __name__ == "__main__":

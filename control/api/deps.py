@@ -55,11 +55,11 @@ Db = Annotated[Session, Depends(session, scope="function")]
 async def caller(
     request: Request,
     ctx: Ctx,
-    db: Db,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     """Who calls: a bearer token, else the web UI's session cookie — whose state changes must
-    carry its CSRF token (:mod:`control.services.sessions`)."""
+    carry its CSRF token (:mod:`control.services.sessions`). No database session of the
+    request's own: most callers are known already, and a read that needs none opens none."""
     if ctx.settings.auth.mode == "none":
         return LOCAL
     if credentials is not None:
@@ -71,18 +71,24 @@ async def caller(
             raise ForbiddenError(f"a change made with a session needs its {sessions.CSRF_HEADER}")
     else:
         raise UnauthenticatedError("an API token is required: Authorization: Bearer …")
-    return await known(ctx, db, token)
+    return await known(ctx, token)
 
 
-async def known(ctx: Context, db: Session, token: str) -> Caller:
-    """The caller ``token`` (an API token or a session's) stands for, else 401."""
+async def known(ctx: Context, token: str) -> Caller:
+    """The caller ``token`` (an API token or a session's) stands for, else 401; the database
+    is asked (in a session of its own) only when the token is not known already."""
     who = ctx.callers.get(token)
     if who is None:
-        who = await run_in_threadpool(authenticate, db, token)
+        who = await run_in_threadpool(_authenticate, ctx, token)
         if who is None:
             raise UnauthenticatedError("unknown, revoked or expired API token or session")
         ctx.callers.remember(token, who)
     return who
+
+
+def _authenticate(ctx: Context, token: str) -> Caller | None:
+    with ctx.db.sessions() as s:
+        return authenticate(s, token)
 
 
 Who = Annotated[Caller, Depends(caller)]

@@ -63,7 +63,7 @@ async def index() -> FileResponse:
 async def login(body: Login, request: Request, response: Response, ctx: Ctx,
                 db: Db) -> SessionOut:  # fmt: skip
     """Exchange an API token for a session: the token never travels again, the cookie does."""
-    who = await known(ctx, db, body.token)
+    who = await known(ctx, body.token)
     token = await run_in_threadpool(sessions.start, db, who, ctx.settings.auth.session_hours,
                                     "token")  # fmt: skip
     set_session(response, request, ctx, token)
@@ -81,14 +81,14 @@ async def logout(request: Request, response: Response, ctx: Ctx, db: Db, who: Wh
 
 
 @router.get("/session")
-async def session(request: Request, ctx: Ctx, db: Db) -> SessionOut:
+async def session(request: Request, ctx: Ctx) -> SessionOut:
     """Who the session is, with its CSRF token; nobody (``name`` null) without a valid one —
     a page's first question, answered without an error."""
     if ctx.settings.auth.mode == "none":
         return _out(LOCAL, "", ctx)
     token = request.cookies.get(sessions.COOKIE, "")
     try:
-        who = await known(ctx, db, token) if token else None
+        who = await known(ctx, token) if token else None
     except UnauthenticatedError:
         who = None
     return _out(who, token, ctx)
