@@ -16,9 +16,9 @@ def clashes(routes: Sequence[APIRoute]) -> list[tuple[str, str, str]]:
     """(route, another route, a path both match) for every such pair of one method."""
     found = set()
     for a in routes:
+        others = [b for b in routes if b is not a and (a.methods or set()) & (b.methods or set())]
         for value in ("1", "run-0123456789ab", "a.b"):
             path = re.sub(r"\{[^}]+\}", value, a.path)
-            others = [b for b in routes if b is not a and a.methods & b.methods]
             found |= {(a.path, b.path, path) for b in others if b.path_regex.match(path)}
     return sorted(found)
 
