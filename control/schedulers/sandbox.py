@@ -54,9 +54,13 @@ def engine_env(base: Mapping[str, str], engine: Mapping[str, str]) -> dict[str, 
 
 def argv(bwrap: str, command: Sequence[str], folder: Path, read_only: Sequence[Path]) -> list[str]:
     """The bubblewrap command line running ``command`` with ``folder`` writable."""
+    # --as-pid-1: the sidecar is the namespace's first process, the one whose PID bubblewrap
+    # reports, so a purge's SIGTERM reaches it (bubblewrap's own init would not pass it on: the
+    # sidecar then drained nothing and was killed 15 s later). When it exits, the kernel ends
+    # whatever else runs in the namespace.
     out = [bwrap, "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY), "--unshare-pid",
-           "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--cap-drop", "ALL",
-           "--info-fd", "3", "--proc", "/proc", "--dev", "/dev",
+           "--as-pid-1", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--cap-drop",
+           "ALL", "--info-fd", "3", "--proc", "/proc", "--dev", "/dev",
            "--tmpfs", "/tmp"]  # noqa: S108 (a fresh tmpfs of its own)  # fmt: skip
     for path in SYSTEM:
         p = Path(path)

@@ -124,5 +124,12 @@ def _probe(api: ApiServer, data: Path, db: Path) -> str:
         engine_files = list(jtls.rglob("*"))  # plan copies, results, checkpoints, JMeter's log
         assert len(engine_files) > 5
         assert [p for p in engine_files if p.stat().st_mode & 0o077] == []
-        c.post(f"/api/collections/{collection}/purge", json={})
+        # A purge stops each sidecar with SIGTERM: it drains and says so before it exits.
+        logs = [log.open() for log in jtls.glob("*/sidecar.log")]  # still readable once deleted
+        assert c.post(f"/api/collections/{collection}/purge", json={}).status_code == 200
+        ends = [log.read().strip().splitlines()[-1] for log in logs]
+        for log in logs:
+            log.close()
+        assert len(ends) == 1
+        assert "stopped; " in ends[0], ends
     return probes[0]
