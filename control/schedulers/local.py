@@ -165,17 +165,19 @@ class LocalScheduler:
         log_file = folder / "sidecar.log"
         try:
             if self.bwrap is None:
-                pid = spawn(self.command, log=log_file, env=env)
+                pid = launcher = spawn(self.command, log=log_file, env=env)
             else:
                 info = folder / "sandbox.json"
                 info.unlink(missing_ok=True)
                 argv = sandbox.argv(self.bwrap, self.command, folder, self._read_only)
-                spawn(argv, log=log_file, env={**env, "HOME": str(folder)}, fd3=info)
+                launcher = spawn(argv, log=log_file, env={**env, "HOME": str(folder)}, fd3=info)
                 pid = sandbox.child_pid(info)
         except OSError as exc:
             raise SchedulerError(f"could not start engine {plan_id}-{index}: {exc}") from exc
-        record = {"pid": pid, "deployed_ms": int(time.time() * 1000), "plan_id": plan_id,
-                  "index": index}  # fmt: skip
+        # The launcher (bubblewrap) is our child: reaped once the engine is stopped, not left
+        # a zombie for every deploy.
+        record = {"pid": pid, "launcher": launcher, "deployed_ms": int(time.time() * 1000),
+                  "plan_id": plan_id, "index": index}  # fmt: skip
         tmp = folder / "engine.json.tmp"
         tmp.write_text(json.dumps(record))
         tmp.replace(folder / "engine.json")
@@ -217,6 +219,7 @@ class LocalScheduler:
         not all published is kept, not deleted: it is named loudly (the log, :meth:`kept`), and
         the next deploy of that engine publishes them."""
         pids = {f: self._pid(f) for f in folders}
+        launchers = [int((_read(f) or {}).get("launcher", 0)) for f in folders]
         for pid in filter(None, pids.values()):
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGTERM)
@@ -232,6 +235,7 @@ class LocalScheduler:
                 with contextlib.suppress(OSError):
                     os.killpg(os.getpgid(p), signal.SIGKILL)  # the engine's session
         wait_for(lambda: not any(alive(p) for p in running.values()), 10)
+        wait_for(lambda: not any(alive(p) for p in launchers if p), 5)  # reaps ours
         for folder in folders:
             runs = _unpublished(folder)
             if not runs:

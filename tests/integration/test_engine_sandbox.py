@@ -132,4 +132,12 @@ def _probe(api: ApiServer, data: Path, db: Path) -> str:
             log.close()
         assert len(ends) == 1
         assert "stopped; " in ends[0], ends
+        assert _zombies(api.proc.pid) == []  # what started the engine is reaped too
     return probes[0]
+
+
+def _zombies(pid: int) -> list[int]:
+    """The children of ``pid`` that have exited but were not waited for."""
+    tasks = Path(f"/proc/{pid}/task").glob("*/children")  # a child is its spawning thread's
+    children = [c for t in tasks for c in t.read_text().split()]
+    return [int(c) for c in children if Path(f"/proc/{c}/stat").read_text().split()[2] == "Z"]
