@@ -63,7 +63,7 @@ class Heartbeat:
         self._interval_s = interval_s
         self.sent = 0
 
-    def status(self) -> EngineStatus:
+    def status(self, *, exiting: bool = False) -> EngineStatus:
         s = self._snapshot()
         cores, memory = self._meter.sample() if self._meter else (None, None)
         e = self._engine
@@ -84,15 +84,17 @@ class Heartbeat:
             exit_code=s.exit_code,
             detail=s.detail,
             unpublished_bytes=s.unpublished_bytes,
+            exiting=exiting,
         )
 
-    async def send_now(self) -> None:
+    async def send_now(self, *, exiting: bool = False) -> None:
+        """Send a heartbeat now; ``exiting`` marks the last one, sent as the sidecar goes away."""
         try:
             async with asyncio.timeout(self._interval_s):
                 await self._sender.send(
                     self._topic,
                     collection_key(self._engine.collection_id),
-                    encode_message(self.status()),
+                    encode_message(self.status(exiting=exiting)),
                 )
             self.sent += 1
         except (PublishError, TimeoutError) as exc:

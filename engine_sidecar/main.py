@@ -157,7 +157,7 @@ async def _tail(
                     raise SystemExit(1) from exc
                 finally:
                     publisher_done.set()
-            await heartbeat.send_now()  # the last word: finished, with the final counts
+            await heartbeat.send_now(exiting=True)  # the last word, with the final counts
         log.info(
             "stopped: %d samples published, %d malformed lines skipped, %d heartbeats sent",
             publisher.samples_published,
@@ -247,7 +247,7 @@ async def _run(settings: SidecarSettings) -> None:
                 await stop.wait()
                 consuming.cancel()
                 await agent.shutdown()
-            await heartbeat.send_now()
+            await heartbeat.send_now(exiting=True)
         log.info("stopped; %d heartbeats sent", heartbeat.sent)
 
 

@@ -4,8 +4,9 @@ Fed engine heartbeats and commands of the collections a worker owns, it tells wh
 busy engine (preparing, running, stopping) and no run start for ``idle_s``, and purges it once:
 the purge's id is derived from the idle period, and a purged collection is not purged again until
 it is deployed again — which heartbeats newer than ``settle_s`` after the purge say (older ones
-come from engines going away). A collection silent for longer than ``settle_s`` that is heard
-again was deployed anew too (its engines went away without a purge): its idle time starts over.
+come from engines going away; a sidecar's last heartbeat, marked ``exiting``, never counts). A
+collection silent for longer than ``settle_s`` that is heard again was deployed anew too (its
+engines went away without a purge): its idle time starts over.
 :mod:`streams.agents.deployments` feeds it and commits it with the purges it emits, so a new
 owner neither forgets nor repeats one. Nothing here does I/O."""
 
@@ -35,7 +36,10 @@ class Collections(msgspec.Struct, kw_only=True):
     collections: dict[str, Deployment] = {}
 
     def on_status(self, status: EngineStatus, settle_s: int) -> bool:
-        """Apply a heartbeat; False if it came from an engine of a purged deployment."""
+        """Apply a heartbeat; False if it came from an engine of a purged deployment, or was a
+        sidecar's last (it says an engine went away, not that the collection is deployed)."""
+        if status.exiting:
+            return False
         d = self.collections.get(status.collection_id)
         if d is None:
             d = self.collections[status.collection_id] = Deployment(busy_ms=status.ts_ms)

@@ -67,6 +67,9 @@ class EngineStatus(_Message, tag="engine_status", frozen=True, kw_only=True):
     unpublished_bytes: NonNegative = 0
     """Results the engine wrote that Kafka has not taken yet: an engine that is behind (a
     broker outage) is not lost, and its run's metrics are not complete."""
+    exiting: bool = False
+    """The sidecar's last heartbeat: it is going away (stopped, purged) and sends no more, so
+    the engine is no longer deployed whatever its state says."""
 
 
 # --- run events ----------------------------------------------------------------------------------

@@ -108,6 +108,8 @@ class Heartbeat:
     cpu_cores: float | None
     memory_bytes: int | None
     detail: str
+    exiting: bool = False
+    """The sidecar's last heartbeat: it went away."""
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,7 @@ class Results:
             """SELECT engine_id, argMax(plan_id, ts), argMax(engine_index, ts),
                       argMax(state, ts), argMax(run_id, ts), toUnixTimestamp64Milli(max(ts)),
                       argMax(threads, ts), argMax(cpu_cores, ts), argMax(memory_bytes, ts),
-                      argMax(detail, ts)
+                      argMax(detail, ts), argMax(exiting, ts)
             FROM engine_status
             WHERE collection_id = {collection:String}
               AND ts >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')
@@ -242,6 +244,7 @@ class Results:
                 cpu_cores=r[7],
                 memory_bytes=r[8],
                 detail=r[9],
+                exiting=bool(r[10]),
             )
             for r in rows
         ]

@@ -185,6 +185,17 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        5,
+        "a sidecar's last heartbeat",
+        [
+            # The heartbeat a sidecar sends as it goes away: its engine is no longer deployed.
+            "ALTER TABLE engine_status ADD COLUMN IF NOT EXISTS exiting Bool DEFAULT false",
+        ],
+    )
+)
+
 LATEST: Final = MIGRATIONS[-1][0]
 
 

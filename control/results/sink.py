@@ -48,6 +48,7 @@ METRICS_COLUMNS: Final = [
 STATUS_COLUMNS: Final = [
     "collection_id", "plan_id", "engine_id", "engine_index", "run_id", "state", "ts", "threads",
     "cpu_cores", "memory_bytes", "samples_published", "malformed_lines", "exit_code", "detail",
+    "exiting",
 ]  # fmt: skip
 RUN_STATUS_COLUMNS: Final = [
     "run_id", "collection_id", "project_id", "state", "updated", "started", "ended", "samples",
@@ -99,7 +100,7 @@ def status_row(s: EngineStatus) -> list[Any]:
     return [
         s.collection_id, s.plan_id, s.engine_id, s.engine_index, s.run_id or "", s.state.value,
         s.ts_ms, s.threads, s.cpu_cores, s.memory_bytes, s.samples_published,
-        s.malformed_lines, s.exit_code, s.detail,
+        s.malformed_lines, s.exit_code, s.detail, s.exiting,
     ]  # fmt: skip
 
 

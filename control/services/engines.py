@@ -32,8 +32,9 @@ async def status(
     plans, launch, run_id, last = await in_thread(db, _status_rows, db, collection.id)
     deployed = await asyncio.to_thread(scheduler.engines, str(collection.id))
     since_ms = int(time.time() * 1000) - window_s * 1000
+    # Heartbeats from before the last purge, or a sidecar's last one, are of engines gone.
     heard = {h.engine_id: h for h in await results.engines(str(collection.id), since_ms)
-             if h.ts_ms > last}  # fmt: skip
+             if h.ts_ms > last and not h.exiting}  # fmt: skip
     engines = {e.engine_id: EngineOut(engine_id=e.engine_id, plan_id=e.plan_id, index=e.index,
                                       phase=e.phase, phase_detail=e.detail, state=None,
                                       run_id=None, heard_at=None, threads=0, cpu_cores=None,

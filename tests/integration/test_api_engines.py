@@ -120,10 +120,14 @@ def test_engines_are_deployed_found_again_restarted_and_purged(
         assert c.get(f"/api/collections/{collection}/engines/{plan}/0/logs").status_code == 404
         assert c.post(f"/api/collections/{collection}/purge", json={}).status_code == 404
 
-    # An engine that dies is shown exited, and a deploy starts it again.
-    os.kill(pids[f"{plan}-1"], signal.SIGKILL)
-    wait_until("the dead engine to show", lambda: [e["phase"] for e in _status(
-        api, collection)["engines"]] == ["running", "exited"], 30, workers.logs)  # fmt: skip
+    # An engine that goes away is shown exited, and a deploy starts it again. Stopped gracefully,
+    # its sidecar's last heartbeat says so: not ready at once, not once that heartbeat is older
+    # than the 30-s status window (the deadline is shorter than the window on purpose).
+    os.kill(pids[f"{plan}-1"], signal.SIGTERM)
+    wait_until("the engine gone to show", lambda: [(e["phase"], e["state"]) for e in _status(
+        api, collection)["engines"]] == [("running", "idle"), ("exited", None)], 20,
+        lambda: f"{_status(api, collection)}\n{workers.logs()}")  # fmt: skip
+    assert _plan(api, collection)["ready"] == 1
     with api.client("alice") as c:
         assert c.post(f"/api/collections/{collection}/deploy").status_code == 200
     restarted = _pids(api, collection)
@@ -201,7 +205,11 @@ def test_an_idle_collection_is_purged_by_the_streams_gc(
         launch = c.get(f"/api/collections/{collection}/launches").json()["items"][0]
     assert launch["purged_at"] is not None
     assert launch["purge_reason"].startswith("idle for ")
-    # A sidecar stopped by the purge sends a last heartbeat as it exits, which the status shows
-    # (with the stream's deadline for it) until the stream has seen the engine go.
-    wait_until("no purge deadline once purged",
-               lambda: _status(api, collection)["purge_at"] is None, 60, workers.logs)  # fmt: skip
+    # The status shows neither the engines nor a deadline once the live view has the stream's
+    # word that the collection is purged.
+    wait_until(
+        "the purged engines gone from the status, with their purge deadline",
+        lambda: (s := _status(api, collection))["engines"] == [] and s["purge_at"] is None,
+        60,
+        lambda: f"{_status(api, collection)}\n{workers.logs()}",
+    )

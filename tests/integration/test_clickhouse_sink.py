@@ -68,18 +68,27 @@ schema.MIGRATIONS = latest[:3]  # a store as the version before failure messages
 print(schema.migrate(c))
 c.command("INSERT INTO metrics_second (run_id, scope, plan_id, label, second, source, count, "
           "failures, codes) VALUES ('old', 'run', '', '', 100, '', 3, 1, map('500', 1))")
+c.command("INSERT INTO engine_status (collection_id, engine_id, state, ts) "
+          "VALUES ('c', 'e', 'idle', now64(3))")
 schema.MIGRATIONS = latest
 print(schema.migrate(c))
 print(c.query("SELECT failed, codes, failure_messages FROM run_summary "
               "WHERE run_id = 'old'").result_rows)
+print(c.query("SELECT engine_id, exiting FROM engine_status").result_rows)
 c.close()
 """
 
 
 def test_a_store_from_before_failure_messages_is_upgraded_in_place(tmp_path: Path) -> None:
+    """Migrations 4 and 5 on rows stored before them: no failure messages, no last heartbeat."""
     out = subprocess.run([sys.executable, "-c", UPGRADE, str(tmp_path / "ch")], cwd=ROOT,
                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
-    assert out.stdout.splitlines() == ["[1, 2, 3]", "[4]", "[(1, {'500': 1}, {})]"], out.stderr
+    assert out.stdout.splitlines() == [
+        "[1, 2, 3]",
+        "[4, 5]",
+        "[(1, {'500': 1}, {})]",
+        "[('e', False)]",
+    ], out.stderr
 
 
 def test_engine_status_and_raw_samples_are_stored_and_bad_messages_counted(
@@ -101,6 +110,7 @@ def test_engine_status_and_raw_samples_are_stored_and_bad_messages_counted(
             threads=10,
             cpu_cores=0.5,
             memory_bytes=2**28,
+            exiting=i == 2,  # the sidecar's last heartbeat
         )
         for i in range(3)
     ]
@@ -131,11 +141,15 @@ def test_engine_status_and_raw_samples_are_stored_and_bad_messages_counted(
             10,
         )
     row = clickhouse.query_sync(
-        "SELECT engine_index, state, threads, cpu_cores, memory_bytes, toUnixTimestamp64Milli(ts)"
-        " FROM engine_status FINAL WHERE engine_id = {e:String}",
+        "SELECT engine_index, state, threads, cpu_cores, memory_bytes, toUnixTimestamp64Milli(ts),"
+        " exiting FROM engine_status FINAL WHERE engine_id = {e:String}",
         {"e": f"{unique}-e2"},
     )
-    assert row == [(2, "running", 10, 0.5, 2**28, now_ms + 2)]
+    assert row == [(2, "running", 10, 0.5, 2**28, now_ms + 2, True)]
+    heard = asyncio.run(Results(clickhouse).engines(unique, now_ms - 1000))
+    assert [(h.engine_id, h.exiting) for h in heard] == [
+        (f"{unique}-e0", False), (f"{unique}-e1", False), (f"{unique}-e2", True)
+    ]  # fmt: skip
 
 
 def test_follow_yields_each_second_once_in_order(clickhouse: Store, unique: str) -> None:

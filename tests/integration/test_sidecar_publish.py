@@ -147,6 +147,8 @@ def test_a_sidecar_killed_mid_run_resumes_without_loss(
     assert any(s.threads == 2 for s in running)  # the plan's two threads, from allThreads
     last = statuses[-1]
     assert last.state is EngineState.FINISHED
+    assert last.exiting  # its last word: the engine went away
+    assert not any(s.exiting for s in statuses[:-1])
     assert last.malformed_lines == 0
     assert last.run_id == "run-1"
 
@@ -165,14 +167,14 @@ def _check_health_endpoints(log: Path) -> None:
 
 
 async def _statuses(bootstrap: str, topic: str) -> list[EngineStatus]:
-    """Every heartbeat until the last one (state finished) of the second sidecar."""
+    """Every heartbeat until the second sidecar's last (marked exiting)."""
     out: list[EngineStatus] = []
     async with asyncio.timeout(30), kafka_io.read_from_start(bootstrap, topic) as records:
         async for r in records:
             assert r.key == b"coll-1"
             assert r.value is not None
             out.append(decode_message(r.value, EngineStatus))
-            if out[-1].state is EngineState.FINISHED:
+            if out[-1].exiting:
                 return out
     return out
 

@@ -9,10 +9,12 @@ T0 = 1_764_288_000_000
 IDLE_S, SETTLE_S, FORGET_S = 900, 60, 3600
 
 
-def _beat(collection: str, at_s: float, state: EngineState = EngineState.IDLE) -> EngineStatus:
+def _beat(
+    collection: str, at_s: float, state: EngineState = EngineState.IDLE, *, exiting: bool = False
+) -> EngineStatus:
     return EngineStatus(
         engine_id=f"{collection}-e0", collection_id=collection, plan_id="p", engine_index=0,
-        state=state, ts_ms=T0 + int(at_s * 1000),
+        state=state, ts_ms=T0 + int(at_s * 1000), exiting=exiting,
     )  # fmt: skip
 
 
@@ -77,3 +79,17 @@ def test_engines_heard_again_after_a_silence_are_a_new_deployment() -> None:
     assert _due(table, 900) == []
     table.on_status(_beat("c1", 610), SETTLE_S)  # heartbeats as usual: no new start
     assert _due(table, 605 + IDLE_S) == [f"c1.gc.{T0 + 605_000}"]
+
+
+def test_a_sidecars_last_heartbeat_never_counts_as_a_deployment() -> None:
+    table = Collections()
+    table.on_status(_beat("c1", 0), SETTLE_S)
+    assert _due(table, 900) == ["c1.gc.1764288000000"]
+    # A sidecar slow to stop says its last word after the settle time: not deployed again.
+    assert not table.on_status(_beat("c1", 900 + SETTLE_S + 30, exiting=True), SETTLE_S)
+    assert (table.deployed(), table.deadlines(IDLE_S)) == (0, {})
+    # Nor does one heard after a silence start a new idle period, busy state or not.
+    table = Collections()
+    table.on_status(_beat("c1", 0), SETTLE_S)
+    assert not table.on_status(_beat("c1", 600, EngineState.STOPPING, exiting=True), SETTLE_S)
+    assert _due(table, 900) == ["c1.gc.1764288000000"]
