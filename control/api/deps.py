@@ -54,12 +54,14 @@ Db = Annotated[Session, Depends(session, scope="function")]
 
 async def caller(
     request: Request,
-    ctx: Ctx,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     """Who calls: a bearer token, else the web UI's session cookie — whose state changes must
     carry its CSRF token (:mod:`control.services.sessions`). No database session of the
-    request's own: most callers are known already, and a read that needs none opens none."""
+    request's own: most callers are known already, and a read that needs none opens none. The
+    context is taken from the request, not as a dependency: FastAPI solves each dependency
+    anew on every request, even one it has cached."""
+    ctx = cast(Context, request.app.state.context)
     if ctx.settings.auth.mode == "none":
         return LOCAL
     if credentials is not None:

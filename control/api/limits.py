@@ -31,7 +31,11 @@ class BodyLimit:
             return
         upload = scope["method"] == "PUT" and FILE_UPLOAD.match(scope["path"])
         limit = self.max_file_bytes if upload else self.max_bytes
-        declared = dict(scope["headers"]).get(b"content-length", b"")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length", b"")
+        if not declared and b"transfer-encoding" not in headers:
+            await self.app(scope, receive, send)  # no body at all (RFC 9112 §6.3): a GET's
+            return
         if declared.isdigit() and int(declared) > limit:
             await _too_large(send, limit)
             return

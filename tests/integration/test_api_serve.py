@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import urllib.request
 from pathlib import Path
 
@@ -55,7 +56,13 @@ def test_api_serves_health_and_metrics_and_stores_the_streams_rows(
         proc.terminate()
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
         assert proc.wait(timeout=30) in (0, -15)
-    assert "Application shutdown complete" in log.read_text()
+    # One format for every record (docs/api.md): the access log, and the API's own INFO ones.
+    text, stamp = log.read_text(), r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
+    access = rf'^{stamp} INFO uvicorn\.access 127\.0\.0\.1:\d+ - "GET /healthz HTTP/1\.1" 200$'
+    assert re.search(access, text, re.M), text[-3000:]
+    own = rf"^{stamp} INFO control\.results\.schema ClickHouse schema: applied migration 5 "
+    assert re.search(own, text, re.M), text[-3000:]
+    assert re.search(rf"^{stamp} INFO uvicorn\.error Application shutdown complete", text, re.M)
 
 
 def test_health_says_which_dependency_fails_and_why(tmp_path: Path) -> None:
