@@ -83,9 +83,15 @@ async def context(settings: ApiSettings, registry: CollectorRegistry) -> AsyncIt
         stack.push_async_callback(producer.close)
         scheduler = make_scheduler(settings)
         live = LiveRows()
+        answers = Recent(settings.results_cache_s, serve_stale=True)
+
+        def purged(collection_id: int) -> None:  # the status made before is not served again
+            answers.forget(("status", collection_id))
+
         followers = [
             run_outcomes(settings.kafka, settings.runs_group_id, db.sessions),
-            purge_executor(settings.kafka, settings.commands_group_id, db.sessions, scheduler),
+            purge_executor(settings.kafka, settings.commands_group_id, db.sessions, scheduler,
+                           purged),
             live_follower(settings.kafka, live),
         ]  # fmt: skip
         if settings.sink.enabled:
@@ -110,7 +116,7 @@ async def context(settings: ApiSettings, registry: CollectorRegistry) -> AsyncIt
         yield Context(
             settings=settings, db=db, files=LocalFiles(settings.files_dir), producer=producer,
             scheduler=scheduler, results=RecentResults(store, settings.results_cache_s),
-            answers=Recent(settings.results_cache_s, serve_stale=True),
+            answers=answers,
             callers=KnownCallers(settings.auth.cache_s),
             runs=access.runs(db, settings.results_cache_s),
             collections=access.collections(db, settings.results_cache_s), registry=registry,

@@ -35,9 +35,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def decoded(decode: Callable[[bytes], T], apply: Callable[[T], None], kind: str) -> Handler:
+def decoded(
+    decode: Callable[[bytes], T], apply: Callable[[T], None], kind: str,
+    then: Callable[[T], None] | None = None,
+) -> Handler:  # fmt: skip
     """A follower's handler: each record's value decoded (a malformed one is logged and skipped)
-    and applied in a worker thread (database work, the scheduler), in order."""
+    and applied in a worker thread (database work, the scheduler), in order; ``then`` after it
+    on the event loop."""
 
     async def handle(records: list[Incoming]) -> None:
         for r in records:
@@ -48,6 +52,8 @@ def decoded(decode: Callable[[bytes], T], apply: Callable[[T], None], kind: str)
                             r.partition, r.offset, exc.reason)  # fmt: skip
                 continue
             await asyncio.to_thread(apply, message)
+            if then is not None:
+                then(message)
 
     return handle
 
@@ -64,19 +70,30 @@ def run_outcomes(kafka: KafkaSettings, group_id: str, sessions: Sessions) -> Fol
 
 
 def purge_executor(
-    kafka: KafkaSettings, group_id: str, sessions: Sessions, scheduler: Scheduler
-) -> Follower:
+    kafka: KafkaSettings, group_id: str, sessions: Sessions, scheduler: Scheduler,
+    purged: Callable[[int], None],
+) -> Follower:  # fmt: skip
     """Execute the purge commands on ``commands.v1`` (the stream's GC, a user's purge) through
-    the scheduler. Commands are keyed by collection, so each is executed by the replica that
-    owns its partition; a purge removes only engines deployed before it was issued, so one
-    delivered again (or late) removes nothing newer."""
+    the scheduler, then tell ``purged`` (the collection's id). Commands are keyed by collection,
+    so each is executed by the replica that owns its partition; a purge removes only engines
+    deployed before it was issued, so one delivered again (or late) removes nothing newer."""
+
+    def ours(command: Command) -> PurgeEngines | None:
+        """Start and stop are for the engines; ids other than a collection's are not ours."""
+        if isinstance(command, PurgeEngines) and command.collection_id.isdigit():
+            return command
+        return None
 
     def apply(command: Command) -> None:
-        if isinstance(command, PurgeEngines) and command.collection_id.isdigit():
-            with sessions() as s:  # start and stop are for the engines; other ids are not ours
-                launches.execute_purge(s, scheduler, command)
+        if purge := ours(command):
+            with sessions() as s:
+                launches.execute_purge(s, scheduler, purge)
 
-    handle = decoded(decode_command, apply, "command")
+    def then(command: Command) -> None:
+        if purge := ours(command):
+            purged(int(purge.collection_id))
+
+    handle = decoded(decode_command, apply, "command", then)
     return Follower(kafka, [kafka.topics.commands], group_id, handle, name="purge executor")
 
 
