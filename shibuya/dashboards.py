@@ -129,13 +129,18 @@ def engines_dashboard() -> dict[str, Any]:
         _panel(4, "Engines: last word", [_sql("A", f"""
             SELECT engine_id, argMax(state, ts) AS state, argMax(run_id, ts) AS run,
             max(ts) AS heard_at, argMax(samples_published, ts) AS samples_published,
-            argMax(malformed_lines, ts) AS malformed_lines FROM engine_status WHERE {where}
+            argMax(malformed_lines, ts) AS malformed_lines, argMax(exiting, ts) AS went_away
+            FROM engine_status WHERE {where}
             GROUP BY engine_id ORDER BY engine_id""", fmt="table")], kind="table", x=12, y=8),
     ]  # fmt: skip
     variables = [_variable("collection", "SELECT DISTINCT collection_id FROM engine_status "
                            "ORDER BY collection_id", multi=True)]  # fmt: skip
     return _dashboard("shibuya-engines", "Shibuya — engine health", panels, variables)
 
+
+#: The API's answer time per route, 99th percentile (docs/api.md, Metrics).
+API_P99 = ("histogram_quantile(0.99, sum by (route, le) "
+           "(rate(shibuya_api_request_duration_seconds_bucket[5m])))")  # fmt: skip
 
 PIPELINE_QUERIES = {
     "Consumer lag by topic": ("sum by (topic) (shibuya_consumer_lag)", "{{topic}}"),
@@ -150,6 +155,9 @@ PIPELINE_QUERIES = {
     "Rebalances (5 min)": ("sum(increase(shibuya_rebalances_total[5m]))", "rebalances"),
     "Sidecar backlog": ("sum by (instance) (shibuya_sidecar_backlog_bytes)", "{{instance}}"),
     "Runs tracked": ("sum(shibuya_runs_tracked)", "runs"),
+    "API requests per second by status": (
+        "sum by (code) (rate(shibuya_api_requests_total[1m]))", "{{code}}"),
+    "API p99 by route": (API_P99, "{{route}}"),
 }  # fmt: skip
 """Title → (PromQL, legend) of the pipeline dashboard's panels."""
 
@@ -157,7 +165,7 @@ PIPELINE_QUERIES = {
 def pipeline_dashboard() -> dict[str, Any]:
     panels = [
         _panel(i + 1, title, [_promql("A", expr, legend)],
-               unit="bytes" if "backlog" in title else "short",
+               unit="bytes" if "backlog" in title else "s" if "p99" in title else "short",
                x=(i % 2) * 12, y=(i // 2) * 8)
         for i, (title, (expr, legend)) in enumerate(PIPELINE_QUERIES.items())
     ]  # fmt: skip

@@ -38,6 +38,11 @@ def test_api_serves_health_and_metrics_and_stores_the_streams_rows(
             assert resp.read() == b'{"status":"ok"}'
         with urllib.request.urlopen(f"{base}/metrics", timeout=5) as resp:
             assert resp.headers["content-type"].startswith("text/plain")
+            exposed = resp.read().decode()
+        # The one /healthz so far: counted, and timed (docs/api.md, Metrics).
+        assert 'shibuya_api_requests_total{code="200",method="GET",route="/healthz"} 1.0' in exposed
+        timed = 'shibuya_api_request_duration_seconds_count{method="GET",route="/healthz"} 1.0'
+        assert timed in exposed
         # The API process owns ClickHouse and runs the sink: a row on metrics.v1 is stored.
         golden = (Path(__file__).parents[1] / "golden" / "second_metrics_v1.json").read_bytes()
         metrics_topic = topic_name(Topic.METRICS, unique)  # the workers create it

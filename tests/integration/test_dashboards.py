@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -18,6 +18,7 @@ from control.results.clickhouse import Store
 from control.results.sink import METRICS_COLUMNS, RUN_STATUS_COLUMNS, STATUS_COLUMNS
 from shibuya import dashboards
 from streams.histogram import histogram
+from tests.support.api import start_api
 from tests.support.prometheus import Prometheus
 from tests.support.stream import Workers
 from tests.support.waiting import wait_until
@@ -136,7 +137,7 @@ def test_engine_health_queries_return_each_engines_numbers(clickhouse: Store, un
     collection = f"c-{unique}"
     rows = [[collection, "p1", f"{collection}-p1-{e}", e, "", "idle",
              datetime.fromtimestamp(T0 + s, UTC), 10 * e, 0.5 * e + s / 100, 2**20 * (e + 1), 7,
-             0, None, ""] for e in range(2) for s in range(5)]  # fmt: skip
+             0, None, "", e == 1 and s == 4] for e in range(2) for s in range(5)]  # fmt: skip
     clickhouse.client.insert("engine_status", rows, column_names=STATUS_COLUMNS)
     dash = dashboards.engines_dashboard()
     variables = {"collection": [collection]}
@@ -153,17 +154,36 @@ def test_engine_health_queries_return_each_engines_numbers(clickhouse: Store, un
     assert {m for _, _, m in query(panels["Memory per engine"])} == {2**20, 2**21}
     assert {t for _, _, t in query(panels["Threads per engine"])} == {0, 10}
     last = query(panels["Engines: last word"])
-    assert [(e, state, published) for e, state, _, _, published, _ in last] == [
-        (f"{collection}-p1-0", "idle", 7), (f"{collection}-p1-1", "idle", 7)]  # fmt: skip
+    # Engine 1's sidecar said its last word: it went away.
+    assert [(e, state, published, gone) for e, state, _, _, published, _, gone in last] == [
+        (f"{collection}-p1-0", "idle", 7, False),
+        (f"{collection}-p1-1", "idle", 7, True),
+    ]
 
 
-def test_every_pipeline_query_runs_on_prometheus_scraping_a_worker(
+def test_every_pipeline_query_runs_on_prometheus_scraping_a_worker_and_an_api(
     workers: Workers, tmp_path: Path
 ) -> None:
     worker = workers.start()
     workers.wait_settled()
-    prometheus = Prometheus.start(tmp_path / "prometheus", [f"127.0.0.1:{worker.metrics_port}"])
+    database = f"sqlite:///{tmp_path / 'meta.db'}"
+    api = start_api(tmp_path / "api", database, KAFKA__BOOTSTRAP=workers.bootstrap,
+                    KAFKA__TOPIC_PREFIX=workers.app_id)  # fmt: skip
+    api_target = api.base.removeprefix("http://")
+    prometheus = Prometheus.start(tmp_path / "prometheus",
+                                  [f"127.0.0.1:{worker.metrics_port}", api_target])  # fmt: skip
     try:
+        # The API answers Prometheus's own scrapes: their p99 and their status, as documented.
+        def api_p99() -> list[dict[str, Any]]:
+            return prometheus.query(dashboards.API_P99)
+
+        wait_until("the API's p99 per route", lambda: any(
+            s["metric"] == {"route": "/metrics"} for s in api_p99()), 60)  # fmt: skip
+        [p99] = [s for s in api_p99() if s["metric"] == {"route": "/metrics"}]
+        assert 0 < float(p99["value"][1]) <= 10, p99
+        by_status = dashboards.PIPELINE_QUERIES["API requests per second by status"][0]
+        codes = [cast(dict[str, str], s["metric"])["code"] for s in prometheus.query(by_status)]
+        assert codes == ["200"]
         owned = dashboards.PIPELINE_QUERIES["Partitions owned per worker"][0]
         wait_until(
             "Prometheus to see every partition owned",
@@ -175,3 +195,4 @@ def test_every_pipeline_query_runs_on_prometheus_scraping_a_worker(
         assert prometheus.scalar(dashboards.PIPELINE_QUERIES["Runs tracked"][0]) == 0
     finally:
         prometheus.stop()
+        api.stop()
