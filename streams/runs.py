@@ -8,8 +8,9 @@ and ticked by the clock, :class:`RunsTable` keeps a :class:`~streams.progress.Ru
   is breached;
 * a ``RunStatus`` of every run that changed (the operator view);
 * once a run's engines are done and its metrics complete (every published sample counted, or
-  ``run_settle_s`` passed), its final status with a verdict per criterion and one ``RunEnded``;
-  then it forgets the run and only remembers, for ``ended_run_ttl_s``, that it ended.
+  none for :attr:`RunRules.settle_ms` by the owner's clock), its final status with a verdict
+  per criterion and one ``RunEnded``; then it forgets the run and only remembers, for
+  ``ended_run_ttl_s``, that it ended.
 
 The two input topics are read side by side, so a run's first rows may arrive before its
 announcement: they wait as *early* rows (bounded in time, runs and bytes) and are applied, in
@@ -109,6 +110,13 @@ class RunRules:
         closes a quiet run's seconds after its grace period and a few flushes."""
         return (self.window_grace_s + 4 * self.flush_interval_s) * 1000
 
+    @property
+    def settle_ms(self) -> float:
+        """An ended run whose samples are not all counted ends once none came for this long:
+        ``run_settle_s``, never less than twice the time the merge agent takes to close a quiet
+        run's last second (so that second's rows, which come last, are not cut off)."""
+        return max(self.run_settle_s * 1000, 2 * self.quiet_second_ms)
+
 
 @dataclass
 class Live:
@@ -119,6 +127,10 @@ class Live:
     pending: list[SecondMetrics] = field(default_factory=list)
     changed: bool = True
     """Its status changed since it was last emitted."""
+    news_ms: int = 0
+    """The owner's clock when the run last counted samples, ended, or was taken over: an ended
+    run's metrics settle :attr:`RunRules.settle_ms` after this (while samples still arrive — a
+    backlog after a broker outage — it waits for them)."""
 
     def snapshot(self) -> TrackedRun:
         return TrackedRun(
@@ -139,7 +151,9 @@ class RunsTable:
         self.live: dict[str, Live] = {}
         for run_id, t in state.runs.items():
             t.progress.resume(now_ms)
-            self.live[run_id] = Live(t.progress, RunCriteria.load(t.criteria), list(t.pending))
+            self.live[run_id] = Live(
+                t.progress, RunCriteria.load(t.criteria), list(t.pending), news_ms=now_ms
+            )
         self.out: list[Output] = []
         """What to emit, in order (the owner takes it with :meth:`take_output`)."""
         self.last_tick_ms = now_ms
@@ -159,7 +173,10 @@ class RunsTable:
         if live is None:
             return Outcome.IGNORED  # not ours to track (never started, or ended)
         if isinstance(event, EngineStatus):
+            ended = live.progress.state.ended
             live.progress.on_engine(event)
+            if live.progress.state.ended and not ended:
+                live.news_ms = now_ms  # by its heartbeat's clock: settle by ours
         elif isinstance(event, RunStopRequested):
             self.out += live.progress.on_stop_requested(event.reason, event.requested_ms)
         else:
@@ -191,6 +208,7 @@ class RunsTable:
         if live is None:
             return self._early(message, now_ms)
         live.changed = True
+        live.news_ms = now_ms
         if isinstance(message, LateMetrics):  # counted, too late for the criteria
             for row in message.rows:
                 if row.plan_id is None and row.label is None:
@@ -255,7 +273,7 @@ class RunsTable:
             ):
                 self._evaluate(live, now_ms)
             self.out += p.tick(now_ms, kafka_ok_ms)
-            if p.state.ended and self._complete(p, now_ms):
+            if p.state.ended and self._complete(live, now_ms):
                 self._end(live, now_ms)
                 del self.live[run_id]
                 self.state.ended[run_id] = now_ms
@@ -289,11 +307,12 @@ class RunsTable:
                 if breach.abort:
                     self.out += live.progress.on_breach(breach.criterion, breach.value, now_ms)
 
-    def _complete(self, p: RunProgress, now_ms: int) -> bool:
+    def _complete(self, live: Live, now_ms: int) -> bool:
         """The run's metrics are all in: every sample its engines published is counted, or
-        they had ``run_settle_s`` to arrive."""
-        ended_ms = p.ended_ms or now_ms
-        return p.samples >= p.published or now_ms - ended_ms >= self.rules.run_settle_s * 1000
+        none came for :attr:`RunRules.settle_ms` since it ended."""
+        p = live.progress
+        quiet_from = max(p.ended_ms or now_ms, live.news_ms)
+        return p.samples >= p.published or now_ms - quiet_from >= self.rules.settle_ms
 
     def _end(self, live: Live, now_ms: int) -> None:
         before = len(self.out)

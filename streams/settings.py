@@ -116,8 +116,9 @@ class WorkerSettings(BaseSettings):
     run_settle_s: int = Field(
         15,
         ge=0,
-        description="after a run's engines are done, how long its last seconds of metrics may "
-        "take to arrive (it ends earlier when every published sample is counted)",
+        description="after a run's engines are done, how long without a sample counted before "
+        "it ends with samples missing (it ends as soon as every published sample is counted; "
+        "never less than 2 × (WINDOW_GRACE_S + 4 × FLUSH_INTERVAL_S))",
     )
     ended_run_ttl_s: int = Field(
         600, ge=1, description="how long an ended run is remembered (its late events ignored)"

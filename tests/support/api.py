@@ -16,7 +16,7 @@ from shibuya.dev.procs import ServiceError
 #: Who calls in the tests: an owner, someone of another group, an admin.
 USERS = {"alice": ["team-a"], "bob": ["team-b"], "root": ["ops"]}
 #: Stream settings for runs that end in seconds.
-FAST = {"STOP_GRACE_S": "1", "ENGINE_LOST_S": "5", "RUN_SETTLE_S": "5", "GC_IDLE_S": "600"}
+FAST = {"STOP_GRACE_S": "1", "ENGINE_LOST_S": "5", "RUN_SETTLE_S": "10", "GC_IDLE_S": "600"}
 JMX = (Path(__file__).parents[2] / "examples" / "two-samplers.jmx").read_bytes()
 
 

@@ -135,6 +135,49 @@ def test_a_run_whose_samples_never_all_arrive_ends_after_the_settle_time() -> No
     assert _kinds(table) == ["RunStatus", "RunEnded"]
 
 
+def test_an_ended_run_settles_from_the_last_samples_counted_by_the_owner_s_clock() -> None:
+    """After a broker outage a sidecar's backlog is counted after its engine finished: while
+    samples still arrive the run waits, and its engines' clocks do not shorten the wait."""
+    settle = RULES.run_settle_s
+    table = RunsTable(RunsState(), RULES, _at(0))
+    table.on_event(_started(), _at(0))
+    table.on_event(_engine(EngineState.FINISHED, 1, published=100), _at(1))
+    table.on_metrics(_row(1, 60), _at(settle))  # the backlog, still arriving
+    table.tick(_at(1 + settle))
+    assert "RunEnded" not in _kinds(table)
+    table.on_metrics(_row(2, 40), _at(2 * settle - 1))
+    table.tick(_at(2 * settle - 1))
+    final = next(o for o in table.take_output() if isinstance(o, RunStatus))
+    assert (final.samples, final.samples_missing, final.ended_ms) == (100, 0, _at(1))
+
+    table = RunsTable(RunsState(), RULES, _at(0))  # the last heartbeat, heard late
+    table.on_event(_started(), _at(0))
+    table.on_event(_engine(EngineState.FINISHED, 1, published=100), _at(30))
+    table.tick(_at(30 + settle - 1))
+    assert "RunEnded" not in _kinds(table)
+    table.tick(_at(30 + settle))
+    assert _kinds(table) == ["RunStatus", "RunEnded"]
+
+
+def test_the_settle_time_covers_the_close_of_a_quiet_run_s_last_second() -> None:
+    assert RunRules(run_settle_s=0).settle_ms == 2 * (3 + 4 * 0.5) * 1000
+    assert RunRules(run_settle_s=15).settle_ms == 15_000
+
+
+def test_a_new_owner_gives_an_ended_run_s_metrics_the_settle_time_again() -> None:
+    settle = RULES.run_settle_s
+    table = RunsTable(RunsState(), RULES, _at(0))
+    table.on_event(_started(), _at(0))
+    table.on_event(_engine(EngineState.FINISHED, 1, published=100), _at(1))
+    table.tick(_at(2))
+    state = msgspec.json.decode(msgspec.json.encode(table.state), type=RunsState)
+    table = RunsTable(state, RULES, _at(1 + settle))  # taken over, its input still to read
+    table.tick(_at(1 + settle))
+    assert "RunEnded" not in _kinds(table)
+    table.tick(_at(1 + 2 * settle))
+    assert _kinds(table) == ["RunStatus", "RunEnded"]
+
+
 def test_a_breach_stops_the_run_once_when_a_later_second_arrives_or_the_second_goes_quiet() -> None:
     table = RunsTable(RunsState(), RULES, _at(0))
     table.on_event(_started(thresholds=("failures > 4 for 1s abort",)), _at(0))
