@@ -35,9 +35,13 @@ from engine_sidecar.jtl_format import JMETER_DEFAULT_COLUMNS, detect_format
 from engine_sidecar.kafka import producer
 from engine_sidecar.procstats import process_usage
 from engine_sidecar.publisher import Identity, Limits, PublisherMetrics, ResultPublisher
+from engine_sidecar.reader import CHUNK_BYTES
+from engine_sidecar.settings import BatchSettings
 from shibuya.dev import kafka_io
 from wire import BatchBuilder, KafkaAccess, encode_batch
 
+DEFAULT_BATCH = BatchSettings().max_samples
+PREVIOUS_BATCH = 2000
 QUOTED = [f'"GET /api/item/{i}, ""v2"""' for i in range(20)]  # JMeter quotes these
 PLAIN = [f"GET /api/item/{i}" for i in range(20)]
 
@@ -74,19 +78,22 @@ def plain_csv(path: Path) -> None:
             pass
 
 
-def parse_only(path: Path) -> None:
+def parse_only(path: Path, batch: int) -> None:
+    """As the reader does: chunks of the file parsed up to a batch's room, each full batch
+    encoded, the rest held back by the parser for the next."""
     data = path.read_bytes()
     parser = JtlParser(detect_format(data[: data.index(b"\n") + 1]))
     builder, seq = BatchBuilder(), 0
-    for i in range(0, len(data), 256 * 1024):
-        parser.feed(data[i : i + 256 * 1024], builder)
-        if len(builder) >= 2000:
+    for i in range(0, len(data), CHUNK_BYTES):
+        parser.feed(data[i : i + CHUNK_BYTES], builder, limit=batch - len(builder))
+        while len(builder) >= batch:
             encode_batch(builder.build(run_id="r", plan_id="p", engine_id="e", seq=seq))
             seq += 1
+            parser.feed(b"", builder, limit=batch)
     encode_batch(builder.build(run_id="r", plan_id="p", engine_id="e", seq=seq))
 
 
-async def parse_publish(path: Path, bootstrap: str, work: Path, max_group: int) -> int:
+async def parse_publish(path: Path, bootstrap: str, work: Path, max_group: int, batch: int) -> int:
     topic = f"bench-{uuid.uuid4().hex[:8]}"
     await kafka_io.create_topics(bootstrap, [topic], partitions=4)
     stop = asyncio.Event()
@@ -99,7 +106,7 @@ async def parse_publish(path: Path, bootstrap: str, work: Path, max_group: int) 
             producer=p,
             topic=topic,
             metrics=PublisherMetrics(CollectorRegistry()),
-            limits=Limits(max_samples=2000, max_group=max_group),
+            limits=Limits(max_samples=batch, max_group=max_group),
         )
         await publisher.run(stop)
         return publisher.samples_published
@@ -157,7 +164,11 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=500_000)
     ap.add_argument("--rate", type=int, default=10_000)
     ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--batch", type=int, action="append", default=[],
+                    help=f"samples per batch; repeat to compare (default: {PREVIOUS_BATCH:,} "
+                    f"and the sidecar's default, {DEFAULT_BATCH:,})")  # fmt: skip
     args = ap.parse_args()
+    args.batch = args.batch or [PREVIOUS_BATCH, DEFAULT_BATCH]
     console = Console(width=140)
     for style, labels in (("quoted labels (worst case)", QUOTED), ("plain labels", PLAIN)):
         with tempfile.TemporaryDirectory() as tmp:
@@ -171,14 +182,16 @@ def run(
     write_jtl(path, args.samples, labels)
     n = args.samples
     base = n / cpu_of(lambda: plain_csv(path))
-    parse = n / cpu_of(lambda: parse_only(path))
-    publish: dict[int, tuple[float, float]] = {}
-    for group in (1, Limits().max_group):
-        (work / "ckpt.json").unlink(missing_ok=True)
-        t, w = time.process_time(), time.perf_counter()
-        published = asyncio.run(parse_publish(path, args.bootstrap, work, group))
-        assert published == n, (published, n)
-        publish[group] = (n / (time.process_time() - t), n / (time.perf_counter() - w))
+    parse = {b: n / cpu_of(lambda: parse_only(path, b)) for b in args.batch}  # noqa: B023
+    publish: dict[tuple[int, int], tuple[float, float]] = {}
+    for batch in args.batch:
+        for group in (1, Limits().max_group):
+            (work / "ckpt.json").unlink(missing_ok=True)
+            t, w = time.process_time(), time.perf_counter()
+            published = asyncio.run(parse_publish(path, args.bootstrap, work, group, batch))
+            assert published == n, (published, n)
+            publish[batch, group] = (n / (time.process_time() - t),
+                                     n / (time.perf_counter() - w))  # fmt: skip
     table = Table(
         title=f"sidecar throughput, {style}: {n:,} samples, "
         f"{path.stat().st_size / n:.0f} bytes/line; samples per CPU-second"
@@ -186,13 +199,13 @@ def run(
     for col in ("case", "samples / CPU-s", "vs plain csv.reader", "samples/s (wall)"):
         table.add_column(col, justify="left" if col == "case" else "right")
     table.add_row("plain csv.reader pass (baseline)", f"{base:,.0f}", "1.00", "")
-    table.add_row(
-        "parse into columnar batches + encode", f"{parse:,.0f}", f"{parse / base:.2f}", ""
-    )
-    for group, (cpu, wall) in publish.items():
+    for batch, rate in parse.items():
+        table.add_row(f"parse into columnar batches of {batch:,} + encode", f"{rate:,.0f}",
+                      f"{rate / base:.2f}", "")  # fmt: skip
+    for (batch, group), (cpu, wall) in publish.items():
         how = "one batch a send" if group == 1 else f"groups of up to {group} (default)"
-        table.add_row(f"parse + publish to Kafka (acked, zstd), {how}", f"{cpu:,.0f}",
-                      f"{cpu / base:.2f}", f"{wall:,.0f}")  # fmt: skip
+        table.add_row(f"parse + publish to Kafka (acked, zstd), batches of {batch:,}, {how}",
+                      f"{cpu:,.0f}", f"{cpu / base:.2f}", f"{wall:,.0f}")  # fmt: skip
     console.print(table)
     share, total = cpu_share(args.bootstrap, args.rate, args.seconds, work, labels)
     console.print(

@@ -46,6 +46,7 @@ from stream_load import backlog_batches, live, send
 from control.results.clickhouse import Store
 from control.schedulers.processes import wait_for
 from engine_sidecar.procstats import process_usage
+from engine_sidecar.settings import BatchSettings
 from shibuya.dev import kafka_io
 from shibuya.dev.results import running_sink
 from shibuya.dev.worker_proc import WorkerProcess
@@ -281,7 +282,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--samples", type=int, default=3_000_000)
-    ap.add_argument("--per-batch", type=int, default=2000)
+    ap.add_argument("--per-batch", type=int, default=BatchSettings().max_samples,
+                    help="samples per result batch (default: the sidecar's; a backlog is sent "
+                    "in full batches)")  # fmt: skip
     ap.add_argument("--runs", type=int, default=4)
     ap.add_argument("--engines", type=int, default=8)
     ap.add_argument("--labels", type=int, default=20)

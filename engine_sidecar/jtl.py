@@ -187,8 +187,8 @@ class RecordSplitter:
                 continue
             quotes += buf.count(b'"', scan, nl)
             scan = nl + 1
-            if quotes % 2 == 0:
-                records.append(buf[start:nl])
+            if quotes % 2 == 0:  # a record; one longer than the limit is dropped, as above
+                records.append(buf[start:nl] if scan - start <= self.max_record_bytes else None)
                 sizes.append(scan - start)
                 lines_of.append(lines)
                 start, quotes, lines = scan, 0, 0

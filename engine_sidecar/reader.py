@@ -24,7 +24,10 @@ from wire import BatchBuilder, ResultBatch
 
 log = logging.getLogger(__name__)
 
-CHUNK_BYTES = 256 * 1024
+#: What a read takes of the file at most: about 8,000 JMeter lines, so that a backlog is parsed in
+#: blocks of thousands of records (Arrow's fixed cost per block is that of ~1,000 records), and
+#: not much more than a batch holds (the rest is held back and split again at the next read).
+CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,10 @@ class KafkaSettings(BaseModel):
 
 
 class BatchSettings(BaseModel):
-    max_samples: int = Field(2000, ge=1, description="samples per result batch at most")
+    max_samples: int = Field(
+        10_000, ge=1, le=100_000, description="samples per result batch at most (about 47 bytes "
+        "each, before compression)",
+    )  # fmt: skip
     max_interval_ms: int = Field(
         500, ge=10, le=500, description="a batch is flushed at least this often"
     )

@@ -173,6 +173,19 @@ def test_malformed_records_are_counted_with_line_and_reason(bad: bytes, reason: 
     assert parser.progress.offset == len(data)
 
 
+@pytest.mark.parametrize("quoted", [False, True])
+def test_a_record_over_the_limit_is_dropped_when_it_arrives_whole(quoted: bool) -> None:
+    """Within one read (the other test of an over-long record feeds it in pieces); quoted, the
+    record is split the slow way."""
+    label = '"a, ""quoted"" label"' if quoted else "plain"
+    long = row(ts=2).replace(b"http://x/", b"http://x/" + b"y" * 5000)
+    data = HEADER + row(ts=1, label=label) + long + row(ts=3)
+    batch, parser = parse(data, chunk=len(data), max_record_bytes=4096)
+    assert batch.ts_ms.tolist() == [1, 3]
+    [(line_no, reason)] = parser.errors.samples
+    assert (line_no, reason) == (3, f"record longer than 4096 bytes: {len(long)} bytes")
+
+
 def test_an_unterminated_quote_is_cut_off_at_the_record_limit() -> None:
     data = HEADER + row(ts=1) + b'2,3,"never closed\n' + row(ts=3) * 2000 + b"\n"
     batch, parser = parse(data, chunk=1000, max_record_bytes=4096)
