@@ -34,6 +34,12 @@ from control.vault import Vault
 log = logging.getLogger(__name__)
 
 
+def status_key(collection_id: int) -> tuple[str, int]:
+    """The key of a collection's shared status in :attr:`Context.answers`: dropped when its
+    engines change (a deploy, a purge, a run's start), so the next poll sees them."""
+    return ("status", collection_id)
+
+
 @dataclass(frozen=True)
 class Context:
     """The replica's resources; routes take it as :data:`control.api.deps.Ctx`."""
@@ -86,7 +92,7 @@ async def context(settings: ApiSettings, registry: CollectorRegistry) -> AsyncIt
         answers = Recent(settings.results_cache_s, serve_stale=True)
 
         def purged(collection_id: int) -> None:  # the status made before is not served again
-            answers.forget(("status", collection_id))
+            answers.forget(status_key(collection_id))
 
         followers = [
             run_outcomes(settings.kafka, settings.runs_group_id, db.sessions),

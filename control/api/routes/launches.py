@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
+from control.api.context import status_key
 from control.api.deps import Ctx, Db, Id, Pages, Who, shared_json
 from control.api.errors import RESPONSES
 from control.schemas import (
@@ -35,7 +36,7 @@ def deploy(collection_id: Id, response: Response, ctx: Ctx, db: Db, who: Who) ->
     second deploy starts only engines that are missing and answers 200."""
     launch, created = launches.deploy_collection(db, ctx.scheduler, ctx.settings.limits, who,
                                                  collection_id)  # fmt: skip
-    ctx.answers.forget(("status", collection_id))
+    ctx.answers.forget(status_key(collection_id))
     response.status_code = 201 if created else 200
     return launch
 
@@ -47,7 +48,7 @@ async def purge(collection_id: Id, body: PurgeIn, ctx: Ctx, db: Db, who: Who) ->
     out = await launches.purge_collection(db, ctx.scheduler, ctx.producer,
                                           ctx.settings.kafka.topics, who, collection_id,
                                           body.reason)  # fmt: skip
-    ctx.answers.forget(("status", collection_id))
+    ctx.answers.forget(status_key(collection_id))
     return out
 
 
@@ -84,7 +85,7 @@ async def status(collection_id: Id, request: Request, ctx: Ctx, who: Who) -> Res
                                         ctx.live.purge_at_ms(str(collection.id)))  # fmt: skip
         return view.model_dump_json().encode()
 
-    return await shared_json(ctx, request, ("status", collection.id), build)
+    return await shared_json(ctx, request, status_key(collection.id), build)
 
 
 @router.get("/collections/{collection_id}/engines/{plan_id}/{index}/logs",

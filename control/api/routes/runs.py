@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from control.api.context import status_key
 from control.api.deps import Ctx, Db, Id, Pages, Who, shared_json
 from control.api.errors import RESPONSES
 from control.schemas import Page, RunIn, RunOut, StopIn
@@ -31,7 +32,7 @@ async def trigger(
         return await runs.trigger(db, ctx.launcher, who, collection_id, body.properties,
                                   body.env, external=body.external)  # fmt: skip
     finally:
-        ctx.answers.forget(("status", collection_id))  # its engines may be new
+        ctx.answers.forget(status_key(collection_id))  # its engines may be new
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
