@@ -159,9 +159,11 @@ class RecordSplitter:
         if self._skipped is None and last >= 0:
             # Fast path: every line holds an even number of quotes and fits the limit, so every
             # line is a record; found with numpy, kept as one block of bytes.
-            ends = np.flatnonzero(np.frombuffer(buf, np.uint8, last + 1) == 10) + 1
+            b = np.frombuffer(buf, np.uint8, last + 1)
+            newlines = np.flatnonzero(b == 10)
+            ends = newlines + 1
             if (
-                (b'"' not in buf or _quotes_balanced_per_line(buf, last))
+                (b'"' not in buf or _quotes_balanced_per_line(b, newlines))
                 and int(np.diff(ends, prepend=0).max()) <= self.max_record_bytes
                 and len(buf) - last - 1 <= self.max_record_bytes
             ):
@@ -348,12 +350,11 @@ class JtlParser:
         return None
 
 
-def _quotes_balanced_per_line(buf: bytes, end: int) -> bool:
-    """Whether every line of ``buf[:end]`` holds an even number of ``"`` (vectorised)."""
-    b = np.frombuffer(buf, np.uint8, end)
-    newlines = np.flatnonzero(b == 10)  # '\n'
-    line_of_quote = np.searchsorted(newlines, np.flatnonzero(b == 34))  # '"'
-    return not (np.bincount(line_of_quote) & 1).any()
+def _quotes_balanced_per_line(b: npt.NDArray[np.uint8], newlines: npt.NDArray[np.intp]) -> bool:
+    """Whether every line of ``b`` (which ends with a newline, at ``newlines``) holds an even
+    number of ``"``: then the quotes before each newline are even in number (vectorised)."""
+    quotes = np.flatnonzero(b == 34)  # '"'
+    return not (np.searchsorted(quotes, newlines) & 1).any()
 
 
 def _int(fields: list[str], index: int | None) -> int:
