@@ -1,14 +1,14 @@
 """Publish a results file's samples to Kafka in batches, without loss or double count.
 
 :class:`ResultPublisher` is the flusher: it drives a :class:`~engine_sidecar.reader.ResultReader`
-(tail + parse) and, when the batch holds ``max_samples`` samples or its first sample waited
-``max_interval_ms``, writes the batch's range to the checkpoint as pending, sends it, and once the
-broker acknowledged it, commits the range. On stop it reads to the end of the file and flushes
-once more: the last second of a test is never lost. A send that fails is retried with the same
-sequence, with back-off, until it is acknowledged — in agent mode for as long as it takes (a
-broker outage over the end of a run loses nothing: the engine reports how far it is behind, and
-a purge waits for it); in tail mode, once stopping, for ``give_up_s``, after which the batch
-stays pending in the checkpoint for the next start.
+(tail + parse) and, when the batch holds ``max_samples`` samples or at the first send tick after
+its first sample (:func:`next_tick`), writes the batch's range to the checkpoint as pending, sends
+it, and once the broker acknowledged it, commits the range. On stop it reads to the end of the
+file and flushes once more: the last second of a test is never lost. A send that fails is
+retried with the same sequence, with back-off, until it is acknowledged — in agent mode for as
+long as it takes (a broker outage over the end of a run loses nothing: the engine reports how far
+it is behind, and a purge waits for it); in tail mode, once stopping, for ``give_up_s``, after
+which the batch stays pending in the checkpoint for the next start.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -43,6 +43,19 @@ class BatchSender(Protocol):
         otherwise."""
 
 
+#: Where a send tick falls, as a fraction of ``max_interval_ms`` past each multiple of it on the
+#: wall clock (the clock of the samples' seconds): 150 ms after each second and half-second by
+#: default. Every sidecar's samples of a second's first 150 ms (those done by then) leave at
+#: once, and the worker's flushes follow at fixed phases (:mod:`streams.agents.owner`), so a
+#: second's row is final about half a second after the second ends.
+TICK_PHASE: Final = 0.3
+
+
+def next_tick(now_s: float, interval_s: float) -> float:
+    """The wall-clock time of the first send tick after ``now_s``."""
+    return now_s + interval_s - (now_s - TICK_PHASE * interval_s) % interval_s
+
+
 @dataclass(frozen=True)
 class Identity:
     run_id: str
@@ -54,7 +67,7 @@ class Identity:
 class Limits:
     max_samples: int = 2000
     max_interval_ms: int = 500
-    poll_interval_s: float = 0.2  # a batch still leaves within max_interval_ms
+    poll_interval_s: float = 0.2  # how often the file is read; a batch still leaves on its tick
     max_record_bytes: int = 64 * 1024
     max_group: int = 8
     """Full batches parsed ahead and sent together: one checkpoint write (and fsync) and one
@@ -145,7 +158,9 @@ class ResultPublisher:
         self._stop = stop
         await self._recover()
         reader, limits = self.reader, self.limits
-        first_sample_at: float | None = None
+        interval_s = limits.max_interval_ms / 1000
+        first_sample_at: float | None = None  # monotonic: a bound if the wall clock jumps back
+        send_at: float | None = None  # the batch's tick, on the wall clock
         try:
             while True:
                 stopping = stop.is_set()
@@ -154,21 +169,25 @@ class ResultPublisher:
                     await self._flush()  # what we hold belongs to the previous file
                     self._start_file()
                 if reader.samples and first_sample_at is None:
-                    first_sample_at = time.monotonic()
-                waited = time.monotonic() - (first_sample_at or time.monotonic())
+                    first_sample_at, send_at = time.monotonic(), next_tick(time.time(), interval_s)
                 if (
                     reader.samples >= limits.max_samples
-                    or waited >= limits.max_interval_ms / 1000
+                    or (send_at is not None and time.time() >= send_at)
+                    or time.monotonic() - (first_sample_at or time.monotonic()) >= interval_s
                     or (stopping and not chunk.size)
                 ):
                     await self._flush()
-                    first_sample_at = None
+                    first_sample_at = send_at = None
                     await self._drain_held_back(until_empty=stopping and not chunk.size)
                 if not chunk.size:
                     self.metrics.backlog.set(reader.backlog(self._ckpt.offset))
                     if stopping:
                         return
-                    await asyncio.sleep(limits.poll_interval_s)
+                    # Read again at the batch's tick, so that it takes what was written by then.
+                    wait = limits.poll_interval_s
+                    if send_at is not None:
+                        wait = min(wait, max(0.0, send_at - time.time()))
+                    await asyncio.sleep(wait)
         finally:
             reader.close()
             if not self._ckpt.pending:

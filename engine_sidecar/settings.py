@@ -47,7 +47,11 @@ class BatchSettings(BaseModel):
         "each, before compression)",
     )  # fmt: skip
     max_interval_ms: int = Field(
-        500, ge=10, le=500, description="a batch is flushed at least this often"
+        500,
+        ge=10,
+        le=500,
+        description="a batch not full leaves at the next send tick: every "
+        "this many ms, 30 % past each multiple of it on the wall clock (…:00.150, …:00.650)",
     )
     max_group: int = Field(
         8, ge=1, le=64, description="full batches of a backlog sent together: one checkpoint "

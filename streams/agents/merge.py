@@ -92,6 +92,7 @@ class Merge(PartitionOwner[MergeWork]):
     """The merge agent and its flush timer, over the partials partitions this worker owns."""
 
     name = "merge"
+    flush_phase = 0.85  # after the aggregate agents' partials are committed
 
     def __init__(
         self,

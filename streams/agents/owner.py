@@ -41,6 +41,9 @@ W = TypeVar("W", bound=Work)
 class PartitionOwner(Generic[W]):
     name: str
     """The agent's name; also names its transactional ids (``<app_id>-<name>-<partition>``)."""
+    flush_phase: float = 0.0
+    """When the agent flushes, as a fraction of the flush interval past each multiple of it on
+    the wall clock (:meth:`streams.app.App.every`): after the agents whose output it reads."""
 
     def __init__(self, app: App, settings: WorkerSettings) -> None:
         self.app = app
@@ -53,7 +56,8 @@ class PartitionOwner(Generic[W]):
 
     def register(self, source: faust.TopicT) -> None:
         self.app.agent(source, name=self.name)(self._agent)
-        self.app.every(self.settings.flush_interval_s, f"{self.name}-flush", self.flush)
+        self.app.every(self.settings.flush_interval_s, f"{self.name}-flush", self.flush,
+                       self.flush_phase)  # fmt: skip
         self.app.when_revoked(self._on_revoked)
         self.app.drain_hooks.append(self.flush)
 

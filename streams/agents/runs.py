@@ -63,6 +63,7 @@ class RunsMetrics:
 
 class Runs(TableOwner[RunsState]):
     name = "runs"
+    flush_phase = 0.1  # after the merge agents' rows are committed (at 0.85)
     state_type: ClassVar[type[RunsState]] = RunsState
 
     def __init__(
