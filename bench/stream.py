@@ -15,7 +15,8 @@ All cases in one run, on the same backlog (``--samples`` samples in batches of `
    windows close after the grace period of silence); then ``--scale-out`` workers in one group on
    a backlog of their own (partitions spread, each run merged by one of them);
 4. the worker under live traffic at ``--live-rate`` samples/s for ``--live-seconds``: its CPU,
-   and freshness — per row, the time from the end of its second to the row being in ClickHouse;
+   and freshness — per row, the time from the end of its second to the row being in ClickHouse
+   (the run's last second apart: it closes once the sources have been silent for the idle time);
    then at a low rate over many labels (``--many-labels``), where cells outnumber samples.
 
 CPU is process time (user + system) over wall time: 1.0 is one core busy. Samples per CPU-second
@@ -217,12 +218,15 @@ def live_case(
     wait_for(lambda: run_total(store, run) >= sent, timeout_s=60, interval_s=0.2)
     rows = store.query_sync(
         "SELECT toUnixTimestamp(second), toUnixTimestamp64Milli(inserted_at) FROM metrics_second "
-        "FINAL WHERE run_id = {run:String} AND scope = 'run' AND source = ''",
+        "FINAL WHERE run_id = {run:String} AND scope = 'run' AND source = '' ORDER BY second",
         {"run": run},
     )
     lag = np.array([ins - (s + 1) * 1000 for s, ins in rows], dtype=np.float64) / 1000
-    p50, p99 = np.percentile(lag, 50), np.percentile(lag, 99)
-    note = f"freshness p50 {p50:.2f} s, p99 {p99:.2f} s over {len(rows)} rows"
+    # The last second closes when the sources have been silent for the idle time, not live.
+    p50, p99 = np.percentile(lag[:-1], 50), np.percentile(lag[:-1], 99)
+    every = np.percentile(lag, 99)
+    note = (f"freshness p50 {p50:.2f} s, p99 {p99:.2f} s over {len(rows) - 1} rows; the last "
+            f"second (closed by silence) {lag[-1]:.2f} s; p99 of all {every:.2f} s")  # fmt: skip
     name = f"worker: live {rate:,} samples/s, {labels:,} labels"
     return Case(name, sent, wall, cpu, rss_mb(worker.pid), note)
 

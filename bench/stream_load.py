@@ -13,6 +13,7 @@ import uuid
 import numpy as np
 from aiokafka import AIOKafkaProducer
 
+from engine_sidecar.publisher import next_tick
 from shibuya.dev import kafka_io
 from wire import BatchBuilder, encode_batch, result_key
 
@@ -83,21 +84,42 @@ async def send(
 
 
 async def live(
-    bootstrap: str, topic: str, run: str, rate: int, labels: int, seconds: int, engines: int
+    bootstrap: str,
+    topic: str,
+    run: str,
+    rate: int,
+    labels: int,
+    seconds: int,
+    engines: int,
+    max_batch: int = 10_000,
 ) -> int:
+    """``rate`` samples/s from ``engines`` engines for ``seconds``, as sidecars publish them: an
+    engine's batch leaves when it holds ``max_batch`` samples, or at the send tick (every 500 ms,
+    at the sidecars' phase of the wall clock) with what it holds."""
     rng = np.random.default_rng(2)
-    tick = 0.1
-    per_batch = max(1, int(rate * tick / engines))
-    sent = 0
+    step, tick = 0.05, 0.5  # samples are taken every step; batches leave when full or at a tick
+    per_step = rate * step / engines
+    held, since_ms = [0.0] * engines, [int(time.time() * 1000)] * engines
+    sent, seq = 0, 0
     async with kafka_io.producer(bootstrap) as p:
-        start = time.monotonic()
-        for i in range(int(seconds / tick)):
+
+        async def send(e: int, n: int, now_ms: int) -> None:
+            nonlocal sent, seq  # each batch a sequence number above the last (or it is dropped)
+            value = batch(run, f"e{e}", seq, n, labels, since_ms[e], rng,
+                          spread_ms=max(1, now_ms - since_ms[e]))  # fmt: skip
+            await p.send(topic, value, key=result_key(run, f"e{e}"))
+            sent, seq, held[e], since_ms[e] = sent + n, seq + 1, held[e] - n, now_ms
+
+        start, send_at = time.monotonic(), next_tick(time.time(), tick)
+        for i in range(int(seconds / step)):
             now_ms = int(time.time() * 1000)
+            ticked = time.time() >= send_at
             for e in range(engines):
-                # Samples taken over the last tick, as a sidecar publishes them.
-                value = batch(run, f"e{e}", i, per_batch, labels, now_ms - 100, rng, spread_ms=100)
-                await p.send(topic, value, key=result_key(run, f"e{e}"))
-                sent += per_batch
-            await asyncio.sleep(max(0.0, start + (i + 1) * tick - time.monotonic()))
+                held[e] += per_step
+                while held[e] >= max_batch or (ticked and held[e] >= 1):
+                    await send(e, min(max_batch, int(held[e])), now_ms)
+            if ticked:
+                send_at = next_tick(time.time(), tick)
+            await asyncio.sleep(max(0.0, start + (i + 1) * step - time.monotonic()))
         await p.flush()
     return sent
