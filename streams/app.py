@@ -12,8 +12,11 @@
 * Drain hooks run at shutdown after the fetcher has stopped and before the consumer commits for
   the last time: the agents flush what they hold, so a SIGTERM loses and repeats nothing.
   ``stream_wait_empty`` is off: Faust would otherwise wait for held (unacked) events forever.
+* Timers (:meth:`App.every`) tick at fixed phases of the wall clock, not as Faust's do (started
+  together, drifting against the seconds): each stage flushes a little after the one whose
+  output it reads (``tests/unit/test_flush_timers.py``).
 
-``tests/integration/test_faust_app.py`` pins each of them against the installed Faust and a real
+``tests/integration/test_faust_app.py`` pins the others against the installed Faust and a real
 broker.
 """
 
