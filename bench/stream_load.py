@@ -13,9 +13,9 @@ import uuid
 import numpy as np
 from aiokafka import AIOKafkaProducer
 
-from engine_sidecar.publisher import next_tick
 from shibuya.dev import kafka_io
 from wire import BatchBuilder, encode_batch, result_key
+from wire.ticks import SEND_PHASE, until_tick
 
 
 def batch(
@@ -103,23 +103,24 @@ async def live(
     sent, seq = 0, 0
     async with kafka_io.producer(bootstrap) as p:
 
-        async def send(e: int, n: int, now_ms: int) -> None:
+        async def emit(e: int, n: int, now_ms: int) -> None:
             nonlocal sent, seq  # each batch a sequence number above the last (or it is dropped)
             value = batch(run, f"e{e}", seq, n, labels, since_ms[e], rng,
                           spread_ms=max(1, now_ms - since_ms[e]))  # fmt: skip
             await p.send(topic, value, key=result_key(run, f"e{e}"))
             sent, seq, held[e], since_ms[e] = sent + n, seq + 1, held[e] - n, now_ms
 
-        start, send_at = time.monotonic(), next_tick(time.time(), tick)
+        start = time.monotonic()
+        send_at = time.monotonic() + until_tick(time.time(), tick, SEND_PHASE)
         for i in range(int(seconds / step)):
             now_ms = int(time.time() * 1000)
-            ticked = time.time() >= send_at
+            ticked = time.monotonic() >= send_at
             for e in range(engines):
                 held[e] += per_step
                 while held[e] >= max_batch or (ticked and held[e] >= 1):
-                    await send(e, min(max_batch, int(held[e])), now_ms)
+                    await emit(e, min(max_batch, int(held[e])), now_ms)
             if ticked:
-                send_at = next_tick(time.time(), tick)
+                send_at = time.monotonic() + until_tick(time.time(), tick, SEND_PHASE)
             await asyncio.sleep(max(0.0, start + (i + 1) * step - time.monotonic()))
         await p.flush()
     return sent

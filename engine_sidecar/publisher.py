@@ -2,7 +2,7 @@
 
 :class:`ResultPublisher` is the flusher: it drives a :class:`~engine_sidecar.reader.ResultReader`
 (tail + parse) and, when the batch holds ``max_samples`` samples or at the first send tick after
-its first sample (:func:`next_tick`), writes the batch's range to the checkpoint as pending, sends
+its first sample (:mod:`wire.ticks`), writes the batch's range to the checkpoint as pending, sends
 it, and once the broker acknowledged it, commits the range. On stop it reads to the end of the
 file and flushes once more: the last second of a test is never lost. A send that fails is
 retried with the same sequence, with back-off, until it is acknowledged — in agent mode for as
@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -28,6 +28,7 @@ from engine_sidecar.errors import PublishError
 from engine_sidecar.jtl import ErrorReport
 from engine_sidecar.reader import Position, ResultReader
 from wire import ResultBatch, encode_batch, result_key
+from wire.ticks import SEND_PHASE, until_tick
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +42,6 @@ class BatchSender(Protocol):
     async def send_all(self, topic: str, key: bytes, values: Sequence[bytes]) -> None:
         """Return once the records, sent in order, are all acknowledged; raise ``PublishError``
         otherwise."""
-
-
-#: Where a send tick falls, as a fraction of ``max_interval_ms`` past each multiple of it on the
-#: wall clock (the clock of the samples' seconds): 150 ms after each second and half-second by
-#: default. Every sidecar's samples of a second's first 150 ms (those done by then) leave at
-#: once, and the worker's flushes follow at fixed phases (:mod:`streams.agents.owner`), so a
-#: second's row is final about half a second after the second ends.
-TICK_PHASE: Final = 0.3
-
-
-def next_tick(now_s: float, interval_s: float) -> float:
-    """The wall-clock time of the first send tick after ``now_s``."""
-    return now_s + interval_s - (now_s - TICK_PHASE * interval_s) % interval_s
 
 
 @dataclass(frozen=True)
@@ -159,8 +147,7 @@ class ResultPublisher:
         await self._recover()
         reader, limits = self.reader, self.limits
         interval_s = limits.max_interval_ms / 1000
-        first_sample_at: float | None = None  # monotonic: a bound if the wall clock jumps back
-        send_at: float | None = None  # the batch's tick, on the wall clock
+        send_at: float | None = None  # the batch's tick, found on the wall clock, kept monotonic
         try:
             while True:
                 stopping = stop.is_set()
@@ -168,16 +155,15 @@ class ResultPublisher:
                 if chunk.new_file:
                     await self._flush()  # what we hold belongs to the previous file
                     self._start_file()
-                if reader.samples and first_sample_at is None:
-                    first_sample_at, send_at = time.monotonic(), next_tick(time.time(), interval_s)
+                if reader.samples and send_at is None:
+                    send_at = time.monotonic() + until_tick(time.time(), interval_s, SEND_PHASE)
                 if (
                     reader.samples >= limits.max_samples
-                    or (send_at is not None and time.time() >= send_at)
-                    or time.monotonic() - (first_sample_at or time.monotonic()) >= interval_s
+                    or (send_at is not None and time.monotonic() >= send_at)
                     or (stopping and not chunk.size)
                 ):
                     await self._flush()
-                    first_sample_at = send_at = None
+                    send_at = None
                     await self._drain_held_back(until_empty=stopping and not chunk.size)
                 if not chunk.size:
                     self.metrics.backlog.set(reader.backlog(self._ckpt.offset))
@@ -186,7 +172,7 @@ class ResultPublisher:
                     # Read again at the batch's tick, so that it takes what was written by then.
                     wait = limits.poll_interval_s
                     if send_at is not None:
-                        wait = min(wait, max(0.0, send_at - time.time()))
+                        wait = min(wait, max(0.0, send_at - time.monotonic()))
                     await asyncio.sleep(wait)
         finally:
             reader.close()

@@ -31,6 +31,8 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from wire.ticks import until_tick
+
 log = logging.getLogger(__name__)
 
 FETCH_MAX_WAIT_MS = 100
@@ -107,9 +109,3 @@ def _receiver(hook: PartitionsHook) -> Callable[..., Awaitable[None]]:
         await hook(partitions)
 
     return receive
-
-
-def until_tick(now_s: float, interval_s: float, phase: float) -> float:
-    """Seconds from ``now_s`` to the next tick at ``phase`` × ``interval_s`` past a multiple of
-    ``interval_s`` (a whole interval when one is due right now)."""
-    return interval_s - (now_s - phase * interval_s) % interval_s

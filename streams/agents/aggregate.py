@@ -88,7 +88,7 @@ class Aggregate(PartitionOwner[PartitionWork]):
     """The aggregate agent and its flush timer, over the results partitions this worker owns."""
 
     name = "aggregate"
-    flush_phase = 0.6  # after the sidecars' send tick (engine_sidecar.publisher.TICK_PHASE)
+    flush_phase = 0.6  # after the sidecars' send tick (wire.ticks.SEND_PHASE)
 
     def __init__(
         self, app: App, settings: WorkerSettings, topics: FaustTopics, metrics: AggregateMetrics

@@ -7,17 +7,21 @@ import itertools
 
 import pytest
 
-from engine_sidecar.publisher import TICK_PHASE, next_tick
 from streams.agents.aggregate import Aggregate
 from streams.agents.merge import Merge
 from streams.agents.runs import Runs
-from streams.app import until_tick
+from wire.ticks import SEND_PHASE, until_tick
+
+
+def next_tick(now_s: float, interval_s: float) -> float:
+    """When a sidecar whose interval is ``interval_s`` next sends, on the wall clock."""
+    return now_s + until_tick(now_s, interval_s, SEND_PHASE)
 
 
 def test_a_sidecar_sends_at_its_tick_past_each_multiple_of_its_interval() -> None:
-    assert next_tick(100.0, 0.5) == pytest.approx(100.0 + TICK_PHASE * 0.5)
-    assert next_tick(100.0 + TICK_PHASE * 0.5, 0.5) == pytest.approx(100.5 + TICK_PHASE * 0.5)
-    assert next_tick(100.4, 0.5) == pytest.approx(100.5 + TICK_PHASE * 0.5)
+    assert next_tick(100.0, 0.5) == pytest.approx(100.0 + SEND_PHASE * 0.5)
+    assert next_tick(100.0 + SEND_PHASE * 0.5, 0.5) == pytest.approx(100.5 + SEND_PHASE * 0.5)
+    assert next_tick(100.4, 0.5) == pytest.approx(100.5 + SEND_PHASE * 0.5)
 
 
 def test_a_tick_falls_at_its_phase_past_each_multiple_of_the_interval() -> None:
@@ -30,7 +34,7 @@ def test_a_tick_falls_at_its_phase_past_each_multiple_of_the_interval() -> None:
 def test_each_stage_flushes_after_the_stage_it_reads() -> None:
     """The sidecars send at their tick; the aggregate agents flush a while after it, the merge
     agents after them, the runs agents after those (in the next interval: the phases wrap)."""
-    stages = [TICK_PHASE, Aggregate.flush_phase, Merge.flush_phase, Runs.flush_phase]
+    stages = [SEND_PHASE, Aggregate.flush_phase, Merge.flush_phase, Runs.flush_phase]
     gaps = [(b - a) % 1 for a, b in itertools.pairwise(stages)]
     assert all(0.2 <= gap <= 0.5 for gap in gaps), gaps
     assert sum(gaps) < 1  # all within one interval of the sidecars' tick
