@@ -1,10 +1,11 @@
 """Aggregation benchmark: per-second cells from decoded result batches, ns per sample.
 
-    .venv/bin/python bench/aggregate.py [--batches 200] [--per-batch 2000] [--labels 20]
+    .venv/bin/python bench/aggregate.py [--batches 200] [--per-batch 10000] [--labels 20]
 
 Baseline: the same aggregation (count, failures, codes, bytes, elapsed min/max/sum, threads,
 three histograms) written as a plain Python loop over samples, measured in the same run. The
-aggregator is drained every ``--drain-every`` batches, as a worker flushes its partials.
+aggregator is drained to columns every ``--drain-every`` batches, as a worker flushes its
+partials; batches are the sidecar's default size.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from engine_sidecar.settings import BatchSettings
 from streams import histogram
 from streams.aggregate import Aggregator
 from wire import BatchBuilder, ResultBatch
@@ -86,7 +88,7 @@ def python_loop(batches: list[ResultBatch]) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--batches", type=int, default=200)
-    ap.add_argument("--per-batch", type=int, default=2000)
+    ap.add_argument("--per-batch", type=int, default=BatchSettings().max_samples)
     ap.add_argument("--labels", type=int, default=20)
     ap.add_argument("--drain-every", type=int, default=4, help="batches between drains")
     args = ap.parse_args()
@@ -101,8 +103,8 @@ def main() -> None:
     for i, b in enumerate(batches):
         agg.add(b)
         if i % args.drain_every == args.drain_every - 1:  # a worker flushes once a second
-            cells += len(agg.drain())
-    cells += len(agg.drain())
+            cells += sum(map(len, agg.drain_columns().values()))
+    cells += sum(map(len, agg.drain_columns().values()))
     ours = (time.perf_counter() - t) / n * 1e9
     table = Table(
         title=f"{n:,} samples, {args.per_batch:,} per batch, {args.labels} labels, "

@@ -128,19 +128,19 @@ class Aggregator:
         np.minimum.at(self._min, row, elapsed)
         np.maximum.at(self._max, row, elapsed)
         np.maximum.at(self._threads, row, batch.all_threads.astype(np.int64))
-        np.add.at(self._code_counts, (row, code_ids[batch.code_idx]), _ONE)
-        np.add.at(self._message_counts, (row[failed], message_ids), _ONE)
+        # Two-dimensional counts through a flat view: numpy's fast path takes one index array
+        # (a tuple of two cost 5 times as much).
+        codes, messages = self._code_counts, self._message_counts
+        np.add.at(_flat(codes), row * codes.shape[1] + code_ids[batch.code_idx], _ONE)
+        np.add.at(_flat(messages), row[failed] * messages.shape[1] + message_ids, _ONE)
         # Histogram entries as keys (row, histogram, bucket), counted at drain: dense per-row
         # histograms cost 29 KB per cell, which a backlog (every batch a new second) pays per batch.
+        # Kept as they come and joined once, at drain.
         base = row * columns.SLOTS
-        self._hist_keys.append(
-            np.concatenate(
-                [
-                    base + histogram.buckets(batch.elapsed_ms),
-                    base + (N_BUCKETS + histogram.buckets(batch.latency_ms)),
-                    base + (2 * N_BUCKETS + histogram.buckets(batch.connect_ms)),
-                ]
-            )
+        self._hist_keys += (
+            base + histogram.buckets(batch.elapsed_ms),
+            base + (N_BUCKETS + histogram.buckets(batch.latency_ms)),
+            base + (2 * N_BUCKETS + histogram.buckets(batch.connect_ms)),
         )
 
     def _code_id(self, code: str) -> int:
@@ -245,6 +245,11 @@ class Aggregator:
         self._code_counts[:used] = 0
         self._message_counts[:used] = 0
         self._message_ids = {}  # a drain's names: the admitted ones are kept per label and run
+
+
+def _flat(counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """A one-dimensional view of ``counts`` (which is contiguous: never a copy)."""
+    return np.reshape(counts, -1, copy=False)
 
 
 def _taller(counts: npt.NDArray[np.int64], extra: int) -> npt.NDArray[np.int64]:
