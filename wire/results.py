@@ -16,7 +16,7 @@ Strings (labels, response codes, failure messages) are dictionary-encoded: the h
 distinct values of the batch, the column holds their indexes. Timestamps are offsets from the
 header's ``ts_base_ms``. Decoding is ``numpy.frombuffer`` on slices of the message — no copy,
 no per-sample Python work (docs/wire-format.md has the measurements behind this choice).
-Compression is left to the Kafka producer (lz4), which the broker keeps as it is.
+Compression is left to the Kafka producer (zstd by default), which the broker keeps as it is.
 """
 
 from __future__ import annotations
