@@ -222,11 +222,11 @@ def live_case(
         {"run": run},
     )
     lag = np.array([ins - (s + 1) * 1000 for s, ins in rows], dtype=np.float64) / 1000
-    # The last second closes when the sources have been silent for the idle time, not live.
+    # The last second closes when the engines' last batches say they stopped, not live.
     p50, p99 = np.percentile(lag[:-1], 50), np.percentile(lag[:-1], 99)
     every = np.percentile(lag, 99)
     note = (f"freshness p50 {p50:.2f} s, p99 {p99:.2f} s over {len(rows) - 1} rows; the last "
-            f"second (closed by silence) {lag[-1]:.2f} s; p99 of all {every:.2f} s")  # fmt: skip
+            f"second {lag[-1]:.2f} s; p99 of all {every:.2f} s")  # fmt: skip
     name = f"worker: live {rate:,} samples/s, {labels:,} labels"
     return Case(name, sent, wall, cpu, rss_mb(worker.pid), note)
 

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from dataclasses import replace
 
 import numpy as np
 from aiokafka import AIOKafkaProducer
@@ -95,7 +96,8 @@ async def live(
 ) -> int:
     """``rate`` samples/s from ``engines`` engines for ``seconds``, as sidecars publish them: an
     engine's batch leaves when it holds ``max_batch`` samples, or at the send tick (every 500 ms,
-    at the sidecars' phase of the wall clock) with what it holds."""
+    at the sidecars' phase of the wall clock) with what it holds; at the end, what it holds and
+    its last batch (empty, marked ``last``)."""
     rng = np.random.default_rng(2)
     step, tick = 0.05, 0.5  # samples are taken every step; batches leave when full or at a tick
     per_step = rate * step / engines
@@ -122,5 +124,13 @@ async def live(
             if ticked:
                 send_at = time.monotonic() + until_tick(time.time(), tick, SEND_PHASE)
             await asyncio.sleep(max(0.0, start + (i + 1) * step - time.monotonic()))
+        for e in range(engines):  # the engines stop: their rest, then their last batch (empty)
+            if held[e] >= 1:
+                await emit(e, int(held[e]), int(time.time() * 1000))
+            last = BatchBuilder().build(run_id=run, plan_id="plan", engine_id=f"e{e}", seq=seq)
+            await p.send(
+                topic, encode_batch(replace(last, last=True)), key=result_key(run, f"e{e}")
+            )
+            seq += 1
         await p.flush()
     return sent

@@ -24,6 +24,8 @@ class Pending:
     start_line: int
     end_offset: int
     end_line: int
+    last: bool = False
+    """The engine's last batch (empty): re-sent marked so, the same bytes."""
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,7 @@ class ResultPublisher:
                 if not chunk.size:
                     self.metrics.backlog.set(reader.backlog(self._ckpt.offset))
                     if stopping:
+                        await self._send_last()
                         return
                     # Read again at the batch's tick, so that it takes what was written by then.
                     wait = limits.poll_interval_s
@@ -217,11 +218,24 @@ class ResultPublisher:
                 break  # a batch not yet full waits for its time; a new file for the main loop
         if not group:
             return
-        self._ckpt = replace(c, pending=tuple(p for p, _ in group))
+        await self._publish(group)
+        self.threads = int(group[-1][1].all_threads[-1])
+
+    async def _send_last(self) -> None:
+        """After the last sample: an empty batch marked ``last``, sequenced and checkpointed as
+        the others, so the stream closes this engine's seconds without waiting for its silence."""
+        c, ident = self._ckpt, self.identity
+        empty = self.reader.take(run_id=ident.run_id, plan_id=ident.plan_id,
+                                 engine_id=ident.engine_id, seq=c.next_seq)  # fmt: skip
+        at = Pending(c.next_seq, c.offset, c.line_no, c.offset, c.line_no, last=True)
+        await self._publish([(at, replace(empty, last=True))])
+
+    async def _publish(self, group: list[tuple[Pending, ResultBatch]]) -> None:
+        """Pending in the checkpoint, sent, acknowledged, committed."""
+        self._ckpt = replace(self._ckpt, pending=tuple(p for p, _ in group))
         self._ckpt.save(self.checkpoint_path)
         await self._send([encode_batch(batch) for _, batch in group])
         self._commit(group)
-        self.threads = int(group[-1][1].all_threads[-1])
 
     async def _send(self, values: list[bytes]) -> None:
         """Send until acknowledged; once stopping, give up after ``give_up_s`` (if set).
@@ -281,7 +295,7 @@ class ResultPublisher:
         ]  # fmt: skip
         if group:
             seqs = f"{group[0][0].seq}-{group[-1][0].seq}"
-            resent = [(p, batch) for p, batch in group if batch is not None]
+            resent = [(p, replace(batch, last=p.last)) for p, batch in group if batch is not None]
             if len(resent) == len(group):
                 log.info("re-sending batches %s (%d samples) that were in flight", seqs,
                          sum(len(batch) for _, batch in resent))  # fmt: skip

@@ -98,6 +98,13 @@ class Columns:
     def __len__(self) -> int:
         return len(self.keys)
 
+    @classmethod
+    def none(cls) -> Columns:
+        """No cells."""
+        empty, table = np.zeros(0, np.int64), np.zeros((0, 0), np.int64)
+        return cls([], np.zeros((0, 5), np.int64), empty, empty, empty, Named([], table),
+                   Named([], table), empty, empty, empty)  # fmt: skip
+
     @property
     def samples(self) -> int:
         return int(self.sums[:, 0].sum())

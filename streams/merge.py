@@ -6,10 +6,11 @@ The aggregate agent of each results partition (a *source*) sends, once per flush
 :class:`Partial` per run to ``partials.v1`` (keyed by run, so exactly one worker — the run's
 owner — merges a run). The owner keeps the run's open windows (seconds of sample time) in memory
 and closes them by event time: window ``s`` closes once every source of the run has shown a
-sample newer than ``s + grace_s`` — a source that stopped sending (its engines finished, or its
-worker is catching up) counts after ``idle_s`` of silence no longer, and a run with no active
-source closes all its windows. Per-source watermarks keep a backlog from making good samples late
-when one partition is drained ahead of another.
+sample newer than ``s + grace_s`` — a source whose engines have all sent their last batch (the
+sidecar's when it stops: :attr:`Partial.done`) counts no longer at once, a source that stopped
+sending otherwise (an engine lost, or its worker catching up) after ``idle_s`` of silence, and a
+run with no active source closes all its windows. Per-source watermarks keep a backlog from
+making good samples late when one partition is drained ahead of another.
 
 What survives a crash is :class:`RunCursor`, committed atomically with the rows it covers
 (:mod:`streams.ledger`): the last closed second and the partials offset the rows reflect. A
@@ -64,6 +65,10 @@ class Partial(msgspec.Struct, frozen=True, kw_only=True, tag="partial", tag_fiel
     message_names: list[str] = []
     messages: bytes = b""
     """(n, len(message_names)): failed samples per failure message."""
+    done: bool = False
+    """Every engine of the run on this source has sent its last batch: the source has nothing
+    more to send, and the run's windows need not wait for its silence (on the last partial of
+    the flush; with no cells, when the last batches brought none)."""
 
 
 _I64 = np.dtype("<i8")
@@ -79,7 +84,9 @@ def encode(message: Partial) -> bytes:
     return _encoder.encode(message)
 
 
-def to_partial(run_id: str, cells: Columns, source: str, upto_offset: int) -> Partial:
+def to_partial(
+    run_id: str, cells: Columns, source: str, upto_offset: int, *, done: bool = False
+) -> Partial:
     plans: dict[str, int] = {}
     labels: dict[str, int] = {}
     plan_idx = [plans.setdefault(plan or "", len(plans)) for plan, _, _ in cells.keys]
@@ -108,6 +115,7 @@ def to_partial(run_id: str, cells: Columns, source: str, upto_offset: int) -> Pa
         hist_cells=raw(cells.hist_cells),
         hist_slots=raw(cells.hist_slots),
         hist_counts=raw(cells.hist_counts),
+        done=done,
     )
 
 
@@ -117,22 +125,27 @@ def to_partial(run_id: str, cells: Columns, source: str, upto_offset: int) -> Pa
 MAX_ENTRIES: Final = 10_000
 
 
-def partials_of(drained: dict[str, Columns], source: str, upto_offset: int) -> list[Partial]:
+def partials_of(
+    drained: dict[str, Columns], source: str, upto_offset: int, done: set[str] | None = None
+) -> list[Partial]:
     """The :class:`Partial` messages of the drained cells: per run, in chunks of whole cells
-    with at most :data:`MAX_ENTRIES` histogram entries each (a cell has at most 3,603)."""
+    with at most :data:`MAX_ENTRIES` histogram entries each (a cell has at most 3,603). The last
+    of each run in ``done`` says so; a run in ``done`` without cells gets one without cells."""
+    done = done or set()
     out = []
     for run_id, cells in drained.items():
         per_cell = np.bincount(cells.hist_cells, minlength=len(cells))
-        if per_cell.sum() <= MAX_ENTRIES:
-            out.append(to_partial(run_id, cells, source, upto_offset))
-            continue
         start, total = 0, 0
-        for i, entries in enumerate(per_cell.tolist()):
-            if total + entries > MAX_ENTRIES and i > start:
-                out.append(to_partial(run_id, cut(cells, start, i), source, upto_offset))
-                start, total = i, 0
-            total += entries
-        out.append(to_partial(run_id, cut(cells, start, len(cells)), source, upto_offset))
+        if per_cell.sum() > MAX_ENTRIES:
+            for i, entries in enumerate(per_cell.tolist()):
+                if total + entries > MAX_ENTRIES and i > start:
+                    out.append(to_partial(run_id, cut(cells, start, i), source, upto_offset))
+                    start, total = i, 0
+                total += entries
+        rest = cells if start == 0 else cut(cells, start, len(cells))
+        out.append(to_partial(run_id, rest, source, upto_offset, done=run_id in done))
+    for run_id in sorted(done - drained.keys()):
+        out.append(to_partial(run_id, Columns.none(), source, upto_offset, done=True))
     return out
 
 
@@ -239,6 +252,8 @@ class _Source:
     max_s: int
     heard: float
     """When its last partial was applied (monotonic seconds)."""
+    done: bool = False
+    """Its engines have sent their last batches: no longer awaited (:attr:`Partial.done`)."""
 
 
 class RunWindows:
@@ -282,6 +297,10 @@ class RunWindows:
         out = Closed()
         cells, seconds = received.cells, received.seconds
         if not len(cells):
+            mark = self._sources.get(received.partial.source)
+            if mark is not None and received.partial.done:  # its engines' last batches, empty
+                mark.done, mark.heard = True, now
+                out.rows = self.tick(now)
             return out
         ids = np.array([self._pair_id(k) for k in received.pair_keys], np.int64)[received.pairs]
         late: list[tuple[int, list[tuple[Columns, Ints]]]] = []
@@ -309,6 +328,7 @@ class RunWindows:
         if mark is None:
             mark = self._sources[received.partial.source] = _Source(max_s=newest, heard=now)
         mark.max_s, mark.heard = max(mark.max_s, newest), now
+        mark.done = received.partial.done
         out.rows = self.tick(now)
         return out
 
@@ -324,7 +344,9 @@ class RunWindows:
         and that have been open for the grace period (so every source's flush can reach them)."""
         if not self._open:
             return []
-        active = [m.max_s for m in self._sources.values() if now - m.heard < self.idle_s]
+        active = [
+            m.max_s for m in self._sources.values() if not m.done and now - m.heard < self.idle_s
+        ]
         through = min(active) - self.grace_s if active else max(self._open)
         closing: list[tuple[int, list[tuple[Columns, Ints]]]] = []
         for second in sorted(self._open):

@@ -70,7 +70,7 @@ UInt16Array = npt.NDArray[np.uint16]
 UInt8Array = npt.NDArray[np.uint8]
 
 
-class _Header(msgspec.Struct, forbid_unknown_fields=False):
+class _Header(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
     run: str
     plan: str
     engine: str
@@ -79,6 +79,7 @@ class _Header(msgspec.Struct, forbid_unknown_fields=False):
     labels: list[str]
     codes: list[str]
     messages: list[str]
+    last: bool = False
 
 
 _header_encoder = msgspec.json.Encoder()
@@ -90,7 +91,9 @@ class ResultBatch:
     """Samples of one engine in one run, as columns.
 
     ``(engine_id, seq)`` identifies the batch: a sidecar numbers its batches 0, 1, 2 … and keeps
-    counting across restarts, so consumers drop redeliveries by that pair.
+    counting across restarts, so consumers drop redeliveries by that pair. ``last``: the engine
+    has finished, no batch of its run follows (a sidecar sends it empty, after the last sample;
+    the stream then closes the engine's seconds without waiting for its silence).
     """
 
     run_id: str
@@ -113,6 +116,7 @@ class ResultBatch:
     code_idx: UInt16Array
     message_idx: UInt16Array
     success: UInt8Array
+    last: bool = False
 
     def __len__(self) -> int:
         return int(self.ts_off_ms.shape[0])
@@ -140,6 +144,7 @@ def encode_batch(batch: ResultBatch) -> bytes:
             labels=list(batch.labels),
             codes=list(batch.codes),
             messages=list(batch.messages),
+            last=batch.last,
         )
     )
     header += b" " * (-len(header) % 8)
@@ -199,6 +204,7 @@ def decode_batch(data: bytes) -> ResultBatch:
         codes=tuple(header.codes),
         messages=tuple(header.messages),
         **cols,  # type: ignore[arg-type]
+        last=header.last,
     )
 
 
@@ -336,7 +342,7 @@ class BatchBuilder:
         self._reset()
         return ResultBatch(run_id=run_id, plan_id=plan_id, engine_id=engine_id, seq=seq,
                            ts_base_ms=base, labels=labels, codes=codes, messages=messages,
-                           **arrays)  # fmt: skip
+                           **arrays)  # type: ignore[arg-type]  # fmt: skip
 
 
 Strings = Sequence[str] | tuple[Sequence[str], ArrayLike]

@@ -36,6 +36,8 @@ class EngineMark(msgspec.Struct, array_like=True):
     seq: int
     samples: int
     seen_ms: int
+    last: bool = False
+    """Its last batch of the run is applied (the sidecar has stopped)."""
 
 
 class PartitionState(msgspec.Struct, kw_only=True):
@@ -82,6 +84,8 @@ class PartitionWork:
     held: list[EventT[bytes]] = field(default_factory=list)
     seen: int = -1
     """The last offset taken in (applied, duplicate or malformed)."""
+    ended: set[str] = field(default_factory=set)
+    """Runs of which an engine's last batch was applied since the previous flush."""
 
 
 class Aggregate(PartitionOwner[PartitionWork]):
@@ -145,7 +149,9 @@ class Aggregate(PartitionOwner[PartitionWork]):
         work.aggregator.add(batch)
         now_ms = int(time.time() * 1000)
         samples = len(batch) + (mark.samples if mark else 0)
-        work.state.engines[key] = EngineMark(seq=batch.seq, samples=samples, seen_ms=now_ms)
+        work.state.engines[key] = EngineMark(batch.seq, samples, now_ms, last=batch.last)
+        if batch.last:
+            work.ended.add(batch.run_id)
         self.metrics.samples.inc(len(batch))
         return Outcome.APPLIED
 
@@ -158,13 +164,14 @@ class Aggregate(PartitionOwner[PartitionWork]):
         # Swap out synchronously: the agent goes on adding to a fresh aggregator meanwhile.
         cells = work.aggregator.drain_columns()
         held, work.held = work.held, []
+        done, work.ended = finished_runs(work.state.engines, work.ended), set()
         upto = work.seen
         self._expire_engines(work.state)
         state = msgspec.structs.replace(work.state, offset=upto, engines=dict(work.state.engines))
         source = f"{work.tp.topic}/{work.tp.partition}"
         records = [
             Record(self.topics.partials.get_topic_name(), run_key(p.run_id), encode(p))
-            for p in partials_of(cells, source, upto)
+            for p in partials_of(cells, source, upto, done)
         ]
         await work.ledger.commit(records, _state_encoder.encode(state))
         work.state.offset = upto
@@ -178,6 +185,16 @@ class Aggregate(PartitionOwner[PartitionWork]):
         cutoff = int(time.time() * 1000) - self.settings.engine_ttl_s * 1000
         for key in [k for k, m in state.engines.items() if m.seen_ms < cutoff]:
             del state.engines[key]
+
+
+def finished_runs(engines: dict[str, EngineMark], runs: set[str]) -> set[str]:
+    """Those of ``runs`` whose every engine on this partition has sent its last batch."""
+    done = set(runs)
+    if done:
+        for key, mark in engines.items():
+            if not mark.last:
+                done.discard(key.partition("/")[0])
+    return done
 
 
 def register(

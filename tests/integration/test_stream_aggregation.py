@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ from tests.support.stream import (
     wait_for_total,
 )
 from tests.support.waiting import wait_until
-from wire import Topic, topic_name
+from wire import BatchBuilder, Topic, encode_batch, result_key, topic_name
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 4
@@ -101,6 +102,30 @@ def test_rows_in_clickhouse_are_exact(
     assert lag
     assert sum(lag) == 0
     assert workers.stop(), "a worker did not stop gracefully"
+
+
+def test_a_run_s_seconds_close_once_each_engine_has_sent_its_last_batch(
+    kafka_bootstrap: str, unique: str, workers: Workers, clickhouse: Store
+) -> None:
+    """Every engine's last batch (empty, marked ``last``: what a sidecar sends as it stops)
+    closes the run's seconds at once. The grace period here is two minutes: without the marks,
+    the last seconds would wait that long and the sources' silence before closing."""
+    results = topic_name(Topic.RESULTS, unique)
+    workers.start(WINDOW_GRACE_S="120")
+    asyncio.run(kafka_io.wait_for_topics(kafka_bootstrap, [results], timeout_s=60))
+    run = generate(f"run-{unique}", seconds=4)
+    lasts = [
+        (result_key(run.run_id, engine), encode_batch(replace(
+            BatchBuilder().build(run_id=run.run_id, plan_id="plan-a", engine_id=engine, seq=4),
+            last=True,
+        )))
+        for engine in ("e0", "e1", "e2", "e3")
+    ]  # fmt: skip
+    with running_sink(clickhouse, kafka_bootstrap, topic_prefix=unique):
+        send(kafka_bootstrap, results, run.messages + lasts)
+        total = wait_for_total(clickhouse, run.run_id, run.expected.total, timeout_s=60)
+        assert total == run.expected.total, workers.logs()
+        assert label_cells(clickhouse, run.run_id) == expected_cells(run.expected)
 
 
 @pytest.mark.parametrize("takeover", ["restart", "survivor"])

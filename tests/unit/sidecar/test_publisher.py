@@ -102,13 +102,14 @@ def test_a_pending_batch_is_resent_with_the_same_sequence_and_records(tmp_path: 
     assert [(x.seq, x.ts_ms.tolist()) for x in sender.batches] == [
         (5, [4, 5, 6, 7]),
         (6, [8, 9, 10]),
+        (7, []),  # the last
     ]
     done = Checkpoint.load(tmp_path / "ckpt.json")
     assert done is not None
     assert (done.offset, done.line_no, done.next_seq, done.pending) == (
         len(jtl.read_bytes()),
         12,
-        7,
+        8,
         (),
     )
 
@@ -128,7 +129,10 @@ def test_resume_after_a_clean_stop_publishes_only_what_is_new(tmp_path: Path) ->
     asyncio.run(_running(_publisher(tmp_path, second), nothing))
     assert first.timestamps() == [1, 2]
     assert second.timestamps() == [3, 4]
-    assert [b.seq for b in first.batches + second.batches] == [0, 1]
+    # Each stop ends with an empty batch marked last; the next start goes on after it.
+    assert [(b.seq, b.last) for b in first.batches + second.batches] == [
+        (0, False), (1, True), (2, False), (3, True),
+    ]  # fmt: skip
 
 
 def test_rotation_and_truncation_lose_nothing(tmp_path: Path) -> None:
@@ -160,7 +164,7 @@ def test_a_failed_send_is_retried_with_the_same_bytes(tmp_path: Path) -> None:
         pass
 
     asyncio.run(_running(publisher, nothing))
-    assert sender.attempts == 3
+    assert sender.attempts == 4  # two refused, the batch, the last
     assert sender.timestamps() == [1, 2, 3]
     assert publisher.metrics.retries._value.get() == 2
 
@@ -182,7 +186,10 @@ def test_batches_are_cut_by_size_and_time_and_flushed_on_stop(tmp_path: Path) ->
         list(range(10, 20)),
         list(range(20, 25)),
         [25],
+        [],
     ]
+    # Only the last is marked so, and it comes after every sample.
+    assert [b.last for b in sender.batches] == [False] * 4 + [True]
     done = Checkpoint.load(tmp_path / "ckpt.json")
     assert done is not None
     assert done.offset == len(HEADER + rows(*range(26)))  # the partial line is not consumed
@@ -206,7 +213,7 @@ def test_on_stop_an_absent_broker_is_waited_for_a_while_then_the_batch_kept(
     later = FakeSender()
     asyncio.run(_publisher(tmp_path, later).run(stop))
     assert later.timestamps() == [1, 2]
-    assert [b.seq for b in later.batches] == [0]
+    assert [(b.seq, b.last) for b in later.batches] == [(0, False), (1, True)]
 
 
 class WriteAheadSender(FakeSender):
@@ -230,12 +237,13 @@ def test_a_backlog_goes_in_groups_each_written_ahead_once(tmp_path: Path) -> Non
     stop.set()
     publisher = _publisher(tmp_path, sender, max_samples=10, max_group=3)
     asyncio.run(publisher.run(stop))
-    assert sender.groups == [3, 3, 1]  # 7 batches of 10: three checkpoint writes, not seven
-    assert [b.seq for b in sender.batches] == list(range(7))
+    # 7 batches of 10: three checkpoint writes, not seven; then the last, empty, on its own.
+    assert sender.groups == [3, 3, 1, 1]
+    assert [b.seq for b in sender.batches] == list(range(8))
     assert sender.timestamps() == list(range(70))
     done = Checkpoint.load(tmp_path / "ckpt.json")
     assert done is not None
-    assert (done.next_seq, done.pending, done.line_no) == (7, (), 72)
+    assert (done.next_seq, done.pending, done.line_no) == (8, (), 72)
 
 
 def test_pending_batches_are_resent_in_order_as_they_were(tmp_path: Path) -> None:
@@ -255,6 +263,7 @@ def test_pending_batches_are_resent_in_order_as_they_were(tmp_path: Path) -> Non
         (2, [3, 4, 5]),
         (3, [6, 7, 8]),
         (4, [9, 10]),
+        (5, []),
     ]
     assert sender.groups[0] == 2  # the re-sent ones together, before anything new
 
@@ -268,3 +277,35 @@ def test_a_checkpoint_of_one_batch_at_a_time_still_loads(tmp_path: Path) -> None
     loaded = Checkpoint.load(tmp_path / "ckpt.json")
     assert loaded is not None
     assert loaded.pending == (Pending(4, 10, 3, 20, 5),)
+
+
+class RefusesTheLast(FakeSender):
+    """Takes the batches with samples; the broker goes away before the last one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused: list[bytes] = []
+
+    async def send_all(self, topic: str, key: bytes, values: Sequence[bytes]) -> None:
+        if decode_batch(values[-1]).last:
+            self.refused = list(values)
+            raise PublishError("broker away")
+        await super().send_all(topic, key, values)
+
+
+def test_a_last_batch_in_flight_is_resent_the_same_bytes(tmp_path: Path) -> None:
+    (tmp_path / "r.jtl").write_bytes(HEADER + rows(1, 2))
+    first = RefusesTheLast()
+    publisher = _publisher(tmp_path, first)
+    publisher.limits = Limits(poll_interval_s=0.01, give_up_s=0.2)
+    stop = asyncio.Event()
+    stop.set()
+    with pytest.raises(PublishError):
+        asyncio.run(publisher.run(stop))
+    kept = Checkpoint.load(tmp_path / "ckpt.json")
+    assert kept is not None
+    assert [(p.seq, p.last) for p in kept.pending] == [(1, True)]
+    later = FakeSender()
+    asyncio.run(_publisher(tmp_path, later).run(stop))
+    assert later.sent[0] == first.refused[0]  # re-sent as it was: the consumer's dedupe holds
+    assert [(b.seq, b.last, len(b)) for b in later.batches] == [(1, True, 0), (2, True, 0)]

@@ -227,3 +227,17 @@ def test_histogram_entries_count_the_same_dense_or_sparse(cells: int, entries: i
             [k % columns.SLOTS for k in order],
             [expected[k] for k in order],
         ]
+
+
+def test_a_run_is_finished_on_a_partition_once_each_of_its_engines_there_sent_its_last() -> None:
+    from streams.agents.aggregate import EngineMark, finished_runs
+
+    engines = {
+        "r1/e1": EngineMark(3, 10, 0, last=True),
+        "r1/e2": EngineMark(1, 5, 0),
+        "r2/e1": EngineMark(0, 0, 0, last=True),
+    }
+    assert finished_runs(engines, {"r1", "r2"}) == {"r2"}
+    engines["r1/e2"] = EngineMark(2, 5, 0, last=True)
+    assert finished_runs(engines, {"r1"}) == {"r1"}
+    assert finished_runs(engines, set()) == set()

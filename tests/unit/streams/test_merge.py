@@ -131,9 +131,43 @@ def test_a_big_flush_travels_in_chunks_that_add_up_to_the_same_rows(
     whole = RunWindows("r", GRACE, IDLE)
     whole.apply(decode(encode(partials_of(drained, "A", 0)[0])), 0, "P/0", now=0.0)
     monkeypatch.setattr(merge, "MAX_ENTRIES", 100)
-    chunks = partials_of(drained, "A", 0)
+    chunks = partials_of(drained, "A", 0, done={"r"})
     assert len(chunks) > 4
+    assert [c.done for c in chunks] == [False] * (len(chunks) - 1) + [True]  # the last says so
     chunked = RunWindows("r", GRACE, IDLE)
+    rows = []
     for offset, chunk in enumerate(chunks):
-        chunked.apply(decode(encode(chunk)), offset, "P/0", now=0.0)
-    assert chunked.tick(now=100.0) == whole.tick(now=100.0)
+        rows += chunked.apply(decode(encode(chunk)), offset, "P/0", now=0.0).rows
+    assert chunked.open_seconds == []  # closed by the last chunk, its source done
+    assert rows == whole.tick(now=100.0)
+
+
+def _stopped(source: str) -> Received:
+    """The partial of a flush that applied only its engines' last batches (empty)."""
+    (partial,) = partials_of({}, source, upto_offset=0, done={"r"})
+    return decode(encode(partial))
+
+
+def test_a_source_whose_engines_have_all_stopped_is_not_waited_for() -> None:
+    w = RunWindows("r", GRACE, IDLE)
+    w.apply(_partial("A", [0, 1, 2]), 0, "P/0", now=0.0)
+    w.apply(_partial("B", [0, 1, 2]), 1, "P/0", now=0.0)
+    assert w.tick(now=0.5) == []  # open for less than the grace period
+    assert w.apply(_stopped("A"), 2, "P/0", now=0.6).rows == []  # B still counts
+    # B's engines stop too: every window closes at once, without the grace or the silence.
+    assert _seconds(w.apply(_stopped("B"), 3, "P/0", now=0.7).rows) == [0, 1, 2]
+    assert (w.open_seconds, w.closed_s) == ([], T0 + 2)
+
+
+def test_a_stopped_source_that_sends_again_is_waited_for_again() -> None:
+    w = RunWindows("r", GRACE, IDLE)
+    w.apply(_partial("A", [0]), 0, "P/0", now=0.0)
+    w.apply(_partial("B", [0]), 1, "P/0", now=0.0)
+    w.apply(_stopped("B"), 2, "P/0", now=0.1)
+    w.apply(_partial("B", [1]), 3, "P/0", now=0.2)  # a sidecar restarted for the run
+    assert _seconds(w.apply(_stopped("A"), 4, "P/0", now=0.3).rows) == []  # B counts: at 1
+    assert _seconds(w.apply(_stopped("B"), 5, "P/0", now=0.4).rows) == [0, 1]
+    # A source never heard for the run has nothing to stop.
+    lone = RunWindows("r", GRACE, IDLE)
+    lone.apply(_partial("A", [0]), 0, "P/0", now=0.0)
+    assert lone.apply(_stopped("B"), 1, "P/0", now=0.1).rows == []

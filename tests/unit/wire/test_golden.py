@@ -115,6 +115,20 @@ def test_empty_batch_round_trips() -> None:
     assert len(decode_batch(encode_batch(empty))) == 0
 
 
+def test_an_engine_s_last_batch_says_so_and_a_frame_without_the_flag_is_not_last() -> None:
+    """``last`` came later within version 1: frames without it (the golden one, older sidecars)
+    are not last, and a batch that is not last is encoded as before, byte for byte."""
+    from dataclasses import replace
+
+    from wire import BatchBuilder
+
+    assert decode_batch((GOLDEN_DIR / "result_batch_v1.bin").read_bytes()).last is False
+    empty = BatchBuilder().build(run_id="r", plan_id="p", engine_id="e", seq=4)
+    assert b'"last"' not in encode_batch(empty)
+    last = decode_batch(encode_batch(replace(empty, last=True)))
+    assert (last.last, last.seq, len(last)) == (True, 4, 0)
+
+
 def test_block_encoding_is_the_same_in_every_process() -> None:
     """A re-sent batch must be byte-identical: string interning may not follow hash order."""
     import subprocess
