@@ -1,5 +1,6 @@
 """The benchmarks that need no services run as documented, on a small input. Their figures are
-not checked: speed is measured by running them (docs/stream-measurements.md), never asserted in a test."""
+not checked: speed is measured by running them (docs/stream-measurements.md), never asserted
+in a test."""
 
 from __future__ import annotations
 
